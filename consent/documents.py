@@ -1,0 +1,401 @@
+"""The signed documents of the registry: typed payloads and one signed envelope.
+
+A document on disk or on the wire is ``{"signed": <payload>, "signatures": [{"keyid", "sig"}]}``
+(the python-tuf layout). Signatures are Ed25519 over the RFC 8785 canonical bytes of
+``signed``. A payload names its ``type`` and ``schema_version``; unknown fields, unknown
+versions and wrong types are refused.
+
+Who signs what:
+
+* ``consent_grant`` and a performer's ``consent_revocation``: a key registered to the
+  performer (self, guardian, estate or union designee).
+* ``performer``, ``performer_key`` and a consent officer's ``consent_revocation``: the
+  registry's own key. That makes the binding "this key belongs to this performer" as
+  tamper-evident as the grant itself: editing a database row cannot forge it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import model_validator
+
+from consent.canonical import canonical_bytes, parse_json
+from consent.errors import DocumentError, SignatureError, UnsupportedSchemaError
+from consent.fields import (
+    AfterDeathPolicy,
+    Alteration,
+    Channel,
+    Day,
+    HumanName,
+    Identifier,
+    LanguageTag,
+    LongText,
+    Sha256Hex,
+    SignatoryRole,
+    Technique,
+    Territory,
+    Timestamp,
+)
+from consent.keys import PrivateKey, PublicKey, short_id
+
+SCHEMA_VERSION = 1
+MAX_SIGNATURES = 4
+
+
+class Model(BaseModel):
+    """Strict base: unknown fields are errors and models are immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --------------------------------------------------------------------------- grant parts
+
+
+class PerformerIdentity(Model):
+    performer_id: Identifier
+    legal_name: HumanName
+    professional_name: HumanName | None = None
+
+
+class Signatory(Model):
+    role: SignatoryRole
+    name: HumanName
+    authority_evidence: LongText | None = None
+
+    @model_validator(mode="after")
+    def _authority(self) -> Self:
+        if self.role is not SignatoryRole.SELF and self.authority_evidence is None:
+            raise ValueError(f"a {self.role.value} signatory needs authority_evidence")
+        return self
+
+
+class ProjectScope(Model):
+    project_id: Identifier
+    title: HumanName
+    episodes: tuple[Identifier, ...] = ()
+    scenes: tuple[Identifier, ...] = ()
+
+
+class Grantee(Model):
+    company: HumanName
+    projects: tuple[ProjectScope, ...] = Field(min_length=1, max_length=100)
+
+
+class Representation(Model):
+    kind: Literal["counsel", "union_agreement", "none"]
+    reference: HumanName | None = None
+
+    @model_validator(mode="after")
+    def _reference(self) -> Self:
+        if self.kind != "none" and self.reference is None:
+            raise ValueError(f"representation by {self.kind} needs a reference")
+        return self
+
+
+class Scope(Model):
+    techniques: tuple[Technique, ...] = Field(min_length=1)
+    purpose: LongText
+    description_of_use: LongText | None = None
+    languages: tuple[LanguageTag, ...] = Field(min_length=1, max_length=200)
+    territories: tuple[Territory, ...] = Field(min_length=1, max_length=300)
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    source_media: Literal["any"] | tuple[Sha256Hex, ...] = "any"
+    script_hash: Sha256Hex | None = None
+    max_alteration: Alteration
+    ai_training: StrictBool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        for name in ("techniques", "languages", "territories", "channels"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists a value twice")
+        if isinstance(self.source_media, tuple) and not self.source_media:
+            raise ValueError("source_media is 'any' or a non-empty list of SHA-256 hashes")
+        return self
+
+
+class AfterDeath(Model):
+    policy: AfterDeathPolicy
+    until: Day | None = None
+
+    @model_validator(mode="after")
+    def _until(self) -> Self:
+        if (self.policy is AfterDeathPolicy.UNTIL_DATE) != (self.until is not None):
+            raise ValueError("after_death.until is required exactly when policy is until_date")
+        return self
+
+
+class Evidence(Model):
+    consent_recording_sha256: Sha256Hex
+    identity_template_sha256: tuple[Sha256Hex, ...] = Field(min_length=1, max_length=64)
+    text_shown_sha256: Sha256Hex
+
+
+class Disclosure(Model):
+    credit_text: HumanName
+    machine_readable_marking: Literal[True]
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class Grant(Model):
+    """A performer's consent to specific uses of their likeness (CONSENT.md)."""
+
+    document_type: ClassVar[str] = "consent_grant"
+
+    type: Literal["consent_grant"]
+    schema_version: StrictInt
+    grant_id: Identifier
+    performer: PerformerIdentity
+    signatory: Signatory
+    grantee: Grantee
+    representation: Representation
+    scope: Scope
+    valid_from: Timestamp
+    valid_until: Timestamp
+    signed_at: Timestamp
+    compensation_reference: HumanName
+    after_death: AfterDeath
+    revocable: Literal[True] = Field(
+        description="Always revocable; a revocation takes effect on the next decision."
+    )
+    evidence: Evidence
+    disclosure: Disclosure
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be later than valid_from")
+        if self.representation.kind == "none" and self.scope.description_of_use is None:
+            raise ValueError(
+                "without counsel or a union agreement, scope.description_of_use is mandatory"
+            )
+        return self
+
+
+class RevocationTarget(Model):
+    kind: Literal["grant", "key"]
+    id: Identifier
+
+
+class Issuer(Model):
+    role: Literal["performer", "consent_officer"]
+    name: HumanName
+
+
+class Revocation(Model):
+    """Withdraws a grant, or a compromised key (and so everything signed with it)."""
+
+    document_type: ClassVar[str] = "consent_revocation"
+
+    type: Literal["consent_revocation"]
+    schema_version: StrictInt
+    revocation_id: Identifier
+    performer_id: Identifier
+    target: RevocationTarget
+    revoked_at: Timestamp
+    reason: LongText
+    issued_by: Issuer
+    performer_request_reference: HumanName | None = None
+
+    @model_validator(mode="after")
+    def _officer(self) -> Self:
+        if self.issued_by.role == "consent_officer" and self.performer_request_reference is None:
+            raise ValueError(
+                "a consent officer revokes only on the performer's request: "
+                "performer_request_reference is required"
+            )
+        return self
+
+
+class KeyHolder(Model):
+    role: SignatoryRole
+    name: HumanName
+    authority_evidence: LongText | None = None
+
+
+class PerformerKey(Model):
+    """The registry's attestation that a public key speaks for a performer."""
+
+    document_type: ClassVar[str] = "performer_key"
+
+    type: Literal["performer_key"]
+    schema_version: StrictInt
+    performer_id: Identifier
+    key_id: Sha256Hex
+    public_key: str = Field(min_length=44, max_length=44)
+    holder: KeyHolder
+    registered_at: Timestamp
+    registered_by: HumanName
+    supersedes: Sha256Hex | None = None
+
+    @model_validator(mode="after")
+    def _key_id(self) -> Self:
+        if PublicKey.from_base64(self.public_key).key_id != self.key_id:
+            raise ValueError("key_id is not the SHA-256 of public_key")
+        return self
+
+    @property
+    def key(self) -> PublicKey:
+        return PublicKey.from_base64(self.public_key)
+
+
+class PerformerRecord(Model):
+    """The registry's record of a performer and the status the gate needs (minor, deceased)."""
+
+    document_type: ClassVar[str] = "performer"
+
+    type: Literal["performer"]
+    schema_version: StrictInt
+    performer_id: Identifier
+    revision: StrictInt = Field(ge=1)
+    legal_name: HumanName
+    professional_name: HumanName | None = None
+    minor_until: Day | None = None
+    deceased_on: Day | None = None
+    recorded_at: Timestamp
+    recorded_by: HumanName
+
+
+Payload = Grant | Revocation | PerformerKey | PerformerRecord
+P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord)
+
+
+# --------------------------------------------------------------------------- envelope
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: bytes
+
+    def to_json(self) -> dict[str, str]:
+        return {"keyid": self.keyid, "sig": base64.b64encode(self.sig).decode("ascii")}
+
+
+def format_validation_error(kind: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:8]:
+        where = ".".join(str(p) for p in err["loc"]) or "(document)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{where}: {message}")
+    more = "" if exc.error_count() <= 8 else f" (and {exc.error_count() - 8} more)"
+    return f"invalid {kind}: " + "; ".join(problems) + more
+
+
+@dataclass(frozen=True)
+class SignedDocument(Generic[P]):
+    """A payload with its signatures, and the canonical bytes those signatures cover."""
+
+    payload: P
+    signed_bytes: bytes
+    signatures: tuple[Signature, ...]
+    raw: bytes = field(repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """Document hash: SHA-256 of the canonical payload (independent of file formatting)."""
+        return hashlib.sha256(self.signed_bytes).hexdigest()
+
+    @classmethod
+    def sign(cls, payload: P, keys: list[PrivateKey]) -> SignedDocument[P]:
+        body = payload.model_dump(mode="json", exclude_none=True)
+        signed_bytes = canonical_bytes(body)
+        sigs = tuple(Signature(k.key_id, k.sign(signed_bytes)) for k in keys)
+        envelope = {"signed": body, "signatures": [s.to_json() for s in sigs]}
+        return cls(payload, signed_bytes, sigs, canonical_bytes(envelope))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, payload_type: type[P]) -> SignedDocument[P]:
+        """Parse a received envelope; the signatures are *not* checked here (see verify)."""
+        data = parse_json(raw)
+        if not isinstance(data, dict) or set(data) != {"signed", "signatures"}:
+            raise DocumentError(
+                "a signed document is an object with exactly 'signed' and 'signatures'"
+            )
+        body, sig_list = data["signed"], data["signatures"]
+        if not isinstance(body, dict):
+            raise DocumentError("'signed' must be an object")
+        kind = body.get("type")
+        if kind != payload_type.document_type:
+            raise DocumentError(
+                f"expected a {payload_type.document_type} document, got type {kind!r}"
+            )
+        version = body.get("schema_version")
+        if version != SCHEMA_VERSION or isinstance(version, bool):
+            raise UnsupportedSchemaError(
+                f"unsupported schema_version {version!r} for {kind}; supported: {SCHEMA_VERSION}"
+            )
+        try:
+            payload = payload_type.model_validate(body)
+        except ValidationError as exc:
+            raise DocumentError(format_validation_error(payload_type.document_type, exc)) from None
+        return cls(payload, canonical_bytes(body), _parse_signatures(sig_list), raw)
+
+    def to_bytes(self) -> bytes:
+        envelope = {"signed": parse_json(self.signed_bytes),
+                    "signatures": [s.to_json() for s in self.signatures]}
+        return canonical_bytes(envelope)
+
+    def signature_by(self, key_id: str) -> Signature | None:
+        return next((s for s in self.signatures if s.keyid == key_id), None)
+
+    def verify(self, key: PublicKey) -> None:
+        """Raise :class:`SignatureError` unless ``key`` signed these canonical bytes."""
+        sig = self.signature_by(key.key_id)
+        if sig is None:
+            raise SignatureError(
+                f"{self.payload.document_type} carries no signature by key {short_id(key.key_id)}"
+            )
+        key.verify(sig.sig, self.signed_bytes)
+
+
+def _parse_signatures(value: Any) -> tuple[Signature, ...]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SIGNATURES:
+        raise DocumentError(f"'signatures' must be a list of 1 to {MAX_SIGNATURES} signatures")
+    out: list[Signature] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"keyid", "sig"}:
+            raise DocumentError(f"signature {i} must be an object with exactly 'keyid' and 'sig'")
+        keyid, sig = item["keyid"], item["sig"]
+        if not isinstance(keyid, str) or len(keyid) != 64:
+            raise DocumentError(f"signature {i}: keyid must be a 64-character key fingerprint")
+        if not isinstance(sig, str):
+            raise DocumentError(f"signature {i}: sig must be a base64 string")
+        try:
+            raw = base64.b64decode(sig, validate=True)
+        except (binascii.Error, ValueError):
+            raise DocumentError(f"signature {i}: sig is not valid base64") from None
+        if len(raw) != 64:
+            raise DocumentError(f"signature {i}: an Ed25519 signature is 64 bytes, got {len(raw)}")
+        if any(s.keyid == keyid for s in out):
+            raise DocumentError(f"signature {i}: key {short_id(keyid)} signs twice")
+        out.append(Signature(keyid, raw))
+    return tuple(out)
+
+
+
+def sign_draft(model: type[P], draft: dict[str, Any], keys: list[PrivateKey]) -> SignedDocument[P]:
+    """Validate a draft (from YAML or JSON) exactly as an import would, then sign it."""
+    body = {"type": model.document_type, "schema_version": SCHEMA_VERSION, **draft}
+    if body["type"] != model.document_type:
+        raise DocumentError(f"draft has type {body['type']!r}, expected {model.document_type}")
+    if body["schema_version"] != SCHEMA_VERSION:
+        raise UnsupportedSchemaError(
+            f"unsupported schema_version {body['schema_version']!r}; supported: {SCHEMA_VERSION}"
+        )
+    try:
+        payload = model.model_validate(body)
+    except ValidationError as exc:
+        raise DocumentError(format_validation_error(model.document_type, exc)) from None
+    return SignedDocument.sign(payload, keys)

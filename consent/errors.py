@@ -1,0 +1,75 @@
+"""One precise exception type per way a consent operation can fail.
+
+Every error carries a stable machine-readable ``code`` (used by ``--json`` output and the
+exit-code mapping of the CLI) and a message a consent officer can act on.
+"""
+
+from __future__ import annotations
+
+
+class ConsentError(Exception):
+    """Base class: anything the registry refuses or cannot do."""
+
+    code = "consent.error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DocumentError(ConsentError):
+    """A document is malformed, has the wrong types, unknown fields or bad values."""
+
+    code = "document.invalid"
+
+
+class DocumentTooLargeError(DocumentError):
+    code = "document.too_large"
+
+
+class UnsupportedSchemaError(DocumentError):
+    code = "document.unsupported_schema"
+
+
+class SignatureError(ConsentError):
+    """A signature does not verify over the canonical bytes of the document."""
+
+    code = "signature.invalid"
+
+
+class UnknownKeyError(SignatureError):
+    """A document is signed by a key the registry does not know for that performer."""
+
+    code = "signature.unknown_key"
+
+
+class KeyUnusableError(ConsentError):
+    """A key cannot be used: revoked, retired, or bound to another performer."""
+
+    code = "key.unusable"
+
+
+class DuplicateError(ConsentError):
+    code = "registry.duplicate"
+
+
+class ExpiredError(ConsentError):
+    code = "grant.expired"
+
+
+class NotFoundError(ConsentError):
+    code = "registry.not_found"
+
+
+class ClockError(ConsentError):
+    """The clock given to the registry is not trustworthy (naive, or behind the ledger)."""
+
+    code = "clock.untrusted"
+
+
+class LedgerError(ConsentError):
+    code = "ledger.error"
+
+
+class PassphraseError(ConsentError):
+    code = "key.passphrase"

@@ -1,0 +1,208 @@
+"""Validated field types shared by the signed documents.
+
+Each type refuses what a forger or a careless tool could slip in: naive datetimes, numbers
+where strings belong, invalid language tags or territories, identifiers with SQL or shell
+metacharacters, and names carrying invisible or direction-changing characters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any
+
+import langcodes
+import pycountry
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
+
+WORLDWIDE = "worldwide"
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Characters that change how text displays without being visible: bidi controls, zero-width
+# joiners and the like (Unicode category Cf), plus every control character except newline.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            "an identifier is 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter "
+            f"or digit; got {value[:80]!r}"
+        )
+    return value
+
+
+def _sha256_hex(value: str) -> str:
+    if not _SHA256.fullmatch(value):
+        raise ValueError(f"expected 64 lowercase hex digits (SHA-256), got {value[:80]!r}")
+    return value
+
+
+def _clean_text(value: str, *, multiline: bool) -> str:
+    if unicodedata.normalize("NFC", value) != value:
+        raise ValueError("text must be in Unicode normalisation form NFC")
+    for position, char in enumerate(value):
+        if char == "\n" and multiline:
+            continue
+        category = unicodedata.category(char)
+        if category in _FORBIDDEN_CATEGORIES:
+            name = unicodedata.name(char, f"U+{ord(char):04X}")
+            raise ValueError(
+                f"invisible or control character {name} (U+{ord(char):04X}) at position "
+                f"{position} is not allowed"
+            )
+    if value != value.strip():
+        raise ValueError("text must not start or end with whitespace")
+    if not value:
+        raise ValueError("text must not be empty")
+    return value
+
+
+def _name(value: str) -> str:
+    return _clean_text(value, multiline=False)
+
+
+def _long_text(value: str) -> str:
+    return _clean_text(value, multiline=True)
+
+
+@lru_cache(maxsize=4096)
+def _valid_language(tag: str) -> bool:
+    return bool(langcodes.tag_is_valid(tag))
+
+
+def _language(value: str) -> str:
+    if not _valid_language(value):
+        raise ValueError(f"{value!r} is not a valid BCP-47 language tag")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _known_territory(code: str) -> bool:
+    if len(code) == 2:
+        return pycountry.countries.get(alpha_2=code) is not None
+    return pycountry.subdivisions.get(code=code) is not None
+
+
+def _territory(value: str) -> str:
+    if value == WORLDWIDE:
+        return value
+    if not re.fullmatch(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", value) or not _known_territory(value):
+        raise ValueError(
+            f"{value!r} is not an ISO 3166-1 alpha-2 country, an ISO 3166-2 subdivision "
+            f"or {WORLDWIDE!r}"
+        )
+    return value
+
+
+def _require_str(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = _require_str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", text):
+            raise ValueError(
+                f"expected an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z; "
+                f"got {text[:40]!r}"
+            )
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("timestamp has no time zone; naive datetimes are not accepted")
+    return parsed
+
+
+def format_timestamp(value: datetime) -> str:
+    """One canonical textual form: UTC, seconds precision unless sub-seconds exist, 'Z'."""
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = _require_str(value)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"expected a date as YYYY-MM-DD, got {text[:40]!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid date {text!r}: {exc}") from None
+
+
+_Str = Annotated[str, BeforeValidator(_require_str)]
+Identifier = Annotated[_Str, AfterValidator(_identifier)]
+Sha256Hex = Annotated[_Str, AfterValidator(_sha256_hex)]
+HumanName = Annotated[_Str, StringConstraints(max_length=200), AfterValidator(_name)]
+LongText = Annotated[_Str, StringConstraints(max_length=8000), AfterValidator(_long_text)]
+LanguageTag = Annotated[_Str, StringConstraints(max_length=64), AfterValidator(_language)]
+Territory = Annotated[_Str, StringConstraints(max_length=16), AfterValidator(_territory)]
+Timestamp = Annotated[
+    datetime, BeforeValidator(_parse_timestamp), PlainSerializer(format_timestamp, return_type=str)
+]
+Day = Annotated[
+    date, BeforeValidator(_parse_date), PlainSerializer(date.isoformat, return_type=str)
+]
+
+
+class Technique(StrEnum):
+    LIP_SYNC = "lip_sync"
+    FACE_REENACTMENT = "face_reenactment"
+    VOICE_SYNTHESIS = "voice_synthesis"
+    PERFORMANCE_DRIVING = "performance_driving"
+
+
+class SignatoryRole(StrEnum):
+    SELF = "self"
+    GUARDIAN = "guardian"
+    ESTATE = "estate"
+    UNION_DESIGNEE = "union_designee"
+
+
+class Channel(StrEnum):
+    THEATRICAL = "theatrical"
+    BROADCAST = "broadcast"
+    STREAMING = "streaming"
+    HOME_VIDEO = "home_video"
+    FESTIVAL = "festival"
+    PROMOTIONAL = "promotional"
+    INTERNAL_REVIEW = "internal_review"
+
+
+class Alteration(StrEnum):
+    """How much of the face a render may change; full_face includes the mouth region."""
+
+    MOUTH_REGION = "mouth_region"
+    FULL_FACE = "full_face"
+
+
+class AfterDeathPolicy(StrEnum):
+    NONE = "none"
+    UNTIL_DATE = "until_date"
+    ESTATE_CONSENT_REQUIRED = "estate_consent_required"
+
+
+def language_covers(granted: str, requested: str) -> bool:
+    """RFC 4647 basic filtering: ``fr`` covers ``fr-CA``; ``fr-FR`` does not cover ``fr-CA``."""
+    g = langcodes.standardize_tag(granted).lower().split("-")
+    r = langcodes.standardize_tag(requested).lower().split("-")
+    return r[: len(g)] == g
+
+
+def territory_covers(granted: str, requested: str) -> bool:
+    """``worldwide`` covers all; a country covers itself and its ISO 3166-2 subdivisions."""
+    if granted == WORLDWIDE:
+        return True
+    return requested == granted or requested.startswith(granted + "-")

@@ -1,0 +1,419 @@
+"""The tamper-evident ledger: an RFC 6962 Merkle log in the registry's own database.
+
+Each event is a leaf holding canonical JSON of ids and hashes (never personal data), with
+its own index and time inside the hashed bytes, so an edited, deleted or reordered row is
+caught and named by :meth:`Ledger.verify`. The hashes of every perfect subtree are stored
+beside the leaves, so inclusion and consistency proofs cost O(log n) reads at any size.
+Checkpoints are C2SP signed notes made with the registry's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from consent import merkle
+from consent.canonical import canonical_bytes
+from consent.errors import LedgerError, NotFoundError
+from consent.fields import format_timestamp
+from consent.keys import PrivateKey, PublicKey
+from consent.note import Checkpoint, NoteError, NoteSigner, NoteVerifier, open_checkpoint
+from consent.note import sign_checkpoint
+from consent.store import CheckpointRow, LedgerEntryRow, LedgerNodeRow, LedgerRefRow, Store
+
+# Arbitrary constant naming the ledger's PostgreSQL advisory lock.
+_PG_LOCK_KEY = 0x5354_5544_494F
+
+
+class EventType(StrEnum):
+    PERFORMER_REGISTERED = "performer_registered"
+    PERFORMER_UPDATED = "performer_updated"
+    KEY_ADDED = "key_added"
+    KEY_REVOKED = "key_revoked"
+    GRANT_IMPORTED = "grant_imported"
+    REVOCATION = "revocation"
+    DECISION = "decision"
+    OUTPUT_PUBLISHED = "output_published"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    index: int
+    event_type: EventType
+    data: bytes
+    created_at: datetime
+
+    @property
+    def body(self) -> dict[str, Any]:
+        value = json.loads(self.data)
+        assert isinstance(value, dict)
+        return value
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(self.data)
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+    root: bytes
+
+    def verify(self) -> None:
+        merkle.verify_inclusion(self.leaf_hash, self.index, self.size, list(self.hashes), self.root)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tree_size": self.size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "hashes": [h.hex() for h in self.hashes],
+            "root": self.root.hex(),
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    hashes: tuple[bytes, ...]
+
+    def verify(self) -> None:
+        merkle.verify_consistency(
+            self.old_size, self.new_size, self.old_root, self.new_root, list(self.hashes)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "hashes": [h.hex() for h in self.hashes],
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :meth:`Ledger.verify`: where, what kind, and a sentence for people."""
+
+    index: int | None
+    kind: str
+    detail: str
+
+
+@dataclass
+class LedgerReport:
+    size: int = 0
+    checkpoints_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "checkpoints_checked": self.checkpoints_checked,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+class _Frontier:
+    """Roots of the perfect subtrees of a growing tree: O(log n) memory for any size."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+
+    def push(self, leaf: bytes) -> None:
+        level, value = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            value = merkle.node_hash(left, value)
+            level += 1
+        self._stack.append((level, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return merkle.EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = merkle.node_hash(left, value)
+        return value
+
+
+class Ledger:
+    """Append, prove and verify; every method runs in a session the caller provides or owns."""
+
+    def __init__(self, store: Store, key: PrivateKey, origin: str) -> None:
+        self.store = store
+        self.origin = origin
+        self._signer = NoteSigner(origin, key.crypto_key)
+        self.verifier = NoteVerifier(origin, key.public_key.crypto_key)
+
+    @staticmethod
+    def verifier_for(origin: str, public_key: PublicKey) -> NoteVerifier:
+        return NoteVerifier(origin, public_key.crypto_key)
+
+    # ---------------------------------------------------------------- writing
+
+    def _lock(self, session: Session) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        # SQLite: the engine opens every transaction with BEGIN IMMEDIATE (one writer).
+
+    def append(
+        self,
+        session: Session,
+        event_type: EventType,
+        body: Mapping[str, Any],
+        *,
+        at: datetime,
+        refs: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Append one event inside the caller's transaction and return its index."""
+        self._lock(session)
+        index = self.size(session)
+        data = canonical_bytes(
+            {"index": index, "type": event_type.value, "time": format_timestamp(at), **body}
+        )
+        leaf = merkle.leaf_hash(data)
+        nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
+        session.add(LedgerEntryRow(idx=index, event_type=event_type.value, data=data,
+                                   created_at=at))
+        session.add_all(LedgerNodeRow(level=lv, idx=i, hash=h) for (lv, i), h in nodes)
+        session.flush()
+        session.add_all(
+            LedgerRefRow(entry_idx=index, ref_kind=k, ref_id=v) for k, v in sorted(set(refs))
+        )
+        session.flush()
+        return index
+
+    # ---------------------------------------------------------------- reading
+
+    @staticmethod
+    def size(session: Session) -> int:
+        top = session.scalar(select(func.max(LedgerEntryRow.idx)))
+        return 0 if top is None else int(top) + 1
+
+    @staticmethod
+    def entry(session: Session, index: int) -> LedgerEntry:
+        row = session.get(LedgerEntryRow, index)
+        if row is None:
+            raise NotFoundError(f"no ledger entry at index {index}")
+        return LedgerEntry(row.idx, EventType(row.event_type), row.data, row.created_at)
+
+    @staticmethod
+    def entries_referencing(
+        session: Session, ref_kind: str, ref_id: str, event_type: EventType | None = None
+    ) -> list[LedgerEntry]:
+        query = (
+            select(LedgerEntryRow)
+            .join(LedgerRefRow, LedgerRefRow.entry_idx == LedgerEntryRow.idx)
+            .where(LedgerRefRow.ref_kind == ref_kind, LedgerRefRow.ref_id == ref_id)
+            .order_by(LedgerEntryRow.idx)
+        )
+        if event_type is not None:
+            query = query.where(LedgerEntryRow.event_type == event_type.value)
+        return [
+            LedgerEntry(r.idx, EventType(r.event_type), r.data, r.created_at)
+            for r in session.scalars(query)
+        ]
+
+    def root(self, session: Session, size: int | None = None) -> bytes:
+        size = self.size(session) if size is None else size
+        return merkle.root(size, _reader(session))
+
+    def inclusion_proof(self, session: Session, index: int, size: int | None = None) -> InclusionProof:
+        size = self.size(session) if size is None else size
+        if not 0 <= index < size:
+            raise LedgerError(f"index {index} is outside a tree of size {size}")
+        read = _reader(session)
+        leaf = read([(0, index)])[(0, index)]
+        hashes = merkle.inclusion_proof(index, size, read)
+        return InclusionProof(index, size, leaf, tuple(hashes), merkle.root(size, read))
+
+    def consistency_proof(self, session: Session, old_size: int, new_size: int) -> ConsistencyProof:
+        if not 0 <= old_size <= new_size <= self.size(session):
+            raise LedgerError(
+                f"cannot prove {old_size} → {new_size}: sizes must satisfy 0 ≤ old ≤ new ≤ "
+                f"{self.size(session)}"
+            )
+        read = _reader(session)
+        hashes = merkle.consistency_proof(old_size, new_size, read)
+        return ConsistencyProof(
+            old_size, new_size, merkle.root(old_size, read), merkle.root(new_size, read),
+            tuple(hashes),
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def checkpoint(self, session: Session, at: datetime) -> str:
+        """Sign and store a checkpoint of the current tree; return the signed note."""
+        self._lock(session)
+        size = self.size(session)
+        existing = session.get(CheckpointRow, size)
+        if existing is not None:
+            return existing.note
+        root = self.root(session, size)
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
+        session.add(CheckpointRow(size=size, root=root, note=note, created_at=at))
+        session.flush()
+        return note
+
+    @staticmethod
+    def latest_checkpoint(session: Session) -> str | None:
+        row = session.scalars(
+            select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)
+        ).first()
+        return None if row is None else row.note
+
+    def open_checkpoint(self, note: str) -> Checkpoint:
+        return open_checkpoint(note, self.verifier)
+
+    # ---------------------------------------------------------------- auditing
+
+    def verify(self, session: Session, *, batch: int = 5000) -> LedgerReport:
+        """Recompute the whole log from the stored leaves and report every discrepancy.
+
+        Finds edited entries (data no longer matches its leaf hash), deleted entries
+        (gaps), reordered entries (an entry whose own index is not its position), stored
+        subtree hashes that disagree with the leaves, and signed checkpoints whose root no
+        longer matches the recomputed tree (or whose signature fails).
+        """
+        report = LedgerReport()
+        checkpoints: dict[int, bytes] = {}
+        for row in session.scalars(select(CheckpointRow).order_by(CheckpointRow.size)):
+            try:
+                cp = open_checkpoint(row.note, self.verifier)
+            except NoteError as exc:
+                report.problems.append(Problem(None, "checkpoint_signature",
+                                               f"checkpoint of size {row.size}: {exc}"))
+                continue
+            if cp.origin != self.origin or cp.size != row.size:
+                report.problems.append(Problem(None, "checkpoint_mismatch",
+                                               f"checkpoint row {row.size} holds a note for "
+                                               f"{cp.origin} size {cp.size}"))
+                continue
+            checkpoints[cp.size] = cp.root
+
+        frontier = _Frontier()
+        if 0 in checkpoints:
+            report.checkpoints_checked += 1
+        expected = 0
+        leaf_rows = session.execute(
+            select(LedgerEntryRow.idx, LedgerEntryRow.event_type, LedgerEntryRow.data,
+                   LedgerNodeRow.hash)
+            .outerjoin(LedgerNodeRow, (LedgerNodeRow.level == 0)
+                       & (LedgerNodeRow.idx == LedgerEntryRow.idx))
+            .order_by(LedgerEntryRow.idx)
+            .execution_options(yield_per=batch)
+        )
+        for idx, event_type, data, stored_leaf in leaf_rows:
+            if idx != expected:
+                report.problems.append(Problem(
+                    expected, "deleted",
+                    f"entries {expected}..{idx - 1} are missing (deleted rows)"
+                    if idx > expected else f"entry index {idx} repeats",
+                ))
+                expected = idx
+            self._check_entry(idx, event_type, data, stored_leaf, report)
+            frontier.push(merkle.leaf_hash(data))
+            expected += 1
+            if frontier.size in checkpoints:
+                report.checkpoints_checked += 1
+                if frontier.root() != checkpoints[frontier.size]:
+                    report.problems.append(Problem(
+                        None, "checkpoint_root",
+                        f"the entries before index {frontier.size} no longer produce the root "
+                        f"signed in checkpoint {frontier.size}: an entry before it was altered",
+                    ))
+        report.size = frontier.size
+        for size in checkpoints:
+            if size > frontier.size:
+                report.problems.append(Problem(
+                    frontier.size, "truncated",
+                    f"checkpoint {size} was signed but the log has only {frontier.size} entries",
+                ))
+        if frontier.size:
+            try:
+                stored_root = self.root(session, frontier.size)
+            except merkle.MerkleError as exc:
+                stored_root = b""
+                detail = f"stored subtree hashes are incomplete: {exc}"
+            else:
+                detail = "stored subtree hashes disagree with the entries (proofs would fail)"
+            if stored_root != frontier.root():
+                report.problems.append(Problem(None, "nodes", detail))
+        return report
+
+    @staticmethod
+    def _check_entry(
+        idx: int, event_type: str, data: bytes, stored_leaf: bytes | None, report: LedgerReport
+    ) -> None:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            report.problems.append(Problem(idx, "edited", f"entry {idx} is not a JSON object"))
+            return
+        if body.get("index") != idx:
+            report.problems.append(Problem(
+                idx, "reordered",
+                f"entry at position {idx} records index {body.get('index')!r}: "
+                "rows were reordered or renumbered",
+            ))
+        if body.get("type") != event_type:
+            report.problems.append(Problem(
+                idx, "edited", f"entry {idx}: type column {event_type!r} differs from its data"
+            ))
+        if stored_leaf is None:
+            report.problems.append(Problem(idx, "nodes", f"entry {idx} has no stored leaf hash"))
+        elif merkle.leaf_hash(data) != stored_leaf:
+            report.problems.append(Problem(
+                idx, "edited", f"entry {idx} was edited: its data no longer matches its leaf hash"
+            ))
+
+
+def _reader(session: Session) -> merkle.NodeReader:
+    def read(ids: Sequence[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        by_level: dict[int, list[int]] = {}
+        for level, idx in wanted:
+            by_level.setdefault(level, []).append(idx)
+        found: dict[merkle.NodeId, bytes] = {}
+        for level, idxs in by_level.items():
+            rows = session.execute(
+                select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
+                    LedgerNodeRow.level == level, LedgerNodeRow.idx.in_(idxs)
+                )
+            )
+            for idx, value in rows:
+                found[(level, idx)] = value
+        return found
+
+    return read
+
+
+def encode_hash(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")

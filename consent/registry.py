@@ -1,0 +1,692 @@
+"""The consent registry: performers, keys, grants, revocations, decisions and outputs.
+
+Every write is one transaction that stores the signed bytes *and* appends the matching
+ledger event, so nothing is ever stored partially. Every read that feeds a decision goes
+back to the stored bytes and re-verifies them (see :mod:`consent.gate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent import gate
+from consent.documents import (
+    SCHEMA_VERSION,
+    Grant,
+    PerformerKey,
+    PerformerRecord,
+    Revocation,
+    SignedDocument,
+    format_validation_error,
+)
+from consent.errors import (
+    ClockError,
+    DocumentError,
+    DuplicateError,
+    ExpiredError,
+    KeyUnusableError,
+    NotFoundError,
+    SignatureError,
+    UnknownKeyError,
+)
+from consent.fields import SignatoryRole, format_timestamp
+from consent.keys import PrivateKey, PublicKey, short_id
+from consent.ledger import EventType, Ledger, LedgerEntry
+from consent.store import (
+    DecisionRow,
+    GrantRow,
+    LedgerEntryRow,
+    LedgerRefRow,
+    PerformerKeyRow,
+    PerformerRow,
+    RevocationRow,
+    Store,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ClockError("a naive datetime was given; the registry needs timezone-aware times")
+    return now
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class GrantStatus:
+    """A grant as the registry sees it now (verified from the stored bytes)."""
+
+    grant_id: str
+    performer_id: str
+    sha256: str
+    signer_key_id: str
+    status: str  # active | not_yet_valid | expired | revoked | key_revoked | invalid
+    detail: str
+    valid_from: datetime
+    valid_until: datetime
+    ledger_index: int
+    grant: Grant | None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "grant_id": self.grant_id,
+            "performer_id": self.performer_id,
+            "sha256": self.sha256,
+            "signer_key_id": self.signer_key_id,
+            "status": self.status,
+            "detail": self.detail,
+            "valid_from": format_timestamp(self.valid_from),
+            "valid_until": format_timestamp(self.valid_until),
+            "ledger_index": self.ledger_index,
+        }
+        if self.grant is not None:
+            scope = self.grant.scope
+            out |= {
+                "techniques": [t.value for t in scope.techniques],
+                "projects": [p.project_id for p in self.grant.grantee.projects],
+                "languages": list(scope.languages),
+                "territories": list(scope.territories),
+                "channels": [c.value for c in scope.channels],
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    key_id: str
+    performer_id: str
+    holder_role: str
+    holder_name: str
+    registered_at: datetime
+    status: str  # active | retired | revoked
+    superseded_by: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "registered_at": format_timestamp(self.registered_at)}
+
+
+@dataclass(frozen=True)
+class PublishedOutput:
+    ledger_index: int
+    output_sha256: str
+    manifest_id: str
+    decision_id: str
+    published_at: str
+
+
+@dataclass(frozen=True)
+class RevocationReport:
+    grant: GrantStatus
+    outputs: tuple[PublishedOutput, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grant": self.grant.to_json(), "outputs": [o.__dict__ for o in self.outputs]}
+
+
+class Registry:
+    """The one interface the CLI, the render path and the UI use for consent."""
+
+    def __init__(
+        self,
+        store: Store,
+        key: PrivateKey,
+        origin: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self._key = key
+        self.clock = clock
+        self.ledger = Ledger(store, key, origin)
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._key.public_key
+
+    def _now(self, now: datetime | None) -> datetime:
+        return _aware(now if now is not None else self.clock())
+
+    # ------------------------------------------------------------------ performers
+
+    def register_performer(
+        self,
+        performer_id: str,
+        legal_name: str,
+        *,
+        officer: str,
+        professional_name: str | None = None,
+        minor_until: date | None = None,
+        deceased_on: date | None = None,
+        now: datetime | None = None,
+    ) -> SignedDocument[PerformerRecord]:
+        now = self._now(now)
+        with self.store.session() as s:
+            if s.scalar(select(PerformerRow.performer_id).where(
+                    PerformerRow.performer_id == performer_id).limit(1)):
+                raise DuplicateError(f"performer {performer_id} is already registered")
+            return self._write_record(s, performer_id, 1, legal_name, professional_name,
+                                      minor_until, deceased_on, officer, now,
+                                      EventType.PERFORMER_REGISTERED)
+
+    def update_performer_status(
+        self,
+        performer_id: str,
+        *,
+        officer: str,
+        minor_until: date | None,
+        deceased_on: date | None,
+        now: datetime | None = None,
+    ) -> SignedDocument[PerformerRecord]:
+        """A new signed revision of the record (records are never edited in place)."""
+        now = self._now(now)
+        with self.store.session() as s:
+            current = self._record(s, performer_id)
+            return self._write_record(s, performer_id, current.revision + 1, current.legal_name,
+                                      current.professional_name, minor_until, deceased_on,
+                                      officer, now, EventType.PERFORMER_UPDATED)
+
+    def _write_record(self, s: Session, performer_id: str, revision: int, legal_name: str,
+                      professional_name: str | None, minor_until: date | None,
+                      deceased_on: date | None, officer: str, now: datetime,
+                      event: EventType) -> SignedDocument[PerformerRecord]:
+        payload = _build(PerformerRecord, {
+            "type": "performer", "schema_version": SCHEMA_VERSION,
+            "performer_id": performer_id, "revision": revision, "legal_name": legal_name,
+            "professional_name": professional_name,
+            "minor_until": minor_until.isoformat() if minor_until else None,
+            "deceased_on": deceased_on.isoformat() if deceased_on else None,
+            "recorded_at": format_timestamp(now), "recorded_by": officer,
+        })
+        doc = SignedDocument.sign(payload, [self._key])
+        s.add(PerformerRow(performer_id=performer_id, revision=revision, document=doc.raw,
+                           document_sha256=doc.sha256, recorded_at=now))
+        s.flush()
+        self.ledger.append(s, event, {"performer_id": performer_id, "revision": revision,
+                                      "record_sha256": doc.sha256},
+                           at=now, refs=[("performer", performer_id)])
+        return doc
+
+    def _record(self, s: Session, performer_id: str) -> PerformerRecord:
+        rows = s.scalars(select(PerformerRow).where(PerformerRow.performer_id == performer_id)
+                         .order_by(PerformerRow.revision.desc()).limit(1)).all()
+        if not rows:
+            raise NotFoundError(f"performer {performer_id} is not registered")
+        doc = SignedDocument.from_bytes(rows[0].document, PerformerRecord)
+        doc.verify(self.public_key)
+        return doc.payload
+
+    def performer(self, performer_id: str) -> PerformerRecord:
+        with self.store.session() as s:
+            return self._record(s, performer_id)
+
+    def performers(self) -> list[PerformerRecord]:
+        with self.store.session() as s:
+            ids = s.scalars(select(PerformerRow.performer_id).distinct()
+                            .order_by(PerformerRow.performer_id)).all()
+            return [self._record(s, pid) for pid in ids]
+
+    # ------------------------------------------------------------------ keys
+
+    def add_key(
+        self,
+        performer_id: str,
+        public_key: PublicKey,
+        *,
+        officer: str,
+        holder_role: SignatoryRole = SignatoryRole.SELF,
+        holder_name: str | None = None,
+        authority_evidence: str | None = None,
+        supersedes: str | None = None,
+        now: datetime | None = None,
+    ) -> SignedDocument[PerformerKey]:
+        now = self._now(now)
+        with self.store.session() as s:
+            record = self._record(s, performer_id)
+            existing = s.get(PerformerKeyRow, public_key.key_id)
+            if existing is not None:
+                raise DuplicateError(f"key {short_id(public_key.key_id)} is already registered "
+                                     f"to performer {existing.performer_id}")
+            if holder_role is not SignatoryRole.SELF and authority_evidence is None:
+                raise DocumentError(f"a {holder_role.value} key needs authority evidence")
+            if supersedes is not None:
+                old = self._key_statuses(s, performer_id).get(supersedes)
+                if old is None:
+                    raise NotFoundError(f"performer {performer_id} has no key "
+                                        f"{short_id(supersedes)} to rotate")
+                if old.status != "active":
+                    raise KeyUnusableError(f"key {short_id(supersedes)} is {old.status}; only "
+                                           "an active key can be rotated")
+            payload = _build(PerformerKey, {
+                "type": "performer_key", "schema_version": SCHEMA_VERSION,
+                "performer_id": performer_id, "key_id": public_key.key_id,
+                "public_key": public_key.to_base64(),
+                "holder": {"role": holder_role.value,
+                           "name": holder_name or record.legal_name,
+                           "authority_evidence": authority_evidence},
+                "registered_at": format_timestamp(now), "registered_by": officer,
+                "supersedes": supersedes,
+            })
+            doc = SignedDocument.sign(payload, [self._key])
+            s.add(PerformerKeyRow(key_id=public_key.key_id, performer_id=performer_id,
+                                  document=doc.raw, holder_role=holder_role.value,
+                                  registered_at=now, supersedes=supersedes))
+            s.flush()
+            self.ledger.append(s, EventType.KEY_ADDED, {
+                "performer_id": performer_id, "key_id": public_key.key_id,
+                "binding_sha256": doc.sha256, "supersedes": supersedes},
+                at=now, refs=[("performer", performer_id), ("key", public_key.key_id)])
+            return doc
+
+    def rotate_key(self, performer_id: str, old_key_id: str, new_key: PublicKey, *,
+                   officer: str, now: datetime | None = None) -> SignedDocument[PerformerKey]:
+        """Register ``new_key`` and retire the old one: grants it signed stay valid, but it
+        can sign no new ones. (Use :meth:`revoke_key` for a compromised key.)"""
+        with self.store.session() as s:
+            if old_key_id not in self._key_statuses(s, performer_id):
+                raise NotFoundError(f"performer {performer_id} has no key {short_id(old_key_id)}")
+            old = self._binding(s, old_key_id)
+        return self.add_key(performer_id, new_key, officer=officer, holder_role=old.holder.role,
+                            holder_name=old.holder.name,
+                            authority_evidence=old.holder.authority_evidence,
+                            supersedes=old_key_id, now=now)
+
+    def _binding(self, s: Session, key_id: str) -> PerformerKey:
+        row = s.get(PerformerKeyRow, key_id)
+        if row is None:
+            raise NotFoundError(f"no key {short_id(key_id)}")
+        doc = SignedDocument.from_bytes(row.document, PerformerKey)
+        doc.verify(self.public_key)
+        return doc.payload
+
+    def _key_statuses(self, s: Session, performer_id: str) -> dict[str, KeyStatus]:
+        bindings: dict[str, PerformerKey] = {}
+        for row in s.scalars(select(PerformerKeyRow).where(
+                PerformerKeyRow.performer_id == performer_id)):
+            doc = SignedDocument.from_bytes(row.document, PerformerKey)
+            doc.verify(self.public_key)
+            bindings[doc.payload.key_id] = doc.payload
+        revoked = {r.target_id for r in s.scalars(select(RevocationRow).where(
+            RevocationRow.target_kind == "key",
+            RevocationRow.target_id.in_(list(bindings))))}
+        successor = {b.supersedes: b.key_id for b in bindings.values() if b.supersedes}
+        out = {}
+        for kid, b in bindings.items():
+            status = ("revoked" if kid in revoked else "retired" if kid in successor
+                      else "active")
+            out[kid] = KeyStatus(kid, performer_id, b.holder.role.value, b.holder.name,
+                                 b.registered_at, status, successor.get(kid))
+        return out
+
+    def keys(self, performer_id: str) -> list[KeyStatus]:
+        with self.store.session() as s:
+            self._record(s, performer_id)
+            return sorted(self._key_statuses(s, performer_id).values(),
+                          key=lambda k: k.registered_at)
+
+    def revoke_key(self, key_id: str, *, reason: str, officer: str,
+                   performer_request_reference: str,
+                   now: datetime | None = None) -> SignedDocument[Revocation]:
+        """Revoke a compromised or lost key: every grant it signed stops passing the gate."""
+        now = self._now(now)
+        with self.store.session() as s:
+            binding = self._binding(s, key_id)
+        doc = self._officer_revocation(binding.performer_id, "key", key_id, reason, officer,
+                                       performer_request_reference, now)
+        return self._store_revocation(doc, officer, now)
+
+    # ------------------------------------------------------------------ grants
+
+    def import_grant(self, raw: bytes, *, officer: str,
+                     now: datetime | None = None) -> GrantStatus:
+        """Verify a performer-signed grant and store it exactly as received."""
+        now = self._now(now)
+        doc = SignedDocument.from_bytes(raw, Grant)
+        g = doc.payload
+        pid = g.performer.performer_id
+        with self.store.session() as s:
+            self._record(s, pid)
+            keys = self._key_statuses(s, pid)
+            signer = next((sig for sig in doc.signatures if sig.keyid in keys), None)
+            if signer is None:
+                foreign = [row for sig in doc.signatures
+                           if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
+                if foreign:
+                    raise UnknownKeyError(
+                        f"grant {g.grant_id} is for {pid} but signed with key "
+                        f"{short_id(foreign[0].key_id)} of performer {foreign[0].performer_id}")
+                ids = ", ".join(short_id(sig.keyid) for sig in doc.signatures)
+                raise UnknownKeyError(f"grant {g.grant_id} is signed by {ids}, which is not a "
+                                      f"key registered to {pid}")
+            key = keys[signer.keyid]
+            doc.verify(self._binding(s, key.key_id).key)
+            if key.status == "revoked":
+                raise KeyUnusableError(f"grant {g.grant_id} is signed with key "
+                                       f"{short_id(key.key_id)}, which has been revoked")
+            if key.status == "retired":
+                raise KeyUnusableError(f"grant {g.grant_id} is signed with key "
+                                       f"{short_id(key.key_id)}, retired in favour of "
+                                       f"{short_id(key.superseded_by or '')}; sign with the "
+                                       "current key")
+            if key.holder_role != g.signatory.role.value:
+                raise SignatureError(f"grant {g.grant_id} names a {g.signatory.role.value} "
+                                     f"signatory but key {short_id(key.key_id)} belongs to a "
+                                     f"{key.holder_role}")
+            existing = s.get(GrantRow, g.grant_id)
+            if existing is not None:
+                if existing.document_sha256 == doc.sha256:
+                    raise DuplicateError(f"grant {g.grant_id} is already imported")
+                raise DuplicateError(
+                    f"grant {g.grant_id} is already imported with different content "
+                    f"({existing.document_sha256[:12]}… vs {doc.sha256[:12]}…); a change is a "
+                    "new grant with a new grant_id")
+            if s.scalar(select(GrantRow.grant_id).where(GrantRow.document_sha256 == doc.sha256)):
+                raise DuplicateError(f"an identical document is already imported as grant "
+                                     f"{g.grant_id}")
+            if g.valid_until <= now:
+                raise ExpiredError(f"grant {g.grant_id} expired at "
+                                   f"{format_timestamp(g.valid_until)}")
+            if g.signed_at > now + gate.CLOCK_SKEW:
+                raise DocumentError(f"grant {g.grant_id} claims to be signed at "
+                                    f"{format_timestamp(g.signed_at)}, in the future")
+            index = self.ledger.append(s, EventType.GRANT_IMPORTED, {
+                "grant_id": g.grant_id, "grant_sha256": doc.sha256, "performer_id": pid,
+                "signer_key_id": key.key_id}, at=now,
+                refs=[("grant", g.grant_id), ("performer", pid)])
+            row = GrantRow(grant_id=g.grant_id, performer_id=pid, signer_key_id=key.key_id,
+                           document=raw, document_sha256=doc.sha256, valid_from=g.valid_from,
+                           valid_until=g.valid_until, imported_at=now, imported_by=officer,
+                           ledger_index=index)
+            s.add(row)
+            s.flush()
+            return self._grant_status(s, row, now)
+
+    def grant(self, grant_id: str, now: datetime | None = None) -> GrantStatus:
+        now = self._now(now)
+        with self.store.session() as s:
+            row = s.get(GrantRow, grant_id)
+            if row is None:
+                raise NotFoundError(f"no grant {grant_id}")
+            return self._grant_status(s, row, now)
+
+    def grants(self, *, performer_id: str | None = None, project_id: str | None = None,
+               now: datetime | None = None, limit: int = 1000) -> list[GrantStatus]:
+        now = self._now(now)
+        with self.store.session() as s:
+            query = select(GrantRow).order_by(GrantRow.imported_at, GrantRow.grant_id)
+            if performer_id is not None:
+                query = query.where(GrantRow.performer_id == performer_id)
+            out = [self._grant_status(s, row, now) for row in s.scalars(query.limit(limit))]
+        if project_id is not None:
+            out = [g for g in out if g.grant is not None
+                   and any(p.project_id == project_id for p in g.grant.grantee.projects)]
+        return out
+
+    def _grant_status(self, s: Session, row: GrantRow, now: datetime) -> GrantStatus:
+        ev = self._evidence(s, [row.performer_id])[row.performer_id]
+        ev = replace(ev, grants=[row.document])
+        facts = gate.verified_facts(ev, self.public_key)
+        try:
+            doc = SignedDocument.from_bytes(row.document, Grant)
+        except DocumentError as exc:
+            return self._status(row, "invalid", f"stored grant is unreadable: {exc}", None)
+        g = doc.payload
+        key = facts.keys.get(row.signer_key_id)
+        if key is None or doc.signature_by(key.key_id) is None:
+            return self._status(row, "invalid", "signer key is not a verified key of the "
+                                "performer", g)
+        try:
+            doc.verify(key.key)
+        except SignatureError:
+            return self._status(row, "invalid", "signature does not verify (document altered)",
+                                g)
+        if g.grant_id in facts.revoked_grants:
+            r = facts.revoked_grants[g.grant_id]
+            return self._status(row, "revoked", f"revoked on {format_timestamp(r.revoked_at)}: "
+                                f"{r.reason}", g)
+        if key.key_id in facts.revoked_keys:
+            r = facts.revoked_keys[key.key_id]
+            return self._status(row, "key_revoked", f"signing key revoked on "
+                                f"{format_timestamp(r.revoked_at)}", g)
+        if now < g.valid_from:
+            return self._status(row, "not_yet_valid",
+                                f"valid from {format_timestamp(g.valid_from)}", g)
+        if now >= g.valid_until:
+            return self._status(row, "expired", f"expired at {format_timestamp(g.valid_until)}",
+                                g)
+        return self._status(row, "active", f"valid until {format_timestamp(g.valid_until)}", g)
+
+    @staticmethod
+    def _status(row: GrantRow, status: str, detail: str, g: Grant | None) -> GrantStatus:
+        return GrantStatus(row.grant_id, row.performer_id, row.document_sha256,
+                           row.signer_key_id, status, detail, row.valid_from, row.valid_until,
+                           row.ledger_index, g)
+
+    # ------------------------------------------------------------------ revocations
+
+    def revoke_grant(self, grant_id: str, *, reason: str, officer: str,
+                     performer_request_reference: str,
+                     now: datetime | None = None) -> SignedDocument[Revocation]:
+        """A consent officer records the performer's withdrawal (signed by the registry)."""
+        now = self._now(now)
+        with self.store.session() as s:
+            row = s.get(GrantRow, grant_id)
+            if row is None:
+                raise NotFoundError(f"no grant {grant_id}")
+            performer_id = row.performer_id
+        doc = self._officer_revocation(performer_id, "grant", grant_id, reason, officer,
+                                       performer_request_reference, now)
+        return self._store_revocation(doc, officer, now)
+
+    def import_revocation(self, raw: bytes, *, officer: str,
+                          now: datetime | None = None) -> SignedDocument[Revocation]:
+        """Record a revocation the performer signed with one of their registered keys."""
+        doc = SignedDocument.from_bytes(raw, Revocation)
+        if doc.payload.issued_by.role != "performer":
+            raise DocumentError("an imported revocation must be issued by the performer; "
+                                "officers use `revoke` and the registry signs")
+        return self._store_revocation(doc, officer, now)
+
+    def _officer_revocation(self, performer_id: str, kind: str, target_id: str, reason: str,
+                            officer: str, request_ref: str,
+                            now: datetime) -> SignedDocument[Revocation]:
+        payload = _build(Revocation, {
+            "type": "consent_revocation", "schema_version": SCHEMA_VERSION,
+            "revocation_id": _new_id("rev"), "performer_id": performer_id,
+            "target": {"kind": kind, "id": target_id}, "revoked_at": format_timestamp(now),
+            "reason": reason, "issued_by": {"role": "consent_officer", "name": officer},
+            "performer_request_reference": request_ref,
+        })
+        return SignedDocument.sign(payload, [self._key])
+
+    def _store_revocation(self, doc: SignedDocument[Revocation], officer: str,
+                          now: datetime | None = None) -> SignedDocument[Revocation]:
+        now = self._now(now)
+        r = doc.payload
+        with self.store.session() as s:
+            keys = self._key_statuses(s, r.performer_id) if r.performer_id else {}
+            if r.issued_by.role == "consent_officer":
+                doc.verify(self.public_key)
+            else:
+                signer = next((sig for sig in doc.signatures if sig.keyid in keys), None)
+                if signer is None:
+                    raise UnknownKeyError(f"revocation {r.revocation_id} is not signed by a key "
+                                          f"registered to {r.performer_id}")
+                doc.verify(self._binding(s, signer.keyid).key)
+            if r.target.kind == "grant":
+                target = s.get(GrantRow, r.target.id)
+                if target is None or target.performer_id != r.performer_id:
+                    raise NotFoundError(f"performer {r.performer_id} has no grant {r.target.id}")
+            elif r.target.id not in keys:
+                raise NotFoundError(f"performer {r.performer_id} has no key "
+                                    f"{short_id(r.target.id)}")
+            prior = s.scalar(select(RevocationRow.revocation_id).where(
+                RevocationRow.target_kind == r.target.kind,
+                RevocationRow.target_id == r.target.id))
+            if prior is not None:
+                raise DuplicateError(f"{r.target.kind} {r.target.id} is already revoked "
+                                     f"({prior})")
+            if s.get(RevocationRow, r.revocation_id) is not None:
+                raise DuplicateError(f"revocation {r.revocation_id} is already recorded")
+            event = EventType.REVOCATION if r.target.kind == "grant" else EventType.KEY_REVOKED
+            index = self.ledger.append(s, event, {
+                "performer_id": r.performer_id, "target_kind": r.target.kind,
+                "target_id": r.target.id, "revocation_id": r.revocation_id,
+                "revocation_sha256": doc.sha256, "issued_by": r.issued_by.role},
+                at=now, refs=[(r.target.kind, r.target.id), ("revocation", r.revocation_id),
+                              ("performer", r.performer_id)])
+            s.add(RevocationRow(revocation_id=r.revocation_id, performer_id=r.performer_id,
+                                target_kind=r.target.kind, target_id=r.target.id,
+                                document=doc.raw, document_sha256=doc.sha256,
+                                recorded_at=now, recorded_by=officer, ledger_index=index))
+            s.flush()
+        return doc
+
+    # ------------------------------------------------------------------ the gate
+
+    def _evidence(self, s: Session, performer_ids: Iterable[str]) -> dict[str, gate.PerformerEvidence]:
+        pids = sorted(set(performer_ids))
+        records: dict[str, list[bytes]] = {p: [] for p in pids}
+        keys: dict[str, list[bytes]] = {p: [] for p in pids}
+        grants: dict[str, list[bytes]] = {p: [] for p in pids}
+        revs: dict[str, list[bytes]] = {p: [] for p in pids}
+        grant_ids: list[str] = []
+        key_ids: list[str] = []
+        for pid, doc in s.execute(select(PerformerRow.performer_id, PerformerRow.document)
+                                  .where(PerformerRow.performer_id.in_(pids))):
+            records[pid].append(doc)
+        owner: dict[str, str] = {}
+        for pid, kid, doc in s.execute(select(PerformerKeyRow.performer_id,
+                                              PerformerKeyRow.key_id, PerformerKeyRow.document)
+                                       .where(PerformerKeyRow.performer_id.in_(pids))):
+            keys[pid].append(doc)
+            key_ids.append(kid)
+            owner[kid] = pid
+        for pid, gid, doc in s.execute(select(GrantRow.performer_id, GrantRow.grant_id,
+                                              GrantRow.document)
+                                       .where(GrantRow.performer_id.in_(pids))):
+            grants[pid].append(doc)
+            grant_ids.append(gid)
+            owner[gid] = pid
+        # Look revocations up by performer *and* by target, so that editing one column of a
+        # revocation row cannot hide it; file each under the performer owning the target.
+        for pid, target_id, doc in s.execute(
+            select(RevocationRow.performer_id, RevocationRow.target_id,
+                   RevocationRow.document).where(
+                RevocationRow.performer_id.in_(pids)
+                | RevocationRow.target_id.in_(grant_ids + key_ids))):
+            revs.setdefault(owner.get(target_id, pid), []).append(doc)
+        ledger_revoked: set[str] = set(s.scalars(
+            select(LedgerRefRow.ref_id)
+            .join(LedgerEntryRow, LedgerEntryRow.idx == LedgerRefRow.entry_idx)
+            .where(LedgerRefRow.ref_kind.in_(["grant", "key"]),
+                   LedgerRefRow.ref_id.in_(grant_ids + key_ids),
+                   LedgerEntryRow.event_type.in_([EventType.REVOCATION.value,
+                                                  EventType.KEY_REVOKED.value]))))
+        return {p: gate.PerformerEvidence(p, records[p], keys[p], grants[p], revs.get(p, []),
+                                          frozenset(ledger_revoked)) for p in pids}
+
+    def authorize(
+        self,
+        request: gate.AuthorizationRequest,
+        identity_matches: Sequence[gate.IdentityMatch],
+        now: datetime | None = None,
+        *,
+        known_tracks: Sequence[str] = (),
+    ) -> gate.Decision:
+        """Decide, record the decision in the ledger, and return it (allow or deny)."""
+        now = self._now(now)
+        with self.store.session() as s:
+            evidence = self._evidence(s, [sub.performer_id for sub in request.subjects])
+            last = s.scalars(select(LedgerEntryRow.created_at)
+                             .order_by(LedgerEntryRow.idx.desc()).limit(1)).first()
+            decision = gate.evaluate(request, evidence, identity_matches, now, self.public_key,
+                                     last_ledger_time=last, known_tracks=known_tracks)
+            decision = replace(decision, decision_id=_new_id("dec"))
+            content = decision.content_bytes()
+            index = self.ledger.append(s, EventType.DECISION, {
+                "decision_id": decision.decision_id, "allowed": decision.allowed,
+                "decision_sha256": hashlib.sha256(content).hexdigest(),
+                "request_sha256": request.sha256,
+                "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
+                           for g in decision.grants_used]},
+                at=now, refs=[("decision", decision.decision_id)]
+                + [("grant", g.grant_id) for g in decision.grants_used])
+            decision = replace(decision, ledger_index=index)
+            s.add(DecisionRow(decision_id=decision.decision_id, allowed=decision.allowed,
+                              document=content, decided_at=now, ledger_index=index))
+        return decision
+
+    def record_output(self, decision: gate.Decision, output_sha256: str, manifest_id: str,
+                      now: datetime | None = None) -> int:
+        """Ledger the publication of an output made under an *allowed* decision."""
+        now = self._now(now)
+        with self.store.session() as s:
+            row = s.get(DecisionRow, decision.decision_id)
+            if row is None or not row.allowed or row.ledger_index != decision.ledger_index:
+                raise NotFoundError(f"no allowed decision {decision.decision_id} on record")
+            if row.document != decision.content_bytes():
+                raise DocumentError(f"decision {decision.decision_id} differs from the "
+                                    "recorded one")
+            return self.ledger.append(s, EventType.OUTPUT_PUBLISHED, {
+                "output_sha256": output_sha256, "manifest_id": manifest_id,
+                "decision_id": decision.decision_id, "decision_index": row.ledger_index,
+                "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
+                           for g in decision.grants_used]},
+                at=now, refs=[("output", output_sha256), ("decision", decision.decision_id)]
+                + [("grant", g.grant_id) for g in decision.grants_used])
+
+    def revocation_report(self, grant_id: str, now: datetime | None = None) -> RevocationReport:
+        """Every output published under ``grant_id``, read from the ledger's own leaves."""
+        status = self.grant(grant_id, now)
+        with self.store.session() as s:
+            entries = Ledger.entries_referencing(s, "grant", grant_id,
+                                                 EventType.OUTPUT_PUBLISHED)
+        outputs = tuple(_output(e) for e in entries
+                        if any(g.get("grant_id") == grant_id for g in e.body.get("grants", [])))
+        return RevocationReport(status, outputs)
+
+    def decision_document(self, decision_id: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            row = s.get(DecisionRow, decision_id)
+            if row is None:
+                raise NotFoundError(f"no decision {decision_id}")
+            value: dict[str, Any] = json.loads(row.document)
+            value["ledger_index"] = row.ledger_index
+            return value
+
+
+def _output(entry: LedgerEntry) -> PublishedOutput:
+    body = entry.body
+    return PublishedOutput(entry.index, body["output_sha256"], body["manifest_id"],
+                           body["decision_id"], body["time"])
+
+
+def _build(model: type[Any], body: dict[str, Any]) -> Any:
+    """Validate a payload the registry itself creates, with the same rules as imports."""
+    clean = _drop_none(body)
+    try:
+        return model.model_validate(clean)
+    except ValidationError as exc:
+        raise DocumentError(format_validation_error(model.document_type, exc)) from None
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+

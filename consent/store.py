@@ -1,0 +1,237 @@
+"""The registry's tables (SQLAlchemy 2.0, typed) and how to open and migrate a database.
+
+Signed documents are stored as the exact bytes received. Every other column is derived
+from them for indexing and display, and the gate never trusts a derived column to allow
+anything: it re-parses and re-verifies the stored bytes at every decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PerformerRow(Base):
+    """One revision of a performer record, signed by the registry."""
+
+    __tablename__ = "performer_records"
+
+    performer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PerformerKeyRow(Base):
+    __tablename__ = "performer_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    performer_id: Mapped[str] = mapped_column(String(64), index=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    holder_role: Mapped[str] = mapped_column(String(32))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    supersedes: Mapped[str | None] = mapped_column(String(64))
+
+
+class GrantRow(Base):
+    __tablename__ = "grants"
+
+    grant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    performer_id: Mapped[str] = mapped_column(String(64), index=True)
+    signer_key_id: Mapped[str] = mapped_column(String(64), index=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    document_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    imported_by: Mapped[str] = mapped_column(String(200))
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class RevocationRow(Base):
+    __tablename__ = "revocations"
+    __table_args__ = (Index("ix_revocations_target", "target_kind", "target_id"),)
+
+    revocation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    performer_id: Mapped[str] = mapped_column(String(64), index=True)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    document_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerEntryRow(Base):
+    """A leaf of the Merkle log: canonical JSON of ids and hashes, never personal data."""
+
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerNodeRow(Base):
+    """Hash of the perfect subtree (level, idx); level 0 holds the leaf hashes."""
+
+    __tablename__ = "ledger_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerRefRow(Base):
+    """Which ledger entries mention a grant, decision or output (for reports)."""
+
+    __tablename__ = "ledger_refs"
+    __table_args__ = (Index("ix_ledger_refs_ref", "ref_kind", "ref_id"),)
+
+    entry_idx: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("ledger_entries.idx"), primary_key=True
+    )
+    ref_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ref_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DecisionRow(Base):
+    """The full decision (every rule and its outcome); its hash is in the ledger leaf."""
+
+    __tablename__ = "decisions"
+
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class CheckpointRow(Base):
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's deferred transactions.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # One writer at a time: take the write lock when a transaction starts, so two writers
+    # cannot both read the ledger's size and append the same index.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for a SQLite file or a PostgreSQL URL, configured for the ledger's locking."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+class Store:
+    """An engine plus a session factory; sessions are context managers that commit or roll back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+        store = cls(open_engine(url))
+        if migrate_schema:
+            migrate(store.engine)
+        return store
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

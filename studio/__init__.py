@@ -1,0 +1,1 @@
+"""The studio application: settings, render orchestration, provenance, CLI and UI."""

@@ -1,0 +1,589 @@
+"""The ``studio`` command line: the same operations the Gradio studio offers.
+
+Human-readable output by default, ``--json`` for scripts. Exit codes:
+0 success (or an allow), 1 a deny or a failed verification, 2 usage error,
+3 input rejected (malformed, forged, expired, unusable key), 4 not found, 5 conflict
+(already imported or already revoked).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from consent.canonical import parse_json
+from consent.documents import Grant, Revocation, format_validation_error, sign_draft
+from consent.errors import ConsentError, DuplicateError, NotFoundError
+from consent.fields import SignatoryRole, format_timestamp
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch
+from consent.keys import PrivateKey, load_public_key, short_id
+from consent.ledger import Ledger
+from consent.merkle import MerkleError
+from consent.registry import Registry, utc_now
+from studio.bootstrap import SeedReport, open_registry, seed_demo
+from studio.settings import Settings
+
+EXIT_DENY, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
+MAX_INPUT_BYTES = 1024 * 1024
+
+app = typer.Typer(help="A consent-gated synthetic media studio for film dubbing.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+consent_app = typer.Typer(help="The signed consent registry.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The tamper-evident ledger.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+app.add_typer(ledger_app, name="ledger")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    data_dir: Path | None = None
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+OfficerOpt = Annotated[str, typer.Option("--officer", help="Who records this (for the ledger "
+                                         "and the audit trail).")]
+
+
+@app.callback()
+def _root(
+    data: Annotated[Path | None, typer.Option("--data", help="Data folder (default: "
+                                              "$STUDIO_DATA or ./studio-data).")] = None,
+) -> None:
+    _State.data_dir = data
+
+
+def _settings() -> Settings:
+    return Settings.from_env(_State.data_dir)
+
+
+def _registry() -> Registry:
+    return open_registry(_settings())
+
+
+def _fail(code: int, message: str, as_json: bool, kind: str = "error") -> NoReturn:
+    if as_json:
+        out.print_json(json.dumps({"ok": False, "error": kind, "message": message}))
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors(as_json: bool) -> Iterator[None]:
+    """Map registry errors to messages and exit codes; never a traceback for bad input."""
+    try:
+        yield
+    except NotFoundError as exc:
+        _fail(EXIT_NOT_FOUND, exc.message, as_json, exc.code)
+    except DuplicateError as exc:
+        _fail(EXIT_CONFLICT, exc.message, as_json, exc.code)
+    except ConsentError as exc:
+        _fail(EXIT_REJECTED, exc.message, as_json, exc.code)
+    except (MerkleError, OSError) as exc:
+        _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+
+
+def _emit(as_json: bool, value: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        out.print_json(json.dumps(value, default=str))
+    else:
+        human()
+
+
+def _read_input(path: Path) -> bytes:
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise ConsentError(f"{path.name} is {path.stat().st_size:,} bytes; the limit is "
+                           f"{MAX_INPUT_BYTES:,}")
+    return path.read_bytes()
+
+
+def _load_structured(path: Path) -> dict[str, Any]:
+    """A YAML or JSON mapping from a file (YAML's safe loader; JSON parsed strictly)."""
+    raw = _read_input(path)
+    if path.suffix.lower() == ".json":
+        value = parse_json(raw)
+    else:
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConsentError(f"{path.name} is not valid YAML: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConsentError(f"{path.name} must hold a mapping at the top level")
+    return value
+
+
+def _passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes | None:
+    if passphrase_file is not None:
+        return passphrase_file.read_bytes().rstrip(b"\r\n")
+    env = os.environ.get("STUDIO_KEY_PASSPHRASE")
+    if env:
+        return env.encode()
+    if not sys.stdin.isatty():
+        raise ConsentError("no passphrase: use --passphrase-file or set STUDIO_KEY_PASSPHRASE")
+    first = getpass.getpass("Key passphrase: ")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise ConsentError("the passphrases differ")
+    return first.encode()
+
+
+PassFileOpt = Annotated[Path | None, typer.Option("--passphrase-file", help="File holding the "
+                                                  "key passphrase (else $STUDIO_KEY_PASSPHRASE "
+                                                  "or a prompt).")]
+
+
+# ---------------------------------------------------------------------------- set-up
+
+
+@app.command()
+def init(
+    demo: Annotated[bool, typer.Option(help="Seed the demo performer and grant.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the data folder, database and registry key; seed the demo consent."""
+    with _errors(as_json):
+        settings = _settings()
+        report = SeedReport()
+        registry = open_registry(settings, report)
+        report.say(f"database ready at {settings.database_url}")
+        if demo:
+            seed_demo(registry, report)
+        with registry.store.session() as s:
+            note = registry.ledger.checkpoint(s, utc_now())
+        report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
+    _emit(as_json, {"ok": True, "data_dir": str(settings.data_dir), "actions": report.actions},
+          lambda: [out.print(f"• {a}", highlight=False) for a in report.actions])
+
+
+@app.command()
+def up(as_json: JsonOpt = False) -> None:
+    """Set up the data folder on its embedded defaults and start the studio."""
+    init(demo=True, as_json=as_json)
+    if not as_json:
+        out.print("\nThe studio's registry is ready. Try:\n"
+                  "  studio consent list\n  studio ledger verify\n"
+                  "(the Gradio studio arrives with the UI issue; this command will launch it).",
+                  highlight=False)
+
+
+# ---------------------------------------------------------------------------- consent
+
+
+@consent_app.command()
+def keygen(
+    name: Annotated[str, typer.Argument(help="File stem for the key pair, e.g. the performer id.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write NAME.key and NAME.pub.")
+                       ] = Path("."),
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a performer's Ed25519 key pair (private key encrypted with a passphrase)."""
+    with _errors(as_json):
+        key_path, pub_path = out_dir / f"{name}.key", out_dir / f"{name}.pub"
+        if key_path.exists() or pub_path.exists():
+            raise DuplicateError(f"{key_path} or {pub_path} already exists; not overwriting")
+        key = PrivateKey.generate()
+        key.save(key_path, _passphrase(passphrase_file, confirm=True))
+        pub_path.write_bytes(key.public_key.to_pem())
+    _emit(as_json, {"ok": True, "key_id": key.key_id, "private_key": str(key_path),
+                    "public_key": str(pub_path)},
+          lambda: out.print(f"key {short_id(key.key_id)}\n  private: {key_path} (encrypted)\n"
+                            f"  public:  {pub_path}\n  fingerprint: {key.key_id}",
+                            highlight=False))
+
+
+@consent_app.command()
+def register(
+    performer_id: str,
+    legal_name: Annotated[str, typer.Option("--legal-name")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The performer's .pub file.")],
+    officer: OfficerOpt,
+    professional_name: Annotated[str | None, typer.Option("--professional-name")] = None,
+    holder_role: Annotated[SignatoryRole, typer.Option("--holder-role")] = SignatoryRole.SELF,
+    holder_name: Annotated[str | None, typer.Option("--holder-name")] = None,
+    authority_evidence: Annotated[str | None, typer.Option("--authority-evidence")] = None,
+    minor_until: Annotated[str | None, typer.Option("--minor-until", help="YYYY-MM-DD")] = None,
+    deceased_on: Annotated[str | None, typer.Option("--deceased-on", help="YYYY-MM-DD")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a performer and their first key (consent officer)."""
+    with _errors(as_json):
+        key = load_public_key(_read_input(public_key))
+        reg = _registry()
+        reg.register_performer(performer_id, legal_name, officer=officer,
+                               professional_name=professional_name,
+                               minor_until=_day(minor_until), deceased_on=_day(deceased_on))
+        reg.add_key(performer_id, key, officer=officer, holder_role=holder_role,
+                    holder_name=holder_name, authority_evidence=authority_evidence)
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id},
+          lambda: out.print(f"registered {performer_id} with key {short_id(key.key_id)}",
+                            highlight=False))
+
+
+@consent_app.command("add-key")
+def add_key(
+    performer_id: str,
+    public_key: Annotated[Path, typer.Option("--public-key")],
+    officer: OfficerOpt,
+    holder_role: Annotated[SignatoryRole, typer.Option("--holder-role")] = SignatoryRole.SELF,
+    holder_name: Annotated[str | None, typer.Option("--holder-name")] = None,
+    authority_evidence: Annotated[str | None, typer.Option("--authority-evidence")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register another key for a performer (e.g. a guardian's or an estate's)."""
+    with _errors(as_json):
+        key = load_public_key(_read_input(public_key))
+        _registry().add_key(performer_id, key, officer=officer, holder_role=holder_role,
+                            holder_name=holder_name, authority_evidence=authority_evidence)
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id},
+          lambda: out.print(f"added key {short_id(key.key_id)} to {performer_id}",
+                            highlight=False))
+
+
+@consent_app.command("rotate-key")
+def rotate_key(
+    performer_id: str,
+    old_key_id: Annotated[str, typer.Option("--old-key", help="Fingerprint of the key to retire.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The new .pub file.")],
+    officer: OfficerOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace a performer's key: the old one signs nothing new; its grants stay valid."""
+    with _errors(as_json):
+        key = load_public_key(_read_input(public_key))
+        _registry().rotate_key(performer_id, old_key_id, key, officer=officer)
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id,
+                    "retired": old_key_id},
+          lambda: out.print(f"{performer_id}: key {short_id(old_key_id)} retired, "
+                            f"{short_id(key.key_id)} active", highlight=False))
+
+
+@consent_app.command("sign-grant")
+def sign_grant(
+    draft: Annotated[Path, typer.Argument(help="Grant draft (YAML or JSON).")],
+    key: Annotated[Path, typer.Option("--key", help="The signer's private key file.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the signed grant.")],
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The performer's side: validate a grant draft and sign it with their key."""
+    with _errors(as_json):
+        body = _load_structured(draft)
+        body.setdefault("signed_at", format_timestamp(utc_now()))
+        body = json.loads(json.dumps(body, default=_yaml_scalar))
+        private = PrivateKey.load(key, _passphrase(passphrase_file))
+        doc = sign_draft(Grant, body, [private])
+        if out_path.exists():
+            raise DuplicateError(f"{out_path} exists; not overwriting a signed document")
+        out_path.write_bytes(doc.to_bytes() + b"\n")
+    _emit(as_json, {"ok": True, "grant_id": doc.payload.grant_id, "sha256": doc.sha256,
+                    "key_id": private.key_id, "out": str(out_path)},
+          lambda: out.print(f"signed grant {doc.payload.grant_id} with "
+                            f"{short_id(private.key_id)} → {out_path}\n  sha256 {doc.sha256}",
+                            highlight=False))
+
+
+@consent_app.command("sign-revocation")
+def sign_revocation(
+    performer_id: str,
+    key: Annotated[Path, typer.Option("--key", help="The performer's private key file.")],
+    out_path: Annotated[Path, typer.Option("--out")],
+    reason: Annotated[str, typer.Option("--reason")],
+    grant_id: Annotated[str | None, typer.Option("--grant")] = None,
+    key_id: Annotated[str | None, typer.Option("--revoke-key", help="Revoke a key instead.")
+                      ] = None,
+    signer_name: Annotated[str | None, typer.Option("--name")] = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The performer's side: sign a revocation of a grant (or of a key) to hand in."""
+    import uuid
+
+    with _errors(as_json):
+        if (grant_id is None) == (key_id is None):
+            raise ConsentError("give exactly one of --grant or --revoke-key")
+        private = PrivateKey.load(key, _passphrase(passphrase_file))
+        doc = sign_draft(Revocation, {
+            "revocation_id": f"rev-{uuid.uuid4().hex}", "performer_id": performer_id,
+            "target": {"kind": "grant" if grant_id else "key", "id": grant_id or key_id},
+            "revoked_at": format_timestamp(utc_now()), "reason": reason,
+            "issued_by": {"role": "performer", "name": signer_name or performer_id},
+        }, [private])
+        if out_path.exists():
+            raise DuplicateError(f"{out_path} exists; not overwriting a signed document")
+        out_path.write_bytes(doc.to_bytes() + b"\n")
+    _emit(as_json, {"ok": True, "revocation_id": doc.payload.revocation_id, "out": str(out_path)},
+          lambda: out.print(f"signed revocation {doc.payload.revocation_id} → {out_path}",
+                            highlight=False))
+
+
+@consent_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A signed grant (or performer-signed revocation).")],
+    officer: OfficerOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a signed grant or revocation and record it (consent officer)."""
+    with _errors(as_json):
+        raw = _read_input(file)
+        body = parse_json(raw)
+        kind = body.get("signed", {}).get("type") if isinstance(body, dict) and isinstance(
+            body.get("signed"), dict) else None
+        reg = _registry()
+        if kind == "consent_revocation":
+            rev = reg.import_revocation(raw, officer=officer).payload
+            result: dict[str, Any] = {"ok": True, "revocation_id": rev.revocation_id,
+                                      "target": rev.target.model_dump()}
+            message = f"recorded revocation of {rev.target.kind} {rev.target.id}"
+        else:
+            status = reg.import_grant(raw, officer=officer)
+            result = {"ok": True, "grant": status.to_json()}
+            message = (f"imported grant {status.grant_id} for {status.performer_id}: "
+                       f"{status.status} ({status.detail})")
+    _emit(as_json, result, lambda: out.print(message, highlight=False))
+
+
+@consent_app.command()
+def revoke(
+    officer: OfficerOpt,
+    reason: Annotated[str, typer.Option("--reason")],
+    request_ref: Annotated[str, typer.Option("--request-ref", help="Reference of the "
+                                             "performer's request (letter, ticket, call log).")],
+    grant_id: Annotated[str | None, typer.Option("--grant")] = None,
+    key_id: Annotated[str | None, typer.Option("--key", help="Revoke a key (compromised or "
+                                               "lost): all grants it signed stop.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a revocation on the performer's request; it stops every future render at once."""
+    with _errors(as_json):
+        if (grant_id is None) == (key_id is None):
+            raise ConsentError("give exactly one of --grant or --key")
+        reg = _registry()
+        if grant_id is not None:
+            doc = reg.revoke_grant(grant_id, reason=reason, officer=officer,
+                                   performer_request_reference=request_ref)
+        else:
+            assert key_id is not None
+            doc = reg.revoke_key(key_id, reason=reason, officer=officer,
+                                 performer_request_reference=request_ref)
+        rev = doc.payload
+    _emit(as_json, {"ok": True, "revocation_id": rev.revocation_id,
+                    "target": rev.target.model_dump(),
+                    "revoked_at": format_timestamp(rev.revoked_at)},
+          lambda: out.print(f"revoked {rev.target.kind} {rev.target.id} "
+                            f"({rev.revocation_id})", highlight=False))
+
+
+@consent_app.command("list")
+def list_(
+    performer: Annotated[str | None, typer.Option("--performer")] = None,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List grants with their current status (verified from the signed documents)."""
+    with _errors(as_json):
+        grants = _registry().grants(performer_id=performer, project_id=project)
+
+    def human() -> None:
+        table = Table("grant", "performer", "status", "techniques", "languages", "until",
+                      title="Consent grants")
+        for g in grants:
+            j = g.to_json()
+            table.add_row(g.grant_id, g.performer_id, g.status,
+                          ", ".join(j.get("techniques", [])), ", ".join(j.get("languages", [])),
+                          format_timestamp(g.valid_until)[:10])
+        out.print(table)
+
+    _emit(as_json, {"ok": True, "grants": [g.to_json() for g in grants]}, human)
+
+
+@consent_app.command()
+def performers(as_json: JsonOpt = False) -> None:
+    """List registered performers and their keys."""
+    with _errors(as_json):
+        reg = _registry()
+        rows = [(p, reg.keys(p.performer_id)) for p in reg.performers()]
+
+    def human() -> None:
+        table = Table("performer", "name", "status", "keys", title="Performers")
+        for p, keys in rows:
+            status = ("deceased" if p.deceased_on else f"minor until {p.minor_until}"
+                      if p.minor_until else "")
+            table.add_row(p.performer_id, p.professional_name or p.legal_name, status,
+                          "\n".join(f"{short_id(k.key_id)} {k.holder_role} {k.status}"
+                                    for k in keys))
+        out.print(table)
+
+    _emit(as_json, {"ok": True, "performers": [
+        {**p.model_dump(mode="json"), "keys": [k.to_json() for k in keys]} for p, keys in rows]},
+        human)
+
+
+@consent_app.command()
+def check(
+    request_file: Annotated[Path, typer.Argument(help="YAML/JSON with 'request' and optional "
+                                                 "'identity_matches' and 'known_tracks'.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the gate: would this render be allowed now? The decision is ledgered."""
+    with _errors(as_json):
+        body = _load_structured(request_file)
+        extra = set(body) - {"request", "identity_matches", "known_tracks"}
+        if extra or "request" not in body:
+            raise ConsentError("the file holds 'request' and optionally 'identity_matches' and "
+                               f"'known_tracks' (unexpected: {sorted(extra)})")
+        try:
+            request = AuthorizationRequest.model_validate(body["request"])
+            matches = [IdentityMatch.model_validate(m) for m in body.get("identity_matches", [])]
+        except ValidationError as exc:
+            raise ConsentError(format_validation_error("request", exc)) from None
+        decision = _registry().authorize(request, matches,
+                                         known_tracks=[str(t) for t in body.get("known_tracks",
+                                                                                [])])
+    _emit(as_json, decision.to_json(), lambda: _print_decision(decision))
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENY)
+
+
+def _print_decision(decision: Decision) -> None:
+    verdict = "[bold green]ALLOW[/]" if decision.allowed else "[bold red]DENY[/]"
+    out.print(f"{verdict}  decision {decision.decision_id} (ledger entry "
+              f"{decision.ledger_index})")
+    table = Table("", "rule", "subject", "detail")
+    for r in decision.rules:
+        table.add_row("✔" if r.passed else "✘", r.rule, r.performer_id or r.track_id or "",
+                      r.detail)
+    out.print(table)
+
+
+@consent_app.command("revoke-report")
+def revoke_report(grant_id: str, as_json: JsonOpt = False) -> None:
+    """Every output published under a grant, from the ledger (to withdraw after revocation)."""
+    with _errors(as_json):
+        report = _registry().revocation_report(grant_id)
+
+    def human() -> None:
+        g = report.grant
+        out.print(f"grant {g.grant_id} ({g.performer_id}): {g.status} — {g.detail}",
+                  highlight=False)
+        if not report.outputs:
+            out.print("no outputs were published under this grant")
+            return
+        table = Table("ledger", "published", "output sha256", "manifest", "decision")
+        for o in report.outputs:
+            table.add_row(str(o.ledger_index), o.published_at, o.output_sha256, o.manifest_id,
+                          o.decision_id)
+        out.print(table)
+
+    _emit(as_json, report.to_json(), human)
+
+
+# ---------------------------------------------------------------------------- ledger
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(as_json: JsonOpt = False) -> None:
+    """Sign a checkpoint of the ledger (C2SP signed note) and print it."""
+    with _errors(as_json):
+        reg = _registry()
+        with reg.store.session() as s:
+            note = reg.ledger.checkpoint(s, utc_now())
+        vkey = reg.ledger.verifier.verifier_key()
+    _emit(as_json, {"ok": True, "checkpoint": note, "verifier_key": vkey},
+          lambda: out.print(f"{note}\nverifier key: {vkey}", highlight=False))
+
+
+@ledger_app.command("prove")
+def ledger_prove(
+    index: Annotated[int | None, typer.Option("--index", help="Inclusion proof of this entry.")
+                     ] = None,
+    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: current).")
+                    ] = None,
+    old_size: Annotated[int | None, typer.Option("--from", help="Consistency proof from this "
+                                                 "size ...")] = None,
+    new_size: Annotated[int | None, typer.Option("--to", help="... to this size.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print an inclusion proof (--index) or a consistency proof (--from/--to), verified."""
+    with _errors(as_json):
+        reg = _registry()
+        with reg.store.session() as s:
+            if index is not None:
+                proof = reg.ledger.inclusion_proof(s, index, size)
+                entry = Ledger.entry(s, index)
+                proof.verify()
+                result = {"ok": True, "entry": entry.body, **proof.to_json()}
+            elif old_size is not None:
+                cproof = reg.ledger.consistency_proof(s, old_size, new_size or
+                                                      Ledger.size(s))
+                cproof.verify()
+                result = {"ok": True, **cproof.to_json()}
+            else:
+                raise ConsentError("give --index N, or --from A [--to B]")
+    _emit(as_json, result, lambda: out.print_json(json.dumps(result)))
+
+
+@ledger_app.command("verify")
+def ledger_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the whole ledger from its stored entries; report any edit, gap or reorder."""
+    with _errors(as_json):
+        reg = _registry()
+        with reg.store.session() as s:
+            report = reg.ledger.verify(s)
+
+    def human() -> None:
+        if report.ok:
+            out.print(f"[green]ledger verified[/]: {report.size} entries, "
+                      f"{report.checkpoints_checked} signed checkpoints match")
+            return
+        out.print(f"[bold red]ledger FAILED verification[/] ({report.size} entries):")
+        for p in report.problems:
+            where = f"entry {p.index}: " if p.index is not None else ""
+            out.print(f"  ✘ [{p.kind}] {where}{p.detail}", highlight=False)
+
+    _emit(as_json, report.to_json(), human)
+    if not report.ok:
+        raise typer.Exit(EXIT_DENY)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConsentError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _yaml_scalar(value: Any) -> str:
+    """YAML turns unquoted timestamps and dates into objects; sign them as RFC 3339 text."""
+    if isinstance(value, date) and hasattr(value, "hour"):
+        return format_timestamp(value)  # type: ignore[arg-type]
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot represent {type(value).__name__} in a signed document")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
