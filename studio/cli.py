@@ -468,6 +468,10 @@ def _print_decision(decision: Decision) -> None:
         table.add_row("✔" if r.passed else "✘", r.rule, r.performer_id or r.track_id or "",
                       r.detail)
     out.print(table)
+    if not decision.allowed:
+        out.print("[bold]Denied because:[/]")
+        for reason in decision.reasons:
+            out.print(f"  • {reason}", highlight=False, soft_wrap=True)
 
 
 @consent_app.command("revoke-report")

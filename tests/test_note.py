@@ -252,7 +252,7 @@ def test_known_bad_signature_rejects_note_even_with_a_good_one() -> None:
         ("no signatures\n", "no blank line"),
         ("text\n\n", "no signature lines"),
         (f"text\n\n{EM} name c2lnbmF0dXJl", "end with a newline"),  # missing final newline
-        (f"text\n\n- name c2lnbmF0dXJl\n", "em dash"),  # hyphen, not em dash
+        ("text\n\n- name c2lnbmF0dXJl\n", "em dash"),  # hyphen, not em dash
         (f"text\n\n{EM}name c2lnbmF0dXJl\n", "em dash"),
         (f"text\n\n{EM} name\n", "'— name signature'"),
         (f"text\n\n{EM} name \n", "'— name signature'"),
@@ -425,9 +425,10 @@ def b64root() -> str:
     ],
 )
 def test_malformed_checkpoints(text: str, message: str) -> None:
+    long_root = base64.b64encode(ROOT + b"abcd").decode()
+    text = text.replace("{root}", b64root()).replace("{long}", long_root)
     with pytest.raises(MalformedCheckpointError, match=message):
-        long_root = base64.b64encode(ROOT + b"abcd").decode()
-        Checkpoint.from_text(text.replace("{root}", b64root()).replace("{long}", long_root))
+        Checkpoint.from_text(text)
 
 
 def test_checkpoint_max_size_accepted() -> None:

@@ -1,0 +1,84 @@
+"""Fixtures: every registry test runs against SQLite *and* the PostgreSQL server.
+
+PostgreSQL is reached at ``STUDIO_TEST_POSTGRES_URL`` (default: the local server, user
+postgres, database test). Each test gets its own schema, dropped afterwards. When the
+server is unreachable the PostgreSQL tests *fail* (CI must run them) unless
+``STUDIO_TEST_POSTGRES=off`` is set for a machine without one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from consent.keys import PrivateKey
+from consent.registry import Registry
+from consent.store import Store, migrate, open_engine
+from tests.factory import Clock
+
+PG_URL = os.environ.get("STUDIO_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ENABLED = os.environ.get("STUDIO_TEST_POSTGRES", "on") != "off"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if PG_ENABLED \
+    else ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    engine = open_engine(db_url)
+    migrate(engine)
+    s = Store(engine)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def registry_key() -> PrivateKey:
+    return PrivateKey.generate()
+
+
+@pytest.fixture
+def registry(store: Store, registry_key: PrivateKey, clock: Clock) -> Registry:
+    return Registry(store, registry_key, "test.local/ledger", clock=clock)
+
+
+@pytest.fixture(scope="session")
+def performer_key() -> PrivateKey:
+    return PrivateKey.generate()
+
+
+@pytest.fixture
+def performer(registry: Registry, performer_key: PrivateKey, clock: Clock) -> PrivateKey:
+    """Performer perf-a, registered with ``performer_key`` (self)."""
+    registry.register_performer("perf-a", "Performer perf-a", officer="Officer O",
+                                now=clock.now.replace(year=2025))
+    registry.add_key("perf-a", performer_key.public_key, officer="Officer O",
+                     now=clock.now.replace(year=2025))
+    return performer_key
