@@ -22,6 +22,7 @@ WORLDWIDE = "worldwide"
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 # Characters that change how text displays without being visible: bidi controls, zero-width
 # joiners and the like (Unicode category Cf), plus every control character except newline.
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
@@ -85,7 +86,7 @@ def _language(value: str) -> str:
 def _known_territory(code: str) -> bool:
     if len(code) == 2:
         return pycountry.countries.get(alpha_2=code) is not None
-    return pycountry.subdivisions.get(code=code) is not None
+    return pycountry.subdivisions.get(code=code) is not None  # type: ignore[no-untyped-call]
 
 
 def _territory(value: str) -> str:
@@ -110,7 +111,7 @@ def _parse_timestamp(value: Any) -> datetime:
         parsed = value
     else:
         text = _require_str(value)
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", text):
+        if not _RFC3339.fullmatch(text):
             raise ValueError(
                 f"expected an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z; "
                 f"got {text[:40]!r}"

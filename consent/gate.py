@@ -312,7 +312,8 @@ def _check_grant(
     rules.append(result("channel", chan_ok, f"{tag} covers channel {request.channel.value}"
                         if chan_ok else f"{tag} does not cover channel {request.channel.value}",
                         gid))
-    alt_ok = s.max_alteration is Alteration.FULL_FACE or request.alteration is Alteration.MOUTH_REGION
+    alt_ok = (s.max_alteration is Alteration.FULL_FACE
+              or request.alteration is Alteration.MOUTH_REGION)
     rules.append(result("alteration", alt_ok, f"{tag} allows {request.alteration.value}"
                         if alt_ok else f"{tag} allows only {s.max_alteration.value}, request "
                         f"needs {request.alteration.value}", gid))
@@ -350,9 +351,9 @@ def _check_grant(
                             "registry (tampering?)", gid))
     elif gid in facts.revoked_grants:
         r = facts.revoked_grants[gid]
+        by = r.issued_by.role.replace("_", " ")
         rules.append(result("revocation", False, f"{tag} was revoked on "
-                            f"{format_timestamp(r.revoked_at)} by the {r.issued_by.role.replace('_', ' ')}",
-                            gid))
+                            f"{format_timestamp(r.revoked_at)} by the {by}", gid))
     elif key.key_id in facts.revoked_keys:
         r = facts.revoked_keys[key.key_id]
         rules.append(result("revocation", False, f"the key {short_id(key.key_id)} that signed "

@@ -25,8 +25,14 @@ from consent.canonical import canonical_bytes
 from consent.errors import LedgerError, NotFoundError
 from consent.fields import format_timestamp
 from consent.keys import PrivateKey, PublicKey
-from consent.note import Checkpoint, NoteError, NoteSigner, NoteVerifier, open_checkpoint
-from consent.note import sign_checkpoint
+from consent.note import (
+    Checkpoint,
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from consent.store import CheckpointRow, LedgerEntryRow, LedgerNodeRow, LedgerRefRow, Store
 
 # Arbitrary constant naming the ledger's PostgreSQL advisory lock.
@@ -241,7 +247,9 @@ class Ledger:
         size = self.size(session) if size is None else size
         return merkle.root(size, _reader(session))
 
-    def inclusion_proof(self, session: Session, index: int, size: int | None = None) -> InclusionProof:
+    def inclusion_proof(
+        self, session: Session, index: int, size: int | None = None
+    ) -> InclusionProof:
         size = self.size(session) if size is None else size
         if not 0 <= index < size:
             raise LedgerError(f"index {index} is outside a tree of size {size}")

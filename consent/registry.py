@@ -407,13 +407,13 @@ class Registry:
                 "grant_id": g.grant_id, "grant_sha256": doc.sha256, "performer_id": pid,
                 "signer_key_id": key.key_id}, at=now,
                 refs=[("grant", g.grant_id), ("performer", pid)])
-            row = GrantRow(grant_id=g.grant_id, performer_id=pid, signer_key_id=key.key_id,
+            grant_row = GrantRow(grant_id=g.grant_id, performer_id=pid, signer_key_id=key.key_id,
                            document=raw, document_sha256=doc.sha256, valid_from=g.valid_from,
                            valid_until=g.valid_until, imported_at=now, imported_by=officer,
                            ledger_index=index)
-            s.add(row)
+            s.add(grant_row)
             s.flush()
-            return self._grant_status(s, row, now)
+            return self._grant_status(s, grant_row, now)
 
     def grant(self, grant_id: str, now: datetime | None = None) -> GrantStatus:
         now = self._now(now)
@@ -558,7 +558,9 @@ class Registry:
 
     # ------------------------------------------------------------------ the gate
 
-    def _evidence(self, s: Session, performer_ids: Iterable[str]) -> dict[str, gate.PerformerEvidence]:
+    def _evidence(
+        self, s: Session, performer_ids: Iterable[str]
+    ) -> dict[str, gate.PerformerEvidence]:
         pids = sorted(set(performer_ids))
         records: dict[str, list[bytes]] = {p: [] for p in pids}
         keys: dict[str, list[bytes]] = {p: [] for p in pids}

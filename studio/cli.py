@@ -165,8 +165,12 @@ def init(
         with registry.store.session() as s:
             note = registry.ledger.checkpoint(s, utc_now())
         report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
+    def human() -> None:
+        for action in report.actions:
+            out.print(f"• {action}", highlight=False)
+
     _emit(as_json, {"ok": True, "data_dir": str(settings.data_dir), "actions": report.actions},
-          lambda: [out.print(f"• {a}", highlight=False) for a in report.actions])
+          human)
 
 
 @app.command()
