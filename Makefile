@@ -10,7 +10,7 @@ run: $(STAMP)            ## set everything up and start the studio on its embedd
 	$(VENV)/bin/studio up
 
 test: $(STAMP)           ## the whole test suite (SQLite and PostgreSQL)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -32,14 +32,29 @@ def _reject_constant(name: str) -> Any:
     raise DocumentError(f"JSON constant {name} is not allowed")
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_DEPTH:
-        raise DocumentError(f"JSON nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+MAX_INTEGER_DIGITS = 20
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise DocumentError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise DocumentError(f"integer with {len(text)} digits is out of range")
+    return int(text)
+
+
+def _check_depth(value: Any, level: int = 0) -> None:
+    """Containers count as levels: 32 nested arrays pass, 33 do not, empty or not."""
+    if isinstance(value, dict | list):
+        if level + 1 > MAX_DEPTH:
+            raise DocumentError(f"JSON nesting deeper than {MAX_DEPTH} levels")
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_depth(item, level + 1)
 
 
 def parse_json(data: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> Any:
@@ -59,7 +74,11 @@ def parse_json(data: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> Any:
         raise DocumentError("document starts with a byte-order mark")
     try:
         value = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
         )
     except json.JSONDecodeError as exc:
         raise DocumentError(
@@ -67,7 +86,9 @@ def parse_json(data: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> Any:
         ) from None
     except RecursionError:
         raise DocumentError(f"JSON nesting deeper than {MAX_DEPTH} levels") from None
-    _depth(value)
+    except ValueError as exc:  # e.g. the interpreter's own limit on integer digits
+        raise DocumentError(f"malformed JSON number: {exc}") from None
+    _check_depth(value)
     return value
 
 

@@ -37,6 +37,7 @@ from consent.errors import DocumentError, SignatureError, UnsupportedSchemaError
 from consent.fields import (
     AfterDeathPolicy,
     Alteration,
+    AlwaysTrue,
     Channel,
     Day,
     HumanName,
@@ -147,7 +148,7 @@ class Evidence(Model):
 
 class Disclosure(Model):
     credit_text: HumanName
-    machine_readable_marking: Literal[True]
+    machine_readable_marking: AlwaysTrue
 
 
 # --------------------------------------------------------------------------- payloads
@@ -171,7 +172,7 @@ class Grant(Model):
     signed_at: Timestamp
     compensation_reference: HumanName
     after_death: AfterDeath
-    revocable: Literal[True] = Field(
+    revocable: AlwaysTrue = Field(
         description="Always revocable; a revocation takes effect on the next decision."
     )
     evidence: Evidence
@@ -397,7 +398,8 @@ def sign_draft(model: type[P], draft: dict[str, Any], keys: list[PrivateKey]) ->
     body = {"type": model.document_type, "schema_version": SCHEMA_VERSION, **draft}
     if body["type"] != model.document_type:
         raise DocumentError(f"draft has type {body['type']!r}, expected {model.document_type}")
-    if body["schema_version"] != SCHEMA_VERSION:
+    version = body["schema_version"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise UnsupportedSchemaError(
             f"unsupported schema_version {body['schema_version']!r}; supported: {SCHEMA_VERSION}"
         )

@@ -12,7 +12,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import langcodes
 import pycountry
@@ -25,7 +25,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 # Characters that change how text displays without being visible: bidi controls, zero-width
 # joiners and the like (Unicode category Cf), plus every control character except newline.
-_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+# Line and paragraph separators (Zl, Zp) break lines like a newline does.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def _identifier(value: str) -> str:
@@ -77,7 +78,8 @@ def _valid_language(tag: str) -> bool:
 
 
 def _language(value: str) -> str:
-    if not _valid_language(value):
+    # langcodes reads "_" as "-"; BCP-47 does not.
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value) or not _valid_language(value):
         raise ValueError(f"{value!r} is not a valid BCP-47 language tag")
     return value
 
@@ -143,7 +145,14 @@ def _parse_date(value: Any) -> date:
         raise ValueError(f"invalid date {text!r}: {exc}") from None
 
 
+def _require_true(value: Any) -> Any:
+    if value is not True:
+        raise ValueError(f"must be the JSON value true, got {value!r}")
+    return value
+
+
 _Str = Annotated[str, BeforeValidator(_require_str)]
+AlwaysTrue = Annotated[Literal[True], BeforeValidator(_require_true)]
 Identifier = Annotated[_Str, AfterValidator(_identifier)]
 Sha256Hex = Annotated[_Str, AfterValidator(_sha256_hex)]
 HumanName = Annotated[_Str, StringConstraints(max_length=200), AfterValidator(_name)]

@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, model_validator
 
 from consent.canonical import canonical_bytes
 from consent.documents import (
@@ -54,6 +54,14 @@ class Subject(Model):
     technique: Technique
     track_id: Identifier | None = None
 
+    @model_validator(mode="after")
+    def _face_needs_track(self) -> Self:
+        # Every technique but voice synthesis touches a face in some footage; that face must
+        # be named so that the identity rule can be applied to it.
+        if self.technique is not Technique.VOICE_SYNTHESIS and self.track_id is None:
+            raise ValueError(f"a {self.technique.value} subject must name its face track_id")
+        return self
+
 
 class AuthorizationRequest(Model):
     operation: Identifier
@@ -82,10 +90,10 @@ class IdentityMatch(Model):
 
     track_id: Identifier
     performer_id: Identifier | None = None
-    distance: float | None = Field(default=None, ge=0)
-    threshold: float = Field(gt=0)
-    margin: float | None = None
-    min_margin: float = Field(default=0.0, ge=0)
+    distance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    threshold: float = Field(gt=0, allow_inf_nan=False)
+    margin: float | None = Field(default=None, allow_inf_nan=False)
+    min_margin: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     frames: int = Field(default=1, ge=1)
 
 
@@ -101,6 +109,9 @@ class PerformerEvidence:
     #: Grant and key ids that the ledger records as revoked. A revocation in the ledger
     #: whose document has vanished from the registry means tampering: the grant is refused.
     ledger_revoked: frozenset[str] = frozenset()
+    #: How many revisions of the performer record the ledger has seen: a newer revision
+    #: (say, "minor until 2030") that has vanished from the registry means tampering.
+    ledger_record_revisions: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,11 @@ def verified_facts(ev: PerformerEvidence, registry_key: PublicKey) -> _Verified:
         elif latest is None or doc.payload.revision > latest.revision:
             latest = doc.payload
     out.record = latest
+    held = 0 if latest is None else latest.revision
+    if held < ev.ledger_record_revisions:
+        out.fatal.append(f"the ledger records {ev.ledger_record_revisions} revision(s) of "
+                         f"{ev.performer_id}'s record but the registry holds a verified record "
+                         f"only up to revision {held} (tampering?)")
     for raw in ev.keys:
         try:
             kdoc = SignedDocument.from_bytes(raw, PerformerKey)
@@ -490,10 +506,10 @@ def _identity_rule(subject: Subject, match: IdentityMatch | None) -> RuleResult:
         who = match.performer_id or "no enrolled performer"
         return RuleResult("identity", False, f"face {tid} matches {who}, not {pid}", pid, None,
                           tid)
-    if match.distance > match.threshold:
+    if not match.distance <= match.threshold:
         return RuleResult("identity", False, f"face {tid} is {match.distance:.3f} from {pid}'s "
                           f"templates, beyond the threshold {match.threshold:.3f}", pid, None, tid)
-    if match.margin is not None and match.margin < match.min_margin:
+    if match.margin is not None and not match.margin >= match.min_margin:
         return RuleResult("identity", False, f"face {tid} matches {pid} only {match.margin:.3f} "
                           f"better than another performer (needs {match.min_margin:.3f})", pid,
                           None, tid)

@@ -140,10 +140,11 @@ class PrivateKey:
 
     def save(self, path: Path, passphrase: bytes | None) -> None:
         """Write the key with owner-only permissions, never overwriting an existing file."""
+        pem = self.to_pem(passphrase)  # refuse a bad passphrase before creating the file
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(self.to_pem(passphrase))
+            fh.write(pem)
 
     @classmethod
     def load(cls, path: Path, passphrase: bytes | None) -> PrivateKey:

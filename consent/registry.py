@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from consent import gate
@@ -361,7 +361,10 @@ class Registry:
         with self.store.session() as s:
             self._record(s, pid)
             keys = self._key_statuses(s, pid)
-            signer = next((sig for sig in doc.signatures if sig.keyid in keys), None)
+            # Prefer an active key when a grant carries several of the performer's signatures.
+            candidates = sorted((sig for sig in doc.signatures if sig.keyid in keys),
+                                key=lambda sig: keys[sig.keyid].status != "active")
+            signer = candidates[0] if candidates else None
             if signer is None:
                 foreign = [row for sig in doc.signatures
                            if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
@@ -599,8 +602,16 @@ class Registry:
                    LedgerRefRow.ref_id.in_(grant_ids + key_ids),
                    LedgerEntryRow.event_type.in_([EventType.REVOCATION.value,
                                                   EventType.KEY_REVOKED.value]))))
+        revisions: dict[str, int] = dict(s.execute(
+            select(LedgerRefRow.ref_id, func.count())
+            .join(LedgerEntryRow, LedgerEntryRow.idx == LedgerRefRow.entry_idx)
+            .where(LedgerRefRow.ref_kind == "performer", LedgerRefRow.ref_id.in_(pids),
+                   LedgerEntryRow.event_type.in_([EventType.PERFORMER_REGISTERED.value,
+                                                  EventType.PERFORMER_UPDATED.value]))
+            .group_by(LedgerRefRow.ref_id)).all())
         return {p: gate.PerformerEvidence(p, records[p], keys[p], grants[p], revs.get(p, []),
-                                          frozenset(ledger_revoked)) for p in pids}
+                                          frozenset(ledger_revoked), revisions.get(p, 0))
+                for p in pids}
 
     def authorize(
         self,
@@ -614,8 +625,9 @@ class Registry:
         now = self._now(now)
         with self.store.session() as s:
             evidence = self._evidence(s, [sub.performer_id for sub in request.subjects])
-            last = s.scalars(select(LedgerEntryRow.created_at)
-                             .order_by(LedgerEntryRow.idx.desc()).limit(1)).first()
+            # The newest time in the ledger, not the time of its last entry: a decision made
+            # with a clock set back must not become the reference for the next one.
+            last = s.scalar(select(func.max(LedgerEntryRow.created_at)))
             decision = gate.evaluate(request, evidence, identity_matches, now, self.public_key,
                                      last_ledger_time=last, known_tracks=known_tracks)
             decision = replace(decision, decision_id=_new_id("dec"))

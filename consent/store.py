@@ -119,7 +119,7 @@ class LedgerEntryRow(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_type: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class LedgerNodeRow(Base):

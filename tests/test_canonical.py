@@ -303,7 +303,7 @@ def test_custom_limit() -> None:
     "raw", [b'{"a": 1} x', b'{"a": 1}{"b": 2}', b"[1] ]", b'{"a": 1},', b"1 2"]
 )
 def test_trailing_garbage_refused(raw: bytes) -> None:
-    with pytest.raises(DocumentError, match="malformed JSON.*Extra data"):
+    with pytest.raises(DocumentError, match=r"malformed JSON.*Extra data"):
         parse_json(raw)
 
 

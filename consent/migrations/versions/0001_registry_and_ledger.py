@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:48:40.397780
+Create Date: 2026-11-26 07:11:22.302225
 """
 from alembic import op
 import sqlalchemy as sa
@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('idx')
     )
+    op.create_index(op.f('ix_ledger_entries_created_at'), 'ledger_entries', ['created_at'], unique=False)
     op.create_table('ledger_nodes',
     sa.Column('level', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('idx', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -113,6 +114,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_performer_keys_performer_id'), table_name='performer_keys')
     op.drop_table('performer_keys')
     op.drop_table('ledger_nodes')
+    op.drop_index(op.f('ix_ledger_entries_created_at'), table_name='ledger_entries')
     op.drop_table('ledger_entries')
     op.drop_table('ledger_checkpoints')
     op.drop_index(op.f('ix_grants_signer_key_id'), table_name='grants')
