@@ -177,7 +177,7 @@ class Decision:
 
 
 @dataclass
-class _Verified:
+class VerifiedFacts:
     """The performer-level facts that survived signature verification."""
 
     record: PerformerRecord | None = None
@@ -188,8 +188,8 @@ class _Verified:
     fatal: list[str] = field(default_factory=list)
 
 
-def verified_facts(ev: PerformerEvidence, registry_key: PublicKey) -> _Verified:
-    out = _Verified()
+def verified_facts(ev: PerformerEvidence, registry_key: PublicKey) -> VerifiedFacts:
+    out = VerifiedFacts()
     latest: PerformerRecord | None = None
     for raw in ev.records:
         try:
@@ -258,7 +258,7 @@ def _check_grant(
     raw: bytes,
     subject: Subject,
     request: AuthorizationRequest,
-    facts: _Verified,
+    facts: VerifiedFacts,
     now: datetime,
     ledger_revoked: frozenset[str],
 ) -> tuple[list[RuleResult], SignedDocument[Grant] | None]:
@@ -461,7 +461,7 @@ def evaluate(
         matches[m.track_id] = m
 
     claimed: set[str] = set()
-    facts_cache: dict[str, _Verified] = {}
+    facts_cache: dict[str, VerifiedFacts] = {}
     for subject in request.subjects:
         pid = subject.performer_id
         if subject.track_id is not None:
@@ -522,7 +522,7 @@ def _best_grant(
     ev: PerformerEvidence,
     subject: Subject,
     request: AuthorizationRequest,
-    facts: _Verified,
+    facts: VerifiedFacts,
     now: datetime,
     used: list[GrantRef],
 ) -> list[RuleResult]:

@@ -433,16 +433,21 @@ class Registry:
             query = select(GrantRow).order_by(GrantRow.imported_at, GrantRow.grant_id)
             if performer_id is not None:
                 query = query.where(GrantRow.performer_id == performer_id)
-            out = [self._grant_status(s, row, now) for row in s.scalars(query.limit(limit))]
+            facts: dict[str, gate.VerifiedFacts] = {}
+            out = [self._grant_status(s, row, now, facts) for row in s.scalars(query.limit(limit))]
         if project_id is not None:
             out = [g for g in out if g.grant is not None
                    and any(p.project_id == project_id for p in g.grant.grantee.projects)]
         return out
 
-    def _grant_status(self, s: Session, row: GrantRow, now: datetime) -> GrantStatus:
-        ev = self._evidence(s, [row.performer_id])[row.performer_id]
-        ev = replace(ev, grants=[row.document])
-        facts = gate.verified_facts(ev, self.public_key)
+    def _grant_status(self, s: Session, row: GrantRow, now: datetime,
+                      cache: dict[str, gate.VerifiedFacts] | None = None) -> GrantStatus:
+        """Status from the signed documents; ``cache`` shares per-performer facts in a listing."""
+        cache = {} if cache is None else cache
+        if row.performer_id not in cache:
+            ev = self._evidence(s, [row.performer_id])[row.performer_id]
+            cache[row.performer_id] = gate.verified_facts(ev, self.public_key)
+        facts = cache[row.performer_id]
         try:
             doc = SignedDocument.from_bytes(row.document, Grant)
         except DocumentError as exc:
