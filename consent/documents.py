@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import (
@@ -325,7 +326,16 @@ class SignedDocument(Generic[P]):
 
     @classmethod
     def from_bytes(cls, raw: bytes, payload_type: type[P]) -> SignedDocument[P]:
-        """Parse a received envelope; the signatures are *not* checked here (see verify)."""
+        """Parse a received envelope; the signatures are *not* checked here (see verify).
+
+        Parsing is a pure function of the bytes, so results are memoised by content: the
+        gate re-reads the same stored documents at every decision. Signatures are never
+        memoised; :meth:`verify` runs the cryptography each time.
+        """
+        return _parse_cached(bytes(raw), payload_type)
+
+    @classmethod
+    def _parse(cls, raw: bytes, payload_type: type[P]) -> SignedDocument[P]:
         data = parse_json(raw)
         if not isinstance(data, dict) or set(data) != {"signed", "signatures"}:
             raise DocumentError(
@@ -366,6 +376,13 @@ class SignedDocument(Generic[P]):
                 f"{self.payload.document_type} carries no signature by key {short_id(key.key_id)}"
             )
         key.verify(sig.sig, self.signed_bytes)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(raw: bytes, payload_type: type[Payload]) -> SignedDocument[Any]:
+    # Errors are not cached (lru_cache does not store exceptions): a bad document is
+    # re-parsed, and refused again, every time.
+    return SignedDocument._parse(raw, payload_type)
 
 
 def _parse_signatures(value: Any) -> tuple[Signature, ...]:

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import Field, StrictBool, model_validator
@@ -80,7 +81,7 @@ class AuthorizationRequest(Model):
     commercial: StrictBool = True
     operator: HumanName
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(canonical_bytes(self.model_dump(mode="json"))).hexdigest()
 
@@ -261,7 +262,11 @@ def _check_grant(
     facts: VerifiedFacts,
     now: datetime,
     ledger_revoked: frozenset[str],
+    *,
+    verify: bool = True,
 ) -> tuple[list[RuleResult], SignedDocument[Grant] | None]:
+    """Every rule for one grant. ``verify=False`` skips only the Ed25519 check, to rank
+    candidates cheaply; a grant is never *used* without a full check."""
     pid = subject.performer_id
 
     def result(rule: str, passed: bool, detail: str, gid: str | None) -> RuleResult:
@@ -287,7 +292,8 @@ def _check_grant(
                        f"{pid}", gid)], None
     key = facts.keys[signer.keyid]
     try:
-        doc.verify(key.key)
+        if verify:
+            doc.verify(key.key)
     except ConsentError:
         return [result("signature", False, f"{tag}: signature by {short_id(key.key_id)} does "
                        "not verify over the stored document (altered or forged)", gid)], None
@@ -531,20 +537,27 @@ def _best_grant(
     if not ev.grants:
         return [RuleResult("grant", False, f"{pid} has no grant on file", pid, None,
                            subject.track_id)]
+
+    def check(raw: bytes, verify: bool) -> tuple[list[RuleResult], SignedDocument[Grant] | None]:
+        return _check_grant(raw, subject, request, facts, now, ev.ledger_revoked, verify=verify)
+
+    # Rank every grant on the cheap rules, then verify signatures in rank order: the first
+    # grant that passes everything, signature included, is used.
+    ranked = sorted(((check(raw, False)[0], i, raw) for i, raw in enumerate(ev.grants)),
+                    key=lambda c: (_failures(c[0]), c[1]))
     best: list[RuleResult] | None = None
-    others: list[str] = []
-    for raw in ev.grants:
-        rules, doc = _check_grant(raw, subject, request, facts, now, ev.ledger_revoked)
-        if doc is not None and all(r.passed for r in rules):
+    for prelim, _, raw in ranked:
+        if _failures(prelim):
+            break
+        rules, doc = check(raw, True)
+        if doc is not None and not _failures(rules):
             used.append(GrantRef(doc.payload.grant_id, doc.sha256, pid, subject.technique.value))
             return rules
-        if best is None or _failures(rules) < _failures(best):
-            if best is not None:
-                others.append(next(r.detail for r in best if not r.passed))
-            best = rules
-        else:
-            others.append(next(r.detail for r in rules if not r.passed))
-    assert best is not None
+        best = best or rules
+    if best is None:
+        best = check(ranked[0][2], True)[0]
+    others = [next(r.detail for r in prelim if not r.passed)
+              for prelim, _, _ in ranked[1:] if _failures(prelim)]
     if others:
         best.append(RuleResult("grant", False, f"{len(others)} other grant(s) of {pid} do not "
                                f"cover the request either: " + "; ".join(others[:5]), pid, None,

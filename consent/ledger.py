@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent import merkle
@@ -196,27 +196,30 @@ class Ledger:
     ) -> int:
         """Append one event inside the caller's transaction and return its index."""
         self._lock(session)
+        # Core statements on the session's connection: an append is on the hot path of every
+        # decision, and the ORM's unit of work would cost more than the hashing.
+        conn = session.connection()
         index = self.size(session)
         data = canonical_bytes(
             {"index": index, "type": event_type.value, "time": format_timestamp(at), **body}
         )
         leaf = merkle.leaf_hash(data)
         nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
-        session.add(LedgerEntryRow(idx=index, event_type=event_type.value, data=data,
-                                   created_at=at))
-        session.add_all(LedgerNodeRow(level=lv, idx=i, hash=h) for (lv, i), h in nodes)
-        session.flush()
-        session.add_all(
-            LedgerRefRow(entry_idx=index, ref_kind=k, ref_id=v) for k, v in sorted(set(refs))
-        )
-        session.flush()
+        conn.execute(insert(LedgerEntryRow),
+                     {"idx": index, "event_type": event_type.value, "data": data,
+                      "created_at": at})
+        conn.execute(insert(LedgerNodeRow),
+                     [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes])
+        ref_rows = [{"entry_idx": index, "ref_kind": k, "ref_id": v} for k, v in sorted(set(refs))]
+        if ref_rows:
+            conn.execute(insert(LedgerRefRow), ref_rows)
         return index
 
     # ---------------------------------------------------------------- reading
 
     @staticmethod
     def size(session: Session) -> int:
-        top = session.scalar(select(func.max(LedgerEntryRow.idx)))
+        top = session.connection().scalar(select(func.max(LedgerEntryRow.idx)))
         return 0 if top is None else int(top) + 1
 
     @staticmethod
@@ -401,6 +404,12 @@ class Ledger:
             ))
 
 
+_NODES = select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
+    LedgerNodeRow.level == bindparam("level"),
+    LedgerNodeRow.idx.in_(bindparam("idxs", expanding=True)),
+)
+
+
 def _reader(session: Session) -> merkle.NodeReader:
     def read(ids: Sequence[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
         wanted = sorted(set(ids))
@@ -409,14 +418,12 @@ def _reader(session: Session) -> merkle.NodeReader:
         by_level: dict[int, list[int]] = {}
         for level, idx in wanted:
             by_level.setdefault(level, []).append(idx)
+        conn = session.connection()
         found: dict[merkle.NodeId, bytes] = {}
+        # One indexed lookup per level (a proof touches ~log2(n) levels); row-value IN lists
+        # are not index-friendly on SQLite.
         for level, idxs in by_level.items():
-            rows = session.execute(
-                select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
-                    LedgerNodeRow.level == level, LedgerNodeRow.idx.in_(idxs)
-                )
-            )
-            for idx, value in rows:
+            for idx, value in conn.execute(_NODES, {"level": level, "idxs": idxs}):
                 found[(level, idx)] = value
         return found
 
