@@ -20,7 +20,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import (
@@ -307,11 +307,18 @@ class SignedDocument(Generic[P]):
     """A payload with its signatures, and the canonical bytes those signatures cover."""
 
     payload: P
-    signed_bytes: bytes
+    body: dict[str, Any] = field(repr=False)  # the payload exactly as received (parsed JSON)
     signatures: tuple[Signature, ...]
     raw: bytes = field(repr=False)
 
-    @property
+    @cached_property
+    def signed_bytes(self) -> bytes:
+        """RFC 8785 bytes of the received payload: what the signatures cover.
+
+        Computed on first use: ranking candidate grants needs only the parsed payload."""
+        return canonical_bytes(self.body)
+
+    @cached_property
     def sha256(self) -> str:
         """Document hash: SHA-256 of the canonical payload (independent of file formatting)."""
         return hashlib.sha256(self.signed_bytes).hexdigest()
@@ -322,7 +329,7 @@ class SignedDocument(Generic[P]):
         signed_bytes = canonical_bytes(body)
         sigs = tuple(Signature(k.key_id, k.sign(signed_bytes)) for k in keys)
         envelope = {"signed": body, "signatures": [s.to_json() for s in sigs]}
-        return cls(payload, signed_bytes, sigs, canonical_bytes(envelope))
+        return cls(payload, body, sigs, canonical_bytes(envelope))
 
     @classmethod
     def from_bytes(cls, raw: bytes, payload_type: type[P]) -> SignedDocument[P]:
@@ -358,10 +365,10 @@ class SignedDocument(Generic[P]):
             payload = payload_type.model_validate(body)
         except ValidationError as exc:
             raise DocumentError(format_validation_error(payload_type.document_type, exc)) from None
-        return cls(payload, canonical_bytes(body), _parse_signatures(sig_list), raw)
+        return cls(payload, body, _parse_signatures(sig_list), raw)
 
     def to_bytes(self) -> bytes:
-        envelope = {"signed": parse_json(self.signed_bytes),
+        envelope = {"signed": self.body,
                     "signatures": [s.to_json() for s in self.signatures]}
         return canonical_bytes(envelope)
 

@@ -44,10 +44,16 @@ def _sha256_hex(value: str) -> str:
     return value
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
 def _clean_text(value: str, *, multiline: bool) -> str:
-    if unicodedata.normalize("NFC", value) != value:
+    if not unicodedata.is_normalized("NFC", value):
         raise ValueError("text must be in Unicode normalisation form NFC")
-    for position, char in enumerate(value):
+    # Fast path: in ASCII the only forbidden characters are the controls.
+    scan = not value.isascii() or _ASCII_CONTROL.search(value) or (
+        not multiline and "\n" in value)
+    for position, char in enumerate(value if scan else ""):
         if char == "\n" and multiline:
             continue
         category = unicodedata.category(char)

@@ -136,7 +136,7 @@ class LedgerRefRow(Base):
     """Which ledger entries mention a grant, decision or output (for reports)."""
 
     __tablename__ = "ledger_refs"
-    __table_args__ = (Index("ix_ledger_refs_ref", "ref_kind", "ref_id"),)
+    __table_args__ = (Index("ix_ledger_refs_ref", "ref_id", "ref_kind"),)
 
     entry_idx: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("ledger_entries.idx"), primary_key=True

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:11:22.302225
+Create Date: 2026-11-26 07:39:37.913300
 """
 from alembic import op
 import sqlalchemy as sa
@@ -101,7 +101,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['entry_idx'], ['ledger_entries.idx'], ),
     sa.PrimaryKeyConstraint('entry_idx', 'ref_kind', 'ref_id')
     )
-    op.create_index('ix_ledger_refs_ref', 'ledger_refs', ['ref_kind', 'ref_id'], unique=False)
+    op.create_index('ix_ledger_refs_ref', 'ledger_refs', ['ref_id', 'ref_kind'], unique=False)
 
 
 def downgrade() -> None:
