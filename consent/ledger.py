@@ -48,6 +48,8 @@ class EventType(StrEnum):
     REVOCATION = "revocation"
     DECISION = "decision"
     OUTPUT_PUBLISHED = "output_published"
+    TEMPLATES_ENROLLED = "templates_enrolled"
+    TEMPLATES_DELETED = "templates_deleted"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from consent.ledger import EventType, Ledger, LedgerEntry
 from consent.store import (
     DecisionRow,
     GrantRow,
+    IdentityTemplateRow,
     LedgerEntryRow,
     LedgerRefRow,
     PerformerKeyRow,
@@ -52,6 +53,7 @@ from consent.store import (
     RevocationRow,
     Store,
 )
+from consent.templates import Template, TemplateKeyError, TemplateStore
 
 
 def utc_now() -> datetime:
@@ -148,11 +150,13 @@ class Registry:
         key: PrivateKey,
         origin: str,
         clock: Callable[[], datetime] = utc_now,
+        template_key: bytes | None = None,
     ) -> None:
         self.store = store
         self._key = key
         self.clock = clock
         self.ledger = Ledger(store, key, origin)
+        self._templates = TemplateStore(template_key) if template_key is not None else None
 
     @property
     def public_key(self) -> PublicKey:
@@ -562,6 +566,8 @@ class Registry:
                                 document=doc.raw, document_sha256=doc.sha256,
                                 recorded_at=now, recorded_by=officer, ledger_index=index))
             s.flush()
+        # Biometric templates live only as long as some grant of the performer is active.
+        self.purge_templates(now)
         return doc
 
     # ------------------------------------------------------------------ the gate
@@ -659,6 +665,70 @@ class Registry:
         outputs = tuple(_output(e) for e in entries
                         if any(g.get("grant_id") == grant_id for g in e.body.get("grants", [])))
         return RevocationReport(status, outputs)
+
+    # ------------------------------------------------------------------ identity templates
+
+    def _template_store(self) -> TemplateStore:
+        if self._templates is None:
+            raise TemplateKeyError("identity templates are not configured (no template key)")
+        return self._templates
+
+    def enroll_templates(self, performer_id: str, embedder: str,
+                         vectors: Sequence[tuple[Any, dict[str, Any]]], source_sha256: str, *,
+                         officer: str, now: datetime | None = None) -> list[Template]:
+        """Store templates (vector, quality) computed from one reference file, encrypted."""
+        now = self._now(now)
+        store = self._template_store()
+        with self.store.session() as s:
+            self._record(s, performer_id)
+            out = [store.add(s, performer_id, embedder, vec, source_sha256, quality, now)
+                   for vec, quality in vectors]
+            self.ledger.append(s, EventType.TEMPLATES_ENROLLED, {
+                "performer_id": performer_id, "embedder": embedder,
+                "source_sha256": source_sha256,
+                "template_sha256": [t.template_sha256 for t in out], "enrolled_by": officer},
+                at=now, refs=[("performer", performer_id)])
+        return out
+
+    def consented_templates(self, embedder: str, now: datetime | None = None,
+                            ) -> dict[str, list[Template]]:
+        """Templates usable for matching: those of performers with an active grant whose
+        evidence names the template or the reference media it was enrolled from."""
+        now = self._now(now)
+        store = self._template_store()
+        with self.store.session() as s:
+            templates = store.load(s, embedder=embedder)
+        named: dict[str, set[str]] = {}
+        for pid in {t.performer_id for t in templates}:
+            for g in self.grants(performer_id=pid, now=now):
+                if g.status == "active" and g.grant is not None:
+                    ev = g.grant.evidence
+                    named.setdefault(pid, set()).update(ev.identity_template_sha256)
+        out: dict[str, list[Template]] = {}
+        for t in templates:
+            hashes = named.get(t.performer_id, set())
+            if t.template_sha256 in hashes or t.source_sha256 in hashes:
+                out.setdefault(t.performer_id, []).append(t)
+        return out
+
+    def purge_templates(self, now: datetime | None = None) -> dict[str, int]:
+        """Delete the templates of every performer who has no active grant left."""
+        now = self._now(now)
+        if self._templates is None:
+            return {}
+        with self.store.session() as s:
+            pids = sorted(set(s.scalars(select(IdentityTemplateRow.performer_id))))
+        purged: dict[str, int] = {}
+        for pid in pids:
+            if any(g.status == "active" for g in self.grants(performer_id=pid, now=now)):
+                continue
+            with self.store.session() as s:
+                hashes = TemplateStore.delete_for(s, pid)
+                self.ledger.append(s, EventType.TEMPLATES_DELETED, {
+                    "performer_id": pid, "template_sha256": hashes,
+                    "reason": "no active grant"}, at=now, refs=[("performer", pid)])
+            purged[pid] = len(hashes)
+        return purged
 
     def decision_document(self, decision_id: str) -> dict[str, Any]:
         with self.store.session() as s:

@@ -16,6 +16,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -155,6 +156,22 @@ class DecisionRow(Base):
     document: Mapped[bytes] = mapped_column(LargeBinary)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ledger_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class IdentityTemplateRow(Base):
+    """An encrypted face-embedding template (biometric data; see consent.templates)."""
+
+    __tablename__ = "identity_templates"
+
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    performer_id: Mapped[str] = mapped_column(String(64), index=True)
+    embedder: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    template_sha256: Mapped[str] = mapped_column(String(64))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CheckpointRow(Base):

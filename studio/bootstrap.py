@@ -11,6 +11,7 @@ from consent.fields import SignatoryRole
 from consent.keys import PrivateKey, load_public_key
 from consent.registry import Registry
 from consent.store import Store
+from consent.templates import load_or_create_template_key
 from studio.settings import Settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -43,7 +44,8 @@ def open_registry(settings: Settings, report: SeedReport | None = None) -> Regis
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = registry_key(settings, report)
     store = Store.open(settings.database_url)
-    return Registry(store, key, settings.ledger_origin)
+    return Registry(store, key, settings.ledger_origin,
+                    template_key=load_or_create_template_key(settings.template_key_path))
 
 
 def seed_demo(registry: Registry, report: SeedReport) -> None:

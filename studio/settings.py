@@ -28,6 +28,11 @@ class Settings:
     def registry_key_path(self) -> Path:
         return self.keys_dir / "registry-ed25519.pem"
 
+    @property
+    def template_key_path(self) -> Path:
+        """AES-256 key that encrypts identity templates at rest."""
+        return self.keys_dir / "templates-aes256.key"
+
     @classmethod
     def from_env(cls, data_dir: Path | None = None) -> Settings:
         data = (data_dir or Path(os.environ.get("STUDIO_DATA", "studio-data"))).resolve()
