@@ -99,12 +99,13 @@ class GrantRow(Base):
 
 class RevocationRow(Base):
     __tablename__ = "revocations"
-    __table_args__ = (Index("ix_revocations_target", "target_kind", "target_id"),)
 
     revocation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     performer_id: Mapped[str] = mapped_column(String(64), index=True)
     target_kind: Mapped[str] = mapped_column(String(16))
-    target_id: Mapped[str] = mapped_column(String(64))
+    # Looked up by id alone (whatever the kind column says) so that editing the kind of a
+    # revocation row cannot hide it from the gate.
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
     document: Mapped[bytes] = mapped_column(LargeBinary)
     document_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -198,6 +199,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     # part of the file mapped instead of copying pages through a 2 MB cache.
     cursor.execute("PRAGMA mmap_size=1073741824")
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoint the WAL every ~40 MB instead of every 4 MB: the checkpoint runs inside the
+    # commit of whichever decision crosses the mark, so rarer checkpoints mean fewer slow ones.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 

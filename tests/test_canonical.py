@@ -318,3 +318,36 @@ def test_malformed_json_refused_with_position(raw: bytes) -> None:
 
 def test_surrounding_whitespace_accepted() -> None:
     assert parse_json(b' \n {"a": [1, true, null, "x"]} \n ') == {"a": [1, True, None, "x"]}
+
+
+_any_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400)
+@given(_any_values)
+def test_fast_path_gives_exactly_the_rfc8785_bytes(value: Any) -> None:
+    """canonical_bytes takes the stdlib encoder for float-free, ASCII-key values: it must
+    produce the very bytes the rfc8785 library produces, for any input."""
+    import rfc8785
+
+    try:
+        expected = bytes(rfc8785.dumps(value))
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(DocumentError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
+
+
+@pytest.mark.parametrize("text", ["\x00\x1f\x7f", "\u2028\u2029", "é😀", '"\\/', "\b\f\n\r\t"])
+def test_fast_path_escaping_matches_rfc8785(text: str) -> None:
+    import rfc8785
+
+    assert canonical_bytes({"k": text, "list": [text]}) == bytes(rfc8785.dumps(
+        {"k": text, "list": [text]}))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:39:37.913300
+Create Date: 2026-11-26 08:01:21.462656
 """
 from alembic import op
 import sqlalchemy as sa
@@ -40,6 +40,19 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_grants_performer_id'), 'grants', ['performer_id'], unique=False)
     op.create_index(op.f('ix_grants_signer_key_id'), 'grants', ['signer_key_id'], unique=False)
+    op.create_table('identity_templates',
+    sa.Column('template_id', sa.String(length=64), nullable=False),
+    sa.Column('performer_id', sa.String(length=64), nullable=False),
+    sa.Column('embedder', sa.String(length=64), nullable=False),
+    sa.Column('dim', sa.Integer(), nullable=False),
+    sa.Column('ciphertext', sa.LargeBinary(), nullable=False),
+    sa.Column('template_sha256', sa.String(length=64), nullable=False),
+    sa.Column('source_sha256', sa.String(length=64), nullable=False),
+    sa.Column('quality', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('template_id')
+    )
+    op.create_index(op.f('ix_identity_templates_performer_id'), 'identity_templates', ['performer_id'], unique=False)
     op.create_table('ledger_checkpoints',
     sa.Column('size', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('root', sa.LargeBinary(), nullable=False),
@@ -93,7 +106,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('document_sha256')
     )
     op.create_index(op.f('ix_revocations_performer_id'), 'revocations', ['performer_id'], unique=False)
-    op.create_index('ix_revocations_target', 'revocations', ['target_kind', 'target_id'], unique=False)
+    op.create_index(op.f('ix_revocations_target_id'), 'revocations', ['target_id'], unique=False)
     op.create_table('ledger_refs',
     sa.Column('entry_idx', sa.BigInteger(), nullable=False),
     sa.Column('ref_kind', sa.String(length=16), nullable=False),
@@ -107,7 +120,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_ledger_refs_ref', table_name='ledger_refs')
     op.drop_table('ledger_refs')
-    op.drop_index('ix_revocations_target', table_name='revocations')
+    op.drop_index(op.f('ix_revocations_target_id'), table_name='revocations')
     op.drop_index(op.f('ix_revocations_performer_id'), table_name='revocations')
     op.drop_table('revocations')
     op.drop_table('performer_records')
@@ -117,6 +130,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_ledger_entries_created_at'), table_name='ledger_entries')
     op.drop_table('ledger_entries')
     op.drop_table('ledger_checkpoints')
+    op.drop_index(op.f('ix_identity_templates_performer_id'), table_name='identity_templates')
+    op.drop_table('identity_templates')
     op.drop_index(op.f('ix_grants_signer_key_id'), table_name='grants')
     op.drop_index(op.f('ix_grants_performer_id'), table_name='grants')
     op.drop_table('grants')
