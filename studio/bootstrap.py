@@ -12,11 +12,14 @@ from consent.keys import PrivateKey, load_public_key
 from consent.registry import Registry
 from consent.store import Store
 from consent.templates import load_or_create_template_key
+from pipelines.faces.embedding import DlibEmbedder
+from studio.identity import enrol
 from studio.settings import Settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO = ASSETS / "demo"
 DEMO_PERFORMER_ID = "demo-performer"
+DEMO_REFERENCE = ASSETS / "media" / "grid" / "bbaf2n.mpg"
 DEMO_OFFICER = "Studio set-up (demo seed)"
 
 
@@ -71,3 +74,10 @@ def seed_demo(registry: Registry, report: SeedReport) -> None:
                    f"{status.detail})")
     except DuplicateError:
         report.say("demo grant already imported")
+    if registry.consented_templates(DlibEmbedder.name).get(DEMO_PERFORMER_ID):
+        report.say("demo performer's face already enrolled")
+        return
+    enrolment = enrol(registry, DEMO_PERFORMER_ID, [DEMO_REFERENCE], DlibEmbedder(),
+                      officer=DEMO_OFFICER)
+    report.say(f"enrolled the demo performer's face from {DEMO_REFERENCE.name} "
+               f"({enrolment.template_count} encrypted templates)")

@@ -43,8 +43,10 @@ app = typer.Typer(help="A consent-gated synthetic media studio for film dubbing.
                   no_args_is_help=True, pretty_exceptions_enable=False)
 consent_app = typer.Typer(help="The signed consent registry.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The tamper-evident ledger.", no_args_is_help=True)
+faces_app = typer.Typer(help="Identity enrolment and face scanning.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(faces_app, name="faces")
 
 out = Console()
 err = Console(stderr=True)
@@ -162,6 +164,8 @@ def init(
         report.say(f"database ready at {settings.database_url}")
         if demo:
             seed_demo(registry, report)
+        for pid, count in registry.purge_templates().items():
+            report.say(f"deleted {count} identity template(s) of {pid}: no active grant")
         with registry.store.session() as s:
             note = registry.ledger.checkpoint(s, utc_now())
         report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
@@ -566,6 +570,93 @@ def ledger_verify(as_json: JsonOpt = False) -> None:
     _emit(as_json, report.to_json(), human)
     if not report.ok:
         raise typer.Exit(EXIT_DENY)
+
+
+# ---------------------------------------------------------------------------- faces
+
+
+@faces_app.command("enroll")
+def faces_enroll(
+    performer_id: str,
+    files: Annotated[list[Path], typer.Argument(help="Reference images or videos.")],
+    officer: OfficerOpt,
+    per_file: Annotated[int, typer.Option("--per-file", help="Templates kept per file.")] = 8,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enrol a performer's face from reference media (good frames only; stored encrypted)."""
+    from pipelines.faces.embedding import DlibEmbedder
+    from pipelines.media.errors import MediaError
+    from studio.identity import enrol
+
+    with _errors(as_json):
+        for f in files:
+            if not f.is_file():
+                raise NotFoundError(f"{f} is not a file")
+        try:
+            report = enrol(_registry(), performer_id, files, DlibEmbedder(), officer=officer,
+                           per_file=per_file)
+        except (MediaError, ValueError) as exc:
+            raise ConsentError(f"cannot enrol from the given files: {exc}") from None
+
+    def human() -> None:
+        out.print(f"{performer_id}: {report.template_count} template(s) enrolled with "
+                  f"{report.embedder}", highlight=False)
+        for f in report.files:
+            why = ", ".join(f"{k} ×{v}" for k, v in sorted(f.rejected.items())) or "none"
+            out.print(f"  {Path(f.path).name}: {f.frames_examined} frames examined, "
+                      f"{f.accepted} good, {len(f.templates)} kept; rejected: {why}",
+                      highlight=False)
+        if not report.template_count:
+            err.print("[yellow]warning:[/] no usable face found; nothing was enrolled")
+
+    _emit(as_json, {"ok": report.template_count > 0, **report.to_json()}, human)
+    if not report.template_count:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@faces_app.command("scan")
+def faces_scan(
+    video: Annotated[Path, typer.Argument(help="A video file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Track the faces of a video and match each track to consented performers."""
+    from pipelines.faces.embedding import DlibEmbedder
+    from pipelines.media.errors import MediaError
+    from studio.identity import identify
+
+    with _errors(as_json):
+        if not video.is_file():
+            raise NotFoundError(f"{video} is not a file")
+        try:
+            result = identify(video, _registry(), DlibEmbedder())
+        except MediaError as exc:
+            raise ConsentError(str(exc)) from None
+
+    def human() -> None:
+        out.print(f"{video.name}: {result.frame_count} frames, {len(result.tracks)} face "
+                  f"track(s), shot cuts at {result.cuts or 'none'}", highlight=False)
+        table = Table("track", "frames", "span", "performer", "distance", "margin")
+        for t in result.tracks:
+            m = t.match
+            table.add_row(t.track_id, str(t.track.frame_count),
+                          f"{t.track.first_frame}–{t.track.last_frame}",
+                          m.performer_id or "[yellow]no consented performer[/]",
+                          "" if m.distance is None else f"{m.distance:.3f}",
+                          "" if m.margin is None else f"{m.margin:.3f}")
+        out.print(table)
+
+    _emit(as_json, {"ok": True, **result.to_json()}, human)
+
+
+@faces_app.command("purge")
+def faces_purge(as_json: JsonOpt = False) -> None:
+    """Delete the templates of performers who no longer have an active grant."""
+    with _errors(as_json):
+        purged = _registry().purge_templates()
+    _emit(as_json, {"ok": True, "purged": purged},
+          lambda: out.print("\n".join(f"deleted {n} template(s) of {p}"
+                                      for p, n in purged.items()) or "nothing to delete",
+                            highlight=False))
 
 
 # ---------------------------------------------------------------------------- helpers

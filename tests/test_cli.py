@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -17,13 +18,21 @@ runner = CliRunner()
 PASS = "correct horse battery"
 
 
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `studio init` per module (it enrols the demo face); tests get a copy."""
+    d = tmp_path_factory.mktemp("seed") / "data"
+    result = runner.invoke(app, ["--data", str(d), "init", "--json"])
+    assert result.exit_code == 0, result.output
+    return d
+
+
 @pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data(seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STUDIO_KEY_PASSPHRASE", PASS)
     monkeypatch.delenv("STUDIO_DATABASE_URL", raising=False)
     d = tmp_path / "data"
-    result = runner.invoke(app, ["--data", str(d), "init", "--json"])
-    assert result.exit_code == 0, result.output
+    shutil.copytree(seeded, d)
     return d
 
 
@@ -61,6 +70,7 @@ def test_init_seeds_demo_and_is_idempotent(data: Path) -> None:
     code, again = run_json(data, "init")
     assert code == 0
     assert "demo grant already imported" in again["actions"]
+    assert "demo performer's face already enrolled" in again["actions"]
     assert (data / "keys" / "registry-ed25519.pem").stat().st_mode & 0o777 == 0o600
 
 
@@ -186,3 +196,32 @@ def test_revoke_report_lists_outputs_from_the_ledger(data: Path, tmp_path: Path)
                                   "manifest_id": "urn:c2pa:test-manifest",
                                   "decision_id": decision.decision_id,
                                   "published_at": report["outputs"][0]["published_at"]}]
+
+
+GRID = Path(__file__).resolve().parent.parent / "assets" / "media" / "grid"
+
+
+def test_faces_scan_matches_the_enrolled_demo_performer(data: Path) -> None:
+    code, out = run_json(data, "faces", "scan", str(GRID / "bbaf2n.mpg"))
+    assert code == 0
+    (track,) = out["tracks"]
+    assert track["match"]["performer_id"] == "demo-performer"
+    assert track["frames"] == 75 and out["frame_count"] == 75
+    code, out = run_json(data, "faces", "scan", str(GRID / "lbax4n.mpg"))
+    assert out["tracks"][0]["match"]["performer_id"] is None
+
+
+def test_faces_enroll_and_purge_after_revocation(data: Path, tmp_path: Path) -> None:
+    code, out = run_json(data, "faces", "enroll", "demo-performer", str(GRID / "bbaf2n.mpg"),
+                         "--officer", "Olga", "--per-file", "3")
+    assert code == 0 and out["templates"] == 3
+    not_media = tmp_path / "notes.txt"
+    not_media.write_text("not a video")
+    code, out = run_json(data, "faces", "enroll", "demo-performer", str(not_media),
+                         "--officer", "Olga")
+    assert code == 3
+    code, out = run(data, "consent", "revoke", "--grant", "demo-grant-0001", "--officer", "Olga",
+                    "--reason", "withdrawn", "--request-ref", "letter")
+    assert code == 0
+    code, out = run_json(data, "faces", "scan", str(GRID / "bbaf2n.mpg"))
+    assert out["tracks"][0]["match"]["performer_id"] is None  # templates were deleted

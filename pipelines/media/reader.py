@@ -1,0 +1,212 @@
+"""``VideoReader``: stream RGB frames from a file, one at a time, frame-accurately.
+
+Every stage of a render consumes frames in order and never needs to seek, so the reader is a
+plain iterator over ``Frame`` objects: the decoder's own small queue plus the frame in hand is
+all it holds, whatever the clip's length. Frames are as stored (not rotated; see
+``VideoStreamInfo.rotation`` and ``upright``) so that the writer can reproduce the source
+pixel for pixel and re-apply the same display matrix.
+
+Variable-frame-rate input cannot be written back with "one output frame per input frame at
+pts = index" without changing its timing, so it is either refused (default) or conformed to a
+constant rate, duplicating and dropping frames by timestamp, with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from types import TracebackType
+from typing import Literal
+
+import av
+import av.container
+import numpy as np
+from av.video.reformatter import VideoReformatter
+from numpy.typing import NDArray
+
+from . import colour
+from ._container import open_input
+from .errors import (
+    CorruptMediaError,
+    TruncatedMediaError,
+    VariableFrameRateError,
+    VariableFrameRateWarning,
+)
+from .probe import DEFAULT_MAX_PIXELS, MediaInfo, VideoStreamInfo, probe
+
+VfrPolicy = Literal["refuse", "conform"]
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One picture: its position in the output (``index``), its time, its pixels.
+
+    ``pts`` is seconds (exact). ``rgb`` is ``height x width x 3`` uint8, C-contiguous and
+    owned by this frame: a stage may modify it in place.
+    """
+
+    index: int
+    pts: Fraction
+    rgb: NDArray[np.uint8]
+
+
+class VideoReader:
+    """Sequential RGB frames of the first video stream of ``path``.
+
+    Use as a context manager and iterate once::
+
+        with VideoReader(path) as reader:
+            for frame in reader:
+                ...
+
+    ``on_vfr="conform"`` accepts variable-frame-rate input and emits it at ``conform_rate``
+    (default: ``info.video.frame_rate``, the snapped average rate): each output slot shows
+    the latest source frame whose timestamp rounds to that slot or before; frames between
+    slots are dropped, gaps are filled by repeating. ``frame_count`` is then the conformed
+    count and ``output`` describes the conformed stream (pass it to ``VideoWriter``).
+    The probe runs in the constructor, so a bad file fails there, before any work.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, on_vfr: VfrPolicy = "refuse",
+                 conform_rate: Fraction | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 threads: int = 0) -> None:
+        self.info: MediaInfo = probe(path, max_pixels=max_pixels, require_video=True)
+        self.video: VideoStreamInfo = self.info.require_video()
+        self.path = self.info.path
+        self._threads = threads
+        self._container: av.container.InputContainer | None = None
+        self._started = False
+        self._reformatter = VideoReformatter()
+        self._matrix = colour.conversion_matrix(self.video.color_matrix, self.video.height)
+        self._range = colour.conversion_range(self.video.color_range)
+        self.conforming = False
+        self.frame_rate: Fraction = self.video.frame_rate
+        self.frame_count: int = self.video.frame_count
+        self.output: VideoStreamInfo = self.video
+        """The stream the frames form (the source's, or its conformed version): the writer's
+        ``like``."""
+        if self.video.variable_frame_rate:
+            if on_vfr == "refuse":
+                raise VariableFrameRateError(
+                    self.path, f"variable frame rate (average {float(self.video.frame_rate):.3f}"
+                               " fps): conform it to a constant rate first, or open it with "
+                               "on_vfr='conform'")
+            self.conforming = True
+            self.frame_rate = Fraction(conform_rate or self.video.frame_rate)
+            self.frame_count = max(1, round(self.video.duration * self.frame_rate))
+            self.output = dataclasses.replace(
+                self.video, frame_rate=self.frame_rate, time_base=1 / self.frame_rate,
+                frame_count=self.frame_count, duration=self.frame_count / self.frame_rate,
+                variable_frame_rate=False)
+            warnings.warn(VariableFrameRateWarning(
+                f"{self.path}: variable frame rate; conforming {self.video.frame_count} frames "
+                f"to {self.frame_count} frames at {self.frame_rate} fps (frames are "
+                "duplicated or dropped by timestamp)"), stacklevel=2)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the decoder and the file (also done at the end of iteration)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._started:
+            raise RuntimeError("a VideoReader iterates once; open a new one to read again")
+        self._started = True
+        try:
+            if self.conforming:
+                yield from self._conformed()
+            else:
+                yield from self._constant()
+        finally:
+            self.close()
+
+    def _constant(self) -> Iterator[Frame]:
+        count = 0
+        for frame in self._decoded():
+            yield Frame(count, self._seconds(frame, count), self._rgb(frame))
+            count += 1
+        if count != self.video.frame_count:
+            raise TruncatedMediaError(
+                self.path, f"decoded {count} frames but the stream holds "
+                           f"{self.video.frame_count}: frames are missing or undecodable")
+
+    def _conformed(self) -> Iterator[Frame]:
+        start = self.video.start_time
+        rate = self.frame_rate
+        pending: av.VideoFrame | None = None
+        pending_rgb: NDArray[np.uint8] | None = None
+        next_slot = 0
+        for count, frame in enumerate(self._decoded()):
+            slot = round((self._seconds(frame, count) - start) * rate)
+            if pending is not None:
+                while next_slot < slot and next_slot < self.frame_count:
+                    pending_rgb = self._emit_rgb(pending, pending_rgb)
+                    yield Frame(next_slot, start + next_slot / rate, pending_rgb)
+                    next_slot += 1
+            pending, pending_rgb = frame, None
+        while pending is not None and next_slot < self.frame_count:
+            pending_rgb = self._emit_rgb(pending, pending_rgb)
+            yield Frame(next_slot, start + next_slot / rate, pending_rgb)
+            next_slot += 1
+
+    def _emit_rgb(self, frame: av.VideoFrame, previous: NDArray[np.uint8] | None
+                  ) -> NDArray[np.uint8]:
+        """Pixels for a (possibly repeated) frame: a fresh copy each time, never shared."""
+        return self._rgb(frame) if previous is None else previous.copy()
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        container = self._container = open_input(self.path)
+        stream = container.streams[self.video.index]
+        if not isinstance(stream, av.video.stream.VideoStream):
+            raise CorruptMediaError(self.path, "the video stream changed since it was probed")
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = self._threads
+        decoded = 0
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    raise CorruptMediaError(
+                        self.path, f"frame {decoded} cannot be decoded: {exc}") from exc
+                for frame in frames:
+                    decoded += 1
+                    yield frame
+        except av.FFmpegError as exc:
+            raise TruncatedMediaError(
+                self.path, f"reading stopped after {decoded} frames: {exc}") from exc
+
+    def _seconds(self, frame: av.VideoFrame, count: int) -> Fraction:
+        if frame.pts is None:
+            return self.video.start_time + count / self.video.frame_rate
+        return Fraction(frame.pts) * self.video.time_base
+
+    def _rgb(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
+        if (frame.width, frame.height) != (self.video.width, self.video.height):
+            raise CorruptMediaError(
+                self.path, f"frame size changed mid-stream to {frame.width}x{frame.height}")
+        rgb = self._reformatter.reformat(
+            frame, format="rgb24", src_colorspace=self._matrix, src_color_range=self._range
+        ).to_ndarray()
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def upright(rgb: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:
+    """The frame as a player shows it, given ``VideoStreamInfo.rotation`` (counter-clockwise).
+
+    For analysis only (face detection wants upright faces); write frames back unrotated.
+    """
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb

@@ -1,0 +1,257 @@
+"""Whose face is this? Enrolment of a performer's identity templates, and the per-track
+identity verdicts that the consent gate takes as input (CONSENT.md rule 6).
+
+Enrolment keeps only good templates: one face in the frame, frontal enough, sharp enough,
+large enough. Matching is a decision over many frames of a track, never one: the track's
+distance to a performer is the median over its sampled frames of the distance to the
+nearest template, and the best performer must also beat the second best by a margin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from consent.gate import IdentityMatch
+from consent.registry import Registry
+from consent.templates import Template
+from pipelines.faces.embedding import FaceEmbedder
+from pipelines.faces.geometry import face_sharpness, is_frontal, observation_pose
+from pipelines.faces.landmarks import FaceMeshDetector
+from pipelines.faces.scan import scan_video
+from pipelines.faces.tracking import Track
+from pipelines.media.reader import VfrPolicy, VideoReader
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+#: How much better than the runner-up the best performer must match (dlib distance units).
+DEFAULT_MIN_MARGIN = 0.1
+#: A track needs at least this many embedded frames before it can be said to be anyone.
+MIN_TRACK_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    max_yaw: float = 20.0
+    max_pitch: float = 20.0
+    min_sharpness: float = 20.0
+    min_face_px: float = 80.0
+
+
+@dataclass
+class FileEnrolment:
+    path: str
+    sha256: str
+    frames_examined: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    templates: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class EnrolmentReport:
+    performer_id: str
+    embedder: str
+    files: list[FileEnrolment]
+
+    @property
+    def template_count(self) -> int:
+        return sum(len(f.templates) for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"performer_id": self.performer_id, "embedder": self.embedder,
+                "templates": self.template_count, "files": [f.to_json() for f in self.files]}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def reference_frames(path: Path, every: int = 5) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+    """RGB frames of a still (one) or a video (every ``every``-th), streamed."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path.name} is not a readable image")
+        yield 0, np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        return
+    with VideoReader(path, on_vfr="conform") as reader:
+        for frame in reader:
+            if frame.index % every == 0:
+                yield frame.index, frame.rgb
+
+
+def enrol(
+    registry: Registry,
+    performer_id: str,
+    files: Sequence[Path],
+    embedder: FaceEmbedder,
+    *,
+    officer: str,
+    per_file: int = 8,
+    every: int = 5,
+    gate: QualityGate = QualityGate(),
+) -> EnrolmentReport:
+    """Compute good templates from each reference file and store them encrypted."""
+    report = EnrolmentReport(performer_id, embedder.name, [])
+    for path in files:
+        entry = FileEnrolment(str(path), sha256_file(path))
+        report.files.append(entry)
+        candidates: list[tuple[NDArray[np.float32], dict[str, Any]]] = []
+        with FaceMeshDetector(static=True, max_faces=2) as detector:
+            for index, rgb in reference_frames(path, every):
+                entry.frames_examined += 1
+                faces = detector.detect(rgb)
+                if len(faces) != 1:
+                    entry.reject("no face" if not faces else "more than one face")
+                    continue
+                face = faces[0]
+                pose = observation_pose(face)
+                sharpness = face_sharpness(rgb, face.bbox)
+                if min(face.width, face.height) < gate.min_face_px:
+                    entry.reject("face too small")
+                elif not is_frontal(pose, max_yaw=gate.max_yaw, max_pitch=gate.max_pitch):
+                    entry.reject("not frontal")
+                elif sharpness < gate.min_sharpness:
+                    entry.reject("blurred")
+                else:
+                    vector = embedder.embed(rgb, face)
+                    candidates.append((vector, {
+                        "frame": index, "yaw": round(pose.yaw, 2), "pitch": round(pose.pitch, 2),
+                        "sharpness": round(sharpness, 1),
+                        "face_px": round(min(face.width, face.height), 1)}))
+        entry.accepted = len(candidates)
+        chosen = _spread(candidates, per_file)
+        if chosen:
+            stored = registry.enroll_templates(performer_id, embedder.name, chosen, entry.sha256,
+                                               officer=officer)
+            entry.templates = [t.template_sha256 for t in stored]
+    return report
+
+
+def _spread(items: list[Any], k: int) -> list[Any]:
+    """Up to ``k`` items evenly spread over the list (over time, for a video)."""
+    if len(items) <= k:
+        return items
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+@dataclass(frozen=True)
+class TrackEvidence:
+    """What the matcher needs of a face track: its id and embeddings of several frames."""
+
+    track_id: str
+    embeddings: Sequence[NDArray[np.float32]]
+
+
+def match_tracks(
+    tracks: Sequence[TrackEvidence],
+    templates: dict[str, list[Template]],
+    embedder: FaceEmbedder,
+    *,
+    threshold: float | None = None,
+    min_margin: float = DEFAULT_MIN_MARGIN,
+    min_frames: int = MIN_TRACK_FRAMES,
+) -> list[IdentityMatch]:
+    """One identity verdict per track, for :meth:`Registry.authorize`."""
+    limit = embedder.match_threshold if threshold is None else threshold
+    verdicts = []
+    for track in tracks:
+        frames = len(track.embeddings)
+        if frames < min_frames or not templates:
+            verdicts.append(IdentityMatch(track_id=track.track_id, threshold=limit,
+                                          min_margin=min_margin, frames=max(frames, 1)))
+            continue
+        scores = sorted(
+            (statistics.median(min(embedder.distance(e, t.vector) for t in tpls)
+                               for e in track.embeddings), pid)
+            for pid, tpls in templates.items() if tpls)
+        best, pid = scores[0]
+        margin = scores[1][0] - best if len(scores) > 1 else None
+        verdicts.append(IdentityMatch(
+            track_id=track.track_id, performer_id=pid if best <= limit else None,
+            distance=round(best, 4), threshold=limit,
+            margin=None if margin is None else round(margin, 4), min_margin=min_margin,
+            frames=frames))
+    return verdicts
+
+
+@dataclass(frozen=True)
+class IdentifiedTrack:
+    track: Track
+    match: IdentityMatch
+
+    @property
+    def track_id(self) -> str:
+        return self.match.track_id
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.track
+        return {"track_id": self.track_id, "first_frame": t.first_frame,
+                "last_frame": t.last_frame, "frames": t.frame_count,
+                "segments": [list(s) for s in t.segments], "samples": len(t.samples),
+                "match": self.match.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    frame_count: int
+    cuts: list[int]
+    tracks: list[IdentifiedTrack]
+
+    @property
+    def matches(self) -> list[IdentityMatch]:
+        """The verdicts to hand to :meth:`Registry.authorize`."""
+        return [t.match for t in self.tracks]
+
+    @property
+    def track_ids(self) -> list[str]:
+        return [t.track_id for t in self.tracks]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frame_count": self.frame_count, "cuts": self.cuts,
+                "tracks": [t.to_json() for t in self.tracks]}
+
+
+def track_label(track: Track) -> str:
+    """The track id the gate and the UI use: ``t1``, ``t2``, …"""
+    return f"t{track.track_id}"
+
+
+def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
+             now: datetime | None = None, on_vfr: VfrPolicy = "conform") -> IdentifyResult:
+    """Track every face of ``video`` and say which consented performer each one is.
+
+    Streams the clip once (memory does not grow with its length). A track that matches no
+    performer with an active, evidence-linked grant gets ``performer_id=None``: the gate
+    leaves it untouched (or denies, per project).
+    """
+    with VideoReader(video, on_vfr=on_vfr) as reader:
+        scan = scan_video((frame.rgb for frame in reader), embedder)
+    templates = registry.consented_templates(embedder.name, now)
+    evidence = [TrackEvidence(track_label(t), [s.embedding for s in t.samples if s.good]
+                              or [s.embedding for s in t.samples]) for t in scan.tracks]
+    matches = match_tracks(evidence, templates, embedder)
+    return IdentifyResult(scan.frame_count, scan.cuts,
+                          [IdentifiedTrack(t, m) for t, m in zip(scan.tracks, matches,
+                                                                 strict=True)])

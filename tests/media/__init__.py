@@ -1,0 +1,1 @@
+"""Tests of pipelines.media on the GRID clips and on media the tests make with PyAV."""
