@@ -644,6 +644,10 @@ def faces_scan(
                           "" if m.distance is None else f"{m.distance:.3f}",
                           "" if m.margin is None else f"{m.margin:.3f}")
         out.print(table)
+        if result.saturated_frames:
+            err.print(f"[yellow]warning:[/] {result.saturated_frames} frame(s) showed "
+                      f"{result.max_faces} faces, the most tracked per frame: other faces may be "
+                      "present; they have no track and no render will touch them")
 
     _emit(as_json, {"ok": True, **result.to_json()}, human)
 

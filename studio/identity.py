@@ -218,6 +218,10 @@ class IdentifyResult:
     frame_count: int
     cuts: list[int]
     tracks: list[IdentifiedTrack]
+    max_faces: int = 0
+    #: Frames where the tracker was full: more faces than ``max_faces`` may be present. Those
+    #: extra faces have no track, so no render can touch them; the operator is told.
+    saturated_frames: int = 0
 
     @property
     def matches(self) -> list[IdentityMatch]:
@@ -230,6 +234,7 @@ class IdentifyResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"frame_count": self.frame_count, "cuts": self.cuts,
+                "max_faces": self.max_faces, "saturated_frames": self.saturated_frames,
                 "tracks": [t.to_json() for t in self.tracks]}
 
 
@@ -239,19 +244,28 @@ def track_label(track: Track) -> str:
 
 
 def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
-             now: datetime | None = None, on_vfr: VfrPolicy = "conform") -> IdentifyResult:
+             now: datetime | None = None, on_vfr: VfrPolicy = "conform",
+             max_faces: int = 8) -> IdentifyResult:
     """Track every face of ``video`` and say which consented performer each one is.
 
     Streams the clip once (memory does not grow with its length). A track that matches no
     performer with an active, evidence-linked grant gets ``performer_id=None``: the gate
     leaves it untouched (or denies, per project).
     """
+    saturated = 0
+
+    def count(_index: int, _rgb: Any, faces: list[Any]) -> None:
+        nonlocal saturated
+        saturated += len(faces) >= max_faces
+
     with VideoReader(video, on_vfr=on_vfr) as reader:
-        scan = scan_video((frame.rgb for frame in reader), embedder)
+        scan = scan_video((frame.rgb for frame in reader), embedder, max_faces=max_faces,
+                          on_frame=count)
     templates = registry.consented_templates(embedder.name, now)
     evidence = [TrackEvidence(track_label(t), [s.embedding for s in t.samples if s.good]
                               or [s.embedding for s in t.samples]) for t in scan.tracks]
     matches = match_tracks(evidence, templates, embedder)
     return IdentifyResult(scan.frame_count, scan.cuts,
                           [IdentifiedTrack(t, m) for t, m in zip(scan.tracks, matches,
-                                                                 strict=True)])
+                                                                 strict=True)],
+                          max_faces, saturated)

@@ -110,3 +110,54 @@ def test_too_few_frames_is_no_verdict(reg: Registry, embedder: DlibEmbedder,
     short = TrackEvidence("t9", tracks[0].embeddings[:2])
     (m,) = match_tracks([short], reg.consented_templates(embedder.name), embedder)
     assert m.performer_id is None and m.distance is None
+
+
+def _mosaic_clip(path: Path, rows: int, cols: int, frames: int = 3) -> Path:
+    """A short clip whose frames tile GRID speakers ``rows`` x ``cols`` (many faces at once)."""
+    from fractions import Fraction
+
+    from pipelines.media import VideoStreamInfo, VideoWriter
+
+    tiles = [next(reference_frames(CLIPS[i % len(CLIPS)]))[1] for i in range(rows * cols)]
+    mosaic = np.vstack([np.hstack(tiles[r * cols:(r + 1) * cols]) for r in range(rows)])
+    like = VideoStreamInfo.new(mosaic.shape[1], mosaic.shape[0], Fraction(25))
+    with VideoWriter(path, like) as writer:
+        for _ in range(frames):
+            writer.write(np.ascontiguousarray(mosaic))
+    return path
+
+
+def test_identify_tracks_every_face_and_matches_only_the_enrolled(
+        reg: Registry, embedder: DlibEmbedder, tmp_path: Path) -> None:
+    from studio.identity import identify
+
+    enrol(reg, "bbaf2n", [GRID / "bbaf2n.mpg"], embedder, officer="O")
+    clip = _mosaic_clip(tmp_path / "pair.mp4", 1, 2, frames=20)  # bbaf2n beside brbk7n
+    result = identify(clip, reg, embedder)
+    assert result.frame_count == 20 and len(result.tracks) == 2
+    by_performer = {t.match.performer_id for t in result.tracks}
+    assert by_performer == {"bbaf2n", None}
+    assert result.saturated_frames == 0
+
+
+def test_more_faces_than_the_tracker_holds_are_reported(reg: Registry,
+                                                        embedder: DlibEmbedder,
+                                                        tmp_path: Path) -> None:
+    from studio.identity import identify
+
+    clip = _mosaic_clip(tmp_path / "four.mp4", 2, 2, frames=2)
+    result = identify(clip, reg, embedder, max_faces=2)
+    assert result.frame_count == 2
+    assert len(result.tracks) == 2
+    assert result.saturated_frames == 2  # the operator is told that faces were left out
+
+
+def test_twenty_faces_give_a_clear_result(reg: Registry, embedder: DlibEmbedder,
+                                          tmp_path: Path) -> None:
+    from studio.identity import identify
+
+    clip = _mosaic_clip(tmp_path / "crowd.mp4", 4, 5, frames=2)
+    result = identify(clip, reg, embedder, max_faces=8)
+    assert result.frame_count == 2
+    assert len(result.tracks) <= 8
+    assert all(t.match.performer_id is None for t in result.tracks)  # nobody enrolled
