@@ -445,6 +445,9 @@ def performers(as_json: JsonOpt = False) -> None:
 def check(
     request_file: Annotated[Path, typer.Argument(help="YAML/JSON with 'request' and optional "
                                                  "'identity_matches' and 'known_tracks'.")],
+    video: Annotated[Path | None, typer.Option("--video", help="Scan this shot for faces and "
+                                               "use its identity verdicts (tracks t1, t2, …).")
+                     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the gate: would this render be allowed now? The decision is ledgered."""
@@ -459,12 +462,30 @@ def check(
             matches = [IdentityMatch.model_validate(m) for m in body.get("identity_matches", [])]
         except ValidationError as exc:
             raise ConsentError(format_validation_error("request", exc)) from None
-        decision = _registry().authorize(request, matches,
-                                         known_tracks=[str(t) for t in body.get("known_tracks",
-                                                                                [])])
+        known = [str(t) for t in body.get("known_tracks", [])]
+        registry = _registry()
+        if video is not None:
+            if matches or known:
+                raise ConsentError("give identity verdicts in the file or --video, not both")
+            matches, known = _identify(video, registry)
+        decision = registry.authorize(request, matches, known_tracks=known)
     _emit(as_json, decision.to_json(), lambda: _print_decision(decision))
     if not decision.allowed:
         raise typer.Exit(EXIT_DENY)
+
+
+def _identify(video: Path, registry: Registry) -> tuple[list[IdentityMatch], list[str]]:
+    from pipelines.faces.embedding import DlibEmbedder
+    from pipelines.media.errors import MediaError
+    from studio.identity import identify
+
+    if not video.is_file():
+        raise NotFoundError(f"{video} is not a file")
+    try:
+        result = identify(video, registry, DlibEmbedder())
+    except MediaError as exc:
+        raise ConsentError(str(exc)) from None
+    return result.matches, result.track_ids
 
 
 def _print_decision(decision: Decision) -> None:

@@ -225,3 +225,20 @@ def test_faces_enroll_and_purge_after_revocation(data: Path, tmp_path: Path) -> 
     assert code == 0
     code, out = run_json(data, "faces", "scan", str(GRID / "bbaf2n.mpg"))
     assert out["tracks"][0]["match"]["performer_id"] is None  # templates were deleted
+
+
+def test_check_with_video_uses_the_identity_of_the_face_in_the_shot(data: Path,
+                                                                    tmp_path: Path) -> None:
+    req = write(tmp_path / "req.yaml", {"request": REQUEST["request"]})
+    code, decision = run_json(data, "consent", "check", str(req), "--video",
+                              str(GRID / "bbaf2n.mpg"))
+    assert code == 0 and decision["allowed"] is True
+    assert decision["identities"][0]["performer_id"] == "demo-performer"
+    # The same grant, someone else's face: denied.
+    code, decision = run_json(data, "consent", "check", str(req), "--video",
+                              str(GRID / "lbax4n.mpg"))
+    assert code == 1
+    assert any("face t1 matches no enrolled performer" in r for r in decision["reasons"])
+    code, out = run_json(data, "consent", "check", str(write(tmp_path / "both.yaml", REQUEST)),
+                         "--video", str(GRID / "bbaf2n.mpg"))
+    assert code == 3 and "not both" in out["message"]
