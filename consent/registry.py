@@ -675,7 +675,8 @@ class Registry:
 
     def enroll_templates(self, performer_id: str, embedder: str,
                          vectors: Sequence[tuple[Any, dict[str, Any]]], source_sha256: str, *,
-                         officer: str, now: datetime | None = None) -> list[Template]:
+                         officer: str, embedder_licence: str = "unrecorded",
+                         now: datetime | None = None) -> list[Template]:
         """Store templates (vector, quality) computed from one reference file, encrypted."""
         now = self._now(now)
         store = self._template_store()
@@ -685,7 +686,7 @@ class Registry:
                    for vec, quality in vectors]
             self.ledger.append(s, EventType.TEMPLATES_ENROLLED, {
                 "performer_id": performer_id, "embedder": embedder,
-                "source_sha256": source_sha256,
+                "embedder_licence": embedder_licence, "source_sha256": source_sha256,
                 "template_sha256": [t.template_sha256 for t in out], "enrolled_by": officer},
                 at=now, refs=[("performer", performer_id)])
         return out

@@ -96,7 +96,9 @@ def _errors(as_json: bool) -> Iterator[None]:
         _fail(EXIT_CONFLICT, exc.message, as_json, exc.code)
     except ConsentError as exc:
         _fail(EXIT_REJECTED, exc.message, as_json, exc.code)
-    except (MerkleError, OSError) as exc:
+    except (MerkleError, OSError, ImportError) as exc:
+        # OSError: unreadable input files, or a configured model file that is missing
+        # (the message names it and its folder); ImportError: an optional backend's package.
         _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
 
 
@@ -475,14 +477,13 @@ def check(
 
 
 def _identify(video: Path, registry: Registry) -> tuple[list[IdentityMatch], list[str]]:
-    from pipelines.faces.embedding import DlibEmbedder
     from pipelines.media.errors import MediaError
-    from studio.identity import identify
+    from studio.identity import embedder_for, identify
 
     if not video.is_file():
         raise NotFoundError(f"{video} is not a file")
     try:
-        result = identify(video, registry, DlibEmbedder())
+        result = identify(video, registry, embedder_for(_settings()))
     except MediaError as exc:
         raise ConsentError(str(exc)) from None
     return result.matches, result.track_ids
@@ -605,17 +606,16 @@ def faces_enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Enrol a performer's face from reference media (good frames only; stored encrypted)."""
-    from pipelines.faces.embedding import DlibEmbedder
     from pipelines.media.errors import MediaError
-    from studio.identity import enrol
+    from studio.identity import embedder_for, enrol
 
     with _errors(as_json):
         for f in files:
             if not f.is_file():
                 raise NotFoundError(f"{f} is not a file")
         try:
-            report = enrol(_registry(), performer_id, files, DlibEmbedder(), officer=officer,
-                           per_file=per_file)
+            report = enrol(_registry(), performer_id, files, embedder_for(_settings()),
+                           officer=officer, per_file=per_file)
         except (MediaError, ValueError) as exc:
             raise ConsentError(f"cannot enrol from the given files: {exc}") from None
 
@@ -641,15 +641,14 @@ def faces_scan(
     as_json: JsonOpt = False,
 ) -> None:
     """Track the faces of a video and match each track to consented performers."""
-    from pipelines.faces.embedding import DlibEmbedder
     from pipelines.media.errors import MediaError
-    from studio.identity import identify
+    from studio.identity import embedder_for, identify
 
     with _errors(as_json):
         if not video.is_file():
             raise NotFoundError(f"{video} is not a file")
         try:
-            result = identify(video, _registry(), DlibEmbedder())
+            result = identify(video, _registry(), embedder_for(_settings()))
         except MediaError as exc:
             raise ConsentError(str(exc)) from None
 

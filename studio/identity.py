@@ -24,12 +24,13 @@ from numpy.typing import NDArray
 from consent.gate import IdentityMatch
 from consent.registry import Registry
 from consent.templates import Template
-from pipelines.faces.embedding import FaceEmbedder
+from pipelines.faces.embedding import DlibEmbedder, FaceEmbedder, InsightFaceEmbedder
 from pipelines.faces.geometry import face_sharpness, is_frontal, observation_pose
 from pipelines.faces.landmarks import FaceMeshDetector
 from pipelines.faces.scan import scan_video
 from pipelines.faces.tracking import Track
 from pipelines.media.reader import VfrPolicy, VideoReader
+from studio.settings import Settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -100,6 +101,13 @@ def reference_frames(path: Path, every: int = 5) -> Iterator[tuple[int, NDArray[
                 yield frame.index, frame.rgb
 
 
+def embedder_for(settings: Settings) -> FaceEmbedder:
+    """The identity embedder the settings choose (templates are per embedder)."""
+    if settings.insightface_dir is not None:
+        return InsightFaceEmbedder(settings.insightface_dir)
+    return DlibEmbedder()
+
+
 def enrol(
     registry: Registry,
     performer_id: str,
@@ -143,7 +151,7 @@ def enrol(
         chosen = _spread(candidates, per_file)
         if chosen:
             stored = registry.enroll_templates(performer_id, embedder.name, chosen, entry.sha256,
-                                               officer=officer)
+                                               officer=officer, embedder_licence=embedder.licence)
             entry.templates = [t.template_sha256 for t in stored]
     return report
 

@@ -19,6 +19,9 @@ class Settings:
     database_url: str
     ledger_origin: str = DEFAULT_ORIGIN
     registry_passphrase: bytes | None = None
+    #: A local insightface ArcFace model folder (``w600k_r50.onnx`` + its licence file);
+    #: when unset, identity embeddings come from dlib's ResNet that ships in a wheel.
+    insightface_dir: Path | None = None
 
     @property
     def keys_dir(self) -> Path:
@@ -43,4 +46,6 @@ class Settings:
             database_url=url,
             ledger_origin=os.environ.get("STUDIO_LEDGER_ORIGIN", DEFAULT_ORIGIN),
             registry_passphrase=passphrase.encode() if passphrase else None,
+            insightface_dir=Path(os.environ["STUDIO_INSIGHTFACE_DIR"])
+            if os.environ.get("STUDIO_INSIGHTFACE_DIR") else None,
         )

@@ -242,3 +242,13 @@ def test_check_with_video_uses_the_identity_of_the_face_in_the_shot(data: Path,
     code, out = run_json(data, "consent", "check", str(write(tmp_path / "both.yaml", REQUEST)),
                          "--video", str(GRID / "bbaf2n.mpg"))
     assert code == 3 and "not both" in out["message"]
+
+
+def test_a_configured_insightface_folder_without_its_model_is_a_clear_error(
+        data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "arcface"
+    models.mkdir()
+    monkeypatch.setenv("STUDIO_INSIGHTFACE_DIR", str(models))
+    code, out = run_json(data, "faces", "scan", str(GRID / "bbaf2n.mpg"))
+    assert code == 3
+    assert "w600k_r50.onnx" in out["message"] and str(models) in out["message"]
