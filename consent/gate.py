@@ -46,6 +46,10 @@ from consent.keys import PublicKey, short_id
 
 #: How far the clock may stand behind the newest ledger event before the gate distrusts it.
 CLOCK_SKEW = timedelta(minutes=5)
+#: No identity verdict may use a looser threshold than this, whatever its source says: the
+#: customary dlib threshold (0.6) already merges two GRID speakers, and ArcFace cosine
+#: thresholds sit well below it. A verdict claiming more is doubt, and doubt denies.
+MAX_IDENTITY_THRESHOLD = 0.6
 
 
 class Subject(Model):
@@ -508,6 +512,10 @@ def _identity_rule(subject: Subject, match: IdentityMatch | None) -> RuleResult:
     if match is None:
         return RuleResult("identity", False, f"face {tid} has no identity verdict; it cannot be "
                           f"shown to be {pid}", pid, None, tid)
+    if match.threshold > MAX_IDENTITY_THRESHOLD:
+        return RuleResult("identity", False, f"the identity verdict for face {tid} uses threshold "
+                          f"{match.threshold:.3f}, looser than the calibrated maximum "
+                          f"{MAX_IDENTITY_THRESHOLD}", pid, None, tid)
     if match.performer_id != pid or match.distance is None:
         who = match.performer_id or "no enrolled performer"
         return RuleResult("identity", False, f"face {tid} matches {who}, not {pid}", pid, None,

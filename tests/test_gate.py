@@ -780,3 +780,10 @@ def test_language_rule_is_prefix_matching(granted: list[str], requested: str) ->
     expected = any(requested == g or requested.startswith(g + "-") for g in granted)
     assert d.allowed is expected
     assert rule(d, "language").passed is expected
+
+
+def test_identity_verdict_with_a_loose_threshold_is_denied() -> None:
+    """A verdict cannot make anyone match by declaring a huge threshold."""
+    d = decide(matches=[match(distance=0.9, threshold=5.0)])
+    assert not d.allowed
+    assert "looser than the calibrated maximum" in rule(d, "identity").detail
