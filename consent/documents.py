@@ -274,8 +274,33 @@ class PerformerRecord(Model):
     recorded_by: HumanName
 
 
-Payload = Grant | Revocation | PerformerKey | PerformerRecord
-P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord)
+class ProductionKey(Model):
+    """The registry's attestation that a key speaks for a production company, which may
+    countersign the grants made to it."""
+
+    document_type: ClassVar[str] = "production_key"
+
+    type: Literal["production_key"]
+    schema_version: StrictInt
+    company: HumanName
+    key_id: Sha256Hex
+    public_key: str = Field(min_length=44, max_length=44)
+    registered_at: Timestamp
+    registered_by: HumanName
+
+    @model_validator(mode="after")
+    def _key_id(self) -> Self:
+        if PublicKey.from_base64(self.public_key).key_id != self.key_id:
+            raise ValueError("key_id is not the SHA-256 of public_key")
+        return self
+
+    @property
+    def key(self) -> PublicKey:
+        return PublicKey.from_base64(self.public_key)
+
+
+Payload = Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey
+P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey)
 
 
 # --------------------------------------------------------------------------- envelope
@@ -371,6 +396,16 @@ class SignedDocument(Generic[P]):
         envelope = {"signed": self.body,
                     "signatures": [s.to_json() for s in self.signatures]}
         return canonical_bytes(envelope)
+
+    def with_signature(self, key: PrivateKey) -> SignedDocument[P]:
+        """The same document with one more signature (a countersignature) over the same bytes."""
+        if self.signature_by(key.key_id) is not None:
+            raise DocumentError(f"key {short_id(key.key_id)} has already signed this document")
+        if len(self.signatures) >= MAX_SIGNATURES:
+            raise DocumentError(f"a document carries at most {MAX_SIGNATURES} signatures")
+        sigs = (*self.signatures, Signature(key.key_id, key.sign(self.signed_bytes)))
+        envelope = {"signed": self.body, "signatures": [s.to_json() for s in sigs]}
+        return SignedDocument(self.payload, self.body, sigs, canonical_bytes(envelope))
 
     def signature_by(self, key_id: str) -> Signature | None:
         return next((s for s in self.signatures if s.keyid == key_id), None)

@@ -23,6 +23,7 @@ from consent.documents import (
     Model,
     PerformerKey,
     PerformerRecord,
+    ProductionKey,
     Revocation,
     SignedDocument,
 )
@@ -117,6 +118,8 @@ class PerformerEvidence:
     #: How many revisions of the performer record the ledger has seen: a newer revision
     #: (say, "minor until 2030") that has vanished from the registry means tampering.
     ledger_record_revisions: int = 0
+    #: Registry-signed production-key bindings (for countersignatures).
+    production_keys: Sequence[bytes] = ()
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,21 @@ class VerifiedFacts:
     keys: dict[str, PerformerKey] = field(default_factory=dict)
     revoked_grants: dict[str, Revocation] = field(default_factory=dict)
     revoked_keys: dict[str, Revocation] = field(default_factory=dict)
+    #: Production countersigning keys bound by the registry, by key id.
+    production: dict[str, ProductionKey] = field(default_factory=dict)
     #: Doubts that make every grant of the performer unusable (fail closed).
     fatal: list[str] = field(default_factory=list)
 
 
 def verified_facts(ev: PerformerEvidence, registry_key: PublicKey) -> VerifiedFacts:
     out = VerifiedFacts()
+    for raw in ev.production_keys:
+        try:
+            pdoc = SignedDocument.from_bytes(raw, ProductionKey)
+            pdoc.verify(registry_key)
+        except ConsentError:
+            continue  # not a key the registry vouches for: its countersignatures count for nothing
+        out.production[pdoc.payload.key_id] = pdoc.payload
     latest: PerformerRecord | None = None
     for raw in ev.records:
         try:
@@ -255,6 +267,28 @@ def _verify_revocation(
     raise ConsentError("revocation is not signed by any key registered to the performer")
 
 
+def countersignature_problem(doc: SignedDocument[Grant], performer_keyid: str,
+                             production: Mapping[str, ProductionKey], *,
+                             verify: bool = True) -> str | None:
+    """Every signature besides the performer's must be a valid countersignature by a key
+    the registry bound to the grantee company; returns what is wrong, or None."""
+    company = doc.payload.grantee.company
+    for sig in doc.signatures:
+        if sig.keyid == performer_keyid:
+            continue
+        pk = production.get(sig.keyid)
+        if pk is None:
+            return f"countersigned by {short_id(sig.keyid)}, which is no registered production key"
+        if pk.company != company:
+            return (f"countersigned with a key of {pk.company}, but the grantee is {company}")
+        if verify:
+            try:
+                doc.verify(pk.key)
+            except ConsentError:
+                return f"countersignature by {short_id(sig.keyid)} does not verify"
+    return None
+
+
 def _short(grant_id: str) -> str:
     return grant_id if len(grant_id) <= 24 else grant_id[:20] + "…"
 
@@ -304,6 +338,9 @@ def _check_grant(
     if key.holder.role is not g.signatory.role:
         return [result("signature", False, f"{tag} is signed as {g.signatory.role.value} with a "
                        f"key registered to a {key.holder.role.value}", gid)], None
+    problem = countersignature_problem(doc, signer.keyid, facts.production, verify=verify)
+    if problem is not None:
+        return [result("signature", False, f"{tag}: {problem}", gid)], None
     rules.append(result("signature", True, f"{tag} signed by {short_id(key.key_id)} "
                         f"({key.holder.role.value})", gid))
 

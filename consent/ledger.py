@@ -43,6 +43,7 @@ class EventType(StrEnum):
     PERFORMER_REGISTERED = "performer_registered"
     PERFORMER_UPDATED = "performer_updated"
     KEY_ADDED = "key_added"
+    PRODUCTION_KEY_ADDED = "production_key_added"
     KEY_REVOKED = "key_revoked"
     GRANT_IMPORTED = "grant_imported"
     REVOCATION = "revocation"

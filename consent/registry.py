@@ -25,6 +25,7 @@ from consent.documents import (
     Grant,
     PerformerKey,
     PerformerRecord,
+    ProductionKey,
     Revocation,
     SignedDocument,
     format_validation_error,
@@ -50,6 +51,7 @@ from consent.store import (
     LedgerRefRow,
     PerformerKeyRow,
     PerformerRow,
+    ProductionKeyRow,
     RevocationRow,
     Store,
 )
@@ -296,6 +298,33 @@ class Registry:
                 at=now, refs=[("performer", performer_id), ("key", public_key.key_id)])
             return doc
 
+    def add_production_key(self, company: str, public_key: PublicKey, *, officer: str,
+                           now: datetime | None = None) -> SignedDocument[ProductionKey]:
+        """Register a production company's key, with which it may countersign its grants."""
+        now = self._now(now)
+        payload = _build(ProductionKey, {
+            "type": "production_key", "schema_version": SCHEMA_VERSION, "company": company,
+            "key_id": public_key.key_id, "public_key": public_key.to_base64(),
+            "registered_at": format_timestamp(now), "registered_by": officer})
+        doc = SignedDocument.sign(payload, [self._key])
+        with self.store.session() as s:
+            if (s.get(ProductionKeyRow, public_key.key_id) is not None
+                    or s.get(PerformerKeyRow, public_key.key_id) is not None):
+                raise DuplicateError(f"key {short_id(public_key.key_id)} is already registered")
+            s.add(ProductionKeyRow(key_id=public_key.key_id, company=company, document=doc.raw,
+                                   registered_at=now))
+            s.flush()
+            self.ledger.append(s, EventType.PRODUCTION_KEY_ADDED, {
+                "key_id": public_key.key_id, "binding_sha256": doc.sha256}, at=now,
+                refs=[("key", public_key.key_id)])
+        return doc
+
+    def _production_keys(self, s: Session) -> dict[str, ProductionKey]:
+        facts = gate.verified_facts(gate.PerformerEvidence(
+            "", production_keys=list(s.scalars(select(ProductionKeyRow.document)))),
+            self.public_key)
+        return facts.production
+
     def rotate_key(self, performer_id: str, old_key_id: str, new_key: PublicKey, *,
                    officer: str, now: datetime | None = None) -> SignedDocument[PerformerKey]:
         """Register ``new_key`` and retire the old one: grants it signed stay valid, but it
@@ -393,6 +422,9 @@ class Registry:
                 raise SignatureError(f"grant {g.grant_id} names a {g.signatory.role.value} "
                                      f"signatory but key {short_id(key.key_id)} belongs to a "
                                      f"{key.holder_role}")
+            problem = gate.countersignature_problem(doc, key.key_id, self._production_keys(s))
+            if problem is not None:
+                raise SignatureError(f"grant {g.grant_id}: {problem}")
             existing = s.get(GrantRow, g.grant_id)
             if existing is not None:
                 if existing.document_sha256 == doc.sha256:
@@ -466,6 +498,9 @@ class Registry:
         except SignatureError:
             return self._status(row, "invalid", "signature does not verify (document altered)",
                                 g)
+        problem = gate.countersignature_problem(doc, key.key_id, facts.production)
+        if problem is not None:
+            return self._status(row, "invalid", problem, g)
         if g.grant_id in facts.revoked_grants:
             r = facts.revoked_grants[g.grant_id]
             return self._status(row, "revoked", f"revoked on {format_timestamp(r.revoked_at)}: "
@@ -599,9 +634,10 @@ class Registry:
                 revisions[ref_id] += 1
             elif ref_kind in ("grant", "key") and event in _REVOCATION_EVENTS:
                 ledger_revoked.add(ref_id)
+        production = list(conn.scalars(_PRODUCTION_KEYS))
         return {p: gate.PerformerEvidence(p, docs["record"][p], docs["key"][p], docs["grant"][p],
                                           docs["revocation"].get(p, []),
-                                          frozenset(ledger_revoked), revisions[p])
+                                          frozenset(ledger_revoked), revisions[p], production)
                 for p in pids}
 
     def authorize(
@@ -754,6 +790,7 @@ _DOCUMENTS_OF = union_all(
     select(literal("grant"), GrantRow.performer_id, GrantRow.grant_id, GrantRow.document)
     .where(GrantRow.performer_id.in_(bindparam("pids", expanding=True))),
 )
+_PRODUCTION_KEYS = select(ProductionKeyRow.document)
 _REVOCATIONS_OF = select(
     RevocationRow.performer_id, RevocationRow.target_id, RevocationRow.document
 ).where(RevocationRow.performer_id.in_(bindparam("pids", expanding=True))

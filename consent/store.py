@@ -82,6 +82,17 @@ class PerformerKeyRow(Base):
     supersedes: Mapped[str | None] = mapped_column(String(64))
 
 
+class ProductionKeyRow(Base):
+    """A production company's countersigning key, bound by a registry-signed document."""
+
+    __tablename__ = "production_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company: Mapped[str] = mapped_column(String(200), index=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class GrantRow(Base):
     __tablename__ = "grants"
 

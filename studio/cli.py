@@ -25,7 +25,13 @@ from rich.console import Console
 from rich.table import Table
 
 from consent.canonical import parse_json
-from consent.documents import Grant, Revocation, format_validation_error, sign_draft
+from consent.documents import (
+    Grant,
+    Revocation,
+    SignedDocument,
+    format_validation_error,
+    sign_draft,
+)
 from consent.errors import ConsentError, DuplicateError, NotFoundError
 from consent.fields import SignatoryRole, format_timestamp
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
@@ -305,6 +311,44 @@ def sign_grant(
           lambda: out.print(f"signed grant {doc.payload.grant_id} with "
                             f"{short_id(private.key_id)} → {out_path}\n  sha256 {doc.sha256}",
                             highlight=False))
+
+
+@consent_app.command("countersign")
+def countersign(
+    grant: Annotated[Path, typer.Argument(help="A grant signed by the performer.")],
+    key: Annotated[Path, typer.Option("--key", help="The production company's private key.")],
+    out_path: Annotated[Path, typer.Option("--out")],
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The production's side: countersign a performer-signed grant (same canonical bytes)."""
+    with _errors(as_json):
+        doc = SignedDocument.from_bytes(_read_input(grant), Grant)
+        private = PrivateKey.load(key, _passphrase(passphrase_file))
+        signed = doc.with_signature(private)
+        if out_path.exists():
+            raise DuplicateError(f"{out_path} exists; not overwriting a signed document")
+        out_path.write_bytes(signed.to_bytes() + b"\n")
+    _emit(as_json, {"ok": True, "grant_id": doc.payload.grant_id, "key_id": private.key_id,
+                    "out": str(out_path)},
+          lambda: out.print(f"countersigned grant {doc.payload.grant_id} with "
+                            f"{short_id(private.key_id)} → {out_path}", highlight=False))
+
+
+@consent_app.command("add-production-key")
+def add_production_key(
+    company: Annotated[str, typer.Argument(help="The production company, as grants name it.")],
+    public_key: Annotated[Path, typer.Option("--public-key")],
+    officer: OfficerOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a production company's countersigning key (consent officer)."""
+    with _errors(as_json):
+        pub = load_public_key(_read_input(public_key))
+        _registry().add_production_key(company, pub, officer=officer)
+    _emit(as_json, {"ok": True, "company": company, "key_id": pub.key_id},
+          lambda: out.print(f"registered countersigning key {short_id(pub.key_id)} for "
+                            f"{company}", highlight=False))
 
 
 @consent_app.command("sign-revocation")
