@@ -6,6 +6,7 @@ signed by hand here, exactly as the registry would hand it to the gate.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from consent.documents import (
     Grant,
     PerformerKey,
     PerformerRecord,
+    ProductionKey,
     Revocation,
     SignedDocument,
     sign_draft,
@@ -320,11 +322,34 @@ def test_altered_grant_is_denied_even_for_what_the_edit_claims() -> None:
     assert not any("covers language de" in r.detail for r in d.rules if r.passed)
 
 
+def _production_binding(key: PrivateKey, company: str = "Dub House Ltd",
+                        signer: PrivateKey = REGISTRY) -> bytes:
+    return sign_draft(ProductionKey, {
+        "company": company, "key_id": key.key_id, "public_key": key.public_key.to_base64(),
+        "registered_at": "2025-01-01T00:00:00Z", "registered_by": "Officer O"}, [signer]).raw
+
+
 def test_signature_allow_with_countersignature() -> None:
     production = PrivateKey.generate()
     raw = sign_draft(Grant, grant_draft(), [KEY_A, production]).raw
-    d = decide(ev=evidence(grants=[raw]))
+    ev = dataclasses.replace(evidence(grants=[raw]),
+                             production_keys=[_production_binding(production)])
+    d = decide(ev=ev)
     assert_allowed(d, "signature", "grant grant-1 signed by", short_id(KEY_A.key_id), "(self)")
+
+
+@pytest.mark.parametrize(("binding", "fragment"), [
+    (None, "no registered production key"),
+    ("other-company", "the grantee is Dub House Ltd"),
+    ("not-by-registry", "no registered production key"),
+])
+def test_signature_deny_with_bad_countersignature(binding: str | None, fragment: str) -> None:
+    production = PrivateKey.generate()
+    raw = sign_draft(Grant, grant_draft(), [KEY_A, production]).raw
+    keys = {None: [], "other-company": [_production_binding(production, "Other Films")],
+            "not-by-registry": [_production_binding(production, signer=production)]}[binding]
+    d = decide(ev=dataclasses.replace(evidence(grants=[raw]), production_keys=keys))
+    assert_denied(d, "signature", fragment)
 
 
 # --------------------------------------------------------------------------- scope

@@ -117,6 +117,7 @@ def test_import_with_aware_non_utc_now(registry: Registry, performer: PrivateKey
 
 def test_countersigned_grant_imports(registry: Registry, performer: PrivateKey) -> None:
     production = PrivateKey.generate()
+    registry.add_production_key("Dub House Ltd", production.public_key, officer=OFFICER)
     doc = sign_draft(Grant, grant_draft(), [production, performer])
     status = registry.import_grant(doc.raw, officer=OFFICER)
     assert status.status == "active"
