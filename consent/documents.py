@@ -231,20 +231,13 @@ class KeyHolder(Model):
     authority_evidence: LongText | None = None
 
 
-class PerformerKey(Model):
-    """The registry's attestation that a public key speaks for a performer."""
+class KeyBinding(Model):
+    """A registry attestation binding a public key to someone: the fields every binding has."""
 
-    document_type: ClassVar[str] = "performer_key"
-
-    type: Literal["performer_key"]
-    schema_version: StrictInt
-    performer_id: Identifier
     key_id: Sha256Hex
     public_key: str = Field(min_length=44, max_length=44)
-    holder: KeyHolder
     registered_at: Timestamp
     registered_by: HumanName
-    supersedes: Sha256Hex | None = None
 
     @model_validator(mode="after")
     def _key_id(self) -> Self:
@@ -255,6 +248,18 @@ class PerformerKey(Model):
     @property
     def key(self) -> PublicKey:
         return PublicKey.from_base64(self.public_key)
+
+
+class PerformerKey(KeyBinding):
+    """The registry's attestation that a public key speaks for a performer."""
+
+    document_type: ClassVar[str] = "performer_key"
+
+    type: Literal["performer_key"]
+    schema_version: StrictInt
+    performer_id: Identifier
+    holder: KeyHolder
+    supersedes: Sha256Hex | None = None
 
 
 class PerformerRecord(Model):
@@ -274,7 +279,7 @@ class PerformerRecord(Model):
     recorded_by: HumanName
 
 
-class ProductionKey(Model):
+class ProductionKey(KeyBinding):
     """The registry's attestation that a key speaks for a production company, which may
     countersign the grants made to it."""
 
@@ -283,20 +288,6 @@ class ProductionKey(Model):
     type: Literal["production_key"]
     schema_version: StrictInt
     company: HumanName
-    key_id: Sha256Hex
-    public_key: str = Field(min_length=44, max_length=44)
-    registered_at: Timestamp
-    registered_by: HumanName
-
-    @model_validator(mode="after")
-    def _key_id(self) -> Self:
-        if PublicKey.from_base64(self.public_key).key_id != self.key_id:
-            raise ValueError("key_id is not the SHA-256 of public_key")
-        return self
-
-    @property
-    def key(self) -> PublicKey:
-        return PublicKey.from_base64(self.public_key)
 
 
 Payload = Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey
