@@ -9,7 +9,6 @@ Checkpoints are C2SP signed notes made with the registry's key.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -432,6 +431,3 @@ def _reader(session: Session) -> merkle.NodeReader:
 
     return read
 
-
-def encode_hash(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")

@@ -15,20 +15,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import bindparam, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from consent import gate
 from consent.documents import (
-    SCHEMA_VERSION,
     Grant,
+    P,
     PerformerKey,
     PerformerRecord,
     ProductionKey,
     Revocation,
     SignedDocument,
-    format_validation_error,
+    sign_draft,
 )
 from consent.errors import (
     ClockError,
@@ -164,6 +163,10 @@ class Registry:
     def public_key(self) -> PublicKey:
         return self._key.public_key
 
+    def _sign(self, model: type[P], body: dict[str, Any]) -> SignedDocument[P]:
+        """A document the registry itself issues, validated exactly as an import would be."""
+        return sign_draft(model, _drop_none(body), [self._key])
+
     def _now(self, now: datetime | None) -> datetime:
         return _aware(now if now is not None else self.clock())
 
@@ -210,15 +213,13 @@ class Registry:
                       professional_name: str | None, minor_until: date | None,
                       deceased_on: date | None, officer: str, now: datetime,
                       event: EventType) -> SignedDocument[PerformerRecord]:
-        payload = _build(PerformerRecord, {
-            "type": "performer", "schema_version": SCHEMA_VERSION,
+        doc = self._sign(PerformerRecord, {
             "performer_id": performer_id, "revision": revision, "legal_name": legal_name,
             "professional_name": professional_name,
             "minor_until": minor_until.isoformat() if minor_until else None,
             "deceased_on": deceased_on.isoformat() if deceased_on else None,
             "recorded_at": format_timestamp(now), "recorded_by": officer,
         })
-        doc = SignedDocument.sign(payload, [self._key])
         s.add(PerformerRow(performer_id=performer_id, revision=revision, document=doc.raw,
                            document_sha256=doc.sha256, recorded_at=now))
         s.flush()
@@ -277,8 +278,7 @@ class Registry:
                 if old.status != "active":
                     raise KeyUnusableError(f"key {short_id(supersedes)} is {old.status}; only "
                                            "an active key can be rotated")
-            payload = _build(PerformerKey, {
-                "type": "performer_key", "schema_version": SCHEMA_VERSION,
+            doc = self._sign(PerformerKey, {
                 "performer_id": performer_id, "key_id": public_key.key_id,
                 "public_key": public_key.to_base64(),
                 "holder": {"role": holder_role.value,
@@ -287,7 +287,6 @@ class Registry:
                 "registered_at": format_timestamp(now), "registered_by": officer,
                 "supersedes": supersedes,
             })
-            doc = SignedDocument.sign(payload, [self._key])
             s.add(PerformerKeyRow(key_id=public_key.key_id, performer_id=performer_id,
                                   document=doc.raw, holder_role=holder_role.value,
                                   registered_at=now, supersedes=supersedes))
@@ -302,11 +301,9 @@ class Registry:
                            now: datetime | None = None) -> SignedDocument[ProductionKey]:
         """Register a production company's key, with which it may countersign its grants."""
         now = self._now(now)
-        payload = _build(ProductionKey, {
-            "type": "production_key", "schema_version": SCHEMA_VERSION, "company": company,
+        doc = self._sign(ProductionKey, { "company": company,
             "key_id": public_key.key_id, "public_key": public_key.to_base64(),
             "registered_at": format_timestamp(now), "registered_by": officer})
-        doc = SignedDocument.sign(payload, [self._key])
         with self.store.session() as s:
             if (s.get(ProductionKeyRow, public_key.key_id) is not None
                     or s.get(PerformerKeyRow, public_key.key_id) is not None):
@@ -551,14 +548,12 @@ class Registry:
     def _officer_revocation(self, performer_id: str, kind: str, target_id: str, reason: str,
                             officer: str, request_ref: str,
                             now: datetime) -> SignedDocument[Revocation]:
-        payload = _build(Revocation, {
-            "type": "consent_revocation", "schema_version": SCHEMA_VERSION,
+        return self._sign(Revocation, {
             "revocation_id": _new_id("rev"), "performer_id": performer_id,
             "target": {"kind": kind, "id": target_id}, "revoked_at": format_timestamp(now),
             "reason": reason, "issued_by": {"role": "consent_officer", "name": officer},
             "performer_request_reference": request_ref,
         })
-        return SignedDocument.sign(payload, [self._key])
 
     def _store_revocation(self, doc: SignedDocument[Revocation], officer: str,
                           now: datetime | None = None) -> SignedDocument[Revocation]:
@@ -807,15 +802,6 @@ def _output(entry: LedgerEntry) -> PublishedOutput:
     body = entry.body
     return PublishedOutput(entry.index, body["output_sha256"], body["manifest_id"],
                            body["decision_id"], body["time"])
-
-
-def _build(model: type[Any], body: dict[str, Any]) -> Any:
-    """Validate a payload the registry itself creates, with the same rules as imports."""
-    clean = _drop_none(body)
-    try:
-        return model.model_validate(clean)
-    except ValidationError as exc:
-        raise DocumentError(format_validation_error(model.document_type, exc)) from None
 
 
 def _drop_none(value: Any) -> Any:

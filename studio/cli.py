@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -41,6 +41,9 @@ from consent.merkle import MerkleError
 from consent.registry import Registry, utc_now
 from studio.bootstrap import SeedReport, open_registry, seed_demo
 from studio.settings import Settings
+
+if TYPE_CHECKING:
+    from studio.identity import IdentifyResult
 
 EXIT_DENY, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
 MAX_INPUT_BYTES = 1024 * 1024
@@ -513,24 +516,25 @@ def check(
         if video is not None:
             if matches or known:
                 raise ConsentError("give identity verdicts in the file or --video, not both")
-            matches, known = _identify(video, registry)
+            scan = _identify(video, registry)
+            matches, known = scan.matches, scan.track_ids
         decision = registry.authorize(request, matches, known_tracks=known)
     _emit(as_json, decision.to_json(), lambda: _print_decision(decision))
     if not decision.allowed:
         raise typer.Exit(EXIT_DENY)
 
 
-def _identify(video: Path, registry: Registry) -> tuple[list[IdentityMatch], list[str]]:
+def _identify(video: Path, registry: Registry) -> IdentifyResult:
+    """Scan a shot for faces and match them; media problems become rejected input."""
     from pipelines.media.errors import MediaError
     from studio.identity import embedder_for, identify
 
     if not video.is_file():
         raise NotFoundError(f"{video} is not a file")
     try:
-        result = identify(video, registry, embedder_for(_settings()))
+        return identify(video, registry, embedder_for(_settings()))
     except MediaError as exc:
         raise ConsentError(str(exc)) from None
-    return result.matches, result.track_ids
 
 
 def _print_decision(decision: Decision) -> None:
@@ -685,16 +689,8 @@ def faces_scan(
     as_json: JsonOpt = False,
 ) -> None:
     """Track the faces of a video and match each track to consented performers."""
-    from pipelines.media.errors import MediaError
-    from studio.identity import embedder_for, identify
-
     with _errors(as_json):
-        if not video.is_file():
-            raise NotFoundError(f"{video} is not a file")
-        try:
-            result = identify(video, _registry(), embedder_for(_settings()))
-        except MediaError as exc:
-            raise ConsentError(str(exc)) from None
+        result = _identify(video, _registry())
 
     def human() -> None:
         out.print(f"{video.name}: {result.frame_count} frames, {len(result.tracks)} face "
