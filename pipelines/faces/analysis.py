@@ -1,0 +1,94 @@
+"""One read of a shot that gives everything a face edit needs before it may start.
+
+``analyse_shot`` streams the video once: tracks every face (``scan_video``: mesh, shot cuts,
+identity embeddings sampled per track), records each track's meshes to disk for the render
+pass (``landmark_file``) and keeps each track's widest frontal open mouth (``mouth``). The
+tracks and their embeddings are what the consent gate matches against enrolled performers; the
+render pass that follows reads the recorded meshes instead of running the mesh again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.faces.embedding import FaceEmbedder
+from pipelines.faces.geometry import is_frontal, mouth_opening, observation_pose
+from pipelines.faces.landmark_file import LandmarkRecorder, TrackLandmarks
+from pipelines.faces.landmarks import FaceObservation, RGBImage
+from pipelines.faces.mouth import ExemplarKeeper, MouthExemplar
+from pipelines.faces.scan import ScanResult, scan_video
+from pipelines.faces.tracking import Track
+from pipelines.media import VideoReader, probe
+from pipelines.media.probe import MediaInfo
+
+Progress = Callable[[int, int], None]
+"""``progress(frames_done, frames_total)``."""
+
+
+@dataclass(frozen=True, eq=False)
+class ShotAnalysis:
+    """Tracks of a shot, where their meshes are recorded, and their open-mouth exemplars."""
+
+    source: Path
+    info: MediaInfo
+    scan: ScanResult
+    landmarks_dir: Path
+    exemplars: dict[int, MouthExemplar] = field(default_factory=dict)
+
+    @property
+    def tracks(self) -> list[Track]:
+        return self.scan.tracks
+
+    def track(self, track_id: int) -> Track:
+        for t in self.scan.tracks:
+            if t.track_id == track_id:
+                return t
+        known = ", ".join(str(t.track_id) for t in self.scan.tracks) or "none"
+        raise KeyError(f"no face track {track_id} in {self.source.name} (tracks: {known})")
+
+    def landmarks(self, track_id: int) -> TrackLandmarks:
+        self.track(track_id)
+        return TrackLandmarks(self.landmarks_dir, track_id)
+
+
+def analyse_shot(
+    source: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    embedder: FaceEmbedder | None,
+    *,
+    max_faces: int = 4,
+    on_vfr: str = "refuse",
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> ShotAnalysis:
+    """Read ``source`` once; meshes go to ``work_dir/landmarks``."""
+    path = Path(source)
+    info = probe(path)
+    if info.video is None:
+        raise ValueError(f"{path.name} has no video stream")
+    total = info.video.frame_count
+    folder = Path(work_dir) / "landmarks"
+    keeper = ExemplarKeeper()
+
+    with LandmarkRecorder(folder) as recorder, \
+            VideoReader(path, on_vfr="conform" if on_vfr == "conform" else "refuse") as reader:
+
+        def on_frame(index: int, rgb: RGBImage, faces: list[tuple[int, FaceObservation]]
+                     ) -> None:
+            recorder.add(index, faces)
+            for track_id, obs in faces:
+                pose = observation_pose(obs)
+                keeper.offer(track_id, index, rgb, obs.landmarks,
+                             mouth_opening(obs.landmarks),
+                             is_frontal(pose, max_yaw=25.0, max_pitch=20.0))
+            if progress is not None:
+                progress(index + 1, total)
+            if cancelled is not None and cancelled():
+                raise InterruptedError("analysis cancelled")
+
+        scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
+                          on_frame=on_frame)
+    return ShotAnalysis(path, info, scan, folder, dict(keeper.best))

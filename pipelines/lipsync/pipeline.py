@@ -1,0 +1,199 @@
+"""Stream a shot through a lip-sync backend: decode → edit the chosen faces → encode.
+
+``run_lipsync`` is policy-free: it modifies exactly the tracks it is given (the studio gives it
+only tracks with a fresh allow decision) and writes wherever it is told (the studio gives it a
+job folder, publishing is the studio's business). What it guarantees:
+
+* **Frame-accurate.** One output frame per source frame, at the source's rate, size, time base,
+  colour tags, rotation and start timecode (``VideoWriter(like=reader.output)``); frames where
+  no chosen face is present are re-encoded untouched.
+* **Streaming.** One frame in hand, one pending edit per track; meshes are read from the
+  memory-mapped files the analysis wrote. Memory does not grow with clip length.
+* **Local.** A backend may change only pixels inside each edit's ``region``; the result
+  records, per track, the frames and the rectangle that changed (for the C2PA ``changes``).
+* **All or nothing.** On any error or cancellation the partial output is deleted.
+
+The audio track is the prepared dub (the mix), and a sidecar JSON next to the output records
+the viseme timeline of each face, for review and for the provenance record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines.faces.analysis import ShotAnalysis
+from pipelines.lipsync.interface import (
+    FaceTrackInput,
+    FrameEdit,
+    LipSyncBackend,
+    SpeechDrive,
+)
+from pipelines.media import VideoReader, VideoWriter
+from pipelines.media.audio import Audio
+
+FrameHook = Callable[[int, NDArray[np.uint8]], None]
+"""``hook(frame_index, rgb)`` after the faces are edited, before encoding (e.g. a watermark)."""
+Progress = Callable[[int, int], None]
+
+
+class LipSyncError(ValueError):
+    """The job cannot run as asked (wrong timing, unknown track, …)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LipSyncJob:
+    analysis: ShotAnalysis
+    drives: Mapping[int, SpeechDrive]
+    """Track id → what that face says. Tracks not named here are not touched."""
+    audio: Audio | None
+    """The output's audio track (the prepared dub mix); None keeps no audio."""
+    output: Path
+    codec: Literal["h264", "prores"] = "h264"
+    crf: int = 18
+    preset: str = "faster"
+    sidecar: Path | None = None
+    """Viseme timeline JSON; default: the output's name + ``.visemes.json``."""
+
+
+@dataclass
+class TrackChange:
+    """What changed for one face: frames and the union of the edited rectangles."""
+
+    track_id: int
+    first_frame: int = -1
+    last_frame: int = -1
+    frames: int = 0
+    box: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # x0, y0, x1, y1
+
+    def add(self, edit: FrameEdit) -> None:
+        r = edit.region
+        if self.frames == 0:
+            self.first_frame, self.box = edit.frame_index, [r.x0, r.y0, r.x1, r.y1]
+        else:
+            self.box = [min(self.box[0], r.x0), min(self.box[1], r.y0),
+                        max(self.box[2], r.x1), max(self.box[3], r.y1)]
+        self.last_frame = edit.frame_index
+        self.frames += 1
+
+
+@dataclass(frozen=True)
+class LipSyncResult:
+    output: Path
+    sidecar: Path
+    backend: str
+    frame_count: int
+    frame_rate: Fraction
+    changes: tuple[TrackChange, ...]
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frame_count / self.seconds if self.seconds > 0 else 0.0
+
+
+def _pending(edits: Iterator[FrameEdit]) -> FrameEdit | None:
+    return next(edits, None)
+
+
+def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
+                progress: Progress | None = None,
+                cancelled: Callable[[], bool] | None = None,
+                frame_hook: FrameHook | None = None) -> LipSyncResult:
+    """Render ``job`` with ``backend`` (module docstring)."""
+    started = time.perf_counter()
+    analysis = job.analysis
+    video = analysis.info.video
+    if video is None:
+        raise LipSyncError(f"{analysis.source.name} has no video stream")
+    total = analysis.scan.frame_count
+    size = (video.width, video.height)
+    streams: list[tuple[int, Iterator[FrameEdit]]] = []
+    for track_id, drive in job.drives.items():
+        if drive.frame_count != total or drive.frame_rate != video.frame_rate:
+            raise LipSyncError(
+                f"track {track_id}: the speech drive has {drive.frame_count} frames at "
+                f"{drive.frame_rate} fps, the shot {total} at {video.frame_rate} fps")
+        face = FaceTrackInput(track_id, analysis.landmarks(track_id),
+                              analysis.exemplars.get(track_id), size)
+        streams.append((track_id, iter(backend.edits(backend.prepare(face, drive)))))
+    changes = {track_id: TrackChange(track_id) for track_id, _ in streams}
+    pending: dict[int, FrameEdit | None] = {tid: _pending(it) for tid, it in streams}
+    iterators = dict(streams)
+    output = Path(job.output)
+    sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
+    written = 0
+    try:
+        with VideoReader(analysis.source, on_vfr="conform") as reader, \
+                VideoWriter(output, reader.output, codec=job.codec, crf=job.crf,
+                            preset=job.preset, audio=job.audio) as writer:
+            for frame in reader:
+                if cancelled is not None and cancelled():
+                    raise InterruptedError("lip-sync cancelled")
+                now: list[FrameEdit] = []
+                for track_id, edit in pending.items():
+                    while edit is not None and edit.frame_index < frame.index:
+                        edit = _pending(iterators[track_id])
+                    if edit is not None and edit.frame_index == frame.index:
+                        now.append(edit)
+                        changes[track_id].add(edit)
+                        edit = _pending(iterators[track_id])
+                    pending[track_id] = edit
+                if now:
+                    backend.render(frame.rgb, now)
+                if frame_hook is not None:
+                    frame_hook(frame.index, frame.rgb)
+                writer.write(frame)
+                written += 1
+                if progress is not None:
+                    progress(written, total)
+        if written != total:
+            output.unlink(missing_ok=True)
+            raise LipSyncError(f"decoded {written} frames, the analysis saw {total}: the source "
+                               "changed between the two reads")
+        _write_sidecar(sidecar, job, backend.name, video.frame_rate, total, changes.values())
+    except BaseException:
+        output.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        raise
+    return LipSyncResult(output, sidecar, backend.name, written, video.frame_rate,
+                         tuple(changes.values()), time.perf_counter() - started)
+
+
+def _write_sidecar(path: Path, job: LipSyncJob, backend: str, rate: Fraction, frames: int,
+                   changes: Sequence[TrackChange] | Any) -> None:
+    document: dict[str, Any] = {
+        "schema": "consent-dubbing-studio/visemes/1",
+        "source": job.analysis.source.name,
+        "frame_rate": f"{rate.numerator}/{rate.denominator}",
+        "frame_count": frames,
+        "backend": backend,
+        "faces": [
+            {
+                "track_id": change.track_id,
+                "origin": job.drives[change.track_id].origin,
+                "edited_frames": change.frames,
+                "first_frame": change.first_frame,
+                "last_frame": change.last_frame,
+                "region": change.box,
+                "voiced": [[round(a, 3), round(b, 3)]
+                           for a, b in job.drives[change.track_id].voiced],
+                "visemes": [{"start": round(v["start"], 3), "end": round(v["end"], 3),
+                             "viseme": v["viseme"]}
+                            for v in job.drives[change.track_id].timeline],
+            }
+            for change in changes
+        ],
+    }
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
