@@ -8,3 +8,5 @@ import warnings as _warnings
 _os.environ.setdefault("GLOG_minloglevel", "2")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+
+__version__ = "0.1.0"

@@ -745,6 +745,9 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def main() -> None:
+    # The render and verify commands live in their own module; importing it registers them.
+    import studio.cli_render  # noqa: F401
+
     app()
 
 

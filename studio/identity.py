@@ -27,7 +27,7 @@ from consent.templates import Template
 from pipelines.faces.embedding import DlibEmbedder, FaceEmbedder, InsightFaceEmbedder
 from pipelines.faces.geometry import face_sharpness, is_frontal, observation_pose
 from pipelines.faces.landmarks import FaceMeshDetector
-from pipelines.faces.scan import scan_video
+from pipelines.faces.scan import ScanResult, scan_video
 from pipelines.faces.tracking import Track
 from pipelines.media.reader import VfrPolicy, VideoReader
 from studio.settings import Settings
@@ -269,6 +269,14 @@ def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
     with VideoReader(video, on_vfr=on_vfr) as reader:
         scan = scan_video((frame.rgb for frame in reader), embedder, max_faces=max_faces,
                           on_frame=count)
+    return identify_scan(scan, registry, embedder, now=now, max_faces=max_faces,
+                         saturated_frames=saturated)
+
+
+def identify_scan(scan: ScanResult, registry: Registry, embedder: FaceEmbedder, *,
+                  now: datetime | None = None, max_faces: int = 0,
+                  saturated_frames: int = 0) -> IdentifyResult:
+    """Match the tracks of an already scanned shot (a render's analysis pass) to performers."""
     templates = registry.consented_templates(embedder.name, now)
     evidence = [TrackEvidence(track_label(t), [s.embedding for s in t.samples if s.good]
                               or [s.embedding for s in t.samples]) for t in scan.tracks]
@@ -276,4 +284,4 @@ def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
     return IdentifyResult(scan.frame_count, scan.cuts,
                           [IdentifiedTrack(t, m) for t, m in zip(scan.tracks, matches,
                                                                  strict=True)],
-                          max_faces, saturated)
+                          max_faces, saturated_frames)

@@ -22,6 +22,23 @@ class Settings:
     #: A local insightface ArcFace model folder (``w600k_r50.onnx`` + its licence file);
     #: when unset, identity embeddings come from dlib's ResNet that ships in a wheel.
     insightface_dir: Path | None = None
+    #: C2PA signing: an operator's own certificate chain and key (PEM files). When unset the
+    #: studio signs with its local CA's end-entity certificate, created on first use.
+    c2pa_chain: Path | None = None
+    c2pa_key: Path | None = None
+    #: ``module:function`` returning a ``studio.provenance.certificates.SigningIdentity`` (for
+    #: a key kept in an HSM or a cloud KMS, signed through a callback).
+    c2pa_signer: str | None = None
+    #: RFC 3161 timestamp authority; without one a manifest turns Invalid when its signing
+    #: certificate expires.
+    c2pa_tsa_url: str | None = None
+    #: Extra trust anchors (PEM) a verifier accepts besides the studio's own root.
+    c2pa_trust_anchors: Path | None = None
+    #: Renders that may run at the same time (the UI's queue; the CLI runs one).
+    concurrent_renders: int = 1
+    #: x264 settings of rendered outputs.
+    render_crf: int = 18
+    render_preset: str = "faster"
 
     @property
     def keys_dir(self) -> Path:
@@ -36,6 +53,24 @@ class Settings:
         """AES-256 key that encrypts identity templates at rest."""
         return self.keys_dir / "templates-aes256.key"
 
+    @property
+    def c2pa_dir(self) -> Path:
+        """The local studio CA and its signing certificate (embedded default)."""
+        return self.data_dir / "c2pa"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Published outputs; nothing appears here before step 7 of a render."""
+        return self.data_dir / "outputs"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.data_dir / "manifests"
+
     @classmethod
     def from_env(cls, data_dir: Path | None = None) -> Settings:
         data = (data_dir or Path(os.environ.get("STUDIO_DATA", "studio-data"))).resolve()
@@ -48,4 +83,16 @@ class Settings:
             registry_passphrase=passphrase.encode() if passphrase else None,
             insightface_dir=Path(os.environ["STUDIO_INSIGHTFACE_DIR"])
             if os.environ.get("STUDIO_INSIGHTFACE_DIR") else None,
+            c2pa_chain=_path(os.environ.get("STUDIO_C2PA_CHAIN")),
+            c2pa_key=_path(os.environ.get("STUDIO_C2PA_KEY")),
+            c2pa_signer=os.environ.get("STUDIO_C2PA_SIGNER") or None,
+            c2pa_tsa_url=os.environ.get("STUDIO_C2PA_TSA_URL") or None,
+            c2pa_trust_anchors=_path(os.environ.get("STUDIO_C2PA_TRUST_ANCHORS")),
+            concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
+            render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "18")),
+            render_preset=os.environ.get("STUDIO_RENDER_PRESET", "faster"),
         )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None

@@ -1,0 +1,241 @@
+"""The embedded reenactment backend: a whole-face mesh warp driven by another face, on a CPU.
+
+Per output frame and performer (see ``model`` for the face model, ``motion`` for the drive):
+
+1. **Source.** The performer's recorded mesh at this frame (lightly smoothed without lag) is
+   where the texture is; its pose (fitted on stable points, zero-phase smoothed) maps it into
+   the performer's canonical frame: ``canon_src``. A still has one mesh for every frame.
+2. **Retarget.** The driver's expression delta at this frame is scaled per region by the ratio
+   of the performer's and the driver's feature sizes (``Features.ratios``), and added to the
+   base: the performer's rest face (``base="rest"``: the driven regions show the driver's
+   performance instead of the source's) or the source frame itself (``base="frame"``). Each
+   vertex follows the sum of its *enabled* region weights, so disabled regions keep the
+   source's own motion and the boundary between the two fades. Lids and inner lips are kept
+   from crossing (a blink closes, it does not invert).
+3. **Pose.** Expression only: the canonical target is carried onto the picture by the source
+   frame's own pose. With head pose, by the source pose composed with the driver's (clamped)
+   relative rotation about a point behind the nose (roughly the head's centre), its relative
+   scale and its translation in inter-ocular distances.
+4. **Warp.** A piecewise-affine warp (``faces.warp.PiecewiseAffineWarp``, evaluated on a
+   coarse grid) moves the source mesh to the target inside a ring of anchors outside the face
+   oval, posed with the *source* and never moved: the warp is the identity along and beyond
+   the ring, so a hard copy leaves no seam and every pixel outside is bit-exact. Closing lids
+   stretch the lid skin over the eye; an eye opened wider than the source's stretches the
+   source's eye. A head turned by the driver stretches the cheek on one side and compresses
+   the other (a 2-D warp cannot show what the source never showed, hence the pose limits).
+5. **Mouth interior.** Where the target lips are apart, the interior is painted from the
+   performer's own open mouth, colour-matched to the lips now (``faces.mouth.paint_interior``,
+   shared with lip-sync); a synthetic cavity when the analysis found none.
+6. **Temporal.** The drive is smoothed without lag (``ReenactOptions.smoothing``), the source
+   pose and mesh too; edits fade in and out over :data:`RAMP_FRAMES` where a source track
+   starts or ends, so a face entering the picture does not snap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines.faces.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
+from pipelines.faces.mouth import MouthExemplar, paint_interior
+from pipelines.faces.warp import (
+    STABLE_POINTS,
+    PiecewiseAffineWarp,
+    Roi,
+    Similarity,
+    fit_similarity,
+)
+from pipelines.reenact.interface import FrameEdit, MotionDrive, SourceFace
+from pipelines.reenact.model import LID_PAIRS, LIP_PAIRS, REGIONS, SURFACE, FaceModel
+from pipelines.reenact.motion import rotation_from
+
+Points = NDArray[np.float64]
+
+RAMP_FRAMES: Final = 3
+MIN_PAINTED_GAP_PX: Final = 1.0
+HEAD_CENTRE: Final = np.array([0.0, 0.3, 0.8])
+"""Canonical point the driver's head rotation turns about: behind the nose, at ear height."""
+POSE_SIGMA: Final = 1.2     # frames; zero-phase smoothing of the source's head pose
+SOURCE_SIGMA: Final = 0.8   # frames; light smoothing of where the texture is sampled
+_UPPER_LID = np.array([a for a, _ in LID_PAIRS])
+_LOWER_LID = np.array([b for _, b in LID_PAIRS])
+_UPPER_LIP = np.array([a for a, _ in LIP_PAIRS])
+_LOWER_LIP = np.array([b for _, b in LIP_PAIRS])
+
+
+@dataclass(eq=False)
+class PreparedFace:
+    face: SourceFace
+    drive: MotionDrive
+    model: FaceModel
+    warp: PiecewiseAffineWarp
+    follow: NDArray[np.float64]       # [468, 1]: how much each vertex follows the driver
+    scale: NDArray[np.float32]        # [468, 3]: driver → performer displacement scale
+    exemplar: MouthExemplar | None
+    _synthetic: MouthExemplar | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class MeshEdit:
+    frame_index: int
+    track_id: int
+    region: Roi
+    source: Points          # [468 + a, 2] image positions (surface vertices then anchors)
+    target: Points
+    mesh: Points            # [478, 2]: the recorded mesh with target positions
+    prepared: PreparedFace
+
+
+def _window(row: int, run: tuple[int, int], sigma: float) -> tuple[list[int], Points]:
+    reach = int(np.ceil(2.5 * sigma))
+    rows = list(range(max(run[0], row - reach), min(run[1], row + reach + 1)))
+    weights = np.exp(-0.5 * ((np.array(rows) - row) / sigma) ** 2)
+    return rows, weights / weights.sum()
+
+
+class EmbeddedReenact:
+    """See the module docstring. ``grid_step``: the warp's coarse-grid spacing in pixels."""
+
+    name = "embedded-mesh-reenact"
+
+    def __init__(self, *, grid_step: int = 4) -> None:
+        self.grid_step = grid_step
+
+    def prepare(self, face: SourceFace, drive: MotionDrive) -> PreparedFace:
+        options = drive.options
+        model = FaceModel.measure(face.landmarks, rest_frame=options.source_neutral)
+        enabled = np.array([r in options.regions for r in REGIONS], dtype=np.float64)
+        weights = model.regions * enabled
+        follow = np.clip(weights.sum(axis=1, keepdims=True), 0.0, 1.0)
+        ratios = model.features.ratios(drive.driver_features)
+        # Per vertex: the region ratios blended by region weight, 1 where no region applies.
+        total = model.regions.sum(axis=1, keepdims=True)
+        scale = model.regions @ ratios + np.clip(1.0 - total, 0.0, 1.0)
+        return PreparedFace(face, drive, model,
+                            PiecewiseAffineWarp(model.triangles, step=self.grid_step),
+                            follow, scale.astype(np.float32), face.exemplar)
+
+    # -- per frame --------------------------------------------------------------------------
+
+    def edits(self, prepared: PreparedFace) -> Iterator[MeshEdit]:
+        face, drive = prepared.face, prepared.drive
+        lm = face.landmarks
+        if face.still:
+            still = self._still_frame(prepared)
+            for frame in range(drive.frame_count):
+                yield self._edit(prepared, frame, *still, ramp=1.0)
+            return
+        frames = np.asarray(lm.frames)
+        edges = [0, *(np.nonzero(np.diff(frames) != 1)[0] + 1).tolist(), len(frames)]
+        for first, end in itertools.pairwise(edges):
+            for row in range(first, end):
+                frame = int(frames[row])
+                if frame >= drive.frame_count:
+                    return
+                ramp = min(1.0, (row - first + 1) / RAMP_FRAMES, (end - row) / RAMP_FRAMES)
+                pose, source = self._source(prepared, row, (first, end))
+                yield self._edit(prepared, frame, pose, source,
+                                 np.asarray(lm.meshes[row][:, :2], dtype=np.float64), ramp)
+
+    def _still_frame(self, prepared: PreparedFace) -> tuple[Similarity, Points, Points]:
+        mesh = np.asarray(prepared.face.landmarks.meshes[0], dtype=np.float64)
+        return prepared.model.pose_of(mesh), mesh[:SURFACE], mesh[:, :2].copy()
+
+    def _source(self, prepared: PreparedFace, row: int, run: tuple[int, int]
+                ) -> tuple[Similarity, Points]:
+        meshes = prepared.face.landmarks.meshes
+        rows, w = _window(row, run, POSE_SIGMA)
+        stable = np.einsum("r,rpk->pk", w, np.asarray(meshes[rows][:, list(STABLE_POINTS)],
+                                                      dtype=np.float64))
+        pose = fit_similarity(prepared.model.stable_reference, stable)
+        rows, w = _window(row, run, SOURCE_SIGMA)
+        source = np.einsum("r,rpk->pk", w, np.asarray(meshes[rows][:, :SURFACE],
+                                                      dtype=np.float64))
+        return pose, source
+
+    def _edit(self, prepared: PreparedFace, frame: int, pose: Similarity, source: Points,
+              recorded: Points, ramp: float) -> MeshEdit:
+        drive, model, face = prepared.drive, prepared.model, prepared.face
+        options = drive.options
+        canon_src = pose.invert(source)
+        delta = drive.deltas[frame] * prepared.scale
+        if options.base == "rest":
+            goal = model.rest[:SURFACE] + delta
+        else:
+            goal = canon_src + delta
+        follow = prepared.follow * ramp
+        canon = canon_src + follow * (goal - canon_src)
+        _no_crossing(canon, _UPPER_LID, _LOWER_LID)
+        _no_crossing(canon, _UPPER_LIP, _LOWER_LIP)
+        out_pose = self._out_pose(pose, drive, frame, ramp) if options.head_pose else pose
+        target = out_pose.apply(canon)
+        anchors = pose.apply(model.anchors)[:, :2]
+        src = np.concatenate([source[:, :2], anchors])
+        tgt = np.concatenate([target[:, :2], anchors])
+        region = Roi.around(np.concatenate([src, tgt]), face.frame_size, margin=3)
+        mesh = recorded.copy()
+        mesh[:SURFACE] = target[:, :2]
+        return MeshEdit(frame, face.track_id, region, src, tgt, mesh, prepared)
+
+    @staticmethod
+    def _out_pose(pose: Similarity, drive: MotionDrive, frame: int, ramp: float) -> Similarity:
+        yaw, pitch, roll = (float(v) * ramp for v in drive.rotation[frame])
+        rel = rotation_from(yaw, pitch, roll)
+        k = 1.0 + (float(drive.scale[frame]) - 1.0) * ramp
+        rotation = rel @ pose.rotation
+        scale = pose.scale * k
+        centre = pose.apply(HEAD_CENTRE[None, :])[0]
+        shift = np.zeros(3)
+        shift[:2] = drive.translation[frame] * pose.scale * ramp
+        # x ↦ scale·rotation·(x − h) + pose(h) + shift, written as a similarity.
+        translation = centre + shift - scale * rotation @ HEAD_CENTRE
+        return Similarity(scale, rotation, translation)
+
+    # -- pixels -----------------------------------------------------------------------------
+
+    def render(self, rgb: NDArray[np.uint8], edits: Sequence[FrameEdit]) -> None:
+        for edit in edits:
+            if not isinstance(edit, MeshEdit):
+                raise TypeError(f"{self.name} cannot render a {type(edit).__name__}")
+            roi = edit.region
+            if roi.empty:
+                continue
+            prepared = edit.prepared
+            map_x, map_y, covered = prepared.warp.maps(edit.source, edit.target, roi)
+            warped = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+            view = rgb[roi.y0:roi.y1, roi.x0:roi.x1]
+            # Anchors map to themselves: the warp is the identity along the covered area's
+            # edge, so a hard copy leaves no seam and pixels outside stay bit-exact.
+            cv2.copyTo(warped, covered, view)
+            gap = edit.mesh[LIPS_INNER_LOWER] - edit.mesh[LIPS_INNER_UPPER]
+            if float(np.hypot(*gap)) >= MIN_PAINTED_GAP_PX:
+                paint_interior(rgb, self._exemplar(prepared, rgb, edit), edit.mesh, roi)
+
+    @staticmethod
+    def _exemplar(prepared: PreparedFace, rgb: NDArray[np.uint8], edit: MeshEdit
+                  ) -> MouthExemplar:
+        if prepared.exemplar is not None:
+            return prepared.exemplar
+        if prepared._synthetic is None:
+            lm = prepared.face.landmarks
+            recorded = np.asarray(lm.meshes[0] if prepared.face.still else
+                                  lm.meshes[int(np.searchsorted(lm.frames, edit.frame_index))])
+            prepared._synthetic = MouthExemplar.synthetic_for(rgb, recorded)
+        return prepared._synthetic
+
+
+def _no_crossing(canon: Points, upper: NDArray[np.int64], lower: NDArray[np.int64]) -> None:
+    """Where an upper point would pass below its lower partner, meet both halfway."""
+    gap = canon[lower, 1] - canon[upper, 1]
+    bad = gap < 0
+    if np.any(bad):
+        mid = (canon[upper[bad], 1] + canon[lower[bad], 1]) / 2.0
+        canon[upper[bad], 1] = mid
+        canon[lower[bad], 1] = mid

@@ -1,0 +1,297 @@
+"""Stream a reenactment: decode the source (or repeat a still) → move the chosen faces → encode.
+
+``run_reenact`` mirrors ``pipelines.lipsync.run_lipsync`` and is just as policy-free: it
+reenacts exactly the faces it is given with the motions it is given (the studio gives it only
+faces whose performer, *and* whose driver, have a fresh allow decision; each motion carries its
+driver's identity reference for that check) and writes where it is told. What it guarantees:
+
+* **Frame-accurate.** A *video* source keeps its frame count, rate, size, time base, colour
+  tags, rotation and start timecode (``VideoWriter(like=reader.output)``); the motion is
+  resampled to the source's frame times (``motion.plan_drive``), frames past the driver's end
+  hold its last pose, frames without a chosen face are re-encoded untouched. A *still* source
+  (:class:`StillSource`) becomes a video of the driver's duration at the still's chosen rate
+  (the longest motion's duration when several faces are driven), the still's size, no
+  timecode.
+* **Streaming.** One frame in hand and one pending edit per face; the source's meshes are read
+  from the analysis's memory-mapped files. The drive (a few KB per frame, no pixels) is the only
+  thing held whole.
+* **Local.** A backend may change only pixels inside each edit's ``region``; the result records,
+  per face, the frames and the rectangle that changed (for the C2PA ``changes``).
+* **All or nothing.** On any error or cancellation the partial output and sidecar are deleted.
+* **Reported.** Clamped poses, bounded expression, faceless driver frames and frames past the
+  driver's end are counted per face (``ClampReport``) in the result and in the sidecar JSON,
+  with the options and each driver's identity reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines.faces.analysis import ShotAnalysis
+from pipelines.faces.geometry import mouth_opening
+from pipelines.faces.mouth import MIN_EXEMPLAR_GAP, MouthExemplar
+from pipelines.faces.scan import faces_in_image
+from pipelines.lipsync.pipeline import TrackChange
+from pipelines.media import SourceAudio, VideoReader, VideoWriter
+from pipelines.media.audio import Audio
+from pipelines.media.probe import VideoStreamInfo
+from pipelines.reenact.interface import (
+    ClampReport,
+    FrameEdit,
+    MotionDrive,
+    ReenactBackend,
+    ReenactOptions,
+    SourceFace,
+)
+from pipelines.reenact.motion import Motion, plan_drive
+
+FrameHook = Callable[[int, NDArray[np.uint8]], None]
+"""``hook(frame_index, rgb)`` after the faces are edited, before encoding (e.g. a watermark)."""
+Progress = Callable[[int, int], None]
+SIDECAR_SCHEMA = "consent-dubbing-studio/reenact/1"
+
+
+class ReenactError(ValueError):
+    """The job cannot run as asked (no face in the still, unknown face, bad rate, …)."""
+
+
+@dataclass(frozen=True, eq=False)
+class StillSource:
+    """A still image to animate; faces are numbered left to right from 0."""
+
+    image: Path
+    frame_rate: Fraction = Fraction(25)
+
+
+@dataclass(frozen=True)
+class StillMesh:
+    """A still's one mesh, shaped like ``TrackLandmarks`` (frame 0)."""
+
+    meshes: NDArray[np.float32]
+    frames: NDArray[np.int32]
+
+
+@dataclass(frozen=True, eq=False)
+class ReenactJob:
+    source: ShotAnalysis | StillSource
+    motions: Mapping[int, Motion]
+    """Track id (a still: face number) → the motion that drives it. Others are not touched."""
+    output: Path
+    options: ReenactOptions = field(default_factory=ReenactOptions)
+    audio: Audio | SourceAudio | None = None
+    """The output's audio track (e.g. the driver's dialogue); None keeps no audio."""
+    codec: Literal["h264", "prores"] = "h264"
+    crf: int = 18
+    preset: str = "faster"
+    offset: int = 0
+    """Output frame at which the driver's first frame plays (video sources)."""
+    sidecar: Path | None = None
+    """Reenactment record JSON; default: the output's name + ``.reenact.json``."""
+
+
+@dataclass(frozen=True)
+class ReenactResult:
+    output: Path
+    sidecar: Path
+    backend: str
+    frame_count: int
+    frame_rate: Fraction
+    changes: tuple[TrackChange, ...]
+    reports: Mapping[int, ClampReport]
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frame_count / self.seconds if self.seconds > 0 else 0.0
+
+
+def load_still(path: Path) -> NDArray[np.uint8]:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ReenactError(f"{path.name}: not a readable image")
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def _pending(edits: Iterator[FrameEdit]) -> FrameEdit | None:
+    return next(edits, None)
+
+
+class _Streams:
+    """One lazily generated edit stream per face, consumed in frame order."""
+
+    def __init__(self, streams: Mapping[int, Iterator[FrameEdit]]) -> None:
+        self.iterators = dict(streams)
+        self.changes = {tid: TrackChange(tid) for tid in streams}
+        self.pending = {tid: _pending(it) for tid, it in streams.items()}
+
+    def at(self, index: int) -> list[FrameEdit]:
+        now: list[FrameEdit] = []
+        for tid, edit in self.pending.items():
+            while edit is not None and edit.frame_index < index:
+                edit = _pending(self.iterators[tid])
+            if edit is not None and edit.frame_index == index:
+                now.append(edit)
+                self.changes[tid].add(edit)
+                edit = _pending(self.iterators[tid])
+            self.pending[tid] = edit
+        return now
+
+
+def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
+                progress: Progress | None = None,
+                cancelled: Callable[[], bool] | None = None,
+                frame_hook: FrameHook | None = None) -> ReenactResult:
+    """Render ``job`` with ``backend`` (module docstring)."""
+    started = time.perf_counter()
+    if not job.motions:
+        raise ReenactError("no face to reenact")
+    output = Path(job.output)
+    sidecar = job.sidecar or output.with_name(output.name + ".reenact.json")
+    drives: dict[int, MotionDrive] = {}
+    streams_out: list[_Streams] = []
+    try:
+        if isinstance(job.source, StillSource):
+            written, rate = _run_still(job, job.source, backend, drives, progress, cancelled,
+                                       frame_hook, streams_out)
+        else:
+            written, rate = _run_video(job, job.source, backend, drives, progress, cancelled,
+                                       frame_hook, streams_out)
+        changes = streams_out[0].changes
+        _write_sidecar(sidecar, job, backend.name, rate, written, changes, drives)
+    except BaseException:
+        output.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        raise
+    return ReenactResult(output, sidecar, backend.name, written, rate,
+                         tuple(changes.values()),
+                         {tid: d.report for tid, d in drives.items()},
+                         time.perf_counter() - started)
+
+
+def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
+               drives: dict[int, MotionDrive], progress: Progress | None,
+               cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
+               streams_out: list[_Streams]) -> tuple[int, Fraction]:
+    video = analysis.info.video
+    if video is None:
+        raise ReenactError(f"{analysis.source.name} has no video stream")
+    total = analysis.scan.frame_count
+    size = (video.width, video.height)
+    iterators: dict[int, Iterator[FrameEdit]] = {}
+    for track_id, motion in job.motions.items():
+        face = SourceFace(track_id, analysis.landmarks(track_id),
+                          analysis.exemplars.get(track_id), size)
+        drives[track_id] = plan_drive(motion, video.frame_rate, total, job.options,
+                                      offset=job.offset)
+        iterators[track_id] = iter(backend.edits(backend.prepare(face, drives[track_id])))
+    streams = _Streams(iterators)
+    streams_out.append(streams)
+    written = 0
+    with VideoReader(analysis.source, on_vfr="conform") as reader, \
+            VideoWriter(job.output, reader.output, codec=job.codec, crf=job.crf,
+                        preset=job.preset, audio=job.audio) as writer:
+        for frame in reader:
+            if cancelled is not None and cancelled():
+                raise InterruptedError("reenactment cancelled")
+            now = streams.at(frame.index)
+            if now:
+                backend.render(frame.rgb, now)
+            if frame_hook is not None:
+                frame_hook(frame.index, frame.rgb)
+            writer.write(frame)
+            written += 1
+            if progress is not None:
+                progress(written, total)
+    if written != total:
+        raise ReenactError(f"decoded {written} frames, the analysis saw {total}: the source "
+                           "changed between the two reads")
+    return written, reader.output.frame_rate
+
+
+def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
+               drives: dict[int, MotionDrive], progress: Progress | None,
+               cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
+               streams_out: list[_Streams]) -> tuple[int, Fraction]:
+    rgb = load_still(Path(still.image))
+    rate = Fraction(still.frame_rate)
+    if rate <= 0:
+        raise ReenactError("a still's frame rate must be positive")
+    h, w = rgb.shape[:2]
+    faces = faces_in_image(rgb, max_faces=max(4, max(job.motions) + 1))
+    total = max(max(1, round(m.duration * rate)) for m in job.motions.values())
+    iterators: dict[int, Iterator[FrameEdit]] = {}
+    for index, motion in job.motions.items():
+        if not 0 <= index < len(faces):
+            raise ReenactError(f"{Path(still.image).name}: no face {index} "
+                               f"({len(faces)} found)")
+        mesh = faces[index].landmarks
+        exemplar = (MouthExemplar.capture(rgb, mesh, 0)
+                    if mouth_opening(mesh) >= MIN_EXEMPLAR_GAP else None)
+        face = SourceFace(index, StillMesh(mesh[None].copy(), np.zeros(1, np.int32)),
+                          exemplar, (w, h), still=True)
+        drives[index] = plan_drive(motion, rate, total, job.options)
+        iterators[index] = iter(backend.edits(backend.prepare(face, drives[index])))
+    streams = _Streams(iterators)
+    streams_out.append(streams)
+    like = VideoStreamInfo.new(w, h, rate, frame_count=total)
+    with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
+                     audio=job.audio) as writer:
+        for index in range(total):
+            if cancelled is not None and cancelled():
+                raise InterruptedError("reenactment cancelled")
+            frame = rgb.copy()
+            now = streams.at(index)
+            if now:
+                backend.render(frame, now)
+            if frame_hook is not None:
+                frame_hook(index, frame)
+            writer.write(frame)
+            if progress is not None:
+                progress(index + 1, total)
+    return total, rate
+
+
+def _write_sidecar(path: Path, job: ReenactJob, backend: str, rate: Fraction, frames: int,
+                   changes: Mapping[int, TrackChange], drives: Mapping[int, MotionDrive]
+                   ) -> None:
+    source = job.source
+    name = Path(source.image).name if isinstance(source, StillSource) else source.source.name
+    document: dict[str, Any] = {
+        "schema": SIDECAR_SCHEMA,
+        "source": name,
+        "still": isinstance(source, StillSource),
+        "frame_rate": f"{rate.numerator}/{rate.denominator}",
+        "frame_count": frames,
+        "backend": backend,
+        "options": job.options.to_json(),
+        "faces": [
+            {
+                "track_id": tid,
+                "driver": {**job.motions[tid].identity.to_json(),
+                           "source": job.motions[tid].source_name,
+                           "frame_rate": str(job.motions[tid].frame_rate),
+                           "frame_count": job.motions[tid].frame_count,
+                           "neutral_frame": job.motions[tid].neutral_frame},
+                "edited_frames": change.frames,
+                "first_frame": change.first_frame,
+                "last_frame": change.last_frame,
+                "region": change.box,
+                "report": drives[tid].report.to_json(),
+            }
+            for tid, change in changes.items()
+        ],
+    }
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,234 @@
+"""``studio render …`` and ``studio verify FILE``: the render path and the provenance check.
+
+Registered on the main ``studio`` app by :mod:`studio.cli`; uses its error and output helpers so
+that every command speaks the same exit codes (0 ok, 1 denied or failed verification, 3 input
+rejected, 4 not found).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from consent.documents import format_validation_error
+from consent.fields import Channel
+from studio.cli import (
+    EXIT_DENY,
+    EXIT_REJECTED,
+    JsonOpt,
+    _emit,
+    _errors,
+    _fail,
+    _registry,
+    _settings,
+    app,
+    err,
+    out,
+)
+from studio.provenance.manifest import ProvenanceError
+from studio.render import (
+    ProgressEvent,
+    RenderCancelled,
+    RenderDenied,
+    RenderJob,
+    RenderRequest,
+    RequestError,
+)
+
+render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
+                         no_args_is_help=True)
+app.add_typer(render_app, name="render")
+
+TrackOpt = Annotated[list[str] | None, typer.Option(
+    "--track", help="Face track to edit (t1, t2, …; see `studio consent check --video`). "
+    "Default: every face that matches a performer with consent.")]
+
+
+def _parse_speakers(values: list[str] | None) -> dict[str, str]:
+    speakers: dict[str, str] = {}
+    for item in values or []:
+        name, sep, track = item.partition("=")
+        if not sep or not name.strip() or not track.strip():
+            raise RequestError(f"--speaker {item!r}: write NAME=t1")
+        speakers[name.strip()] = track.strip()
+    return speakers
+
+
+class _Bar:
+    """Progress events drawn as a rich progress bar (stderr), one task per stage."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"),
+                                 TimeRemainingColumn(), console=err, transient=False,
+                                 disable=not enabled)
+        self._task: Any = None
+        self._stage: str | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if str(event.stage) != self._stage:
+            self._stage = str(event.stage)
+            label = f"{event.stage.number}/7 {event.stage}"
+            if self._task is not None:
+                self.progress.update(self._task, completed=self.progress.tasks[-1].total or 1)
+            self._task = self.progress.add_task(label, total=event.total or 1)
+        if event.total:
+            self.progress.update(self._task, completed=event.done, total=event.total)
+
+    def finish(self) -> None:
+        if self._task is not None:
+            self.progress.update(self._task, completed=self.progress.tasks[-1].total or 1)
+
+
+@render_app.command("lipsync")
+def render_lipsync(
+    source: Annotated[Path, typer.Argument(help="The source shot.")],
+    project: Annotated[str, typer.Option("--project", help="Project id (as in the grant).")],
+    language: Annotated[str, typer.Option("--language", help="Target language (BCP-47).")],
+    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    operator: Annotated[str, typer.Option("--operator", help="Who renders (for the ledger).")],
+    dub: Annotated[Path | None, typer.Option("--dub", help="Recorded dub dialogue stem.")
+                   ] = None,
+    m_and_e: Annotated[Path | None, typer.Option("--m-and-e", help="Music & effects stem to mix "
+                                                 "under the dub.")] = None,
+    script: Annotated[Path | None, typer.Option("--script", help="Translated, timed script "
+                                                "(SRT or WebVTT) to speak by TTS.")] = None,
+    speaker: Annotated[list[str] | None, typer.Option(
+        "--speaker", help="Script speaker to face: NAME=t1 (repeat).")] = None,
+    track: TrackOpt = None,
+    source_language: Annotated[str | None, typer.Option(
+        "--source-language", help="The shot's spoken language (for the C2PA 'translated' "
+        "action).")] = None,
+    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
+                       ] = Channel.STREAMING,
+    episode: Annotated[str | None, typer.Option("--episode")] = None,
+    scene: Annotated[str | None, typer.Option("--scene")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="Output file name in the "
+                                               "outputs folder (.mp4 or .mov).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Seconds a dub may differ from "
+                                             "the shot (padded / silent tail trimmed).")
+                         ] = 0.5,
+    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="A non-commercial "
+                                                 "project.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lip-sync a shot to a recorded dub or a translated script, under consent."""
+    with _errors(as_json):
+        try:
+            request = RenderRequest(
+                operation="lipsync", source=source, project_id=project, language=language,
+                territory=territory, operator=operator, channel=channel,
+                source_language=source_language, episode=episode, scene=scene,
+                tracks=tuple(track or ()), commercial=not non_commercial, output_name=output,
+                dub=dub, m_and_e=m_and_e, script=script, speakers=_parse_speakers(speaker),
+                dub_tolerance_s=tolerance)
+        except RequestError as exc:
+            _fail(EXIT_REJECTED, str(exc), as_json, "bad_request")
+        _run(request, as_json)
+
+
+def _run(request: RenderRequest, as_json: bool) -> None:
+    settings = _settings()
+    registry = _registry()
+    bar = _Bar(enabled=not as_json)
+    job = RenderJob(request, settings, registry, listener=bar)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        # First Ctrl-C cancels cleanly (nothing is published); a second one is the default.
+        job.cancel.set()
+        signal.signal(signal.SIGINT, previous)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+    try:
+        with bar.progress:
+            outcome = job.run()
+            bar.finish()
+    except RenderDenied as exc:
+        denied = exc
+        _emit(as_json, {"ok": False, "error": "denied", "stage": str(denied.stage),
+                        "job_id": job.job_id, "decision": denied.decision.to_json()},
+              lambda: err.print(f"[bold red]DENIED[/] at {denied.stage}: "
+                                + "; ".join(denied.decision.reasons), highlight=False))
+        raise typer.Exit(EXIT_DENY) from None
+    except RenderCancelled as exc:
+        _fail(EXIT_DENY, str(exc), as_json, "cancelled")
+    except ValidationError as exc:
+        _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json, "bad_request")
+    except (ValueError, ProvenanceError, InterruptedError) as exc:
+        # Media, script, dub and request problems: a message, never a traceback.
+        _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+
+    def human() -> None:
+        out.print(f"[bold green]published[/] {outcome.output}", highlight=False)
+        out.print(f"  sha256 {outcome.output_sha256}\n  manifest {outcome.manifest_label}\n"
+                  f"  watermark {outcome.watermark_payload:08x}\n  decision "
+                  f"{outcome.decision.decision_id} (ledger {outcome.decision.ledger_index}), "
+                  f"output ledger entry {outcome.output_ledger_index}\n  {outcome.frames} "
+                  f"frames in {outcome.seconds:.1f} s", highlight=False)
+
+    _emit(as_json, {"ok": True, **outcome.to_json()}, human)
+
+
+@app.command("verify")
+def verify(
+    file: Annotated[Path, typer.Argument(help="Any media file.")],
+    no_watermark: Annotated[bool, typer.Option("--no-watermark", help="Skip watermark "
+                                               "detection (faster).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Provenance, signer, consent status now, ledger proof and watermark of a file."""
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.store import ManifestStore
+    from studio.provenance.verify import VerifyReport, verify_file
+
+    with _errors(as_json):
+        if not file.is_file():
+            _fail(4, f"{file}: no such file", as_json, "not_found")
+        settings = _settings()
+        try:
+            report = verify_file(file, _registry(), ManifestStore(settings.manifests_dir),
+                                 trust_anchors_pem=trust_anchors(settings) or None,
+                                 watermark=not no_watermark)
+        except ProvenanceError as exc:
+            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+
+    def human(r: VerifyReport = report) -> None:
+        colour = {"Trusted": "green", "Valid": "yellow", "Recovered": "yellow"}
+        out.print(f"[bold]{r.path.name}[/]  sha256 {r.sha256}", highlight=False)
+        out.print(f"  provenance  [{colour.get(r.provenance, 'red')}]{r.provenance}[/]")
+        out.print(f"  signer      {r.signer_trust}")
+        out.print(f"  consent now {'[green]' if r.consent_now == 'active' else '[red]'}"
+                  f"{r.consent_now}[/]")
+        out.print(f"  watermark   {r.watermark_status}")
+        report_ = r.manifest or (r.recovered.report if r.recovered else None)
+        if r.manifest_error and r.recovered is None:
+            out.print(f"  {r.manifest_error}", highlight=False)
+        if r.recovered is not None:
+            out.print(f"  {r.recovered.note}", highlight=False)
+        if report_ is not None:
+            for line in report_.describe().splitlines()[1:]:
+                out.print(f"  {line}", highlight=False)
+        for g in r.consent:
+            out.print(f"  grant {g.grant_id}: {g.status} — {g.detail}", highlight=False)
+        if r.ledger is not None:
+            state = "verified" if r.ledger.verified else "[red]FAILED[/]"
+            out.print(f"  ledger: output event at index {r.ledger.index} of "
+                      f"{r.ledger.tree_size}, inclusion proof {state}")
+        elif report_ is not None:
+            out.print("  ledger: no publication event for this file")
+
+    _emit(as_json, report.to_json(), human)
+    if not report.ok:
+        raise typer.Exit(EXIT_DENY)

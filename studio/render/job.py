@@ -1,0 +1,426 @@
+"""One render, start to finish: the seven steps of docs/ARCHITECTURE.md.
+
+::
+
+  1 ingest     hash every input, probe the shot
+  2 identify   track the faces once (meshes recorded for step 4), match them to performers
+  3 authorize  the consent gate decides (ledgered, allow or deny)
+  4 run        the pipeline edits the allowed faces only; the watermark goes in as frames encode
+  5 re-check   the gate decides again: a revocation during the run stops the output here
+  6 stamp      sign the C2PA manifest (AI disclosure, ingredients, consent reference, soft
+               binding); keep it in the manifest store by output hash and watermark payload
+  7 publish    ledger the output hash, then link the file into the outputs folder
+
+Everything before step 7 happens in the job's own folder (``<data>/jobs/<job id>/``), which also
+keeps the request, the input hashes, both decisions and a log. Publishing is a hard link into
+``<data>/outputs/``: atomic, and it refuses to replace an existing output. The ledger entry comes
+first, so a crash between the two leaves an output event without a file (harmless, visible to
+an auditor) and never a file without an event. A crash anywhere else leaves nothing in the
+outputs folder and a ledger that verifies, because the ledger only ever appends whole entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from consent.fields import Alteration, Technique
+from consent.gate import AuthorizationRequest, Decision, Subject
+from consent.registry import Registry
+from pipelines.faces.analysis import ShotAnalysis, analyse_shot
+from pipelines.lipsync import (
+    EmbeddedLipSync,
+    LipSyncJob,
+    LipSyncResult,
+    SpeechDrive,
+    drive_from_recording,
+    drive_from_script,
+    run_lipsync,
+)
+from pipelines.media import load_audio
+from pipelines.media.audio import Audio
+from pipelines.speech import load_script
+from pipelines.speech.dub import prepare_dub
+from studio import __version__
+from studio.identity import IdentifyResult, embedder_for, identify_scan, sha256_file
+from studio.provenance.identity import signing_identity
+from studio.provenance.manifest import (
+    ChangedRegion,
+    ConsentReference,
+    IngredientInput,
+    LanguagePair,
+    ManifestInputs,
+    Rect,
+    SoftwareAgent,
+    UnsupportedFormatError,
+    WatermarkBinding,
+)
+from studio.provenance.signing import detect_mime, read_manifest, sign_file
+from studio.provenance.store import ManifestStore, frame_hashes_of
+from studio.provenance.watermark import WatermarkEmbedder
+from studio.render.events import Listener, ProgressReporter, Stage
+from studio.render.request import RenderRequest, RequestError
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RenderDenied(Exception):
+    """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
+
+    def __init__(self, decision: Decision, stage: Stage) -> None:
+        self.decision = decision
+        self.stage = stage
+        reasons = "; ".join(decision.reasons) or "denied"
+        super().__init__(f"consent denied at {stage} (decision {decision.decision_id}): "
+                         f"{reasons}")
+
+
+class RenderCancelled(Exception):
+    """The operator cancelled; nothing was published."""
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    job_id: str
+    output: Path
+    sidecar: Path | None
+    output_sha256: str
+    manifest_label: str
+    watermark_payload: int
+    decision: Decision
+    output_ledger_index: int
+    frames: int
+    seconds: float
+    job_dir: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "output": str(self.output),
+                "sidecar": None if self.sidecar is None else str(self.sidecar),
+                "output_sha256": self.output_sha256, "manifest": self.manifest_label,
+                "watermark_payload": f"{self.watermark_payload:08x}",
+                "decision_id": self.decision.decision_id,
+                "decision_ledger_index": self.decision.ledger_index,
+                "output_ledger_index": self.output_ledger_index, "frames": self.frames,
+                "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir)}
+
+
+def new_job_id() -> str:
+    return f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class RenderJob:
+    """Run one :class:`RenderRequest` (module docstring). ``cancel`` may be set from any thread."""
+
+    request: RenderRequest
+    settings: Settings
+    registry: Registry
+    listener: Listener | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    job_id: str = field(default_factory=new_job_id)
+
+    def __post_init__(self) -> None:
+        self.folder = self.settings.jobs_dir / self.job_id
+        self.progress = ProgressReporter(self.listener)
+        self._log: list[dict[str, Any]] = []
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _note(self, stage: Stage, message: str, **data: Any) -> None:
+        entry = {"at": datetime.now(UTC).isoformat(), "stage": str(stage), "message": message,
+                 **data}
+        self._log.append(entry)
+        with (self.folder / "log.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, default=str) + "\n")
+
+    def _save(self, name: str, value: Any) -> None:
+        path = self.folder / name
+        tmp = path.with_name(name + ".part")
+        tmp.write_text(json.dumps(value, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise RenderCancelled(f"render {self.job_id} cancelled")
+
+    # -- the seven steps ------------------------------------------------------------------------
+
+    def run(self) -> RenderOutcome:
+        started = time.monotonic()
+        self.folder.mkdir(parents=True, exist_ok=False)
+        try:
+            return self._run(started)
+        except BaseException as exc:
+            self._note(self._stage, f"stopped: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            shutil.rmtree(self.folder / "work", ignore_errors=True)
+
+    _stage: Stage = Stage.INGEST
+
+    def _enter(self, stage: Stage, message: str, total: int = 0) -> None:
+        self._check_cancel()
+        self._stage = stage
+        self.progress.stage(stage, message, total)
+        self._note(stage, message)
+
+    def _run(self, started: float) -> RenderOutcome:
+        req = self.request
+        if req.operation != "lipsync":
+            raise RequestError("reenactment renders are not available yet in this studio "
+                               "build (issue 5)")
+        self._save("request.json", _request_json(req))
+        name = req.output_name or req.default_output_name(self.job_id)
+        if (self.settings.outputs_dir / name).exists():
+            raise RequestError(f"an output named {name} already exists; choose another name")
+
+        self._enter(Stage.INGEST, "hashing inputs")
+        inputs = {name: sha256_file(Path(p)) for name, p in _inputs(req).items()}
+        self._save("inputs.json", {n: {"path": str(p), "sha256": inputs[n]}
+                                   for n, p in _inputs(req).items()})
+
+        embedder = embedder_for(self.settings)
+        analysis_total = 0
+        self._enter(Stage.IDENTIFY, "tracking faces")
+
+        def frames(done: int, total: int) -> None:
+            nonlocal analysis_total
+            analysis_total = total
+            self.progress.frames(done, total)
+
+        analysis = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
+                                progress=frames, cancelled=self.cancel.is_set)
+        identity = identify_scan(analysis.scan, self.registry, embedder, max_faces=8)
+        self._save("identity.json", identity.to_json())
+        video = analysis.info.video
+        assert video is not None  # analyse_shot refuses a file without video
+
+        self._enter(Stage.AUTHORIZE, "asking the consent gate")
+        auth = self._authorization(req, identity, inputs)
+        decision = self.registry.authorize(auth, identity.matches,
+                                           known_tracks=identity.track_ids)
+        self._save("decision.json", decision.to_json())
+        if not decision.allowed:
+            raise RenderDenied(decision, Stage.AUTHORIZE)
+        allowed = {s.track_id: s.performer_id for s in auth.subjects}
+
+        self._enter(Stage.RUN, "rendering", total=analysis.scan.frame_count)
+        payload = ManifestStore(self.settings.manifests_dir).allocate_payload(
+            random.SystemRandom())
+        result, audio_note = self._lipsync(req, analysis, allowed, payload)
+        self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
+                   audio=audio_note)
+
+        self._enter(Stage.RECHECK, "asking the consent gate again")
+        recheck = self.registry.authorize(auth, identity.matches,
+                                          known_tracks=identity.track_ids)
+        self._save("recheck.json", recheck.to_json())
+        if not recheck.allowed:
+            result.output.unlink(missing_ok=True)
+            raise RenderDenied(recheck, Stage.RECHECK)
+
+        self._enter(Stage.STAMP, "signing the C2PA manifest")
+        signed_path = self.folder / "signed.mp4"
+        manifest_inputs = self._manifest(req, inputs, analysis, result, recheck, payload)
+        signed = sign_file(result.output, signed_path, manifest_inputs,
+                           signing_identity(self.settings))
+        report = read_manifest(signed_path, trust_anchors_pem=None)
+        store = ManifestStore(self.settings.manifests_dir)
+        store.put(signed.sha256, signed.manifest_bytes, payload=payload,
+                  frame_hashes=frame_hashes_of(signed_path), mime=signed.mime,
+                  title=manifest_inputs.title)
+        result.output.unlink(missing_ok=True)
+
+        self._enter(Stage.PUBLISH, "publishing")
+        self._check_cancel()
+        out_index = self.registry.record_output(recheck, signed.sha256, report.manifest_label)
+        target = _publish(signed_path, self.settings.outputs_dir, name)
+        sidecar = None
+        if result.sidecar.exists():
+            sidecar = _publish(result.sidecar, self.settings.outputs_dir,
+                               target.name + ".visemes.json")
+        outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
+                                report.manifest_label, payload, recheck, out_index,
+                                result.frame_count, time.monotonic() - started, self.folder)
+        self._save("outcome.json", outcome.to_json())
+        self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
+        return outcome
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _authorization(self, req: RenderRequest, identity: IdentifyResult,
+                       inputs: dict[str, str]) -> AuthorizationRequest:
+        matched = {t.track_id: t.match.performer_id for t in identity.tracks}
+        wanted = list(req.tracks) or list(dict.fromkeys(req.speakers.values()))
+        if not wanted:
+            wanted = [tid for tid, pid in matched.items() if pid is not None]
+        if not wanted:
+            raise RequestError(
+                "no face in the shot matches a performer with consent for this studio "
+                f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
+                "choose another shot")
+        for tid in wanted:
+            if tid not in matched:
+                raise RequestError(f"there is no face track {tid} in the shot (tracks: "
+                                   f"{', '.join(matched) or 'none'})")
+            if matched[tid] is None:
+                raise RequestError(f"face track {tid} matches no performer with consent; "
+                                   "it can only be left untouched")
+        if req.dub is not None and len(wanted) > 1 and not req.tracks:
+            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one dub "
+                               "track: choose the face that speaks it with --track")
+        technique = Technique.LIP_SYNC
+        return AuthorizationRequest(
+            operation=req.operation, project_id=req.project_id, episode=req.episode,
+            scene=req.scene, language=req.language, territory=req.territory,
+            channel=req.channel, alteration=Alteration.MOUTH_REGION,
+            subjects=tuple(Subject(performer_id=str(matched[t]), technique=technique,
+                                   track_id=t) for t in wanted),
+            source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
+            commercial=req.commercial, operator=req.operator)
+
+    def _lipsync(self, req: RenderRequest, analysis: ShotAnalysis,
+                 allowed: dict[str | None, str], payload: int) -> tuple[LipSyncResult, str]:
+        video = analysis.info.video
+        assert video is not None
+        frames = analysis.scan.frame_count
+        duration = Fraction(frames) / video.frame_rate
+        drives: dict[int, SpeechDrive] = {}
+        audio: Audio
+        track_ids = [int(str(t)[1:]) for t in allowed]
+        if req.dub is not None:
+            dub = prepare_dub(load_audio(req.dub), duration,
+                              m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
+                              tolerance_s=req.dub_tolerance_s)
+            drive = drive_from_recording(dub, video.frame_rate, frames)
+            drives = dict.fromkeys(track_ids, drive)
+            audio, note = dub.mix, "; ".join(dub.notes)
+        else:
+            assert req.script is not None
+            script = load_script(req.script, duration=duration)
+            spoken = drive_from_script(script, req.language, video.frame_rate, frames)
+            for speaker, drive in spoken.drives.items():
+                if speaker is not None and speaker in req.speakers:
+                    drives[int(req.speakers[speaker][1:])] = drive
+                elif len(track_ids) == 1 and (speaker is None or not req.speakers):
+                    drives[track_ids[0]] = drive
+            missing = [t for t in track_ids if t not in drives]
+            if missing:
+                raise RequestError(
+                    "map each script speaker to a face with --speaker NAME=tN (speakers: "
+                    f"{', '.join(str(s) for s in spoken.drives)}; faces without lines: "
+                    f"{', '.join(f't{m}' for m in missing)})")
+            audio = spoken.dialogue
+            note = "; ".join(spoken.fit.problems)
+        marker = WatermarkEmbedder(payload)
+
+        def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
+            rgb[...] = marker.mark(rgb, index)
+
+        job = LipSyncJob(analysis, drives, audio, self.folder / "render.mp4",
+                         crf=self.settings.render_crf, preset=self.settings.render_preset,
+                         sidecar=self.folder / "render.visemes.json")
+        result = run_lipsync(job, EmbeddedLipSync(), progress=self.progress.frames,
+                             cancelled=self.cancel.is_set, frame_hook=watermark)
+        return result, note
+
+    def _manifest(self, req: RenderRequest, inputs: dict[str, str], analysis: ShotAnalysis,
+                  result: LipSyncResult, decision: Decision, payload: int) -> ManifestInputs:
+        with self.registry.store.session() as s:
+            note = self.registry.ledger.checkpoint(s, datetime.now(UTC))
+        consent = ConsentReference(
+            grant_ids=tuple(g.grant_id for g in decision.grants_used),
+            grant_sha256s=tuple(g.sha256 for g in decision.grants_used),
+            decision_id=decision.decision_id,
+            decision_leaf_index=int(decision.ledger_index or 0),
+            ledger_checkpoint=note,
+            ledger_checkpoint_sha256=hashlib.sha256(note.encode()).hexdigest(),
+            registry_key_id=self.registry.public_key.key_id)
+        others = []
+        if req.dub is not None:
+            others.append(IngredientInput("dub-audio", "dub dialogue", "componentOf",
+                                          _mime(req.dub, "audio/wav"), inputs["dub"]))
+        if req.m_and_e is not None:
+            others.append(IngredientInput("m-and-e", "music and effects", "componentOf",
+                                          _mime(req.m_and_e, "audio/wav"), inputs["m_and_e"]))
+        if req.script is not None:
+            others.append(IngredientInput("script", "translated script", "inputTo",
+                                          "text/plain", inputs["script"]))
+        rate = result.frame_rate
+        regions = tuple(
+            ChangedRegion(Rect(c.box[0], c.box[1], c.box[2] - c.box[0], c.box[3] - c.box[1]),
+                          frames=(c.first_frame, c.last_frame),
+                          seconds=(float(c.first_frame / rate), float((c.last_frame + 1) / rate)),
+                          description=f"mouth region of face track t{c.track_id}")
+            for c in result.changes if c.frames)
+        duration_ms = int(result.frame_count / rate * 1000)
+        return ManifestInputs(
+            title=req.output_name or f"{req.source.stem} ({req.language} lip-sync)",
+            mime="video/mp4", operation="lipsync",
+            agent=SoftwareAgent("consent-dubbing-studio", __version__, result.backend,
+                                "embedded (no model weights)", "Apache-2.0"),
+            source=IngredientInput("source-shot", "source shot", "parentOf",
+                                   _mime(req.source, "video/mp4"), inputs["source"]),
+            consent=consent, others=tuple(others),
+            languages=LanguagePair(req.source_language, req.language)
+            if req.source_language and req.source_language.lower() != req.language.lower()
+            else None,
+            regions=regions, watermark=WatermarkBinding(payload, duration_ms))
+
+
+def _inputs(req: RenderRequest) -> dict[str, Path]:
+    names = ("source", "dub", "m_and_e", "script", "driver", "motion")
+    return {n: Path(getattr(req, n)) for n in names if getattr(req, n) is not None}
+
+
+def _request_json(req: RenderRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in req.__dict__.items():
+        out[name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def _mime(path: Path, default: str) -> str:
+    try:
+        return detect_mime(path)
+    except UnsupportedFormatError:  # recorded generically rather than guessed
+        return default
+
+
+def _publish(path: Path, folder: Path, name: str) -> Path:
+    """Hard-link ``path`` into ``folder`` as ``name`` (atomic; never replaces a file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    try:
+        os.link(path, target)
+    except FileExistsError:
+        raise RequestError(f"an output named {name} already exists; choose another name"
+                           ) from None
+    except OSError:
+        # Another filesystem: copy beside the target, then link (still atomic, no clobber).
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
+        shutil.copyfile(path, tmp)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise RequestError(f"an output named {name} already exists; choose another "
+                               "name") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target

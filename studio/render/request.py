@@ -1,0 +1,87 @@
+"""What an operator asks the studio to render, checked before anything runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from consent.fields import Channel
+
+Operation = Literal["lipsync", "reenact"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_LABEL = re.compile(r"^t[1-9][0-9]{0,5}$")
+OUTPUT_SUFFIXES = (".mp4", ".mov")
+
+
+class RequestError(ValueError):
+    """The request is incomplete or unsafe; nothing was run."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One render. Paths are the operator's files; the studio copies nothing it does not hash.
+
+    ``tracks``: face tracks to edit by label (``t1``, …); empty means every track that matches
+    a performer with consent (unmatched faces are always left untouched). ``speakers`` maps a
+    script speaker to the track that speaks the line. ``output_name`` is a plain file name
+    (letters, digits, ``.``, ``_``, ``-``; ``.mp4`` or ``.mov``) inside the outputs folder.
+    """
+
+    operation: Operation
+    source: Path
+    project_id: str
+    language: str
+    territory: str
+    operator: str
+    channel: Channel = Channel.STREAMING
+    source_language: str | None = None
+    episode: str | None = None
+    scene: str | None = None
+    tracks: tuple[str, ...] = ()
+    commercial: bool = True
+    output_name: str | None = None
+    # lip-sync
+    dub: Path | None = None
+    m_and_e: Path | None = None
+    script: Path | None = None
+    speakers: dict[str, str] = field(default_factory=dict)
+    dub_tolerance_s: float = 0.5
+    # reenactment
+    driver: Path | None = None
+    motion: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in ("lipsync", "reenact"):
+            raise RequestError(f"unknown operation {self.operation!r}: lipsync or reenact")
+        for name in ("source", "dub", "m_and_e", "script", "driver", "motion"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise RequestError(f"{name}: {value} is not a readable file")
+        if self.operation == "lipsync":
+            if (self.dub is None) == (self.script is None):
+                raise RequestError("a lip-sync needs either a dub track (--dub) or a translated "
+                                   "script (--script), not both")
+            if self.m_and_e is not None and self.dub is None:
+                raise RequestError("an M&E stem goes with a recorded dub (--dub)")
+        elif (self.driver is None) == (self.motion is None):
+            raise RequestError("a reenactment needs either a driving video (--driver) or a "
+                               "motion file (--motion)")
+        for label in (*self.tracks, *self.speakers.values()):
+            if not _LABEL.match(label):
+                raise RequestError(f"track {label!r}: track labels look like t1, t2, …")
+        out = self.output_name
+        if out is not None and (not _SAFE_NAME.match(out)
+                                or Path(out).suffix.lower() not in OUTPUT_SUFFIXES):
+            raise RequestError(f"output name {out!r}: use letters, digits, '.', '_' and '-' "
+                               f"only, ending in {' or '.join(OUTPUT_SUFFIXES)}")
+        if not self.operator.strip():
+            raise RequestError("the operator's name is required (it goes in the ledger)")
+        if not 0.0 <= self.dub_tolerance_s <= 5.0:
+            raise RequestError("dub tolerance must be within 0..5 s")
+
+    def default_output_name(self, job_id: str) -> str:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.source.stem).strip("._-")[:60] or "shot"
+        return f"{stem}.{self.operation}.{self.language}.{job_id[-8:]}.mp4"
