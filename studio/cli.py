@@ -12,16 +12,13 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from consent.canonical import parse_json
@@ -37,15 +34,25 @@ from consent.fields import SignatoryRole, format_timestamp
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
 from consent.keys import PrivateKey, load_public_key, short_id
 from consent.ledger import Ledger
-from consent.merkle import MerkleError
 from consent.registry import Registry, utc_now
 from studio.bootstrap import SeedReport, open_registry, seed_demo
-from studio.settings import Settings
+from studio.cli_common import (
+    EXIT_DENY,
+    EXIT_REJECTED,
+    JsonOpt,
+    State,
+    _emit,
+    _errors,
+    _registry,
+    _settings,
+    err,
+    out,
+)
+from studio.cli_render import render_app, verify
 
 if TYPE_CHECKING:
     from studio.identity import IdentifyResult
 
-EXIT_DENY, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
 MAX_INPUT_BYTES = 1024 * 1024
 
 app = typer.Typer(help="A consent-gated synthetic media studio for film dubbing.",
@@ -56,16 +63,9 @@ faces_app = typer.Typer(help="Identity enrolment and face scanning.", no_args_is
 app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(faces_app, name="faces")
+app.add_typer(render_app, name="render")
+app.command("verify")(verify)
 
-out = Console()
-err = Console(stderr=True)
-
-
-class _State:
-    data_dir: Path | None = None
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 OfficerOpt = Annotated[str, typer.Option("--officer", help="Who records this (for the ledger "
                                          "and the audit trail).")]
 
@@ -75,47 +75,7 @@ def _root(
     data: Annotated[Path | None, typer.Option("--data", help="Data folder (default: "
                                               "$STUDIO_DATA or ./studio-data).")] = None,
 ) -> None:
-    _State.data_dir = data
-
-
-def _settings() -> Settings:
-    return Settings.from_env(_State.data_dir)
-
-
-def _registry() -> Registry:
-    return open_registry(_settings())
-
-
-def _fail(code: int, message: str, as_json: bool, kind: str = "error") -> NoReturn:
-    if as_json:
-        out.print_json(json.dumps({"ok": False, "error": kind, "message": message}))
-    else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors(as_json: bool) -> Iterator[None]:
-    """Map registry errors to messages and exit codes; never a traceback for bad input."""
-    try:
-        yield
-    except NotFoundError as exc:
-        _fail(EXIT_NOT_FOUND, exc.message, as_json, exc.code)
-    except DuplicateError as exc:
-        _fail(EXIT_CONFLICT, exc.message, as_json, exc.code)
-    except ConsentError as exc:
-        _fail(EXIT_REJECTED, exc.message, as_json, exc.code)
-    except (MerkleError, OSError, ImportError) as exc:
-        # OSError: unreadable input files, or a configured model file that is missing
-        # (the message names it and its folder); ImportError: an optional backend's package.
-        _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
-
-
-def _emit(as_json: bool, value: Any, human: Callable[[], None]) -> None:
-    if as_json:
-        out.print_json(json.dumps(value, default=str))
-    else:
-        human()
+    State.data_dir = data
 
 
 def _read_input(path: Path) -> bytes:
@@ -745,9 +705,6 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def main() -> None:
-    # The render and verify commands live in their own module; importing it registers them.
-    import studio.cli_render  # noqa: F401
-
     app()
 
 

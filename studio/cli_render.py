@@ -1,6 +1,6 @@
 """``studio render …`` and ``studio verify FILE``: the render path and the provenance check.
 
-Registered on the main ``studio`` app by :mod:`studio.cli`; uses its error and output helpers so
+Mounted on the main ``studio`` app by :mod:`studio.cli`; shares :mod:`studio.cli_common` so
 that every command speaks the same exit codes (0 ok, 1 denied or failed verification, 3 input
 rejected, 4 not found).
 """
@@ -19,8 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from consent.documents import format_validation_error
 from consent.fields import Channel
-from studio.cli import (
+from studio.cli_common import (
     EXIT_DENY,
+    EXIT_NOT_FOUND,
     EXIT_REJECTED,
     JsonOpt,
     _emit,
@@ -28,7 +29,6 @@ from studio.cli import (
     _fail,
     _registry,
     _settings,
-    app,
     err,
     out,
 )
@@ -44,7 +44,6 @@ from studio.render import (
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
-app.add_typer(render_app, name="render")
 
 TrackOpt = Annotated[list[str] | None, typer.Option(
     "--track", help="Face track to edit (t1, t2, …; see `studio consent check --video`). "
@@ -181,7 +180,6 @@ def _run(request: RenderRequest, as_json: bool) -> None:
     _emit(as_json, {"ok": True, **outcome.to_json()}, human)
 
 
-@app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="Any media file.")],
     no_watermark: Annotated[bool, typer.Option("--no-watermark", help="Skip watermark "
@@ -195,7 +193,7 @@ def verify(
 
     with _errors(as_json):
         if not file.is_file():
-            _fail(4, f"{file}: no such file", as_json, "not_found")
+            _fail(EXIT_NOT_FOUND, f"{file}: no such file", as_json, "not_found")
         settings = _settings()
         try:
             report = verify_file(file, _registry(), ManifestStore(settings.manifests_dir),

@@ -60,11 +60,17 @@ def analyse_shot(
     embedder: FaceEmbedder | None,
     *,
     max_faces: int = 4,
+    sample_every: int | None = None,
     on_vfr: str = "refuse",
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> ShotAnalysis:
-    """Read ``source`` once; meshes go to ``work_dir/landmarks``."""
+    """Read ``source`` once; meshes go to ``work_dir/landmarks``.
+
+    ``sample_every``: shortest spacing of identity samples per track, default half a second of
+    frames (at least 5): identity needs several views spread over the track, and one dlib
+    embedding costs as much as ten frames of mesh tracking.
+    """
     path = Path(source)
     info = probe(path)
     if info.video is None:
@@ -89,6 +95,7 @@ def analyse_shot(
             if cancelled is not None and cancelled():
                 raise InterruptedError("analysis cancelled")
 
+        every = sample_every or max(5, round(float(info.video.frame_rate) / 2))
         scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
-                          on_frame=on_frame)
+                          sample_every=every, on_frame=on_frame)
     return ShotAnalysis(path, info, scan, folder, dict(keeper.best))

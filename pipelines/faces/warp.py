@@ -134,19 +134,17 @@ class PiecewiseAffineWarp:
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
         self.step = step
 
-    def maps(self, source: Points, target: Points, roi: Roi
+    def maps(self, source: Points, target: Points, roi: Roi, *, exact: Roi | None = None
              ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint8]]:
         """``(map_x, map_y, covered)`` over ``roi`` for :func:`cv2.remap` of the whole frame.
 
         ``source``/``target`` are ``[n, 2+]`` vertex positions in frame pixels. ``covered`` is
-        255 inside the target mesh's outline (elsewhere the maps are the identity).
+        255 inside the target mesh's outline (elsewhere the maps are the identity). ``exact``:
+        a sub-rectangle evaluated at every pixel rather than on the coarse grid — where the
+        map is discontinuous (a mouth closing over an open source: the collapsed opening
+        separates lips that sampled far apart), interpolating between grid nodes would sample
+        whatever lies between them in the source.
         """
-        step = self.step
-        gw, gh = -(-roi.width // step) + 1, -(-roi.height // step) + 1
-        # Grid nodes sit where cv2.resize's pixel-centre convention puts them, so that a plain
-        # bilinear resize of the node values interpolates them exactly.
-        gx = roi.x0 + (np.arange(gw, dtype=np.float64) + 0.5) * step - 0.5
-        gy = roi.y0 + (np.arange(gh, dtype=np.float64) + 0.5) * step - 0.5
         tri_dst = target[self.triangles, :2]  # [k, 3, 2]
         tri_src = source[self.triangles, :2]
         # dst → src affine per triangle: [u v 1] → src, solved from the three corners.
@@ -154,10 +152,38 @@ class PiecewiseAffineWarp:
         ok = np.abs(np.linalg.det(dst_h)) > 1e-6
         affines = np.zeros((len(self.triangles), 3, 2))
         affines[ok] = np.linalg.solve(dst_h[ok], tri_src[ok])
-        # Triangle ids on the node grid (node i ↔ coarse pixel i; shift=4: sub-pixel corners).
+        step = self.step
+        map_x, map_y = self._nodes(tri_dst, affines, ok, roi, step)
+        h, w = roi.height, roi.width
+        size = (map_x.shape[1] * step, map_x.shape[0] * step)
+        fx = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
+        fy = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
+        if exact is not None and step > 1:
+            sub = Roi(max(exact.x0, roi.x0), max(exact.y0, roi.y0),
+                      min(exact.x1, roi.x1), min(exact.y1, roi.y1))
+            if not sub.empty:
+                ex, ey = self._nodes(tri_dst, affines, ok, sub, 1)
+                ys, xs = slice(sub.y0 - roi.y0, sub.y1 - roi.y0), slice(sub.x0 - roi.x0,
+                                                                        sub.x1 - roi.x0)
+                fx[ys, xs] = ex[: sub.height, : sub.width]
+                fy[ys, xs] = ey[: sub.height, : sub.width]
+        covered = np.zeros((h, w), dtype=np.uint8)
+        outline = cv2.convexHull(np.round((target[:, :2] - (roi.x0, roi.y0)) * 16)
+                                 .astype(np.int32))
+        cv2.fillConvexPoly(covered, outline, 255, lineType=cv2.LINE_8, shift=4)
+        return np.ascontiguousarray(fx), np.ascontiguousarray(fy), covered
+
+    def _nodes(self, tri_dst: NDArray[np.float64], affines: NDArray[np.float64],
+               ok: NDArray[np.bool_], roi: Roi, step: int
+               ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """The map at grid nodes ``roi.x0 + (i + ½)·step − ½`` (cv2.resize's pixel-centre
+        convention, so that a bilinear resize of node values interpolates them exactly)."""
+        gw, gh = -(-roi.width // step) + 1, -(-roi.height // step) + 1
+        gx = roi.x0 + (np.arange(gw, dtype=np.float64) + 0.5) * step - 0.5
+        gy = roi.y0 + (np.arange(gh, dtype=np.float64) + 0.5) * step - 0.5
+        # Triangle ids on the node grid (shift=4: sub-pixel corners).
         ids = np.zeros((gh, gw), dtype=np.int32)
-        origin = np.array([gx[0], gy[0]])
-        grid_tris = np.round((tri_dst - origin) / step * 16).astype(np.int32)
+        grid_tris = np.round((tri_dst - (gx[0], gy[0])) / step * 16).astype(np.int32)
         for k in np.nonzero(ok)[0]:
             cv2.fillConvexPoly(ids, grid_tris[k], int(k) + 1, lineType=cv2.LINE_8, shift=4)
         xx, yy = np.meshgrid(gx, gy)
@@ -167,15 +193,7 @@ class PiecewiseAffineWarp:
         u, v = xx[inside], yy[inside]
         map_x[inside] = u * a[:, 0, 0] + v * a[:, 1, 0] + a[:, 2, 0]
         map_y[inside] = u * a[:, 0, 1] + v * a[:, 1, 1] + a[:, 2, 1]
-        size = (gw * step, gh * step)
-        fx = cv2.resize(map_x.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-        fy = cv2.resize(map_y.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-        covered = np.zeros((roi.height, roi.width), dtype=np.uint8)
-        outline = cv2.convexHull(np.round((target[:, :2] - (roi.x0, roi.y0)) * 16)
-                                 .astype(np.int32))
-        cv2.fillConvexPoly(covered, outline, 255, lineType=cv2.LINE_8, shift=4)
-        h, w = roi.height, roi.width
-        return (np.ascontiguousarray(fx[:h, :w]), np.ascontiguousarray(fy[:h, :w]), covered)
+        return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
 def feather(mask: NDArray[np.uint8], radius: int) -> NDArray[np.float32]:

@@ -35,7 +35,7 @@ from pipelines.speech.script import Script
 from pipelines.speech.tts import PAUSE, Synthesizer
 from pipelines.speech.visemes import VisemeTrack
 
-ENVELOPE_DEPTH: Final = 0.5
+ENVELOPE_DEPTH: Final = 0.4
 ANALYSIS_RATE: Final = 16_000
 TTS_MIX_RATE: Final = 48_000
 

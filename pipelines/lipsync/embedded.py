@@ -32,6 +32,7 @@ from pipelines.lipsync.model import LowerFaceModel
 Points = NDArray[np.float64]
 
 RAMP_FRAMES: Final = 3
+LIP_BODY_PULL: Final = 0.35
 MIN_PAINTED_GAP_PX: Final = 1.0
 
 
@@ -54,7 +55,29 @@ class MeshEdit:
     source: Points          # [n + a, 2] image positions (vertices then anchors)
     target: Points
     mesh: Points            # [478, 2]: the recorded mesh with target positions where edited
+    lips: Roi               # around the target lips: the warp is evaluated per pixel here
     prepared: PreparedTrack
+
+
+def _lip_body(model: LowerFaceModel, source: Points, target: Points) -> Points:
+    """Where a closing mouth samples its lips' inner edges.
+
+    When the target opening is smaller than the source's, the source's inner-lip points sit on
+    the edge of its open mouth: a warp that brings them together drags teeth and shadow into
+    the seam. Sampling them part of the way into the lip body (up to
+    :data:`LIP_BODY_PULL` of the lip's thickness, in proportion to how much the mouth closes)
+    shows lip where the lips meet.
+    """
+    inner, outer = model.lip_pairs
+    half = len(inner) // 2  # upper lip points, then the lower lip's, in the same order
+    src_gap = float(np.median(np.abs(source[inner[half:], 1] - source[inner[:half], 1])))
+    tgt_gap = float(np.median(np.abs(target[inner[half:], 1] - target[inner[:half], 1])))
+    if src_gap <= 1.0 or tgt_gap >= src_gap:
+        return source
+    pull = LIP_BODY_PULL * min(1.0, (src_gap - tgt_gap) / src_gap)
+    out = source.copy()
+    out[inner] += pull * (source[outer] - source[inner])
+    return out
 
 
 class EmbeddedLipSync:
@@ -89,13 +112,15 @@ class EmbeddedLipSync:
                 modelled = pose.apply(model.displaced(drive.shapes[frame]))
                 weight = (prepared.strength * ramp * model.follow)[:, None]
                 target = source + weight * (modelled - source)
+                source = _lip_body(model, source, target)
                 anchors = pose.apply(model.anchors)
                 src = np.concatenate([source[:, :2], anchors[:, :2]])
                 tgt = np.concatenate([target[:, :2], anchors[:, :2]])
                 region = Roi.around(np.concatenate([src, tgt]), face.frame_size, margin=3)
+                lips = Roi.around(target[model.lip_pairs[1], :2], face.frame_size, margin=4)
                 mesh = np.asarray(lm.meshes[row][:, :2], dtype=np.float64).copy()
                 mesh[model.vertices] = target[:, :2]
-                yield MeshEdit(frame, face.track_id, region, src, tgt, mesh, prepared)
+                yield MeshEdit(frame, face.track_id, region, src, tgt, mesh, lips, prepared)
 
     def render(self, rgb: NDArray[np.uint8], edits: Sequence[FrameEdit]) -> None:
         for edit in edits:
@@ -105,7 +130,8 @@ class EmbeddedLipSync:
             if roi.empty:
                 continue
             prepared = edit.prepared
-            map_x, map_y, covered = prepared.warp.maps(edit.source, edit.target, roi)
+            map_x, map_y, covered = prepared.warp.maps(edit.source, edit.target, roi,
+                                                       exact=edit.lips)
             warped = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
             view = rgb[roi.y0:roi.y1, roi.x0:roi.x1]

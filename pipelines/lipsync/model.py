@@ -38,6 +38,7 @@ out by a quarter, into the neck and cheeks) bounds the warp, so nothing outside 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -173,6 +174,15 @@ class LowerFaceModel:
         triangles = Delaunay(layout).simplices.astype(np.int32)
         return cls(reference, template, jaw_basis, closed_gap, open_gap, measured, vertices,
                    follow, lip, lower, anchors, triangles)
+
+    @cached_property
+    def lip_pairs(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Rows of :attr:`vertices`: each inner-lip point and the outer-lip point across the lip
+        from it (corners excluded), for sampling the lip body instead of its inner edge."""
+        row = {int(v): i for i, v in enumerate(self.vertices)}
+        inner = [row[v] for v in UPPER_INNER[1:-1] + LOWER_INNER[1:-1]]
+        outer = [row[v] for v in UPPER_OUTER[1:-1] + LOWER_OUTER[1:-1]]
+        return np.array(inner, dtype=np.int64), np.array(outer, dtype=np.int64)
 
     # -- per frame ----------------------------------------------------------------------------
 

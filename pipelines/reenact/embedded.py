@@ -42,22 +42,47 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipelines.faces.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
+from pipelines.faces.landmarks import (
+    LEFT_EYE_INNER,
+    LEFT_EYE_OUTER,
+    LIPS_INNER_LOWER,
+    LIPS_INNER_UPPER,
+    RIGHT_EYE_INNER,
+    RIGHT_EYE_OUTER,
+)
 from pipelines.faces.mouth import MouthExemplar, paint_interior
 from pipelines.faces.warp import (
     STABLE_POINTS,
     PiecewiseAffineWarp,
     Roi,
     Similarity,
+    feather,
     fit_similarity,
 )
 from pipelines.reenact.interface import FrameEdit, MotionDrive, SourceFace
-from pipelines.reenact.model import LID_PAIRS, LIP_PAIRS, REGIONS, SURFACE, FaceModel
+from pipelines.reenact.model import (
+    LEFT_EYE_LOWER,
+    LEFT_EYE_UPPER,
+    LID_PAIRS,
+    LIP_PAIRS,
+    REGIONS,
+    RIGHT_EYE_LOWER,
+    RIGHT_EYE_UPPER,
+    SURFACE,
+    FaceModel,
+    sample_rows,
+)
 from pipelines.reenact.motion import rotation_from
 
 Points = NDArray[np.float64]
 
 RAMP_FRAMES: Final = 3
+DONOR_OPEN: Final = 0.8
+"""A source frame whose lid gap is at least this fraction of its usual one has open eyes."""
+REOPEN_MARGIN: Final = 0.1
+"""Reopen the eyes when the target's lid gap exceeds the source's by this (usual = 1)."""
+RIGHT_EYE_RING: Final = (33, *RIGHT_EYE_UPPER, 133, *RIGHT_EYE_LOWER)
+LEFT_EYE_RING: Final = (263, *LEFT_EYE_UPPER, 362, *LEFT_EYE_LOWER)
 MIN_PAINTED_GAP_PX: Final = 1.0
 HEAD_CENTRE: Final = np.array([0.0, 0.3, 0.8])
 """Canonical point the driver's head rotation turns about: behind the nose, at ear height."""
@@ -78,7 +103,18 @@ class PreparedFace:
     follow: NDArray[np.float64]       # [468, 1]: how much each vertex follows the driver
     scale: NDArray[np.float32]        # [468, 3]: driver → performer displacement scale
     exemplar: MouthExemplar | None
+    open_eyes: float = 0.0            # the source's usual lid gap (EAR-like), 0 for a still
+    donor: EyeDonor | None = field(default=None, repr=False)
     _synthetic: MouthExemplar | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class EyeDonor:
+    """The last source frame whose eyes were open: the eye area's pixels and source mesh."""
+
+    pixels: NDArray[np.uint8]
+    points: Points                    # [468 + a, 2] source positions, relative to the crop
+    frame_index: int
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -90,6 +126,8 @@ class MeshEdit:
     target: Points
     mesh: Points            # [478, 2]: the recorded mesh with target positions
     prepared: PreparedFace
+    source_eyes: float      # the source's lid gap now / its usual one (1 = as usual)
+    target_eyes: float      # the target's lid gap / the source's usual one
 
 
 def _window(row: int, run: tuple[int, int], sigma: float) -> tuple[list[int], Points]:
@@ -117,9 +155,15 @@ class EmbeddedReenact:
         # Per vertex: the region ratios blended by region weight, 1 where no region applies.
         total = model.regions.sum(axis=1, keepdims=True)
         scale = model.regions @ ratios + np.clip(1.0 - total, 0.0, 1.0)
+        open_eyes = 0.0
+        if not face.still and "eyes" in options.regions:
+            rows = sample_rows(len(face.landmarks.frames))
+            open_eyes = float(np.percentile(
+                [lid_gap(np.asarray(face.landmarks.meshes[r], dtype=np.float64))
+                 for r in rows], 75))
         return PreparedFace(face, drive, model,
                             PiecewiseAffineWarp(model.triangles, step=self.grid_step),
-                            follow, scale.astype(np.float32), face.exemplar)
+                            follow, scale.astype(np.float32), face.exemplar, open_eyes)
 
     # -- per frame --------------------------------------------------------------------------
 
@@ -138,7 +182,11 @@ class EmbeddedReenact:
                 frame = int(frames[row])
                 if frame >= drive.frame_count:
                     return
-                ramp = min(1.0, (row - first + 1) / RAMP_FRAMES, (end - row) / RAMP_FRAMES)
+                # Fade in/out only where the face enters or leaves mid-shot, not at the clip's ends.
+                ramp_in = 1.0 if frames[first] == 0 else (row - first + 1) / RAMP_FRAMES
+                ramp_out = (1.0 if frames[end - 1] >= drive.frame_count - 1
+                            else (end - row) / RAMP_FRAMES)
+                ramp = min(1.0, ramp_in, ramp_out)
                 pose, source = self._source(prepared, row, (first, end))
                 yield self._edit(prepared, frame, pose, source,
                                  np.asarray(lm.meshes[row][:, :2], dtype=np.float64), ramp)
@@ -181,7 +229,9 @@ class EmbeddedReenact:
         region = Roi.around(np.concatenate([src, tgt]), face.frame_size, margin=3)
         mesh = recorded.copy()
         mesh[:SURFACE] = target[:, :2]
-        return MeshEdit(frame, face.track_id, region, src, tgt, mesh, prepared)
+        usual = prepared.open_eyes
+        eyes = (lid_gap(source) / usual, lid_gap(target) / usual) if usual > 0 else (1.0, 1.0)
+        return MeshEdit(frame, face.track_id, region, src, tgt, mesh, prepared, *eyes)
 
     @staticmethod
     def _out_pose(pose: Similarity, drive: MotionDrive, frame: int, ramp: float) -> Similarity:
@@ -207,16 +257,68 @@ class EmbeddedReenact:
             if roi.empty:
                 continue
             prepared = edit.prepared
+            reopen = self._eye_donor(prepared, rgb, edit)
             map_x, map_y, covered = prepared.warp.maps(edit.source, edit.target, roi)
+            _bound(map_x, map_y, roi, edit)
             warped = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
             view = rgb[roi.y0:roi.y1, roi.x0:roi.x1]
             # Anchors map to themselves: the warp is the identity along the covered area's
             # edge, so a hard copy leaves no seam and pixels outside stay bit-exact.
             cv2.copyTo(warped, covered, view)
+            if reopen is not None:
+                self._paint_eyes(rgb, edit, reopen)
             gap = edit.mesh[LIPS_INNER_LOWER] - edit.mesh[LIPS_INNER_UPPER]
             if float(np.hypot(*gap)) >= MIN_PAINTED_GAP_PX:
                 paint_interior(rgb, self._exemplar(prepared, rgb, edit), edit.mesh, roi)
+
+    @staticmethod
+    def _eye_donor(prepared: PreparedFace, rgb: NDArray[np.uint8], edit: MeshEdit
+                   ) -> EyeDonor | None:
+        """Keep the source's open eyes; return them when this frame's must be reopened.
+
+        A warp cannot open an eye the source closed (a blink of the performer's own while the
+        driver's eyes are open): there is no eye in the picture to stretch. So while the
+        source's eyes are open, the eye area of the latest such frame is kept (before any
+        edit, a small crop), and while they are closed but the target's are open it is warped
+        onto the target mesh and blended over the eyes. Blinks last a few frames, so the kept
+        eyes are a fraction of a second old and lit the same.
+        """
+        if prepared.open_eyes <= 0:
+            return None
+        if edit.source_eyes >= DONOR_OPEN:
+            roi = edit.region
+            offset = np.array([roi.x0, roi.y0], dtype=np.float64)
+            prepared.donor = EyeDonor(rgb[roi.y0:roi.y1, roi.x0:roi.x1].copy(),
+                                      edit.source - offset, edit.frame_index)
+            return None
+        if prepared.donor is None or edit.target_eyes < edit.source_eyes + REOPEN_MARGIN:
+            return None
+        return prepared.donor
+
+    @staticmethod
+    def _paint_eyes(rgb: NDArray[np.uint8], edit: MeshEdit, donor: EyeDonor) -> None:
+        roi = edit.region
+        offset = np.array([roi.x0, roi.y0], dtype=np.float64)
+        target = edit.target - offset
+        h, w = donor.pixels.shape[:2]
+        box = Roi(0, 0, min(w, roi.width), min(h, roi.height))
+        if box.empty:
+            return
+        map_x, map_y, _ = edit.prepared.warp.maps(donor.points, target, box)
+        warped = cv2.remap(donor.pixels, map_x, map_y, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        mask = np.zeros((box.height, box.width), dtype=np.uint8)
+        iod = float(np.hypot(*(target[LEFT_EYE_OUTER] - target[RIGHT_EYE_OUTER])))
+        for ring in (RIGHT_EYE_RING, LEFT_EYE_RING):
+            hull = cv2.convexHull(np.round(target[list(ring)] * 16).astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_8, shift=4)
+        grow = max(1, round(iod * 0.06))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        mask = np.asarray(cv2.dilate(mask, kernel), dtype=np.uint8)
+        alpha = feather(mask, max(1, grow))[..., None]
+        view = rgb[roi.y0:roi.y0 + box.height, roi.x0:roi.x0 + box.width]
+        view[:] = (view * (1.0 - alpha) + warped * alpha + 0.5).astype(np.uint8)
 
     @staticmethod
     def _exemplar(prepared: PreparedFace, rgb: NDArray[np.uint8], edit: MeshEdit
@@ -229,6 +331,29 @@ class EmbeddedReenact:
                                   lm.meshes[int(np.searchsorted(lm.frames, edit.frame_index))])
             prepared._synthetic = MouthExemplar.synthetic_for(rgb, recorded)
         return prepared._synthetic
+
+
+def _bound(map_x: NDArray[np.float32], map_y: NDArray[np.float32], roi: Roi, edit: MeshEdit
+           ) -> None:
+    """No pixel samples farther from itself than the largest vertex displacement (+2 px).
+
+    The coarse-grid warp gives a grid node next to a very thin target triangle (closed lids,
+    closed lips) that triangle's affine map, which magnifies across it: unbounded, such a node
+    would sample the background through a closed eye.
+    """
+    reach = np.float32(float(np.abs(edit.source - edit.target).max()) + 2.0)
+    xs = np.arange(roi.x0, roi.x1, dtype=np.float32)[None, :]
+    ys = np.arange(roi.y0, roi.y1, dtype=np.float32)[:, None]
+    np.clip(map_x, xs - reach, xs + reach, out=map_x)
+    np.clip(map_y, ys - reach, ys + reach, out=map_y)
+
+
+def lid_gap(points: Points) -> float:
+    """Mean lid gap over eye width of both eyes (image positions of the surface vertices)."""
+    gaps = np.linalg.norm(points[_LOWER_LID, :2] - points[_UPPER_LID, :2], axis=1)
+    width = (np.linalg.norm(points[RIGHT_EYE_OUTER, :2] - points[RIGHT_EYE_INNER, :2])
+             + np.linalg.norm(points[LEFT_EYE_OUTER, :2] - points[LEFT_EYE_INNER, :2]))
+    return float(gaps.mean() * 2.0 / max(float(width), 1e-9))
 
 
 def _no_crossing(canon: Points, upper: NDArray[np.int64], lower: NDArray[np.int64]) -> None:

@@ -73,7 +73,7 @@ class ReenactOptions:
     head_pose: bool = False
     regions: frozenset[str] = frozenset(REGIONS)
     multiplier: float = 1.0
-    smoothing: float = 1.0
+    smoothing: float = 0.6
     base: Literal["rest", "frame"] = "rest"
     source_neutral: int | None = None
     yaw_limit: float = 20.0

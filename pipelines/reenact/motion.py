@@ -31,20 +31,22 @@ consent gate can check that the *driver* consented whenever the motion is used a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d  # type: ignore[import-untyped]
 
 from pipelines.faces.analysis import ShotAnalysis
+from pipelines.faces.landmark_file import TrackLandmarks
 from pipelines.reenact.interface import ClampReport, MotionDrive, ReenactOptions
-from pipelines.reenact.model import SURFACE, FaceModel, Features
+from pipelines.reenact.model import SURFACE, FaceModel, Features, sample_rows
 
 POSE_FIELDS: Final = ("yaw", "pitch", "roll", "log_scale", "tx", "ty")
 
@@ -140,10 +142,29 @@ def rotation_from(yaw: float, pitch: float, roll: float) -> NDArray[np.float64]:
     return out
 
 
+def rest_like_frame(track: TrackLandmarks) -> int:
+    """The frame of ``track`` nearest its rest face (``FaceModel``: lips closed, eyes as usual).
+
+    For a driver that does not start at rest (GRID speakers often start with parted lips), the
+    change since its first frame would ask the performer's closed mouth to close further; the
+    change since this frame does not.
+    """
+    model = FaceModel.measure(track)
+    rows = sample_rows(len(track))
+    meshes = np.asarray(track.meshes[rows], dtype=np.float64)
+    cost = [float(np.linalg.norm(model.pose_of(m).invert(m)[:SURFACE] - model.rest[:SURFACE],
+                                 axis=1).mean()) for m in meshes]
+    return int(track.frames[rows[int(np.argmin(cost))]])
+
+
 def extract_motion(analysis: ShotAnalysis, track_id: int | None = None, *,
-                   neutral_frame: int | None = None, embedder: str | None = None,
-                   video_sha256: str | None = None) -> Motion:
+                   neutral_frame: int | Literal["first", "rest"] = "first",
+                   embedder: str | None = None, video_sha256: str | None = None) -> Motion:
     """The motion of ``track_id`` (default: the longest track) of an analysed driving video.
+
+    ``neutral_frame``: the driver frame the motion is relative to: ``"first"`` (the first frame
+    with the face, LivePortrait's default), ``"rest"`` (:func:`rest_like_frame`) or a frame
+    index.
 
     ``embedder`` names the embedder the analysis used (``FaceEmbedder.name``), recorded with
     the track's embeddings; ``video_sha256`` saves hashing the file again when known.
@@ -154,17 +175,28 @@ def extract_motion(analysis: ShotAnalysis, track_id: int | None = None, *,
     if not analysis.tracks:
         raise MotionError(f"{analysis.source.name}: no face in the driving video")
     if track_id is None:
-        track_id = max(analysis.tracks, key=lambda t: t.frame_count).track_id
-    track = analysis.track(track_id)
-    lm = analysis.landmarks(track_id)
+        # One performer lost and found again gets a new track without an embedder: when no
+        # two tracks ever share a frame, they are all the driver's.
+        ids = _disjoint_tracks(analysis)
+    else:
+        analysis.track(track_id)
+        ids = [track_id]
+    primary = max(ids, key=lambda t: analysis.track(t).frame_count)
+    tracks = {tid: analysis.landmarks(tid) for tid in ids}
     total = analysis.scan.frame_count
-    frames = np.asarray(lm.frames, dtype=np.int64)
-    if neutral_frame is None:
-        neutral_frame = int(frames[0])
-    elif lm.row(neutral_frame) is None:
-        raise MotionError(f"neutral frame {neutral_frame}: the driver's face is not in it")
-    model = FaceModel.measure(lm, rest_frame=neutral_frame)
-    neutral_row = lm.row(neutral_frame)
+    neutral: int
+    if neutral_frame == "first":
+        neutral = min(int(lm.frames[0]) for lm in tracks.values())
+    elif neutral_frame == "rest":
+        neutral = rest_like_frame(tracks[primary])
+    else:
+        neutral = int(neutral_frame)
+    home = next((tid for tid, lm in tracks.items() if lm.row(neutral) is not None), None)
+    if home is None:
+        raise MotionError(f"neutral frame {neutral}: the driver's face is not in it")
+    lm = tracks[home]
+    model = FaceModel.measure(lm, rest_frame=neutral)
+    neutral_row = lm.row(neutral)
     assert neutral_row is not None
     neutral_mesh = np.asarray(lm.meshes[neutral_row], dtype=np.float64)
     neutral_pose = model.pose_of(neutral_mesh)
@@ -174,25 +206,35 @@ def extract_motion(analysis: ShotAnalysis, track_id: int | None = None, *,
     deltas = np.zeros((total, SURFACE, 3), dtype=np.float32)
     pose = np.zeros((total, len(POSE_FIELDS)), dtype=np.float32)
     present = np.zeros(total, dtype=bool)
-    for row in range(len(lm)):
-        frame = int(frames[row])
-        if frame >= total:
-            break
-        mesh = np.asarray(lm.meshes[row], dtype=np.float64)
-        p = model.pose_of(mesh)
-        deltas[frame] = p.invert(mesh)[:SURFACE] - neutral_canon
-        yaw, pitch, roll = euler(p.rotation @ r0.T)
-        shift = (p.translation[:2] - neutral_pose.translation[:2]) / neutral_pose.scale
-        pose[frame] = (yaw, pitch, roll, math.log(p.scale / neutral_pose.scale), *shift)
-        present[frame] = True
+    for lm in tracks.values():
+        for row, frame in enumerate(np.asarray(lm.frames).tolist()):
+            if frame >= total:
+                break
+            mesh = np.asarray(lm.meshes[row], dtype=np.float64)
+            p = model.pose_of(mesh)
+            deltas[frame] = p.invert(mesh)[:SURFACE] - neutral_canon
+            yaw, pitch, roll = euler(p.rotation @ r0.T)
+            shift = (p.translation[:2] - neutral_pose.translation[:2]) / neutral_pose.scale
+            pose[frame] = (yaw, pitch, roll, math.log(p.scale / neutral_pose.scale), *shift)
+            present[frame] = True
     _hold_last(deltas, pose, present)
-    samples = [s.embedding for s in track.samples]
+    samples = [s.embedding for tid in ids for s in analysis.track(tid).samples]
     embeddings = (np.stack(samples).astype(np.float32) if samples
                   else np.zeros((0, 0), dtype=np.float32))
     identity = DriverIdentity(video_sha256 or sha256_file(analysis.source), embedder,
-                              embeddings, track_id)
-    return Motion(video.frame_rate, deltas, pose, present, neutral_frame, model.features,
+                              embeddings, primary)
+    return Motion(video.frame_rate, deltas, pose, present, neutral, model.features,
                   identity, Path(analysis.source).name)
+
+
+def _disjoint_tracks(analysis: ShotAnalysis) -> list[int]:
+    """All track ids when no two tracks share a frame, else the longest track alone."""
+    ordered = sorted(analysis.tracks, key=lambda t: t.first_frame)
+    spans = [(s[0], s[1]) for t in ordered for s in t.segments]
+    spans.sort()
+    if all(b[0] > a[1] for a, b in itertools.pairwise(spans)):
+        return [t.track_id for t in ordered]
+    return [max(analysis.tracks, key=lambda t: t.frame_count).track_id]
 
 
 def _hold_last(deltas: NDArray[np.float32], pose: NDArray[np.float32],
@@ -222,7 +264,8 @@ def plan_drive(motion: Motion, frame_rate: Fraction, frame_count: int,
     times = (np.arange(frame_count, dtype=np.float64) - offset) / float(rate)
     position = np.clip(times * float(motion.frame_rate), 0.0, None)
     last = motion.frame_count - 1
-    beyond = int(np.count_nonzero(position > last + 1e-6))
+    # A driver frame lasts 1/rate: only times at or past the driver's end are beyond it.
+    beyond = int(np.count_nonzero(position >= motion.frame_count - 1e-6))
     position = np.minimum(position, last)
     lo = np.floor(position).astype(np.int64)
     hi = np.minimum(lo + 1, last)

@@ -93,7 +93,8 @@ def test_only_the_lower_face_changes(rendered: tuple[LipSyncResult, Capture]) ->
 
 
 def test_the_mouth_follows_the_new_dialogue(rendered: tuple[LipSyncResult, Capture],
-                                            shot_a: ShotAnalysis, dub_b: PreparedDub) -> None:
+                                            shot_a: ShotAnalysis, dub_b: PreparedDub,
+                                            drive_b: SpeechDrive) -> None:
     """The swap test in small: the output's mouth tracks B's loudness, the source's does not."""
     _, capture = rendered
     loud = loudness_envelope(dub_b.dialogue_mono_16k, Fraction(25), 75)
@@ -104,7 +105,12 @@ def test_the_mouth_follows_the_new_dialogue(rendered: tuple[LipSyncResult, Captu
     assert not np.isnan(output).any()
     r_out, r_src = _pearson(output, loud), _pearson(source, loud)
     assert r_out > 0.5, (r_out, r_src)
-    assert r_out > r_src + 0.2, (r_out, r_src)
+    # GRID sentences share their rhythm (silence, 2 s of speech, silence): A's own mouth
+    # already correlates with B's loudness, so the margin is modest.
+    assert r_out > r_src + 0.15, (r_out, r_src)
+    # What the drive commands (jaw minus lip closure) is what the picture shows.
+    commanded = drive_b.shapes[:, 0] * (1.0 - drive_b.shapes[:, 2])
+    assert _pearson(output, commanded) > 0.8
 
 
 def test_lips_close_on_bilabials_and_rest_in_silence(rendered: tuple[LipSyncResult, Capture],
