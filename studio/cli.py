@@ -48,7 +48,7 @@ from studio.cli_common import (
     err,
     out,
 )
-from studio.cli_render import render_app, verify
+from studio.cli_render import motion_app, render_app, verify
 
 if TYPE_CHECKING:
     from studio.identity import IdentifyResult
@@ -64,6 +64,7 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(faces_app, name="faces")
 app.add_typer(render_app, name="render")
+app.add_typer(motion_app, name="motion")
 app.command("verify")(verify)
 
 OfficerOpt = Annotated[str, typer.Option("--officer", help="Who records this (for the ledger "

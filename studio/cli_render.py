@@ -45,6 +45,9 @@ from studio.render import (
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
 
+motion_app = typer.Typer(help="Driving performances kept as motion files (no pixels).",
+                         no_args_is_help=True)
+
 TrackOpt = Annotated[list[str] | None, typer.Option(
     "--track", help="Face track to edit (t1, t2, …; see `studio consent check --video`). "
     "Default: every face that matches a performer with consent.")]
@@ -131,6 +134,93 @@ def render_lipsync(
         except RequestError as exc:
             _fail(EXIT_REJECTED, str(exc), as_json, "bad_request")
         _run(request, as_json)
+
+
+@render_app.command("reenact")
+def render_reenact(
+    source: Annotated[Path, typer.Argument(help="The source shot, or a still image.")],
+    project: Annotated[str, typer.Option("--project", help="Project id (as in the grant).")],
+    language: Annotated[str, typer.Option("--language", help="Release language (BCP-47).")],
+    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    operator: Annotated[str, typer.Option("--operator", help="Who renders (for the ledger).")],
+    driver: Annotated[Path | None, typer.Option("--driver", help="Driving performance video.")
+                      ] = None,
+    motion: Annotated[Path | None, typer.Option("--motion", help="A saved motion file "
+                                                "(`studio motion extract`).")] = None,
+    track: TrackOpt = None,
+    head_pose: Annotated[bool, typer.Option("--head-pose", help="Also carry the driver's head "
+                                            "rotation (within limits).")] = False,
+    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
+                       ] = Channel.STREAMING,
+    episode: Annotated[str | None, typer.Option("--episode")] = None,
+    scene: Annotated[str | None, typer.Option("--scene")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="Output file name in the "
+                                               "outputs folder (.mp4 or .mov).")] = None,
+    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="A non-commercial "
+                                                 "project.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-animate a performer's face from a driving performance, under both people's consent."""
+    with _errors(as_json):
+        try:
+            request = RenderRequest(
+                operation="reenact", source=source, project_id=project, language=language,
+                territory=territory, operator=operator, channel=channel, episode=episode,
+                scene=scene, tracks=tuple(track or ()), commercial=not non_commercial,
+                output_name=output, driver=driver, motion=motion, head_pose=head_pose)
+        except RequestError as exc:
+            _fail(EXIT_REJECTED, str(exc), as_json, "bad_request")
+        _run(request, as_json)
+
+
+@motion_app.command("extract")
+def motion_extract(
+    driver: Annotated[Path, typer.Argument(help="The driving performance video.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Motion file to write (.npz).")],
+    neutral: Annotated[str, typer.Option("--neutral", help="Neutral frame: 'rest', 'first' "
+                                         "or a frame number.")] = "rest",
+    as_json: JsonOpt = False,
+) -> None:
+    """Keep a driver's performance as motion (landmark deltas + identity reference, no pixels).
+
+    Only a performance by a performer with an active grant is kept: the file carries their face
+    embeddings so that every later use can be checked against their consent.
+    """
+    import tempfile
+
+    from pipelines.faces.analysis import analyse_shot
+    from pipelines.reenact import extract_motion, save_motion
+    from studio.identity import TrackEvidence, embedder_for, match_tracks, sha256_file
+
+    with _errors(as_json):
+        if out_path.exists():
+            _fail(EXIT_REJECTED, f"{out_path} exists; not overwriting", as_json, "exists")
+        try:
+            neutral_frame: int | str = int(neutral)
+        except ValueError:
+            neutral_frame = neutral
+        if neutral_frame not in ("rest", "first") and not isinstance(neutral_frame, int):
+            _fail(EXIT_REJECTED, "--neutral is 'rest', 'first' or a frame number", as_json)
+        registry = _registry()
+        embedder = embedder_for(_settings())
+        try:
+            with tempfile.TemporaryDirectory(prefix="motion-") as work:
+                analysis = analyse_shot(driver, work, embedder)
+                motion = extract_motion(analysis, neutral_frame=neutral_frame,  # type: ignore[arg-type]
+                                        embedder=embedder.name,
+                                        video_sha256=sha256_file(driver))
+        except ValueError as exc:
+            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+        (match,) = match_tracks([TrackEvidence("driver", list(motion.identity.embeddings))],
+                                registry.consented_templates(embedder.name), embedder)
+        if match.performer_id is None:
+            _fail(EXIT_DENY, "the driving performance matches no performer with an active "
+                  "grant; it is not kept", as_json, "denied")
+        save_motion(motion, out_path)
+    _emit(as_json, {"ok": True, "out": str(out_path), "frames": motion.frame_count,
+                    "frame_rate": str(motion.frame_rate), "performer_id": match.performer_id},
+          lambda: out.print(f"kept {motion.frame_count} frames of motion by "
+                            f"{match.performer_id} → {out_path}", highlight=False))
 
 
 def _run(request: RenderRequest, as_json: bool) -> None:

@@ -27,7 +27,7 @@ from consent.templates import Template
 from pipelines.faces.embedding import DlibEmbedder, FaceEmbedder, InsightFaceEmbedder
 from pipelines.faces.geometry import face_sharpness, is_frontal, observation_pose
 from pipelines.faces.landmarks import FaceMeshDetector
-from pipelines.faces.scan import ScanResult, scan_video
+from pipelines.faces.scan import ScanResult, faces_in_image, scan_video
 from pipelines.faces.tracking import Track
 from pipelines.media.reader import VfrPolicy, VideoReader
 from studio.settings import Settings
@@ -285,3 +285,29 @@ def identify_scan(scan: ScanResult, registry: Registry, embedder: FaceEmbedder, 
                           [IdentifiedTrack(t, m) for t, m in zip(scan.tracks, matches,
                                                                  strict=True)],
                           max_faces, saturated_frames)
+
+
+def is_still(path: Path) -> bool:
+    """Whether ``path`` is a still image (by its name; reading it checks the content)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def identify_still(image: Path, registry: Registry, embedder: FaceEmbedder, *,
+                   now: datetime | None = None, max_faces: int = 8) -> IdentifyResult:
+    """Faces of a still, numbered left to right (``t1``, ``t2``, …), matched to performers.
+
+    One view per face: the match needs one good embedding rather than the three frames a
+    video track must offer, and is otherwise the same rule (threshold and margin).
+    """
+    _, rgb = next(reference_frames(image))
+    faces = sorted(faces_in_image(rgb, max_faces=max_faces), key=lambda f: f.bbox[0])
+    templates = registry.consented_templates(embedder.name, now)
+    tracks, evidence = [], []
+    for number, face in enumerate(faces, start=1):
+        vector = embedder.embed(rgb, face)
+        tracks.append(Track(track_id=number, first_frame=0, last_frame=0, frame_count=1,
+                            segments=((0, 0),), samples=(), embedding=vector))
+        evidence.append(TrackEvidence(f"t{number}", [vector]))
+    matches = match_tracks(evidence, templates, embedder, min_frames=1)
+    return IdentifyResult(1, [], [IdentifiedTrack(t, m) for t, m in
+                                  zip(tracks, matches, strict=True)], max_faces, 0)

@@ -40,9 +40,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from consent.fields import Alteration, Technique
-from consent.gate import AuthorizationRequest, Decision, Subject
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch, Subject
 from consent.registry import Registry
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
+from pipelines.faces.embedding import FaceEmbedder
 from pipelines.lipsync import (
     EmbeddedLipSync,
     LipSyncJob,
@@ -52,12 +53,32 @@ from pipelines.lipsync import (
     drive_from_script,
     run_lipsync,
 )
-from pipelines.media import load_audio
+from pipelines.media import SourceAudio, load_audio, probe
 from pipelines.media.audio import Audio
+from pipelines.reenact import (
+    EmbeddedReenact,
+    Motion,
+    ReenactJob,
+    ReenactOptions,
+    ReenactResult,
+    StillSource,
+    extract_motion,
+    load_motion,
+    run_reenact,
+)
 from pipelines.speech import load_script
 from pipelines.speech.dub import prepare_dub
 from studio import __version__
-from studio.identity import IdentifyResult, embedder_for, identify_scan, sha256_file
+from studio.identity import (
+    IdentifyResult,
+    TrackEvidence,
+    embedder_for,
+    identify_scan,
+    identify_still,
+    is_still,
+    match_tracks,
+    sha256_file,
+)
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import (
     ChangedRegion,
@@ -78,6 +99,9 @@ from studio.render.request import RenderRequest, RequestError
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DRIVER_TRACK = "driver"
+"""The gate's track id for the person whose performance drives a reenactment."""
 
 
 class RenderDenied(Exception):
@@ -182,9 +206,6 @@ class RenderJob:
 
     def _run(self, started: float) -> RenderOutcome:
         req = self.request
-        if req.operation != "lipsync":
-            raise RequestError("reenactment renders are not available yet in this studio "
-                               "build (issue 5)")
         self._save("request.json", _request_json(req))
         name = req.output_name or req.default_output_name(self.job_id)
         if (self.settings.outputs_dir / name).exists():
@@ -204,32 +225,51 @@ class RenderJob:
             analysis_total = total
             self.progress.frames(done, total)
 
-        analysis = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
-                                progress=frames, cancelled=self.cancel.is_set)
-        identity = identify_scan(analysis.scan, self.registry, embedder, max_faces=8)
+        source: ShotAnalysis | StillSource
+        if is_still(req.source):
+            if req.operation != "reenact":
+                raise RequestError("a lip-sync needs a video shot, not a still image")
+            source = StillSource(req.source)
+            identity = identify_still(req.source, self.registry, embedder)
+        else:
+            source = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
+                                  progress=frames, cancelled=self.cancel.is_set)
+            identity = identify_scan(source.scan, self.registry, embedder, max_faces=8)
+        matches, known = list(identity.matches), list(identity.track_ids)
+        motion: Motion | None = None
+        if req.operation == "reenact":
+            motion, driver_match = self._driver(req, embedder, inputs)
+            matches.append(driver_match)
+            known.append(DRIVER_TRACK)
         self._save("identity.json", identity.to_json())
-        video = analysis.info.video
-        assert video is not None  # analyse_shot refuses a file without video
 
         self._enter(Stage.AUTHORIZE, "asking the consent gate")
         auth = self._authorization(req, identity, inputs)
-        decision = self.registry.authorize(auth, identity.matches,
-                                           known_tracks=identity.track_ids)
+        decision = self.registry.authorize(auth, matches, known_tracks=known)
         self._save("decision.json", decision.to_json())
         if not decision.allowed:
             raise RenderDenied(decision, Stage.AUTHORIZE)
-        allowed = {s.track_id: s.performer_id for s in auth.subjects}
+        allowed = {s.track_id: s.performer_id for s in auth.subjects
+                   if s.track_id != DRIVER_TRACK}
 
-        self._enter(Stage.RUN, "rendering", total=analysis.scan.frame_count)
         payload = ManifestStore(self.settings.manifests_dir).allocate_payload(
             random.SystemRandom())
-        result, audio_note = self._lipsync(req, analysis, allowed, payload)
+        result: LipSyncResult | ReenactResult
+        if req.operation == "lipsync":
+            assert isinstance(source, ShotAnalysis)
+            self._enter(Stage.RUN, "rendering", total=source.scan.frame_count)
+            result, audio_note = self._lipsync(req, source, allowed, payload)
+        else:
+            assert motion is not None
+            total = source.scan.frame_count if isinstance(source, ShotAnalysis) \
+                else motion.frame_count
+            self._enter(Stage.RUN, "rendering", total=total)
+            result, audio_note = self._reenact(req, source, allowed, motion, payload)
         self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
                    audio=audio_note)
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
-        recheck = self.registry.authorize(auth, identity.matches,
-                                          known_tracks=identity.track_ids)
+        recheck = self.registry.authorize(auth, matches, known_tracks=known)
         self._save("recheck.json", recheck.to_json())
         if not recheck.allowed:
             result.output.unlink(missing_ok=True)
@@ -237,7 +277,7 @@ class RenderJob:
 
         self._enter(Stage.STAMP, "signing the C2PA manifest")
         signed_path = self.folder / "signed.mp4"
-        manifest_inputs = self._manifest(req, inputs, analysis, result, recheck, payload)
+        manifest_inputs = self._manifest(req, inputs, result, recheck, payload)
         signed = sign_file(result.output, signed_path, manifest_inputs,
                            signing_identity(self.settings))
         report = read_manifest(signed_path, trust_anchors_pem=None)
@@ -253,8 +293,8 @@ class RenderJob:
         target = _publish(signed_path, self.settings.outputs_dir, name)
         sidecar = None
         if result.sidecar.exists():
-            sidecar = _publish(result.sidecar, self.settings.outputs_dir,
-                               target.name + ".visemes.json")
+            kind = ".visemes.json" if req.operation == "lipsync" else ".reenact.json"
+            sidecar = _publish(result.sidecar, self.settings.outputs_dir, target.name + kind)
         outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
                                 report.manifest_label, payload, recheck, out_index,
                                 result.frame_count, time.monotonic() - started, self.folder)
@@ -282,16 +322,29 @@ class RenderJob:
             if matched[tid] is None:
                 raise RequestError(f"face track {tid} matches no performer with consent; "
                                    "it can only be left untouched")
-        if req.dub is not None and len(wanted) > 1 and not req.tracks:
-            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one dub "
-                               "track: choose the face that speaks it with --track")
-        technique = Technique.LIP_SYNC
+        if len(wanted) > 1 and not req.tracks and (req.dub is not None
+                                                   or req.operation == "reenact"):
+            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one "
+                               "performance: choose the face it goes to with --track")
+        if req.operation == "lipsync":
+            technique, alteration = Technique.LIP_SYNC, Alteration.MOUTH_REGION
+        else:
+            technique, alteration = Technique.FACE_REENACTMENT, Alteration.FULL_FACE
+        subjects = [Subject(performer_id=str(matched[t]), technique=technique, track_id=t)
+                    for t in wanted]
+        if req.operation == "reenact":
+            driver = self._driver_performer
+            if driver is None:
+                raise RequestError("the driving performance matches no performer with consent "
+                                   "for this studio: the person whose performance drives the "
+                                   "face must have consented too (performance_driving)")
+            subjects.append(Subject(performer_id=driver,
+                                    technique=Technique.PERFORMANCE_DRIVING,
+                                    track_id=DRIVER_TRACK))
         return AuthorizationRequest(
             operation=req.operation, project_id=req.project_id, episode=req.episode,
             scene=req.scene, language=req.language, territory=req.territory,
-            channel=req.channel, alteration=Alteration.MOUTH_REGION,
-            subjects=tuple(Subject(performer_id=str(matched[t]), technique=technique,
-                                   track_id=t) for t in wanted),
+            channel=req.channel, alteration=alteration, subjects=tuple(subjects),
             source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
             commercial=req.commercial, operator=req.operator)
 
@@ -340,8 +393,59 @@ class RenderJob:
                              cancelled=self.cancel.is_set, frame_hook=watermark)
         return result, note
 
-    def _manifest(self, req: RenderRequest, inputs: dict[str, str], analysis: ShotAnalysis,
-                  result: LipSyncResult, decision: Decision, payload: int) -> ManifestInputs:
+    _driver_performer: str | None = None
+
+    def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
+                ) -> tuple[Motion, IdentityMatch]:
+        """The driving performance as a motion, and the verdict on who performed it."""
+        if req.motion is not None:
+            motion = load_motion(req.motion)
+        else:
+            assert req.driver is not None
+            driver = analyse_shot(req.driver, self.folder / "work" / "driver", embedder,
+                                  cancelled=self.cancel.is_set)
+            motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
+                                    video_sha256=inputs["driver"])
+        ident = motion.identity
+        if ident.embedder is not None and ident.embedder != embedder.name:
+            raise RequestError(f"the motion file's identity was computed with {ident.embedder}; "
+                               f"this studio matches faces with {embedder.name}")
+        templates = self.registry.consented_templates(embedder.name)
+        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(ident.embeddings))],
+                                templates, embedder)
+        self._driver_performer = match.performer_id
+        self._note(Stage.IDENTIFY, "driver identified", performer=match.performer_id,
+                   distance=match.distance, frames=match.frames)
+        return motion, match
+
+    def _reenact(self, req: RenderRequest, source: ShotAnalysis | StillSource,
+                 allowed: dict[str | None, str], motion: Motion, payload: int
+                 ) -> tuple[ReenactResult, str]:
+        marker = WatermarkEmbedder(payload)
+
+        def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
+            rgb[...] = marker.mark(rgb, index)
+
+        faces = [int(str(t)[1:]) for t in allowed]
+        if isinstance(source, StillSource):
+            faces = [f - 1 for f in faces]  # still faces are numbered from 0, labels from t1
+        audio: SourceAudio | None = None
+        note = "no audio"
+        if req.driver is not None and probe(req.driver).audio:
+            audio, note = SourceAudio(req.driver), "the driving performance's audio"
+        elif isinstance(source, ShotAnalysis) and source.info.audio:
+            audio, note = SourceAudio(req.source), "the source shot's audio"
+        job = ReenactJob(source, dict.fromkeys(faces, motion), self.folder / "render.mp4",
+                         options=ReenactOptions(head_pose=req.head_pose), audio=audio,
+                         crf=self.settings.render_crf, preset=self.settings.render_preset,
+                         sidecar=self.folder / "render.reenact.json")
+        result = run_reenact(job, EmbeddedReenact(), progress=self.progress.frames,
+                             cancelled=self.cancel.is_set, frame_hook=watermark)
+        return result, note
+
+    def _manifest(self, req: RenderRequest, inputs: dict[str, str],
+                  result: LipSyncResult | ReenactResult, decision: Decision, payload: int
+                  ) -> ManifestInputs:
         with self.registry.store.session() as s:
             note = self.registry.ledger.checkpoint(s, datetime.now(UTC))
         consent = ConsentReference(
@@ -362,20 +466,30 @@ class RenderJob:
         if req.script is not None:
             others.append(IngredientInput("script", "translated script", "inputTo",
                                           "text/plain", inputs["script"]))
+        if req.driver is not None:
+            others.append(IngredientInput("driving-video", "driving performance", "inputTo",
+                                          _mime(req.driver, "video/mp4"), inputs["driver"]))
+        if req.motion is not None:
+            others.append(IngredientInput("motion-file", "driving performance (motion file)",
+                                          "inputTo", "application/octet-stream",
+                                          inputs["motion"]))
         rate = result.frame_rate
         regions = tuple(
             ChangedRegion(Rect(c.box[0], c.box[1], c.box[2] - c.box[0], c.box[3] - c.box[1]),
                           frames=(c.first_frame, c.last_frame),
                           seconds=(float(c.first_frame / rate), float((c.last_frame + 1) / rate)),
-                          description=f"mouth region of face track t{c.track_id}")
+                          description=("mouth region" if req.operation == "lipsync"
+                                       else "face") + f" of face track t{c.track_id}")
             for c in result.changes if c.frames)
         duration_ms = int(result.frame_count / rate * 1000)
+        what = "lip-sync" if req.operation == "lipsync" else "reenactment"
         return ManifestInputs(
-            title=req.output_name or f"{req.source.stem} ({req.language} lip-sync)",
-            mime="video/mp4", operation="lipsync",
+            title=req.output_name or f"{req.source.stem} ({req.language} {what})",
+            mime="video/mp4", operation=req.operation,
             agent=SoftwareAgent("consent-dubbing-studio", __version__, result.backend,
                                 "embedded (no model weights)", "Apache-2.0"),
-            source=IngredientInput("source-shot", "source shot", "parentOf",
+            source=IngredientInput("source-shot", "source shot" if not is_still(req.source)
+                                   else "source still", "parentOf",
                                    _mime(req.source, "video/mp4"), inputs["source"]),
             consent=consent, others=tuple(others),
             languages=LanguagePair(req.source_language, req.language)

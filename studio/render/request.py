@@ -52,6 +52,7 @@ class RenderRequest:
     # reenactment
     driver: Path | None = None
     motion: Path | None = None
+    head_pose: bool = False
 
     def __post_init__(self) -> None:
         if self.operation not in ("lipsync", "reenact"):

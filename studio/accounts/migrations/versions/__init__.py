@@ -1,0 +1,1 @@
+"""Revisions of the studio's own tables."""
