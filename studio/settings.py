@@ -32,6 +32,10 @@ class Settings:
     #: RFC 3161 timestamp authority; without one a manifest turns Invalid when its signing
     #: certificate expires.
     c2pa_tsa_url: str | None = None
+    #: The C2PA SDK validates each signed output before it is published (one more read of it).
+    c2pa_verify_after_sign: bool = True
+    #: Embed a thumbnail frame in manifests (off: a manifest should not carry a face).
+    c2pa_thumbnail: bool = False
     #: Extra trust anchors (PEM) a verifier accepts besides the studio's own root.
     c2pa_trust_anchors: Path | None = None
     #: Renders that may run at the same time (the UI's queue; the CLI runs one).
@@ -88,6 +92,8 @@ class Settings:
             c2pa_signer=os.environ.get("STUDIO_C2PA_SIGNER") or None,
             c2pa_tsa_url=os.environ.get("STUDIO_C2PA_TSA_URL") or None,
             c2pa_trust_anchors=_path(os.environ.get("STUDIO_C2PA_TRUST_ANCHORS")),
+            c2pa_verify_after_sign=os.environ.get("STUDIO_C2PA_VERIFY_AFTER_SIGN", "1") != "0",
+            c2pa_thumbnail=os.environ.get("STUDIO_C2PA_THUMBNAILS", "0") == "1",
             concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
             render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "18")),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "faster"),

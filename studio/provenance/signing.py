@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import mimetypes
 import os
@@ -203,15 +204,83 @@ class SignedOutput:
     embedded: bool
     sidecar_path: Path | None
     manifest_bytes: bytes
+    manifest_label: str = ""
+
+
+class _HashingWriter(io.RawIOBase):
+    """The SDK's destination stream, hashing bytes as they are written.
+
+    c2pa-rs writes an embedded MP4 front to back; while it does, the SHA-256 the ledger needs
+    comes for free instead of costing another read of the whole file. Any seek back and
+    rewrite is noticed (``sequential`` turns False) and the caller hashes the file instead.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.sequential = True
+        self._pos = 0
+        self._end = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self._pos != self._end:
+            self.sequential = False
+        view = memoryview(data).cast("B")
+        written = self.raw.write(view) or 0
+        if self.sequential:
+            self.digest.update(view[:written])
+        self._pos += written
+        self._end = max(self._end, self._pos)
+        return written
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = self.raw.seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def manifest_label_of(manifest_bytes: bytes) -> str:
+    """The active manifest's label, read from the manifest store bytes alone (no asset)."""
+    try:
+        reader = c2pa.Reader("application/c2pa", io.BytesIO(manifest_bytes))
+        try:
+            return str(json.loads(reader.json()).get("active_manifest") or "")
+        finally:
+            reader.close()
+    except c2pa.C2paError as exc:
+        raise ManifestReadError(f"the signed manifest cannot be read back: {exc}") from None
 
 
 def sign_file(source_path: Path, dest_path: Path, inputs: ManifestInputs,
-              identity: SigningIdentity, *, sidecar: bool = False) -> SignedOutput:
+              identity: SigningIdentity, *, sidecar: bool = False,
+              verify_after_sign: bool = True) -> SignedOutput:
     """Sign ``source_path`` (the final encode) into ``dest_path``.
 
     The manifest is embedded when the container allows it and ``sidecar`` is false;
     otherwise ``dest_path`` gets the untouched media and ``dest_path.with_suffix('.c2pa')``
     the manifest. ``dest_path`` may equal ``source_path`` (signed in place, atomically).
+    ``verify_after_sign``: the SDK validates the signed file before returning (one more read
+    of it; on by default: a manifest that would not validate is never published).
     """
     source, dest = Path(source_path), Path(dest_path)
     if not source.is_file():
@@ -238,10 +307,12 @@ def sign_file(source_path: Path, dest_path: Path, inputs: ManifestInputs,
                 f"ingredient {ingredient.label}: {ingredient.path} has SHA-256 {actual[:16]}…, "
                 f"the inputs say {ingredient.sha256[:16]}…; the file changed after the render")
 
+    out_sha: str | None = None
     with _temp_beside(dest) as tmp:
         try:
-            manifest_bytes = _sign(definition, inputs, identity, streamed, mime, source, tmp,
-                                   embed=embed)
+            manifest_bytes, out_sha = _sign(definition, inputs, identity, streamed, mime,
+                                           source, tmp, embed=embed,
+                                           verify_after_sign=verify_after_sign)
         except c2pa.C2paError as exc:
             raise SigningError(_explain_sdk_error(exc)) from None
         if embed:
@@ -253,15 +324,21 @@ def sign_file(source_path: Path, dest_path: Path, inputs: ManifestInputs,
                 os.replace(tmp, dest)
             sidecar_out = sidecar_path_for(dest)
             write_atomic(sidecar_out, manifest_bytes)
-    return SignedOutput(path=dest, mime=mime, sha256=sha256_file(dest),
+            out_sha = None  # the media was copied, not written by the SDK
+    return SignedOutput(path=dest, mime=mime, sha256=out_sha or sha256_file(dest),
                         size=dest.stat().st_size, embedded=embed, sidecar_path=sidecar_out,
-                        manifest_bytes=manifest_bytes)
+                        manifest_bytes=manifest_bytes,
+                        manifest_label=manifest_label_of(manifest_bytes))
 
 
 def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningIdentity,
           streamed: list[Any], mime: str, source: Path, out_path: Path, *,
-          embed: bool) -> bytes:
-    context = c2pa.Context.from_dict(_settings(thumbnail=inputs.thumbnail))
+          embed: bool, verify_after_sign: bool = True) -> tuple[bytes, str | None]:
+    """Sign into ``out_path``; returns the manifest bytes and, when the SDK wrote the file
+    front to back, its SHA-256."""
+    settings = _settings(thumbnail=inputs.thumbnail)
+    settings["verify"]["verify_after_sign"] = verify_after_sign
+    context = c2pa.Context.from_dict(settings)
     signer = identity.make_signer()
     try:
         with c2pa.Builder(definition, context) as builder:
@@ -271,10 +348,11 @@ def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningI
                 with open(str(ingredient.path), "rb") as fh:
                     builder.add_ingredient(ingredient.to_json(), ingredient.mime, fh)
             with open(source, "rb") as src, open(out_path, "w+b") as out:
-                manifest: bytes = builder.sign(signer, mime, src, out)
+                writer = _HashingWriter(out)
+                manifest: bytes = builder.sign(signer, mime, src, writer)
                 out.flush()
                 os.fsync(out.fileno())
-        return manifest
+        return manifest, writer.digest.hexdigest() if writer.sequential else None
     finally:
         signer.close()
         context.close()

@@ -91,7 +91,7 @@ from studio.provenance.manifest import (
     UnsupportedFormatError,
     WatermarkBinding,
 )
-from studio.provenance.signing import detect_mime, read_manifest, sign_file
+from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
 from studio.render.events import Listener, ProgressReporter, Stage
@@ -279,8 +279,8 @@ class RenderJob:
         signed_path = self.folder / "signed.mp4"
         manifest_inputs = self._manifest(req, inputs, result, recheck, payload)
         signed = sign_file(result.output, signed_path, manifest_inputs,
-                           signing_identity(self.settings))
-        report = read_manifest(signed_path, trust_anchors_pem=None)
+                           signing_identity(self.settings),
+                           verify_after_sign=self.settings.c2pa_verify_after_sign)
         store = ManifestStore(self.settings.manifests_dir)
         store.put(signed.sha256, signed.manifest_bytes, payload=payload,
                   frame_hashes=frame_hashes_of(signed_path), mime=signed.mime,
@@ -289,14 +289,14 @@ class RenderJob:
 
         self._enter(Stage.PUBLISH, "publishing")
         self._check_cancel()
-        out_index = self.registry.record_output(recheck, signed.sha256, report.manifest_label)
+        out_index = self.registry.record_output(recheck, signed.sha256, signed.manifest_label)
         target = _publish(signed_path, self.settings.outputs_dir, name)
         sidecar = None
         if result.sidecar.exists():
             kind = ".visemes.json" if req.operation == "lipsync" else ".reenact.json"
             sidecar = _publish(result.sidecar, self.settings.outputs_dir, target.name + kind)
         outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
-                                report.manifest_label, payload, recheck, out_index,
+                                signed.manifest_label, payload, recheck, out_index,
                                 result.frame_count, time.monotonic() - started, self.folder)
         self._save("outcome.json", outcome.to_json())
         self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
@@ -495,7 +495,8 @@ class RenderJob:
             languages=LanguagePair(req.source_language, req.language)
             if req.source_language and req.source_language.lower() != req.language.lower()
             else None,
-            regions=regions, watermark=WatermarkBinding(payload, duration_ms))
+            regions=regions, watermark=WatermarkBinding(payload, duration_ms),
+            thumbnail=self.settings.c2pa_thumbnail)
 
 
 def _inputs(req: RenderRequest) -> dict[str, Path]:
