@@ -1,0 +1,150 @@
+"""The whole studio render, as an operator runs it: speed and peak memory against clip length.
+
+Run from the repository root::
+
+    .venv/bin/python bench/render.py            # 720p, 75 and 750 frames
+    .venv/bin/python bench/render.py --quick    # 75 frames only
+
+Each render runs in a fresh child process (so that peak RSS is that render's alone) against a
+data folder seeded like ``make run``: ingest (hashes), identify (mesh + dlib identity), the
+consent gate, the embedded lip-sync with the RivaGAN watermark, the re-check, C2PA signing,
+the ledger and the publish. The shot is GRID bbaf2n (the demo performer) upscaled to
+1280×720, looped to the length asked; the dub is GRID brbk7n's audio looped to match.
+Reported: frames per second end to end, each stage's share (from the job's log), and peak
+RSS (``VmHWM``), whose ratio between the long and the short clip shows whether memory grows
+with length (docs/ARCHITECTURE.md: it must not).
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argparse
+import itertools
+import json
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+OUT = ROOT / "bench" / "out" / "render.json"
+GRID = ROOT / "assets" / "media" / "grid"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_inputs(folder: Path, loops: int) -> tuple[Path, Path]:
+    from bench.faces import decode, to_720p
+    from pipelines.media import VideoWriter, load_audio
+    from pipelines.media.audio import Audio, downmix, resample
+    from pipelines.media.probe import VideoStreamInfo
+
+    frames = [to_720p(f) for f in decode(GRID / "bbaf2n.mpg")]
+    voice = resample(downmix(load_audio(GRID / "brbk7n.mpg"), "mono"), 48_000)
+    total = Fraction(len(frames) * loops, 25)
+    samples = np.tile(voice.samples, (1, loops + 1))[:, : int(total * 48_000)]
+    shot, dub = folder / f"shot{loops}.mp4", folder / f"dub{loops}.mp4"
+    like = VideoStreamInfo.new(1280, 720, 25)
+    with VideoWriter(shot, like, crf=16, preset="veryfast") as writer:
+        for _ in range(loops):
+            for f in frames:
+                writer.write(f)
+    small = VideoStreamInfo.new(64, 64, 25)
+    with VideoWriter(dub, small, preset="ultrafast",
+                     audio=Audio(np.ascontiguousarray(samples), 48_000)) as writer:
+        for _ in range(len(frames) * loops):
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+    return shot, dub
+
+
+def _child(data: str, shot: str, dub: str, queue: Any) -> None:
+    from studio.bootstrap import open_registry
+    from studio.render import RenderJob, RenderRequest
+    from studio.settings import Settings
+
+    settings = Settings.from_env(Path(data))
+    registry = open_registry(settings)
+    request = RenderRequest(operation="lipsync", source=Path(shot), dub=Path(dub),
+                            project_id="demo-dub", language="fr", source_language="en",
+                            territory="FR", operator="Bench Operator")
+    started = time.perf_counter()
+    outcome = RenderJob(request, settings, registry).run()
+    wall = time.perf_counter() - started
+    hwm = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    stages: dict[str, float] = {}
+    entries = [json.loads(x) for x in (outcome.job_dir / "log.jsonl").read_text().splitlines()]
+    for a, b in itertools.pairwise(entries):
+        span = (datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"]))
+        stages[a["stage"]] = stages.get(a["stage"], 0.0) + span.total_seconds()
+    queue.put({"frames": outcome.frames, "wall_s": wall, "peak_rss_mb": hwm / 1024,
+               "stages_s": stages, "fps": outcome.frames / wall})
+
+
+def run(data: Path, shot: Path, dub: Path) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(str(data), str(shot), str(dub), queue))
+    proc.start()
+    result: dict[str, Any] = queue.get()
+    proc.join()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the 75-frame clip only")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    from studio.bootstrap import SeedReport, open_registry, seed_demo
+    from studio.settings import Settings
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        folder = Path(tmp)
+        data = folder / "studio-data"
+        registry = open_registry(Settings.from_env(data))
+        seed_demo(registry, SeedReport())
+        registry.store.dispose()
+        for loops in ([1] if args.quick else [1, 10]):
+            log(f"making a {75 * loops}-frame 720p shot and its dub …")
+            shot, dub = make_inputs(folder, loops)
+            log("rendering …")
+            row = run(data, shot, dub)
+            row["loops"] = loops
+            rows.append(row)
+            log(f"  {row['fps']:.1f} fps, peak RSS {row['peak_rss_mb']:.0f} MB")
+    print("| 720p clip | frames | end-to-end fps | wall s | stages (s) | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_s"].items())
+        print(f"| x{r['loops']} | {r['frames']} | {r['fps']:.1f} | {r['wall_s']:.1f} | "
+              f"{stages} | {r['peak_rss_mb']:.0f} |")
+    if len(rows) == 2:
+        ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+        print(f"\npeak RSS ratio x10 / x1: {ratio:.2f} (flat memory: ≈ 1)")
+    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
