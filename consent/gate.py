@@ -69,6 +69,15 @@ class Subject(Model):
         return self
 
 
+class ModelUse(Model):
+    """A model the render would run, and what its licence allows (from the model registry)."""
+
+    backend: Identifier
+    model: str = Field(min_length=1, max_length=200)
+    licence: str = Field(min_length=1, max_length=200)
+    commercial_use: StrictBool
+
+
 class AuthorizationRequest(Model):
     operation: Identifier
     project_id: Identifier
@@ -84,6 +93,7 @@ class AuthorizationRequest(Model):
     ai_training: StrictBool = False
     unmatched_faces: Literal["leave_untouched", "deny"] = "leave_untouched"
     commercial: StrictBool = True
+    models: tuple[ModelUse, ...] = Field(default=(), max_length=16)
     operator: HumanName
 
     @cached_property
@@ -538,6 +548,14 @@ def evaluate(
             rules.append(RuleResult("unmatched_faces", True, f"face track {track_id} is not a "
                                     "consented subject; it will be left untouched",
                                     track_id=track_id))
+    for model in request.models:
+        if request.commercial and not model.commercial_use:
+            rules.append(RuleResult("model_licence", False, f"{model.backend} ({model.model}) is "
+                                    f"licensed {model.licence}, which does not allow commercial "
+                                    "use; this is a commercial project"))
+        else:
+            rules.append(RuleResult("model_licence", True, f"{model.backend} ({model.model}): "
+                                    f"{model.licence}"))
     untouched = tuple(sorted((set(matches) | set(known_tracks)) - claimed))
     allowed = all(r.passed for r in rules)
     return Decision(allowed, now, request, tuple(rules), tuple(used) if allowed else (),

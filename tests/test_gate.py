@@ -812,3 +812,18 @@ def test_identity_verdict_with_a_loose_threshold_is_denied() -> None:
     d = decide(matches=[match(distance=0.9, threshold=5.0)])
     assert not d.allowed
     assert "looser than the calibrated maximum" in rule(d, "identity").detail
+
+
+@pytest.mark.parametrize(("commercial", "model_allows", "allowed"), [
+    (True, False, False), (True, True, True), (False, False, True)])
+def test_model_licence_rule(commercial: bool, model_allows: bool, allowed: bool) -> None:
+    """A commercial project may not run a model whose licence forbids commercial use."""
+    use = gate.ModelUse(backend="musetalk-1.5", model="MuseTalk 1.5",
+                        licence="creativeml-openrail-m" if not model_allows else "MIT",
+                        commercial_use=model_allows)
+    d = decide(request(commercial=commercial, models=(use,)))
+    assert d.allowed is allowed
+    (rule,) = [r for r in d.rules if r.rule == "model_licence"]
+    assert rule.passed is allowed
+    if not allowed:
+        assert "does not allow commercial use" in rule.detail

@@ -45,7 +45,6 @@ from consent.registry import Registry
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.embedding import FaceEmbedder
 from pipelines.lipsync import (
-    EmbeddedLipSync,
     LipSyncJob,
     LipSyncResult,
     SpeechDrive,
@@ -55,8 +54,8 @@ from pipelines.lipsync import (
 )
 from pipelines.media import SourceAudio, load_audio, probe
 from pipelines.media.audio import Audio
+from pipelines.models import registry
 from pipelines.reenact import (
-    EmbeddedReenact,
     Motion,
     ReenactJob,
     ReenactOptions,
@@ -68,7 +67,7 @@ from pipelines.reenact import (
 )
 from pipelines.speech import load_script
 from pipelines.speech.dub import prepare_dub
-from studio import __version__
+from studio import __version__, backends
 from studio.identity import (
     IdentifyResult,
     TrackEvidence,
@@ -163,6 +162,10 @@ class RenderJob:
         self.folder = self.settings.jobs_dir / self.job_id
         self.progress = ProgressReporter(self.listener)
         self._log: list[dict[str, Any]] = []
+        self._stage = Stage.INGEST
+        self._choice = backends.BackendChoice(backends.EMBEDDED, "", "", True)
+        self._driver_performer: str | None = None
+        self._driver_analysis: ShotAnalysis | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -196,8 +199,6 @@ class RenderJob:
         finally:
             shutil.rmtree(self.folder / "work", ignore_errors=True)
 
-    _stage: Stage = Stage.INGEST
-
     def _enter(self, stage: Stage, message: str, total: int = 0) -> None:
         self._check_cancel()
         self._stage = stage
@@ -207,6 +208,16 @@ class RenderJob:
     def _run(self, started: float) -> RenderOutcome:
         req = self.request
         self._save("request.json", _request_json(req))
+        try:
+            self._choice = backends.choose(self.settings, req.project_id, req.operation)
+        except (backends.BackendError, registry.UnknownBackendError) as exc:
+            raise RequestError(str(exc)) from None
+        if self._choice.neural:
+            # Before any decision: a missing checkpoint is the operator's to fix, not a deny.
+            root = registry.models_root(self.settings.data_dir)
+            registry.require_files(self._choice.name,
+                                   registry.backend_dir(self._choice.name, root),
+                                   pins=registry.PinStore.for_root(root), hash_files=False)
         name = req.output_name or req.default_output_name(self.job_id)
         if (self.settings.outputs_dir / name).exists():
             raise RequestError(f"an output named {name} already exists; choose another name")
@@ -346,7 +357,8 @@ class RenderJob:
             scene=req.scene, language=req.language, territory=req.territory,
             channel=req.channel, alteration=alteration, subjects=tuple(subjects),
             source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
-            commercial=req.commercial, operator=req.operator)
+            commercial=req.commercial, models=(self._choice.model_use(),),
+            operator=req.operator)
 
     def _lipsync(self, req: RenderRequest, analysis: ShotAnalysis,
                  allowed: dict[str | None, str], payload: int) -> tuple[LipSyncResult, str]:
@@ -389,11 +401,11 @@ class RenderJob:
         job = LipSyncJob(analysis, drives, audio, self.folder / "render.mp4",
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
                          sidecar=self.folder / "render.visemes.json")
-        result = run_lipsync(job, EmbeddedLipSync(), progress=self.progress.frames,
+        result = run_lipsync(job, backends.lipsync_backend(self.settings, self._choice),
+                             progress=self.progress.frames,
                              cancelled=self.cancel.is_set, frame_hook=watermark)
         return result, note
 
-    _driver_performer: str | None = None
 
     def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
                 ) -> tuple[Motion, IdentityMatch]:
@@ -406,6 +418,7 @@ class RenderJob:
                                   cancelled=self.cancel.is_set)
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
+            self._driver_analysis = driver
         ident = motion.identity
         if ident.embedder is not None and ident.embedder != embedder.name:
             raise RequestError(f"the motion file's identity was computed with {ident.embedder}; "
@@ -439,7 +452,10 @@ class RenderJob:
                          options=ReenactOptions(head_pose=req.head_pose), audio=audio,
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
                          sidecar=self.folder / "render.reenact.json")
-        result = run_reenact(job, EmbeddedReenact(), progress=self.progress.frames,
+        drivers = None if self._driver_analysis is None \
+            else dict.fromkeys(faces, self._driver_analysis)
+        backend = backends.reenact_backend(self.settings, self._choice, job, drivers)
+        result = run_reenact(job, backend, progress=self.progress.frames,
                              cancelled=self.cancel.is_set, frame_hook=watermark)
         return result, note
 
@@ -487,7 +503,7 @@ class RenderJob:
             title=req.output_name or f"{req.source.stem} ({req.language} {what})",
             mime="video/mp4", operation=req.operation,
             agent=SoftwareAgent("consent-dubbing-studio", __version__, result.backend,
-                                "embedded (no model weights)", "Apache-2.0"),
+                                self._choice.model, self._choice.licence),
             source=IngredientInput("source-shot", "source shot" if not is_still(req.source)
                                    else "source still", "parentOf",
                                    _mime(req.source, "video/mp4"), inputs["source"]),
