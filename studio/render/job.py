@@ -401,8 +401,11 @@ class RenderJob:
         job = LipSyncJob(analysis, drives, audio, self.folder / "render.mp4",
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
                          sidecar=self.folder / "render.visemes.json")
-        result = run_lipsync(job, backends.lipsync_backend(self.settings, self._choice),
-                             progress=self.progress.frames,
+        backend = backends.lipsync_backend(self.settings, self._choice)
+        bind = getattr(backend, "bind_source", None)
+        if bind is not None:  # neural backends batch frames read ahead from the source
+            bind(analysis.source)
+        result = run_lipsync(job, backend, progress=self.progress.frames,
                              cancelled=self.cancel.is_set, frame_hook=watermark)
         return result, note
 
