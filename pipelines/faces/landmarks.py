@@ -26,6 +26,11 @@ chin / forehead             chin 152, top of the forehead 10
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -122,6 +127,34 @@ def ensure_rgb(image: object) -> RGBImage:
     return np.ascontiguousarray(image)
 
 
+_MUTE_LOCK = threading.Lock()
+_QUIET_FACE_FRAMES = 3
+
+
+@contextlib.contextmanager
+def _native_chatter_muted() -> Iterator[None]:
+    """Silence file descriptor 2 while mediapipe's C++ graph starts.
+
+    Its TF Lite delegates and absl print setup notices straight to fd 2 before any log level
+    applies ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires …"); an
+    operator's terminal should show the studio's own messages. The window is the graph's
+    start only; ``STUDIO_NATIVE_LOGS=1`` keeps everything.
+    """
+    if os.environ.get("STUDIO_NATIVE_LOGS") == "1":
+        yield
+        return
+    with _MUTE_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def iou(a: BBox, b: BBox) -> float:
     """Intersection over union of two boxes (0 when either is empty)."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -157,27 +190,37 @@ class FaceMeshDetector:
         self._default_score = float(min_detection_confidence)
         # The public FaceMesh class exposes only the landmarks; the same graph also emits the
         # detector's output, whose scores we want, so build the solution with both outputs.
-        self._solution = SolutionBase(
-            binary_graph_path=_mp_face_mesh._BINARYPB_FILE_PATH,
-            side_inputs={
-                "num_faces": max_faces,
-                "with_attention": True,
-                "use_prev_landmarks": not static,
-            },
-            calculator_params={
-                "facedetectionshortrangecpu__facedetectionshortrange__facedetection__"
-                "TensorsToDetectionsCalculator.min_score_thresh": min_detection_confidence,
-                "facelandmarkcpu__ThresholdingCalculator.threshold": min_tracking_confidence,
-            },
-            outputs=["multi_face_landmarks", "face_detections"],
-        )
+        with _native_chatter_muted():
+            self._solution = SolutionBase(
+                binary_graph_path=_mp_face_mesh._BINARYPB_FILE_PATH,
+                side_inputs={
+                    "num_faces": max_faces,
+                    "with_attention": True,
+                    "use_prev_landmarks": not static,
+                },
+                calculator_params={
+                    "facedetectionshortrangecpu__facedetectionshortrange__facedetection__"
+                    "TensorsToDetectionsCalculator.min_score_thresh": min_detection_confidence,
+                    "facelandmarkcpu__ThresholdingCalculator.threshold": min_tracking_confidence,
+                },
+                outputs=["multi_face_landmarks", "face_detections"],
+            )
         self._previous: list[tuple[BBox, float]] = []
+        self._quiet_frames = _QUIET_FACE_FRAMES
 
     def detect(self, rgb: ImageArray) -> list[FaceObservation]:
         """Faces in one RGB uint8 frame, ordered left to right."""
         image = ensure_rgb(rgb)
         h, w = image.shape[:2]
-        result = self._solution.process({"image": image})
+        if self._quiet_frames <= 0:
+            result = self._solution.process({"image": image})
+        else:
+            # The detector's and (at the first faces, detected then tracked) the landmark
+            # models' interpreters start lazily and announce themselves: mute until all ran.
+            with _native_chatter_muted():
+                result = self._solution.process({"image": image})
+            if result.multi_face_landmarks:
+                self._quiet_frames -= 1
         faces = result.multi_face_landmarks or []
         detections = _detection_boxes(result.face_detections, w, h)
         observations: list[FaceObservation] = []
