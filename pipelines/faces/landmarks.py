@@ -128,7 +128,7 @@ def ensure_rgb(image: object) -> RGBImage:
 
 
 _MUTE_LOCK = threading.Lock()
-_QUIET_FACE_FRAMES = 3
+_QUIET_FACE_FRAMES = 12
 
 
 @contextlib.contextmanager
@@ -266,7 +266,9 @@ class FaceMeshDetector:
         self._previous = []
 
     def close(self) -> None:
-        self._solution.close()
+        # Closing waits for the graph's threads, some of which still owe their start-up notice.
+        with _native_chatter_muted():
+            self._solution.close()
 
     def __enter__(self) -> FaceMeshDetector:
         return self
