@@ -48,7 +48,9 @@ from studio.cli_common import (
     err,
     out,
 )
+from studio.cli_models import models_app
 from studio.cli_render import motion_app, render_app, verify
+from studio.cli_users import users_app
 
 if TYPE_CHECKING:
     from studio.identity import IdentifyResult
@@ -64,6 +66,8 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(faces_app, name="faces")
 app.add_typer(render_app, name="render")
+app.add_typer(users_app, name="users")
+app.add_typer(models_app, name="models")
 app.add_typer(motion_app, name="motion")
 app.command("verify")(verify)
 
@@ -150,14 +154,46 @@ def init(
 
 
 @app.command()
-def up(as_json: JsonOpt = False) -> None:
-    """Set up the data folder on its embedded defaults and start the studio."""
+def up(
+    port: Annotated[int, typer.Option("--port", help="Port of the studio UI.")] = 7860,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (keep 127.0.0.1 "
+                                      "unless a TLS proxy is in front).")] = "127.0.0.1",
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Start the Gradio studio (blocking)"
+                                     "; --no-ui only sets up.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set up the data folder on its embedded defaults, create the first admin, and start the
+    studio UI at http://127.0.0.1:7860."""
+    from studio.accounts import Accounts
+    from studio.cli_users import ensure_first_admin
+
     init(demo=True, as_json=as_json)
+    with _errors(as_json):
+        settings = _settings()
+        registry = _registry()
+        first = ensure_first_admin(Accounts.open(registry.store))
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "first_admin": None if first is None else {
+            "username": first[0], "password": first[1]}, "url": f"http://{host}:{port}"
+            if ui else None}))
+    elif first is not None:
+        out.print(f"\ncreated the first studio account: [bold]{first[0]}[/] (admin)\n"
+                  f"one-time password: [bold]{first[1]}[/]\n(shown only now; change it with "
+                  f"`studio users passwd {first[0]}`, add people with `studio users add NAME "
+                  "--role operator`)", highlight=False)
+    if not ui:
+        return
+    from studio.ui.app import launch
+    from studio.ui.handlers import Studio
+
+    studio = Studio.open(settings, registry=registry)
     if not as_json:
-        out.print("\nThe studio's registry is ready. Try:\n"
-                  "  studio consent list\n  studio ledger verify\n"
-                  "(the Gradio studio arrives with the UI issue; this command will launch it).",
+        out.print(f"\nThe studio is at http://{host}:{port} (Ctrl-C stops it).",
                   highlight=False)
+    try:
+        launch(studio, host=host, port=port, block=True, quiet=as_json)
+    finally:
+        studio.close()
 
 
 # ---------------------------------------------------------------------------- consent

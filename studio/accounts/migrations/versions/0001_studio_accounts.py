@@ -1,6 +1,6 @@
 """studio accounts, login throttle and jobs
 
-Revision ID: studio-0001
+Revision ID: studio_0001
 Revises:
 Create Date: 2026-11-26 10:00:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-26 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "studio-0001"
+revision = "studio_0001"
 down_revision = None
 branch_labels = None
 depends_on = None

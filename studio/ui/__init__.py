@@ -1,0 +1,1 @@
+"""The Gradio studio: handlers (role-checked, testable without a browser), uploads, layout."""
