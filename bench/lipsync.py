@@ -62,6 +62,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any
 
@@ -311,20 +312,33 @@ def make_720p(name: str, repeat: int, path: Path) -> int:
 
 
 def end_to_end(src: Path, work: Path, embedder: DlibEmbedder) -> dict[str, float]:
+    """As the studio runs it: the dub's phones are worked out on the other core while the
+    faces are tracked (both need only the shot's timing), then the render."""
     out = work / "speed_out.mp4"
     t0 = time.perf_counter()
-    analysis = analyse_shot(src, work / "speed_an", embedder)
-    t1 = time.perf_counter()
-    video = analysis.info.require_video()
+    timing = probe(src).require_video()
+    n_guess = timing.frame_count
+
+    def speech() -> tuple[Any, Any, float]:
+        started = time.perf_counter()
+        dub = prepare_dub(load_audio(src), Fraction(n_guess) / timing.frame_rate)
+        drive = drive_from_recording(dub, timing.frame_rate, n_guess)
+        return dub, drive, time.perf_counter() - started
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(speech)
+        analysis = analyse_shot(src, work / "speed_an", embedder)
+        t1 = time.perf_counter()
+        dub, drive, drive_alone = pending.result()
     n = analysis.scan.frame_count
-    dub = prepare_dub(load_audio(src), Fraction(n) / video.frame_rate)
-    drive = drive_from_recording(dub, video.frame_rate, n)
+    assert n == n_guess, (n, n_guess)
     t2 = time.perf_counter()
     job = LipSyncJob(analysis, {analysis.tracks[0].track_id: drive}, dub.mix, out)
     result = run_lipsync(job, EmbeddedLipSync())
     t3 = time.perf_counter()
     out.unlink(missing_ok=True)
-    return {"frames": n, "analysis_s": t1 - t0, "drive_s": t2 - t1, "render_s": t3 - t2,
+    return {"frames": n, "analysis_s": t1 - t0, "drive_s": drive_alone,
+            "drive_wait_s": t2 - t1, "render_s": t3 - t2,
             "render_internal_s": result.seconds, "total_s": t3 - t0}
 
 
@@ -459,8 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{mean(r['jitter_ratio'] for r in swaps):.2f} / "
               f"{mean(r['jitter_ratio_lower_face'] for r in swaps):.2f} | (reported) |"]
     lines += ["", f"| speed at 1280×720 (H.264 CRF {CRF}, preset {PRESET}) | frames | "
-              "end-to-end fps | analysis / drive / render s | render fps | plain decode+encode "
-              "fps | render / plain | ≥ 25 fps |",
+              "end-to-end fps | analysis / drive (alongside) / render s | render fps | "
+              "plain decode+encode fps | render / plain | ≥ 25 fps |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, s in speeds.items():
         lines.append(

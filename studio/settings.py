@@ -41,8 +41,8 @@ class Settings:
     #: Renders that may run at the same time (the UI's queue; the CLI runs one).
     concurrent_renders: int = 1
     #: x264 settings of rendered outputs.
-    render_crf: int = 18
-    render_preset: str = "faster"
+    render_crf: int = 17
+    render_preset: str = "veryfast"
 
     @property
     def keys_dir(self) -> Path:
@@ -95,8 +95,8 @@ class Settings:
             c2pa_verify_after_sign=os.environ.get("STUDIO_C2PA_VERIFY_AFTER_SIGN", "1") != "0",
             c2pa_thumbnail=os.environ.get("STUDIO_C2PA_THUMBNAILS", "0") == "1",
             concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
-            render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "18")),
-            render_preset=os.environ.get("STUDIO_RENDER_PRESET", "faster"),
+            render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "17")),
+            render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
         )
 
 

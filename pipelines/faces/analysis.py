@@ -61,6 +61,7 @@ def analyse_shot(
     *,
     max_faces: int = 4,
     sample_every: int | None = None,
+    max_samples: int = 10,
     on_vfr: str = "refuse",
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -68,8 +69,9 @@ def analyse_shot(
     """Read ``source`` once; meshes go to ``work_dir/landmarks``.
 
     ``sample_every``: shortest spacing of identity samples per track, default half a second of
-    frames (at least 5): identity needs several views spread over the track, and one dlib
-    embedding costs as much as ten frames of mesh tracking.
+    frames (at least 5); ``max_samples``: how many a track keeps (spread over it as it grows).
+    Identity needs several views spread over the track, and one dlib embedding costs as much
+    as ten frames of mesh tracking.
     """
     path = Path(source)
     info = probe(path)
@@ -97,5 +99,5 @@ def analyse_shot(
 
         every = sample_every or max(5, round(float(info.video.frame_rate) / 2))
         scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
-                          sample_every=every, on_frame=on_frame)
+                          sample_every=every, max_samples=max_samples, on_frame=on_frame)
     return ShotAnalysis(path, info, scan, folder, dict(keeper.best))

@@ -92,8 +92,10 @@ class ReenactJob:
     audio: Audio | SourceAudio | None = None
     """The output's audio track (e.g. the driver's dialogue); None keeps no audio."""
     codec: Literal["h264", "prores"] = "h264"
-    crf: int = 18
-    preset: str = "faster"
+    crf: int = 17
+    preset: str = "veryfast"
+    """x264 settings: veryfast at CRF 17 matched faster at CRF 18 on GRID (PSNR 40.4 dB outside
+    the face, same size) at 1.5× the encoding speed."""
     offset: int = 0
     """Output frame at which the driver's first frame plays (video sources)."""
     sidecar: Path | None = None

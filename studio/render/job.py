@@ -30,6 +30,7 @@ import secrets
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -147,6 +148,14 @@ def new_job_id() -> str:
     return f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
 
 
+@dataclass(frozen=True)
+class PreparedSpeech:
+    frames: int
+    drives: dict[str | None, SpeechDrive]
+    audio: Audio
+    note: str
+
+
 @dataclass
 class RenderJob:
     """Run one :class:`RenderRequest` (module docstring). ``cancel`` may be set from any thread."""
@@ -166,6 +175,7 @@ class RenderJob:
         self._choice = backends.BackendChoice(backends.EMBEDDED, "", "", True)
         self._driver_performer: str | None = None
         self._driver_analysis: ShotAnalysis | None = None
+        self._early_speech: PreparedSpeech | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -243,8 +253,19 @@ class RenderJob:
             source = StillSource(req.source)
             identity = identify_still(req.source, self.registry, embedder)
         else:
-            source = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
-                                  progress=frames, cancelled=self.cancel.is_set)
+            # The dub's phones (or the script's speech) are worked out on the other core
+            # while the faces are tracked: they need only the shot's timing.
+            with ThreadPoolExecutor(1, thread_name_prefix="speech") as pool:
+                early = None
+                if req.operation == "lipsync":
+                    timing = probe(req.source).video
+                    if timing is not None and timing.frame_count > 0:
+                        early = pool.submit(self._speech, req, timing.frame_count,
+                                            timing.frame_rate)
+                source = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
+                                      progress=frames, cancelled=self.cancel.is_set)
+                if early is not None:
+                    self._early_speech = early.result()
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8)
         matches, known = list(identity.matches), list(identity.track_ids)
         motion: Motion | None = None
@@ -360,39 +381,46 @@ class RenderJob:
             commercial=req.commercial, models=(self._choice.model_use(),),
             operator=req.operator)
 
+    def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
+        """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's
+        phones and mix, or a script spoken by TTS (one drive per speaker)."""
+        duration = Fraction(frames) / rate
+        if req.dub is not None:
+            dub = prepare_dub(load_audio(req.dub), duration,
+                              m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
+                              tolerance_s=req.dub_tolerance_s)
+            return PreparedSpeech(frames, {None: drive_from_recording(dub, rate, frames)},
+                                  dub.mix, "; ".join(dub.notes))
+        assert req.script is not None
+        script = load_script(req.script, duration=duration)
+        spoken = drive_from_script(script, req.language, rate, frames)
+        return PreparedSpeech(frames, dict(spoken.drives), spoken.dialogue,
+                              "; ".join(spoken.fit.problems))
+
     def _lipsync(self, req: RenderRequest, analysis: ShotAnalysis,
                  allowed: dict[str | None, str], payload: int) -> tuple[LipSyncResult, str]:
         video = analysis.info.video
         assert video is not None
         frames = analysis.scan.frame_count
-        duration = Fraction(frames) / video.frame_rate
-        drives: dict[int, SpeechDrive] = {}
-        audio: Audio
+        speech = self._early_speech
+        if speech is None or speech.frames != frames:  # the probe's count was not exact
+            speech = self._speech(req, frames, video.frame_rate)
         track_ids = [int(str(t)[1:]) for t in allowed]
-        if req.dub is not None:
-            dub = prepare_dub(load_audio(req.dub), duration,
-                              m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
-                              tolerance_s=req.dub_tolerance_s)
-            drive = drive_from_recording(dub, video.frame_rate, frames)
-            drives = dict.fromkeys(track_ids, drive)
-            audio, note = dub.mix, "; ".join(dub.notes)
-        else:
-            assert req.script is not None
-            script = load_script(req.script, duration=duration)
-            spoken = drive_from_script(script, req.language, video.frame_rate, frames)
-            for speaker, drive in spoken.drives.items():
-                if speaker is not None and speaker in req.speakers:
-                    drives[int(req.speakers[speaker][1:])] = drive
-                elif len(track_ids) == 1 and (speaker is None or not req.speakers):
-                    drives[track_ids[0]] = drive
-            missing = [t for t in track_ids if t not in drives]
-            if missing:
-                raise RequestError(
-                    "map each script speaker to a face with --speaker NAME=tN (speakers: "
-                    f"{', '.join(str(s) for s in spoken.drives)}; faces without lines: "
-                    f"{', '.join(f't{m}' for m in missing)})")
-            audio = spoken.dialogue
-            note = "; ".join(spoken.fit.problems)
+        drives: dict[int, SpeechDrive] = {}
+        for speaker, drive in speech.drives.items():
+            if speaker is None and len(speech.drives) == 1 and req.dub is not None:
+                drives = dict.fromkeys(track_ids, drive)  # one dub stem: the chosen face(s)
+            elif speaker is not None and speaker in req.speakers:
+                drives[int(req.speakers[speaker][1:])] = drive
+            elif len(track_ids) == 1 and (speaker is None or not req.speakers):
+                drives[track_ids[0]] = drive
+        missing = [t for t in track_ids if t not in drives]
+        if missing:
+            raise RequestError(
+                "map each script speaker to a face with --speaker NAME=tN (speakers: "
+                f"{', '.join(str(s) for s in speech.drives)}; faces without lines: "
+                f"{', '.join(f't{m}' for m in missing)})")
+        audio, note = speech.audio, speech.note
         marker = WatermarkEmbedder(payload)
 
         def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
