@@ -11,7 +11,9 @@ Choice, most specific first: ``<data>/projects.yaml``::
       lipsync: musetalk-1.5
       reenact: liveportrait
 
-then ``STUDIO_LIPSYNC_BACKEND`` / ``STUDIO_REENACT_BACKEND``, then ``embedded-mesh``. The model
+then ``STUDIO_LIPSYNC_BACKEND`` / ``STUDIO_REENACT_BACKEND``, then ``embedded-mesh``. A project
+may also declare ``commercial: false`` (a student film, an internal test); a project declared
+commercial, or not declared, is commercial, whatever a request says. The model
 and its licence go to the consent gate with every request (``ModelUse``; a commercial project
 is denied a model whose licence forbids commercial use) and into the C2PA ``softwareAgent``.
 """
@@ -88,6 +90,18 @@ def choose(settings: Settings, project_id: str, operation: Operation) -> Backend
                            f"{', '.join(NEURAL[operation])}")
     lic = registry.licence(name)
     return BackendChoice(name, registry.manifest(name).description, lic.licence, lic.commercial)
+
+
+def project_commercial(settings: Settings, project_id: str, requested: bool) -> bool:
+    """Whether ``project_id`` is a commercial production: ``projects.yaml`` decides when it
+    says so (a request cannot make a commercial project non-commercial), else the request."""
+    entry = _projects(settings).get(project_id)
+    if isinstance(entry, dict) and "commercial" in entry:
+        declared = entry["commercial"]
+        if not isinstance(declared, bool):
+            raise BackendError(f"projects.yaml: {project_id}.commercial must be true or false")
+        return declared
+    return requested
 
 
 def device() -> str:

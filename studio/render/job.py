@@ -378,7 +378,9 @@ class RenderJob:
             scene=req.scene, language=req.language, territory=req.territory,
             channel=req.channel, alteration=alteration, subjects=tuple(subjects),
             source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
-            commercial=req.commercial, models=(self._choice.model_use(),),
+            commercial=backends.project_commercial(self.settings, req.project_id,
+                                                   req.commercial),
+            models=(self._choice.model_use(),),
             operator=req.operator)
 
     def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:

@@ -65,3 +65,15 @@ def test_an_unknown_backend_is_a_request_error(settings: Settings, registry: Reg
     monkeypatch.setenv("STUDIO_LIPSYNC_BACKEND", "nonesuch")
     with pytest.raises(RequestError, match="nonesuch"):
         RenderJob(_request(), settings, registry).run()
+
+
+def test_a_project_declared_commercial_stays_commercial(settings: Settings,
+                                                        registry: Registry) -> None:
+    settings.data_dir.joinpath("projects.yaml").write_text(
+        "demo-dub:\n  commercial: true\nstudent-film:\n  commercial: false\n")
+    assert backends.project_commercial(settings, "demo-dub", requested=False) is True
+    assert backends.project_commercial(settings, "student-film", requested=True) is False
+    assert backends.project_commercial(settings, "other", requested=False) is False
+    settings.data_dir.joinpath("projects.yaml").write_text("demo-dub:\n  commercial: maybe\n")
+    with pytest.raises(backends.BackendError, match="true or false"):
+        backends.project_commercial(settings, "demo-dub", requested=True)
