@@ -265,7 +265,8 @@ def _run(request: RenderRequest, as_json: bool) -> None:
                   f"  watermark {outcome.watermark_payload:08x}\n  decision "
                   f"{outcome.decision.decision_id} (ledger {outcome.decision.ledger_index}), "
                   f"output ledger entry {outcome.output_ledger_index}\n  {outcome.frames} "
-                  f"frames in {outcome.seconds:.1f} s", highlight=False)
+                  f"frames in {outcome.seconds:.1f} s\n  backend {outcome.backend} "
+                  f"({outcome.model}; {outcome.licence})", highlight=False)
 
     _emit(as_json, {"ok": True, **outcome.to_json()}, human)
 

@@ -132,6 +132,9 @@ class RenderOutcome:
     frames: int
     seconds: float
     job_dir: Path
+    backend: str = ""
+    model: str = ""
+    licence: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "output": str(self.output),
@@ -141,7 +144,8 @@ class RenderOutcome:
                 "decision_id": self.decision.decision_id,
                 "decision_ledger_index": self.decision.ledger_index,
                 "output_ledger_index": self.output_ledger_index, "frames": self.frames,
-                "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir)}
+                "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir),
+                "backend": {"name": self.backend, "model": self.model, "licence": self.licence}}
 
 
 def new_job_id() -> str:
@@ -329,7 +333,8 @@ class RenderJob:
             sidecar = _publish(result.sidecar, self.settings.outputs_dir, target.name + kind)
         outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
                                 signed.manifest_label, payload, recheck, out_index,
-                                result.frame_count, time.monotonic() - started, self.folder)
+                                result.frame_count, time.monotonic() - started, self.folder,
+                                self._choice.name, self._choice.model, self._choice.licence)
         self._save("outcome.json", outcome.to_json())
         self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
         return outcome
