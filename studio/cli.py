@@ -178,9 +178,9 @@ def up(
             if ui else None}))
     elif first is not None:
         out.print(f"\ncreated the first studio account: [bold]{first[0]}[/] (admin)\n"
-                  f"one-time password: [bold]{first[1]}[/]\n(shown only now; change it with "
-                  f"`studio users passwd {first[0]}`, add people with `studio users add NAME "
-                  "--role operator`)", highlight=False)
+                  f"one-time password: [bold]{first[1]}[/]\n(shown only now; change it in the "
+                  "studio's Account tab at the first sign-in — nothing else works until then; "
+                  "add people with `studio users add NAME --role operator`)", highlight=False)
     if not ui:
         return
     from studio.ui.app import launch

@@ -35,6 +35,8 @@ MAX_FAILURES = 5
 BASE_LOCKOUT = timedelta(seconds=30)
 MAX_LOCKOUT = timedelta(hours=1)
 MIN_PASSWORD_LENGTH = 10
+#: A password a person chooses themselves (replacing a one-time password) is a little longer.
+MIN_CHOSEN_PASSWORD_LENGTH = 12
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -188,6 +190,51 @@ class Accounts:
             row.updated_at = self.clock()
             self._reset(s, "user", row.username)
         return secret
+
+    def change_password(self, username: str, current: str, new: str,
+                        client: str | None = None) -> User:
+        """A user replaces their own password (and so a one-time password) after proving the
+        current one; clears the must-change flag.
+
+        A wrong current password counts as a failed login for throttling (per account and per
+        ``client`` address), and a locked account is refused without looking at the password.
+        """
+        now = self.clock()
+        if len(new) < MIN_CHOSEN_PASSWORD_LENGTH:
+            raise AccountError(f"the new password needs at least {MIN_CHOSEN_PASSWORD_LENGTH} "
+                               "characters")
+        check_password_strength(new)
+        if new == current:
+            raise AccountError("the new password must differ from the current one")
+        user: User | None
+        with self.store.session() as s:
+            row = self._row(s, username)
+            subjects = [("user", row.username)]
+            if client:
+                subjects.append(("ip", client[:128]))
+            for kind, subject in subjects:
+                lock = s.get(LoginThrottleRow, (kind, subject))
+                if lock is not None and lock.locked_until is not None and \
+                        lock.locked_until > now:
+                    raise AccessDenied("too many failed attempts: try again after "
+                                       f"{lock.locked_until:%H:%M:%S} UTC")
+            if row.disabled:
+                raise AccessDenied(f"the account {row.username} is disabled")
+            if not self._verify(row.password_hash, current):
+                for kind, subject in subjects:
+                    self._fail(s, kind, subject, now)
+                user = None
+            else:
+                row.password_hash = self.hasher.hash(new)
+                row.must_change_password = False
+                row.updated_at = now
+                for kind, subject in subjects:
+                    self._reset(s, kind, subject)
+                user = _user(row)
+        # Refused outside the session, so that the counted failure is committed.
+        if user is None:
+            raise AccessDenied("the current password is not right")
+        return user
 
     def set_disabled(self, username: str, disabled: bool = True) -> User:
         with self.store.session() as s:

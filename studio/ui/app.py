@@ -21,6 +21,7 @@ import gradio as gr
 
 from consent.fields import Channel
 from studio.accounts import Accounts
+from studio.accounts.service import MIN_CHOSEN_PASSWORD_LENGTH
 from studio.jobs import JobStatus
 from studio.ui.handlers import (
     GRANT_HEADERS,
@@ -342,6 +343,22 @@ def build(studio: Studio) -> gr.Blocks:
                     j_cancel = gr.Button("Cancel job", variant="stop", elem_id="jobs-cancel")
                 j_out = gr.Markdown(elem_id="jobs-result")
 
+            # -- Account ----------------------------------------------------------------------
+            with gr.Tab("Account", id="account", elem_id="tab-account"):
+                _note("Everyone signed in changes their own password here. A one-time password "
+                      "(the first admin's, or one an admin generated) must be changed before "
+                      f"anything else; a new password has at least {MIN_CHOSEN_PASSWORD_LENGTH} "
+                      "characters.")
+                a_current = gr.Textbox(label="Current password", type="password",
+                                       elem_id="account-current")
+                a_new = gr.Textbox(label="New password", type="password",
+                                   elem_id="account-new")
+                a_repeat = gr.Textbox(label="Repeat the new password", type="password",
+                                      elem_id="account-repeat")
+                a_btn = gr.Button("Change password", variant="primary",
+                                  elem_id="account-change")
+                a_out = gr.Markdown(elem_id="account-result")
+
         # -- events (stable api names) ------------------------------------------------------
         demo.load(h.whoami, None, who, api_name="whoami")
         demo.load(h.list_performers, None, performers, api_name="page_performers",
@@ -401,6 +418,15 @@ def build(studio: Studio) -> gr.Blocks:
 
         j_refresh.click(h.list_jobs, [j_scope], j_table, api_name="list_jobs")
         j_cancel.click(h.cancel_job, [j_id], j_out, api_visibility="private")
+
+        changed = a_btn.click(h.change_password, [a_current, a_new, a_repeat], a_out,
+                              api_name="change_password")
+        changed.then(lambda: ("", "", ""), None, [a_current, a_new, a_repeat],
+                     api_visibility="private", show_progress="hidden")
+        changed.success(h.whoami, None, who, api_visibility="private"
+                        ).success(h.list_performers, None, performers, api_visibility="private"
+                                  ).success(h.list_grants, None, grants,
+                                            api_visibility="private")
     return demo
 
 

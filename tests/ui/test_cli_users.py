@@ -33,6 +33,7 @@ def test_up_creates_the_first_admin_once(settings: Settings) -> None:
     accounts = _accounts(settings)
     assert accounts.authenticate("admin", match.group(1)).ok
     assert accounts.get("admin").role is Role.ADMIN
+    assert accounts.get("admin").must_change_password  # refused everywhere until changed
     code, out = _run(settings, "up", "--no-ui")
     assert code == 0 and "one-time password" not in out
 

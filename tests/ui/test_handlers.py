@@ -43,6 +43,7 @@ MATRIX: dict[str, set[Role]] = {
     "ledger_sign_checkpoint": {Role.CONSENT_OFFICER, Role.AUDITOR},
     "ledger_search": {Role.CONSENT_OFFICER, Role.AUDITOR},
     "ledger_proof": {Role.CONSENT_OFFICER, Role.AUDITOR},
+    "change_password": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
 }
 USERS = {Role.CONSENT_OFFICER: "olga", Role.OPERATOR: "otto", Role.AUDITOR: "aude",
          Role.ADMIN: "adam"}
@@ -186,8 +187,9 @@ def test_operator_scans_checks_renders_and_others_are_kept_out(
     assert 'data-status="queued"' in html or 'data-status="running"' in html
     record = studio.jobs.wait(job_id, timeout=120)
     assert record.status is JobStatus.DONE, record.error
-    progress, _text, video, download, rules = h.job_status(job_id, request=otto)
+    progress, text, video, download, rules = h.job_status(job_id, request=otto)
     assert 'data-status="done"' in progress and video == download
+    assert "Rendered by **embedded-mesh**" in text and "Apache-2.0" in text
     assert video is not None and Path(video).name == "ui-test.mp4"
     assert rules and all(r[0] == "✔" for r in rules)
     # Only the owner, auditors and admins see a job.

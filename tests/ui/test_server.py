@@ -53,7 +53,8 @@ API = {"/whoami", "/register_performer", "/import_grant", "/list_grants", "/list
        "/preview_faces", "/enrol_face", "/revoke_grant", "/revocation_report", "/scan_shot",
        "/check_consent", "/render_lipsync", "/job_status", "/cancel_job", "/scan_reenact_shot",
        "/check_reenact", "/render_reenact", "/verify", "/ledger_checkpoint",
-       "/ledger_sign_checkpoint", "/ledger_search", "/ledger_proof", "/list_jobs"}
+       "/ledger_sign_checkpoint", "/ledger_search", "/ledger_proof", "/list_jobs",
+       "/change_password"}
 
 
 def test_the_documented_api_names_are_stable(served: tuple[str, Studio]) -> None:
