@@ -268,6 +268,9 @@ class EmbeddedReenact:
             cv2.copyTo(warped, covered, view)
             if reopen is not None:
                 self._paint_eyes(rgb, edit, reopen)
+            closure = _closure(prepared, edit)
+            if closure > 0.0:
+                _paint_closed_lids(rgb, edit.target, closure)
             gap = edit.mesh[LIPS_INNER_LOWER] - edit.mesh[LIPS_INNER_UPPER]
             if float(np.hypot(*gap)) >= MIN_PAINTED_GAP_PX:
                 paint_interior(rgb, self._exemplar(prepared, rgb, edit), edit.mesh, roi)
@@ -346,6 +349,53 @@ def _bound(map_x: NDArray[np.float32], map_y: NDArray[np.float32], roi: Roi, edi
     ys = np.arange(roi.y0, roi.y1, dtype=np.float32)[:, None]
     np.clip(map_x, xs - reach, xs + reach, out=map_x)
     np.clip(map_y, ys - reach, ys + reach, out=map_y)
+
+
+CLOSED_LIDS: Final = (0.55, 0.15)
+"""Target lid gap (fraction of the open one) where painted lids start, and where they are whole.
+
+A warp that brings the lids together squashes the eye between them, iris and all: it reads
+as half open, to a viewer and to a face mesh. Below the first fraction the eye opening is
+painted over with the performer's own upper-lid skin (mirrored from just above the eye) and a
+lash line, fully below the second."""
+
+
+def _closure(prepared: PreparedFace, edit: MeshEdit) -> float:
+    open_gap = prepared.open_eyes if prepared.open_eyes > 0 else lid_gap(edit.source)
+    if open_gap <= 0:
+        return 0.0
+    ratio = lid_gap(edit.target) / open_gap
+    start, whole = CLOSED_LIDS
+    return float(np.clip((start - ratio) / (start - whole), 0.0, 1.0))
+
+
+def _paint_closed_lids(rgb: NDArray[np.uint8], target: Points, closure: float) -> None:
+    """Cover each eye's opening with lid skin (see :data:`CLOSED_LIDS`)."""
+    frame_h, frame_w = rgb.shape[:2]
+    for ring, lower in ((RIGHT_EYE_RING, RIGHT_EYE_LOWER), (LEFT_EYE_RING, LEFT_EYE_LOWER)):
+        pts = target[list(ring), :2]
+        x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 3
+        width = x1 - x0
+        height = max(y1 - y0, int(0.35 * width))
+        x0, x1 = max(x0, 0), min(x1, frame_w)
+        if x1 <= x0 or y0 - height < 0 or y0 + height > frame_h:
+            continue
+        skin = rgb[y0 - height:y0, x0:x1][::-1].astype(np.float32)
+        view = rgb[y0:y0 + height, x0:x1]
+        mask = np.zeros(view.shape[:2], dtype=np.uint8)
+        local = np.round((pts - (x0, y0)) * 16).astype(np.int32)
+        cv2.fillConvexPoly(mask, cv2.convexHull(local), 255, lineType=cv2.LINE_AA, shift=4)
+        grown = cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(np.float32) / 255.0
+        alpha = cv2.GaussianBlur(grown, (0, 0), 1.0) * closure
+        painted = view * (1.0 - alpha[..., None]) + skin * alpha[..., None]
+        # The lash line where the lids meet: darker, along the lower lid.
+        lash = np.zeros(view.shape[:2], dtype=np.float32)
+        lid = np.round((target[list(lower), :2] - (x0, y0)) * 16).astype(np.int32)
+        cv2.polylines(lash, [lid], False, 1.0, thickness=max(1, width // 25),
+                      lineType=cv2.LINE_AA, shift=4)
+        painted *= 1.0 - 0.45 * closure * lash[..., None]
+        view[:] = np.clip(painted + 0.5, 0, 255).astype(np.uint8)
 
 
 def lid_gap(points: Points) -> float:
