@@ -77,9 +77,9 @@ from pipelines.reenact.motion import rotation_from
 Points = NDArray[np.float64]
 
 RAMP_FRAMES: Final = 3
-DONOR_OPEN: Final = 0.8
+DONOR_OPEN: Final = 0.9
 """A source frame whose lid gap is at least this fraction of its usual one has open eyes."""
-REOPEN_MARGIN: Final = 0.1
+REOPEN_MARGIN: Final = 0.04
 """Reopen the eyes when the target's lid gap exceeds the source's by this (usual = 1)."""
 RIGHT_EYE_RING: Final = (33, *RIGHT_EYE_UPPER, 133, *RIGHT_EYE_LOWER)
 LEFT_EYE_RING: Final = (263, *LEFT_EYE_UPPER, 362, *LEFT_EYE_LOWER)
