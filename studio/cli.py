@@ -51,6 +51,7 @@ from studio.cli_common import (
 from studio.cli_models import models_app
 from studio.cli_render import motion_app, render_app, verify
 from studio.cli_users import users_app
+from studio.settings import Settings
 
 if TYPE_CHECKING:
     from studio.identity import IdentifyResult
@@ -134,23 +135,29 @@ def init(
 ) -> None:
     """Create the data folder, database and registry key; seed the demo consent."""
     with _errors(as_json):
-        settings = _settings()
-        report = SeedReport()
-        registry = open_registry(settings, report)
-        report.say(f"database ready at {settings.database_url}")
-        if demo:
-            seed_demo(registry, report)
-        for pid, count in registry.purge_templates().items():
-            report.say(f"deleted {count} identity template(s) of {pid}: no active grant")
-        with registry.store.session() as s:
-            note = registry.ledger.checkpoint(s, utc_now())
-        report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
-    def human() -> None:
-        for action in report.actions:
-            out.print(f"• {action}", highlight=False)
-
+        settings, _, report = _set_up(demo)
     _emit(as_json, {"ok": True, "data_dir": str(settings.data_dir), "actions": report.actions},
-          human)
+          lambda: _print_actions(report))
+
+
+def _set_up(demo: bool) -> tuple[Settings, Registry, SeedReport]:
+    settings = _settings()
+    report = SeedReport()
+    registry = open_registry(settings, report)
+    report.say(f"database ready at {settings.database_url}")
+    if demo:
+        seed_demo(registry, report)
+    for pid, count in registry.purge_templates().items():
+        report.say(f"deleted {count} identity template(s) of {pid}: no active grant")
+    with registry.store.session() as s:
+        note = registry.ledger.checkpoint(s, utc_now())
+    report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
+    return settings, registry, report
+
+
+def _print_actions(report: SeedReport) -> None:
+    for action in report.actions:
+        out.print(f"• {action}", highlight=False)
 
 
 @app.command()
@@ -167,16 +174,18 @@ def up(
     from studio.accounts import Accounts
     from studio.cli_users import ensure_first_admin
 
-    init(demo=True, as_json=as_json)
     with _errors(as_json):
-        settings = _settings()
-        registry = _registry()
+        settings, registry, report = _set_up(demo=True)
         first = ensure_first_admin(Accounts.open(registry.store))
     if as_json:
-        out.print_json(json.dumps({"ok": True, "first_admin": None if first is None else {
-            "username": first[0], "password": first[1]}, "url": f"http://{host}:{port}"
-            if ui else None}))
-    elif first is not None:
+        out.print_json(json.dumps({
+            "ok": True, "data_dir": str(settings.data_dir), "actions": report.actions,
+            "first_admin": None if first is None else {"username": first[0],
+                                                       "password": first[1]},
+            "url": f"http://{host}:{port}" if ui else None}))
+    else:
+        _print_actions(report)
+    if first is not None and not as_json:
         out.print(f"\ncreated the first studio account: [bold]{first[0]}[/] (admin)\n"
                   f"one-time password: [bold]{first[1]}[/]\n(shown only now; change it in the "
                   "studio's Account tab at the first sign-in — nothing else works until then; "

@@ -36,6 +36,9 @@ def test_up_creates_the_first_admin_once(settings: Settings) -> None:
     assert accounts.get("admin").must_change_password  # refused everywhere until changed
     code, out = _run(settings, "up", "--no-ui")
     assert code == 0 and "one-time password" not in out
+    code, out = _run(settings, "up", "--no-ui", "--json")
+    doc = json.loads(out)  # one document: the set-up's actions and the (absent) first admin
+    assert code == 0 and doc["ok"] and doc["first_admin"] is None and doc["actions"]
 
 
 def test_users_add_passwd_disable_list(settings: Settings, tmp_path: pytest.TempPathFactory
