@@ -103,8 +103,29 @@ class LipSyncResult:
         return self.frame_count / self.seconds if self.seconds > 0 else 0.0
 
 
-def _pending(edits: Iterator[FrameEdit]) -> FrameEdit | None:
-    return next(edits, None)
+class EditStreams:
+    """One lazily generated edit stream per face, consumed in frame order.
+
+    :meth:`at` returns the edits of one frame (skipping any a backend yields for frames
+    already passed) and records, per face, what changed (:class:`TrackChange`).
+    """
+
+    def __init__(self, streams: Mapping[int, Iterator[FrameEdit]]) -> None:
+        self.iterators = dict(streams)
+        self.changes = {tid: TrackChange(tid) for tid in streams}
+        self.pending = {tid: next(it, None) for tid, it in self.iterators.items()}
+
+    def at(self, index: int) -> list[FrameEdit]:
+        now: list[FrameEdit] = []
+        for tid, edit in self.pending.items():
+            while edit is not None and edit.frame_index < index:
+                edit = next(self.iterators[tid], None)
+            if edit is not None and edit.frame_index == index:
+                now.append(edit)
+                self.changes[tid].add(edit)
+                edit = next(self.iterators[tid], None)
+            self.pending[tid] = edit
+        return now
 
 
 def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
@@ -119,7 +140,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
         raise LipSyncError(f"{analysis.source.name} has no video stream")
     total = analysis.scan.frame_count
     size = (video.width, video.height)
-    streams: list[tuple[int, Iterator[FrameEdit]]] = []
+    iterators: dict[int, Iterator[FrameEdit]] = {}
     for track_id, drive in job.drives.items():
         if drive.frame_count != total or drive.frame_rate != video.frame_rate:
             raise LipSyncError(
@@ -127,10 +148,8 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
                 f"{drive.frame_rate} fps, the shot {total} at {video.frame_rate} fps")
         face = FaceTrackInput(track_id, analysis.landmarks(track_id),
                               analysis.exemplars.get(track_id), size)
-        streams.append((track_id, iter(backend.edits(backend.prepare(face, drive)))))
-    changes = {track_id: TrackChange(track_id) for track_id, _ in streams}
-    pending: dict[int, FrameEdit | None] = {tid: _pending(it) for tid, it in streams}
-    iterators = dict(streams)
+        iterators[track_id] = iter(backend.edits(backend.prepare(face, drive)))
+    streams = EditStreams(iterators)
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
     written = 0
@@ -141,15 +160,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
             for frame in reader:
                 if cancelled is not None and cancelled():
                     raise InterruptedError("lip-sync cancelled")
-                now: list[FrameEdit] = []
-                for track_id, edit in pending.items():
-                    while edit is not None and edit.frame_index < frame.index:
-                        edit = _pending(iterators[track_id])
-                    if edit is not None and edit.frame_index == frame.index:
-                        now.append(edit)
-                        changes[track_id].add(edit)
-                        edit = _pending(iterators[track_id])
-                    pending[track_id] = edit
+                now = streams.at(frame.index)
                 if now:
                     backend.render(frame.rgb, now)
                 if frame_hook is not None:
@@ -162,17 +173,18 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
             output.unlink(missing_ok=True)
             raise LipSyncError(f"decoded {written} frames, the analysis saw {total}: the source "
                                "changed between the two reads")
-        _write_sidecar(sidecar, job, backend.name, video.frame_rate, total, changes.values())
+        _write_sidecar(sidecar, job, backend.name, video.frame_rate, total,
+                       list(streams.changes.values()))
     except BaseException:
         output.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
         raise
     return LipSyncResult(output, sidecar, backend.name, written, video.frame_rate,
-                         tuple(changes.values()), time.perf_counter() - started)
+                         tuple(streams.changes.values()), time.perf_counter() - started)
 
 
 def _write_sidecar(path: Path, job: LipSyncJob, backend: str, rate: Fraction, frames: int,
-                   changes: Sequence[TrackChange] | Any) -> None:
+                   changes: Sequence[TrackChange]) -> None:
     document: dict[str, Any] = {
         "schema": "consent-dubbing-studio/visemes/1",
         "source": job.analysis.source.name,

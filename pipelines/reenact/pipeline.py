@@ -42,7 +42,7 @@ from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.geometry import mouth_opening
 from pipelines.faces.mouth import MIN_EXEMPLAR_GAP, MouthExemplar
 from pipelines.faces.scan import faces_in_image
-from pipelines.lipsync.pipeline import TrackChange
+from pipelines.lipsync.pipeline import EditStreams, FrameHook, Progress, TrackChange
 from pipelines.media import SourceAudio, VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 from pipelines.media.probe import VideoStreamInfo
@@ -56,9 +56,6 @@ from pipelines.reenact.interface import (
 )
 from pipelines.reenact.motion import Motion, plan_drive
 
-FrameHook = Callable[[int, NDArray[np.uint8]], None]
-"""``hook(frame_index, rgb)`` after the faces are edited, before encoding (e.g. a watermark)."""
-Progress = Callable[[int, int], None]
 SIDECAR_SCHEMA = "consent-dubbing-studio/reenact/1"
 
 
@@ -125,31 +122,6 @@ def load_still(path: Path) -> NDArray[np.uint8]:
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
-def _pending(edits: Iterator[FrameEdit]) -> FrameEdit | None:
-    return next(edits, None)
-
-
-class _Streams:
-    """One lazily generated edit stream per face, consumed in frame order."""
-
-    def __init__(self, streams: Mapping[int, Iterator[FrameEdit]]) -> None:
-        self.iterators = dict(streams)
-        self.changes = {tid: TrackChange(tid) for tid in streams}
-        self.pending = {tid: _pending(it) for tid, it in streams.items()}
-
-    def at(self, index: int) -> list[FrameEdit]:
-        now: list[FrameEdit] = []
-        for tid, edit in self.pending.items():
-            while edit is not None and edit.frame_index < index:
-                edit = _pending(self.iterators[tid])
-            if edit is not None and edit.frame_index == index:
-                now.append(edit)
-                self.changes[tid].add(edit)
-                edit = _pending(self.iterators[tid])
-            self.pending[tid] = edit
-        return now
-
-
 def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
                 progress: Progress | None = None,
                 cancelled: Callable[[], bool] | None = None,
@@ -161,7 +133,7 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".reenact.json")
     drives: dict[int, MotionDrive] = {}
-    streams_out: list[_Streams] = []
+    streams_out: list[EditStreams] = []
     try:
         if isinstance(job.source, StillSource):
             written, rate = _run_still(job, job.source, backend, drives, progress, cancelled,
@@ -184,7 +156,7 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
 def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
                drives: dict[int, MotionDrive], progress: Progress | None,
                cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
-               streams_out: list[_Streams]) -> tuple[int, Fraction]:
+               streams_out: list[EditStreams]) -> tuple[int, Fraction]:
     video = analysis.info.video
     if video is None:
         raise ReenactError(f"{analysis.source.name} has no video stream")
@@ -197,7 +169,7 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
         drives[track_id] = plan_drive(motion, video.frame_rate, total, job.options,
                                       offset=job.offset)
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drives[track_id])))
-    streams = _Streams(iterators)
+    streams = EditStreams(iterators)
     streams_out.append(streams)
     written = 0
     with VideoReader(analysis.source, on_vfr="conform") as reader, \
@@ -224,7 +196,7 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
 def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
                drives: dict[int, MotionDrive], progress: Progress | None,
                cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
-               streams_out: list[_Streams]) -> tuple[int, Fraction]:
+               streams_out: list[EditStreams]) -> tuple[int, Fraction]:
     rgb = load_still(Path(still.image))
     rate = Fraction(still.frame_rate)
     if rate <= 0:
@@ -244,7 +216,7 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
                           exemplar, (w, h), still=True)
         drives[index] = plan_drive(motion, rate, total, job.options)
         iterators[index] = iter(backend.edits(backend.prepare(face, drives[index])))
-    streams = _Streams(iterators)
+    streams = EditStreams(iterators)
     streams_out.append(streams)
     like = VideoStreamInfo.new(w, h, rate, frame_count=total)
     with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
