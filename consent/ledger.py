@@ -182,6 +182,12 @@ class Ledger:
 
     # ---------------------------------------------------------------- writing
 
+    def lock(self, session: Session) -> None:
+        """Take the ledger's write lock for the rest of the caller's transaction: every
+        append (decisions, revocations, outputs) waits for it, so reads made after it see
+        every committed append and no new one until the transaction ends."""
+        self._lock(session)
+
     def _lock(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})

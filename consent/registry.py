@@ -142,6 +142,15 @@ class RevocationReport:
         return {"grant": self.grant.to_json(), "outputs": [o.__dict__ for o in self.outputs]}
 
 
+@dataclass(frozen=True)
+class Publication:
+    """What :meth:`Registry.publish_output` did: the final check, and the output's ledger
+    index (``None`` when the final check denied and nothing was published)."""
+
+    final_check: gate.Decision
+    output_index: int | None
+
+
 class Registry:
     """The one interface the CLI, the render path and the UI use for consent."""
 
@@ -646,46 +655,104 @@ class Registry:
         """Decide, record the decision in the ledger, and return it (allow or deny)."""
         now = self._now(now)
         with self.store.session() as s:
-            evidence = self._evidence(s, [sub.performer_id for sub in request.subjects])
-            # The newest time in the ledger, not the time of its last entry: a decision made
-            # with a clock set back must not become the reference for the next one.
-            last = s.connection().scalar(select(func.max(LedgerEntryRow.created_at)))
-            decision = gate.evaluate(request, evidence, identity_matches, now, self.public_key,
-                                     last_ledger_time=last, known_tracks=known_tracks)
-            decision = replace(decision, decision_id=_new_id("dec"))
-            content = decision.content_bytes()
-            index = self.ledger.append(s, EventType.DECISION, {
-                "decision_id": decision.decision_id, "allowed": decision.allowed,
-                "decision_sha256": hashlib.sha256(content).hexdigest(),
-                "request_sha256": request.sha256,
-                "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
-                           for g in decision.grants_used]},
-                at=now, refs=[("decision", decision.decision_id)]
-                + [("grant", g.grant_id) for g in decision.grants_used])
-            decision = replace(decision, ledger_index=index)
-            s.connection().execute(insert(DecisionRow), {
-                "decision_id": decision.decision_id, "allowed": decision.allowed,
-                "document": content, "decided_at": now, "ledger_index": index})
+            decision = self._decide(s, request, identity_matches, now, known_tracks)
+            return self._ledger_decision(s, request, decision, now)
+
+    def _decide(self, s: Session, request: gate.AuthorizationRequest,
+                identity_matches: Sequence[gate.IdentityMatch], now: datetime,
+                known_tracks: Sequence[str]) -> gate.Decision:
+        evidence = self._evidence(s, [sub.performer_id for sub in request.subjects])
+        # The newest time in the ledger, not the time of its last entry: a decision made
+        # with a clock set back must not become the reference for the next one.
+        last = s.connection().scalar(select(func.max(LedgerEntryRow.created_at)))
+        decision = gate.evaluate(request, evidence, identity_matches, now, self.public_key,
+                                 last_ledger_time=last, known_tracks=known_tracks)
+        return replace(decision, decision_id=_new_id("dec"))
+
+    def _ledger_decision(self, s: Session, request: gate.AuthorizationRequest,
+                         decision: gate.Decision, now: datetime) -> gate.Decision:
+        content = decision.content_bytes()
+        index = self.ledger.append(s, EventType.DECISION, {
+            "decision_id": decision.decision_id, "allowed": decision.allowed,
+            "decision_sha256": hashlib.sha256(content).hexdigest(),
+            "request_sha256": request.sha256,
+            "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
+                       for g in decision.grants_used]},
+            at=now, refs=[("decision", decision.decision_id)]
+            + [("grant", g.grant_id) for g in decision.grants_used])
+        decision = replace(decision, ledger_index=index)
+        s.connection().execute(insert(DecisionRow), {
+            "decision_id": decision.decision_id, "allowed": decision.allowed,
+            "document": content, "decided_at": now, "ledger_index": index})
         return decision
 
     def record_output(self, decision: gate.Decision, output_sha256: str, manifest_id: str,
                       now: datetime | None = None) -> int:
-        """Ledger the publication of an output made under an *allowed* decision."""
+        """Ledger the publication of an output made under an *allowed* decision.
+
+        No consent check of its own: the render path uses :meth:`publish_output`, which
+        checks consent again in the same transaction.
+        """
         now = self._now(now)
         with self.store.session() as s:
-            row = s.get(DecisionRow, decision.decision_id)
-            if row is None or not row.allowed or row.ledger_index != decision.ledger_index:
-                raise NotFoundError(f"no allowed decision {decision.decision_id} on record")
-            if row.document != decision.content_bytes():
-                raise DocumentError(f"decision {decision.decision_id} differs from the "
-                                    "recorded one")
-            return self.ledger.append(s, EventType.OUTPUT_PUBLISHED, {
-                "output_sha256": output_sha256, "manifest_id": manifest_id,
-                "decision_id": decision.decision_id, "decision_index": row.ledger_index,
-                "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
-                           for g in decision.grants_used]},
-                at=now, refs=[("output", output_sha256), ("decision", decision.decision_id)]
-                + [("grant", g.grant_id) for g in decision.grants_used])
+            return self._append_output(s, decision, output_sha256, manifest_id, now)
+
+    def _append_output(self, s: Session, decision: gate.Decision, output_sha256: str,
+                       manifest_id: str, now: datetime) -> int:
+        row = s.get(DecisionRow, decision.decision_id)
+        if row is None or not row.allowed or row.ledger_index != decision.ledger_index:
+            raise NotFoundError(f"no allowed decision {decision.decision_id} on record")
+        if row.document != decision.content_bytes():
+            raise DocumentError(f"decision {decision.decision_id} differs from the "
+                                "recorded one")
+        return self.ledger.append(s, EventType.OUTPUT_PUBLISHED, {
+            "output_sha256": output_sha256, "manifest_id": manifest_id,
+            "decision_id": decision.decision_id, "decision_index": row.ledger_index,
+            "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
+                       for g in decision.grants_used]},
+            at=now, refs=[("output", output_sha256), ("decision", decision.decision_id)]
+            + [("grant", g.grant_id) for g in decision.grants_used])
+
+    def publish_output(
+        self,
+        request: gate.AuthorizationRequest,
+        identity_matches: Sequence[gate.IdentityMatch],
+        decision: gate.Decision,
+        output_sha256: str,
+        manifest_id: str,
+        link: Callable[[], Callable[[], None]],
+        *,
+        known_tracks: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> Publication:
+        """The last consent check and the publication, as one step that revocations cannot
+        slip into.
+
+        In one transaction holding the ledger's write lock (the lock every revocation takes
+        to append): decide ``request`` again; on deny, ledger that decision and publish
+        nothing; on allow, call ``link`` (which makes the file public and returns how to
+        undo that) and append ``output_published`` under ``decision`` (the one the output's
+        manifest names). So a revocation is ordered either before the check (nothing is
+        published) or after the publication (its revocation report lists the output). If
+        the append or the commit fails, the link is undone and the error raised: a file is
+        never left public with no publication event, short of a crash between the link and
+        the commit (see ``studio.render.job``).
+        """
+        now = self._now(now)
+        undo: Callable[[], None] | None = None
+        try:
+            with self.store.session() as s:
+                self.ledger.lock(s)
+                final = self._decide(s, request, identity_matches, now, known_tracks)
+                if not final.allowed:
+                    return Publication(self._ledger_decision(s, request, final, now), None)
+                undo = link()
+                index = self._append_output(s, decision, output_sha256, manifest_id, now)
+        except BaseException:
+            if undo is not None:
+                undo()
+            raise
+        return Publication(final, index)
 
     def revocation_report(self, grant_id: str, now: datetime | None = None) -> RevocationReport:
         """Every output published under ``grant_id``, read from the ledger's own leaves."""
