@@ -78,6 +78,29 @@ class ModelUse(Model):
     commercial_use: StrictBool
 
 
+class AuthorizedSegment(Model):
+    """A run of frames of one face track that a render may edit: every frame lies within the
+    short gap allowed between frames verified as ``performer_id`` (the identity trace). In a
+    request the grant is unknown (``grant_id`` None); the allow decision lists each segment
+    with the grant that covers it, and the edit guard applies edits only inside them."""
+
+    track_id: Identifier
+    first_frame: int = Field(ge=0)
+    last_frame: int = Field(ge=0)
+    performer_id: Identifier
+    grant_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.last_frame < self.first_frame:
+            raise ValueError("a segment's last frame comes before its first")
+        return self
+
+
+#: Techniques that edit a face in the footage (their subjects' edits need segments).
+FACE_EDITS = frozenset({Technique.LIP_SYNC, Technique.FACE_REENACTMENT})
+
+
 class AuthorizationRequest(Model):
     operation: Identifier
     project_id: Identifier
@@ -95,6 +118,9 @@ class AuthorizationRequest(Model):
     commercial: StrictBool = True
     models: tuple[ModelUse, ...] = Field(default=(), max_length=16)
     operator: HumanName
+    #: The (track, frame range) runs the render asks to edit, from the identity trace. Empty
+    #: in requests that edit no footage frame by frame (a check without a shot analysis).
+    segments: tuple[AuthorizedSegment, ...] = Field(default=(), max_length=4096)
 
     @cached_property
     def sha256(self) -> str:
@@ -164,6 +190,9 @@ class Decision:
     untouched_tracks: tuple[str, ...] = ()
     decision_id: str = ""
     ledger_index: int | None = None
+    #: What an allow decision authorises: the request's segments, each with its grant
+    #: (empty when denied). Part of :meth:`content_bytes`, hence of the ledger leaf.
+    segments: tuple[AuthorizedSegment, ...] = ()
 
     @property
     def reasons(self) -> list[str]:
@@ -181,6 +210,7 @@ class Decision:
             "grants_used": [g.__dict__ for g in self.grants_used],
             "identities": [m.model_dump(mode="json") for m in self.identities],
             "untouched_tracks": list(self.untouched_tracks),
+            "segments": [g.model_dump(mode="json") for g in self.segments],
             "ledger_index": self.ledger_index,
         }
 
@@ -556,10 +586,59 @@ def evaluate(
         else:
             rules.append(RuleResult("model_licence", True, f"{model.backend} ({model.model}): "
                                     f"{model.licence}"))
+    rules.extend(_segment_rules(request))
     untouched = tuple(sorted((set(matches) | set(known_tracks)) - claimed))
     allowed = all(r.passed for r in rules)
+    segments = _authorized_segments(request, used) if allowed else ()
     return Decision(allowed, now, request, tuple(rules), tuple(used) if allowed else (),
-                    tuple(identity_matches), untouched)
+                    tuple(identity_matches), untouched, segments=segments)
+
+
+def _segment_rules(request: AuthorizationRequest) -> list[RuleResult]:
+    """Each segment must belong to a face subject of the request (same track, same performer),
+    and, once any segment is named, every face subject needs at least one."""
+    if not request.segments:
+        return []
+    faces = {s.track_id: s for s in request.subjects
+             if s.technique in FACE_EDITS and s.track_id is not None}
+    rules: list[RuleResult] = []
+    for seg in request.segments:
+        subject = faces.get(seg.track_id)
+        span = f"frames {seg.first_frame}-{seg.last_frame} of face {seg.track_id}"
+        if subject is None:
+            rules.append(RuleResult("segments", False, f"{span} are asked for, but face "
+                                    f"{seg.track_id} is no consented subject of this render",
+                                    seg.performer_id, None, seg.track_id))
+        elif subject.performer_id != seg.performer_id:
+            rules.append(RuleResult("segments", False, f"{span} are said to show "
+                                    f"{seg.performer_id}, but the subject on that face is "
+                                    f"{subject.performer_id}", seg.performer_id, None,
+                                    seg.track_id))
+        elif seg.grant_id is not None:
+            rules.append(RuleResult("segments", False, f"{span}: a request cannot name the "
+                                    "grant of a segment; the gate assigns it",
+                                    seg.performer_id, None, seg.track_id))
+    covered = {seg.track_id for seg in request.segments}
+    for tid, subject in faces.items():
+        if tid not in covered:
+            rules.append(RuleResult("segments", False, f"face {tid} has no frame verified as "
+                                    f"{subject.performer_id}: nothing of it may be edited",
+                                    subject.performer_id, None, tid))
+    if not rules:
+        frames = sum(s.last_frame - s.first_frame + 1 for s in request.segments)
+        rules.append(RuleResult("segments", True, f"{len(request.segments)} segment(s), "
+                                f"{frames} frame(s), each on a consented face verified as its "
+                                "performer"))
+    return rules
+
+
+def _authorized_segments(request: AuthorizationRequest, used: Sequence[GrantRef]
+                         ) -> tuple[AuthorizedSegment, ...]:
+    techniques = {s.track_id: s.technique.value for s in request.subjects}
+    grants = {(g.performer_id, g.technique): g.grant_id for g in used}
+    return tuple(seg.model_copy(update={
+        "grant_id": grants[(seg.performer_id, techniques[seg.track_id])]})
+        for seg in request.segments)
 
 
 def _identity_rule(subject: Subject, match: IdentityMatch | None) -> RuleResult:
