@@ -14,13 +14,23 @@ What the definition holds (see ``/work/shared/docs/PROVENANCE.md``):
   ``c2pa.watermarked.bound`` when a watermark was embedded. Actions point at ingredients by
   ``label`` through ``parameters.ingredientIds``; the SDK turns those into hashed links.
 - Ingredients: the source shot (``parentOf``) and the other inputs (performer reference,
-  dub audio or driving video), each with its SHA-256 in the ingredient's ``metadata``.
-- ``org.consent-dubbing-studio.consent``: ids and hashes only (grants, decision, ledger leaf,
-  checkpoint, registry key). Never a name, a face or a template: a manifest travels with the
-  file and cannot be recalled.
+  dub audio, script, driving video or motion file), each added from its file so that the SDK
+  validates and carries any manifest an input has (``activeManifest`` and ``claimSignature``
+  hashed links plus its ``validationResults``), each with its SHA-256 in its ``metadata``. An
+  input with no manifest of its own is, truthfully, of unknown provenance to a reader
+  (``ingredient.unknownProvenance``). The translated script travels inside the manifest as the
+  ingredient's ``data`` (a ``c2pa.embedded-data`` assertion behind a hashed link); nothing
+  personal does (a motion file holds a driver's identity embeddings, so it never travels).
+- ``org.consent-dubbing-studio.consent``: ids and hashes only (grants, one entry per grant;
+  decision, ledger leaf, checkpoint, registry key). Never a name, a face or a template: a
+  manifest travels with the file and cannot be recalled.
 - ``cawg.training-mining``: every use ``notAllowed`` unless the grant says otherwise.
 - ``c2pa.soft-binding``: the 32-bit watermark payload over the whole timespan, so that a copy
   whose metadata was stripped can be traced back through the manifest store.
+
+Everything above is the studio's own statement, so it is listed among the claim's
+``created_assertions`` (C2PA 2.x); ``gathered_assertions`` is for what a claim generator
+passes on from elsewhere, and here holds only the ingredient assertions the SDK writes.
 
 Errors: every way provenance can fail has one precise exception type here (the lowest module
 of the package, imported by all the others), each with a stable ``code`` and a message that
@@ -144,6 +154,8 @@ _MIME_RE = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+$")
 # BCP-47 shape: language (2-3 letters, or 4-8 registered), then subtags of 1-8 alphanumerics.
 _BCP47_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 _MAX_PAYLOAD = 0xFFFF_FFFF
+#: Largest input carried inside a manifest (a script is a few KiB; a manifest rides in every copy).
+MAX_EMBEDDED_INGREDIENT = 256 * 1024
 
 
 def _require(condition: bool, message: str) -> None:
@@ -190,6 +202,10 @@ class IngredientInput:
 
     ``path`` is where ``sign_file`` streams the bytes from (so the SDK can validate and carry
     an ingredient's own manifest and check ``sha256``); without it only the hash is recorded.
+    ``embed``: carry the bytes themselves in the manifest as the ingredient's hashed ``data``
+    (needs ``path``; at most :data:`MAX_EMBEDDED_INGREDIENT` bytes). Only for inputs that may
+    travel with every copy of the output forever (the translated script), never for anything
+    personal (a performer reference, a motion file).
     ``title`` is what viewers see: give a neutral one ("performer reference"), never a
     person's name or a file name that contains one.
     """
@@ -200,8 +216,11 @@ class IngredientInput:
     mime: str
     sha256: str
     path: str | None = None
+    embed: bool = False
 
     def __post_init__(self) -> None:
+        _require(not self.embed or self.path is not None,
+                 f"ingredient {self.label}: embedding its bytes needs its path")
         _require(bool(_LABEL_RE.match(self.label)),
                  f"ingredient label {self.label!r}: use 1-64 letters, digits, '.', '_' or '-'")
         _require(bool(self.title.strip()), f"ingredient {self.label}: title is empty")
@@ -320,6 +339,9 @@ class ConsentReference:
         _require(len(self.grant_ids) > 0, "consent reference: no grant ids")
         _require(len(self.grant_ids) == len(self.grant_sha256s),
                  "consent reference: one SHA-256 per grant id is required")
+        _require(len(set(self.grant_ids)) == len(self.grant_ids),
+                 f"consent reference: grant ids repeat ({', '.join(self.grant_ids)}); list "
+                 "each grant once")
         for gid, digest in zip(self.grant_ids, self.grant_sha256s, strict=True):
             _require(bool(gid.strip()), "consent reference: empty grant id")
             _check_sha256(digest, f"grant {gid}")
@@ -343,10 +365,11 @@ class ConsentReference:
     def from_json(cls, data: Mapping[str, Any]) -> ConsentReference:
         """Parse the assertion back; raises :class:`ManifestReadError` when malformed."""
         try:
-            grants = data["grants"]
+            # Outputs signed before grants were listed once may repeat an identical entry.
+            grants = dict.fromkeys((str(g["id"]), str(g["sha256"])) for g in data["grants"])
             return cls(
-                grant_ids=tuple(str(g["id"]) for g in grants),
-                grant_sha256s=tuple(str(g["sha256"]) for g in grants),
+                grant_ids=tuple(g for g, _ in grants),
+                grant_sha256s=tuple(h for _, h in grants),
                 decision_id=str(data["decision"]["id"]),
                 decision_leaf_index=int(data["decision"]["ledger_leaf_index"]),
                 ledger_checkpoint=str(data["ledger_checkpoint"]["note"]),
@@ -465,16 +488,17 @@ def build_manifest_definition(inputs: ManifestInputs) -> dict[str, Any]:
         edited["changes"] = [r.to_json() for r in inputs.regions]
     actions.append(edited)
 
+    # ``created``: each of these is the studio's own statement (C2PA 2.x created assertions).
     assertions: list[dict[str, Any]] = [
-        {"label": "c2pa.actions", "data": {"actions": actions}},
-        {"label": CONSENT_LABEL, "data": inputs.consent.to_json()},
-        {"label": "cawg.training-mining", "data": {"entries": {
+        {"label": "c2pa.actions", "created": True, "data": {"actions": actions}},
+        {"label": CONSENT_LABEL, "created": True, "data": inputs.consent.to_json()},
+        {"label": "cawg.training-mining", "created": True, "data": {"entries": {
             key: {"use": use} for key, use in sorted(inputs.training_mining.items())}}},
     ]
     if inputs.watermark is not None:
         wm = inputs.watermark
         actions.append({"action": "c2pa.watermarked.bound", "parameters": {"alg": wm.alg}})
-        assertions.append({"label": "c2pa.soft-binding", "data": {
+        assertions.append({"label": "c2pa.soft-binding", "created": True, "data": {
             "alg": wm.alg,
             "pad": [0],
             "blocks": [{"scope": {"timespan": {"start": 0, "end": wm.duration_ms}},

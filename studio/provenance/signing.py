@@ -43,9 +43,11 @@ from .certificates import SigningIdentity, organisation_of
 from .manifest import (
     CONSENT_LABEL,
     INGREDIENT_SHA256_KEY,
+    MAX_EMBEDDED_INGREDIENT,
     AmbiguousMatchError,
     CertificateError,
     ConsentReference,
+    IngredientInput,
     ManifestInputError,
     ManifestInputs,
     ManifestReadError,
@@ -306,6 +308,11 @@ def sign_file(source_path: Path, dest_path: Path, inputs: ManifestInputs,
             raise ManifestInputError(
                 f"ingredient {ingredient.label}: {ingredient.path} has SHA-256 {actual[:16]}…, "
                 f"the inputs say {ingredient.sha256[:16]}…; the file changed after the render")
+        if ingredient.embed and Path(str(ingredient.path)).stat().st_size > \
+                MAX_EMBEDDED_INGREDIENT:
+            raise ManifestInputError(
+                f"ingredient {ingredient.label}: {ingredient.path} is larger than "
+                f"{MAX_EMBEDDED_INGREDIENT // 1024} KiB, too large to carry in the manifest")
 
     out_sha: str | None = None
     with _temp_beside(dest) as tmp:
@@ -332,11 +339,13 @@ def sign_file(source_path: Path, dest_path: Path, inputs: ManifestInputs,
 
 
 def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningIdentity,
-          streamed: list[Any], mime: str, source: Path, out_path: Path, *,
+          streamed: list[IngredientInput], mime: str, source: Path, out_path: Path, *,
           embed: bool, verify_after_sign: bool = True) -> tuple[bytes, str | None]:
     """Sign into ``out_path``; returns the manifest bytes and, when the SDK wrote the file
     front to back, its SHA-256."""
-    settings = _settings(thumbnail=inputs.thumbnail)
+    # The studio's own anchors: an input signed by this studio (a second pass over an output)
+    # is recorded in its ingredient's validationResults as trusted, not as an unknown signer.
+    settings = _settings(thumbnail=inputs.thumbnail, user_anchors=identity.trust_anchors_pem)
     settings["verify"]["verify_after_sign"] = verify_after_sign
     context = c2pa.Context.from_dict(settings)
     signer = identity.make_signer()
@@ -345,8 +354,7 @@ def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningI
             if not embed:
                 builder.set_no_embed()
             for ingredient in streamed:
-                with open(str(ingredient.path), "rb") as fh:
-                    builder.add_ingredient(ingredient.to_json(), ingredient.mime, fh)
+                _add_ingredient(builder, ingredient)
             with open(source, "rb") as src, open(out_path, "w+b") as out:
                 writer = _HashingWriter(out)
                 manifest: bytes = builder.sign(signer, mime, src, writer)
@@ -356,6 +364,20 @@ def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningI
     finally:
         signer.close()
         context.close()
+
+
+def _add_ingredient(builder: Any, ingredient: IngredientInput) -> None:
+    """Add one input from its file: the SDK reads any manifest it carries, validates it and
+    links it by hash (``activeManifest``, ``claimSignature``); an embedded input's bytes
+    become a ``c2pa.embedded-data`` assertion the ingredient's ``data`` links to by hash."""
+    path = Path(str(ingredient.path))
+    definition = ingredient.to_json()
+    if ingredient.embed:
+        resource = f"{ingredient.label}.data"
+        builder.add_resource(resource, io.BytesIO(path.read_bytes()))
+        definition["data"] = {"format": ingredient.mime, "identifier": resource}
+    with open(path, "rb") as fh:
+        builder.add_ingredient(definition, ingredient.mime, fh)
 
 
 def _explain_sdk_error(exc: Exception) -> str:

@@ -81,6 +81,7 @@ from studio.identity import (
 )
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import (
+    MAX_EMBEDDED_INGREDIENT,
     ChangedRegion,
     ConsentReference,
     IngredientInput,
@@ -502,31 +503,40 @@ class RenderJob:
                   ) -> ManifestInputs:
         with self.registry.store.session() as s:
             note = self.registry.ledger.checkpoint(s, datetime.now(UTC))
+        # One entry per grant: a reenactment uses one grant for several techniques.
+        grants = dict.fromkeys((g.grant_id, g.sha256) for g in decision.grants_used)
         consent = ConsentReference(
-            grant_ids=tuple(g.grant_id for g in decision.grants_used),
-            grant_sha256s=tuple(g.sha256 for g in decision.grants_used),
+            grant_ids=tuple(g for g, _ in grants),
+            grant_sha256s=tuple(h for _, h in grants),
             decision_id=decision.decision_id,
             decision_leaf_index=int(decision.ledger_index or 0),
             ledger_checkpoint=note,
             ledger_checkpoint_sha256=hashlib.sha256(note.encode()).hexdigest(),
             registry_key_id=self.registry.public_key.key_id)
+        # Every input is added from its file (``path``): the SDK carries and validates any
+        # manifest it has. Only the script travels inside the manifest (``embed``), when small.
         others = []
         if req.dub is not None:
             others.append(IngredientInput("dub-audio", "dub dialogue", "componentOf",
-                                          _mime(req.dub, "audio/wav"), inputs["dub"]))
+                                          _mime(req.dub, "audio/wav"), inputs["dub"],
+                                          str(req.dub)))
         if req.m_and_e is not None:
             others.append(IngredientInput("m-and-e", "music and effects", "componentOf",
-                                          _mime(req.m_and_e, "audio/wav"), inputs["m_and_e"]))
+                                          _mime(req.m_and_e, "audio/wav"), inputs["m_and_e"],
+                                          str(req.m_and_e)))
         if req.script is not None:
             others.append(IngredientInput("script", "translated script", "inputTo",
-                                          "text/plain", inputs["script"]))
+                                          "text/plain", inputs["script"], str(req.script),
+                                          embed=req.script.stat().st_size
+                                          <= MAX_EMBEDDED_INGREDIENT))
         if req.driver is not None:
             others.append(IngredientInput("driving-video", "driving performance", "inputTo",
-                                          _mime(req.driver, "video/mp4"), inputs["driver"]))
+                                          _mime(req.driver, "video/mp4"), inputs["driver"],
+                                          str(req.driver)))
         if req.motion is not None:
             others.append(IngredientInput("motion-file", "driving performance (motion file)",
                                           "inputTo", "application/octet-stream",
-                                          inputs["motion"]))
+                                          inputs["motion"], str(req.motion)))
         rate = result.frame_rate
         regions = tuple(
             ChangedRegion(Rect(c.box[0], c.box[1], c.box[2] - c.box[0], c.box[3] - c.box[1]),
@@ -544,7 +554,8 @@ class RenderJob:
                                 self._choice.model, self._choice.licence),
             source=IngredientInput("source-shot", "source shot" if not is_still(req.source)
                                    else "source still", "parentOf",
-                                   _mime(req.source, "video/mp4"), inputs["source"]),
+                                   _mime(req.source, "video/mp4"), inputs["source"],
+                                   str(req.source)),
             consent=consent, others=tuple(others),
             languages=LanguagePair(req.source_language, req.language)
             if req.source_language and req.source_language.lower() != req.language.lower()
