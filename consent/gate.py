@@ -156,6 +156,9 @@ class PerformerEvidence:
     ledger_record_revisions: int = 0
     #: Registry-signed production-key bindings (for countersignatures).
     production_keys: Sequence[bytes] = ()
+    #: Tampering the registry found comparing rows with ledger leaves and checkpoints
+    #: (a row without its leaf, a leaf without its row, a truncated log): each denies.
+    provenance_problems: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,7 @@ class VerifiedFacts:
 
 def verified_facts(ev: PerformerEvidence, registry_key: PublicKey) -> VerifiedFacts:
     out = VerifiedFacts()
+    out.fatal.extend(ev.provenance_problems)
     for raw in ev.production_keys:
         try:
             pdoc = SignedDocument.from_bytes(raw, ProductionKey)
@@ -375,6 +379,10 @@ def _check_grant(
     except ConsentError:
         return [result("signature", False, f"{tag}: signature by {short_id(key.key_id)} does "
                        "not verify over the stored document (altered or forged)", gid)], None
+    if g.signed_at > now + CLOCK_SKEW:
+        # Import refuses such a grant; one found in the store was put there another way.
+        return [result("signature", False, f"{tag} claims to be signed at "
+                       f"{format_timestamp(g.signed_at)}, in the future", gid)], None
     if key.holder.role is not g.signatory.role:
         return [result("signature", False, f"{tag} is signed as {g.signatory.role.value} with a "
                        f"key registered to a {key.holder.role.value}", gid)], None
@@ -650,10 +658,13 @@ def _identity_rule(subject: Subject, match: IdentityMatch | None) -> RuleResult:
         return RuleResult("identity", False, f"the identity verdict for face {tid} uses threshold "
                           f"{match.threshold:.3f}, looser than the calibrated maximum "
                           f"{MAX_IDENTITY_THRESHOLD}", pid, None, tid)
-    if match.performer_id != pid or match.distance is None:
+    if match.performer_id != pid:
         who = match.performer_id or "no enrolled performer"
         return RuleResult("identity", False, f"face {tid} matches {who}, not {pid}", pid, None,
                           tid)
+    if match.distance is None:
+        return RuleResult("identity", False, f"the identity verdict for face {tid} names {pid} "
+                          "but gives no distance to their templates", pid, None, tid)
     if not match.distance <= match.threshold:
         return RuleResult("identity", False, f"face {tid} is {match.distance:.3f} from {pid}'s "
                           f"templates, beyond the threshold {match.threshold:.3f}", pid, None, tid)

@@ -9,10 +9,11 @@ Checkpoints are C2SP signed notes made with the registry's key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from consent import merkle
 from consent.canonical import canonical_bytes
+from consent.checkpoint_log import CheckpointLog
 from consent.errors import LedgerError, NotFoundError
 from consent.fields import format_timestamp
 from consent.keys import PrivateKey, PublicKey
@@ -33,6 +35,11 @@ from consent.note import (
     sign_checkpoint,
 )
 from consent.store import CheckpointRow, LedgerEntryRow, LedgerNodeRow, LedgerRefRow, Store
+
+#: A checkpoint is signed at least every this many events ...
+CHECKPOINT_EVERY = 256
+#: ... and at the first append this long after the previous one.
+CHECKPOINT_INTERVAL = timedelta(minutes=5)
 
 # Arbitrary constant naming the ledger's PostgreSQL advisory lock.
 _PG_LOCK_KEY = 0x5354_5544_494F
@@ -50,6 +57,35 @@ class EventType(StrEnum):
     OUTPUT_PUBLISHED = "output_published"
     TEMPLATES_ENROLLED = "templates_enrolled"
     TEMPLATES_DELETED = "templates_deleted"
+
+
+def derived_refs(event_type: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The refs of a leaf, from its body: what ``ledger_refs`` must hold for it (sorted)."""
+    explicit = body.get("refs")
+    if isinstance(explicit, list):
+        return sorted({(str(k), str(v)) for k, v in explicit})
+    refs: set[tuple[str, str]] = set()
+    pid = body.get("performer_id")
+    if event_type in ("performer_registered", "performer_updated", "templates_enrolled",
+                      "templates_deleted"):
+        refs.add(("performer", str(pid)))
+    elif event_type == "key_added":
+        refs |= {("performer", str(pid)), ("key", str(body.get("key_id")))}
+    elif event_type == "production_key_added":
+        refs.add(("key", str(body.get("key_id"))))
+    elif event_type in ("revocation", "key_revoked"):
+        refs |= {(str(body.get("target_kind")), str(body.get("target_id"))),
+                 ("revocation", str(body.get("revocation_id"))), ("performer", str(pid))}
+    elif event_type == "grant_imported":
+        refs |= {("grant", str(body.get("grant_id"))), ("performer", str(pid))}
+    elif event_type == "decision":
+        refs.add(("decision", str(body.get("decision_id"))))
+        refs |= {("grant", str(g.get("grant_id"))) for g in body.get("grants", [])}
+    elif event_type == "output_published":
+        refs |= {("output", str(body.get("output_sha256"))),
+                 ("decision", str(body.get("decision_id")))}
+        refs |= {("grant", str(g.get("grant_id"))) for g in body.get("grants", [])}
+    return sorted(refs)
 
 
 @dataclass(frozen=True)
@@ -142,39 +178,21 @@ class LedgerReport:
         }
 
 
-class _Frontier:
-    """Roots of the perfect subtrees of a growing tree: O(log n) memory for any size."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
-
-    def push(self, leaf: bytes) -> None:
-        level, value = 0, leaf
-        while self._stack and self._stack[-1][0] == level:
-            _, left = self._stack.pop()
-            value = merkle.node_hash(left, value)
-            level += 1
-        self._stack.append((level, value))
-        self.size += 1
-
-    def root(self) -> bytes:
-        if not self._stack:
-            return merkle.EMPTY_ROOT
-        value = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
-            value = merkle.node_hash(left, value)
-        return value
-
-
 class Ledger:
     """Append, prove and verify; every method runs in a session the caller provides or owns."""
 
-    def __init__(self, store: Store, key: PrivateKey, origin: str) -> None:
+    def __init__(self, store: Store, key: PrivateKey, origin: str, *,
+                 log: CheckpointLog | None = None,
+                 checkpoint_every: int = CHECKPOINT_EVERY,
+                 checkpoint_interval: timedelta = CHECKPOINT_INTERVAL) -> None:
         self.store = store
         self.origin = origin
         self._signer = NoteSigner(origin, key.crypto_key)
         self.verifier = NoteVerifier(origin, key.public_key.crypto_key)
+        #: Every signed checkpoint is also appended here once its transaction commits.
+        self.log = log
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
 
     @staticmethod
     def verifier_for(origin: str, public_key: PublicKey) -> NoteVerifier:
@@ -201,16 +219,27 @@ class Ledger:
         *,
         at: datetime,
         refs: Iterable[tuple[str, str]] = (),
+        document: bytes | None = None,
+        checkpoint: bool = False,
     ) -> int:
-        """Append one event inside the caller's transaction and return its index."""
+        """Append one event inside the caller's transaction and return its index.
+
+        The leaf holds the event type, every ref (the ``ledger_refs`` rows are only an index
+        of them) and, for a stored document, the SHA-256 of its exact bytes. ``checkpoint``
+        signs a checkpoint right after the event (revocations, status changes, imports);
+        one is also signed every ``checkpoint_every`` events or ``checkpoint_interval``.
+        """
         self._lock(session)
         # Core statements on the session's connection: an append is on the hot path of every
         # decision, and the ORM's unit of work would cost more than the hashing.
         conn = session.connection()
         index = self.size(session)
-        data = canonical_bytes(
-            {"index": index, "type": event_type.value, "time": format_timestamp(at), **body}
-        )
+        ref_list = sorted(set(refs))
+        content = {"index": index, "type": event_type.value, "time": format_timestamp(at),
+                   **body, "refs": [list(r) for r in ref_list]}
+        if document is not None:
+            content["document_sha256"] = hashlib.sha256(document).hexdigest()
+        data = canonical_bytes(content)
         leaf = merkle.leaf_hash(data)
         nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
         conn.execute(insert(LedgerEntryRow),
@@ -218,10 +247,20 @@ class Ledger:
                       "created_at": at})
         conn.execute(insert(LedgerNodeRow),
                      [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes])
-        ref_rows = [{"entry_idx": index, "ref_kind": k, "ref_id": v} for k, v in sorted(set(refs))]
+        ref_rows = [{"entry_idx": index, "ref_kind": k, "ref_id": v} for k, v in ref_list]
         if ref_rows:
             conn.execute(insert(LedgerRefRow), ref_rows)
+        session.info["ledger_appended"] = True
+        if checkpoint or self._checkpoint_due(session, index + 1, at):
+            self._sign_checkpoint(session, index + 1, at)
         return index
+
+    def _checkpoint_due(self, session: Session, size: int, at: datetime) -> bool:
+        last = session.connection().execute(_LAST_CHECKPOINT).first()
+        if last is None:
+            return True
+        return (size - int(last[0]) >= self.checkpoint_every
+                or at - last[1] >= self.checkpoint_interval)
 
     # ---------------------------------------------------------------- reading
 
@@ -291,10 +330,21 @@ class Ledger:
         existing = session.get(CheckpointRow, size)
         if existing is not None:
             return existing.note
+        return self._sign_checkpoint(session, size, at)
+
+    def _sign_checkpoint(self, session: Session, size: int, at: datetime) -> str:
         root = self.root(session, size)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
-        session.add(CheckpointRow(size=size, root=root, note=note, created_at=at))
-        session.flush()
+        session.connection().execute(insert(CheckpointRow), {
+            "size": size, "root": root, "note": note, "created_at": at})
+        if self.log is not None:
+            # Only once the transaction commits: a rolled-back checkpoint in the log would
+            # read as a truncated ledger.
+            notes = session.info.setdefault("checkpoint_notes", [])
+            if not notes:
+                log = self.log
+                session.info.setdefault("after_commit", []).append(lambda: log.append(notes))
+            notes.append(note)
         return note
 
     @staticmethod
@@ -333,7 +383,7 @@ class Ledger:
                 continue
             checkpoints[cp.size] = cp.root
 
-        frontier = _Frontier()
+        frontier = merkle.Frontier()
         if 0 in checkpoints:
             report.checkpoints_checked += 1
         expected = 0
@@ -412,10 +462,18 @@ class Ledger:
             ))
 
 
+_LAST_CHECKPOINT = (select(CheckpointRow.size, CheckpointRow.created_at)
+                    .order_by(CheckpointRow.size.desc()).limit(1))
+
 _NODES = select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
     LedgerNodeRow.level == bindparam("level"),
     LedgerNodeRow.idx.in_(bindparam("idxs", expanding=True)),
 )
+
+
+def node_reader(session: Session) -> merkle.NodeReader:
+    """Batch reads of stored subtree hashes in the session's transaction."""
+    return _reader(session)
 
 
 def _reader(session: Session) -> merkle.NodeReader:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Frontier",
     "MemoryTree",
     "MerkleError",
     "NodeId",
@@ -406,6 +407,35 @@ def verify_consistency(
         raise ProofError(f"consistency proof does not match the old root (size {old_size})")
     if sr != new_root:
         raise ProofError(f"consistency proof does not match the new root (size {new_size})")
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+class Frontier:
+    """Roots of the perfect subtrees of a growing tree: the root of any size reached while
+    streaming leaves, in O(log n) memory (for auditing logs of any length)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+
+    def push(self, leaf: bytes) -> None:
+        level, value = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            value = node_hash(left, value)
+            level += 1
+        self._stack.append((level, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = node_hash(left, value)
+        return value
 
 
 # --------------------------------------------------------------------------- in-memory store

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select, union_all
+from sqlalchemy import String, bindparam, cast, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from consent import gate
+from consent.checkpoint_log import CheckpointLog
 from consent.documents import (
     Grant,
+    MotionSeal,
     P,
     PerformerKey,
     PerformerRecord,
@@ -42,12 +46,11 @@ from consent.errors import (
 from consent.fields import SignatoryRole, format_timestamp
 from consent.keys import PrivateKey, PublicKey, short_id
 from consent.ledger import EventType, Ledger, LedgerEntry
+from consent.ledger_facts import LedgerFacts, StoredDocuments
 from consent.store import (
     DecisionRow,
     GrantRow,
     IdentityTemplateRow,
-    LedgerEntryRow,
-    LedgerRefRow,
     PerformerKeyRow,
     PerformerRow,
     ProductionKeyRow,
@@ -161,11 +164,20 @@ class Registry:
         origin: str,
         clock: Callable[[], datetime] = utc_now,
         template_key: bytes | None = None,
+        *,
+        checkpoint_log: Path | None = None,
+        witness_logs: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self._key = key
         self.clock = clock
-        self.ledger = Ledger(store, key, origin)
+        log = CheckpointLog(checkpoint_log) if checkpoint_log is not None else None
+        self.ledger = Ledger(store, key, origin, log=log)
+        # What the leaves say, checked against every signed checkpoint known (database, the
+        # checkpoint log, witnesses' logs): the gate's only source for which documents exist.
+        self._facts = LedgerFacts(origin, self.ledger.verifier,
+                                  [*([log] if log else []), *map(CheckpointLog, witness_logs)])
+        self._facts_lock = threading.RLock()
         self._templates = TemplateStore(template_key) if template_key is not None else None
 
     @property
@@ -234,7 +246,8 @@ class Registry:
         s.flush()
         self.ledger.append(s, event, {"performer_id": performer_id, "revision": revision,
                                       "record_sha256": doc.sha256},
-                           at=now, refs=[("performer", performer_id)])
+                           at=now, refs=[("performer", performer_id)], document=doc.raw,
+                           checkpoint=True)
         return doc
 
     def _record(self, s: Session, performer_id: str) -> PerformerRecord:
@@ -303,7 +316,8 @@ class Registry:
             self.ledger.append(s, EventType.KEY_ADDED, {
                 "performer_id": performer_id, "key_id": public_key.key_id,
                 "binding_sha256": doc.sha256, "supersedes": supersedes},
-                at=now, refs=[("performer", performer_id), ("key", public_key.key_id)])
+                at=now, refs=[("performer", performer_id), ("key", public_key.key_id)],
+                document=doc.raw, checkpoint=True)
             return doc
 
     def add_production_key(self, company: str, public_key: PublicKey, *, officer: str,
@@ -322,7 +336,7 @@ class Registry:
             s.flush()
             self.ledger.append(s, EventType.PRODUCTION_KEY_ADDED, {
                 "key_id": public_key.key_id, "binding_sha256": doc.sha256}, at=now,
-                refs=[("key", public_key.key_id)])
+                refs=[("key", public_key.key_id)], document=doc.raw, checkpoint=True)
         return doc
 
     def _production_keys(self, s: Session) -> dict[str, ProductionKey]:
@@ -362,6 +376,9 @@ class Registry:
         revoked = {r.target_id for r in s.scalars(select(RevocationRow).where(
             RevocationRow.target_kind == "key",
             RevocationRow.target_id.in_(list(bindings))))}
+        with self._facts_lock:
+            facts = self._ledger_facts(s)
+            revoked |= {kid for kid in bindings if facts.key_status(kid) == "revoked"}
         successor = {b.supersedes: b.key_id for b in bindings.values() if b.supersedes}
         out = {}
         for kid, b in bindings.items():
@@ -451,14 +468,15 @@ class Registry:
             index = self.ledger.append(s, EventType.GRANT_IMPORTED, {
                 "grant_id": g.grant_id, "grant_sha256": doc.sha256, "performer_id": pid,
                 "signer_key_id": key.key_id}, at=now,
-                refs=[("grant", g.grant_id), ("performer", pid)])
+                refs=[("grant", g.grant_id), ("performer", pid)], document=raw, checkpoint=True)
             grant_row = GrantRow(grant_id=g.grant_id, performer_id=pid, signer_key_id=key.key_id,
                            document=raw, document_sha256=doc.sha256, valid_from=g.valid_from,
                            valid_until=g.valid_until, imported_at=now, imported_by=officer,
                            ledger_index=index)
             s.add(grant_row)
             s.flush()
-            return self._grant_status(s, grant_row, now)
+        # Read back in a new transaction: the ledger view reads committed leaves only.
+        return self.grant(g.grant_id, now)
 
     def grant(self, grant_id: str, now: datetime | None = None) -> GrantStatus:
         now = self._now(now)
@@ -475,7 +493,7 @@ class Registry:
             query = select(GrantRow).order_by(GrantRow.imported_at, GrantRow.grant_id)
             if performer_id is not None:
                 query = query.where(GrantRow.performer_id == performer_id)
-            facts: dict[str, gate.VerifiedFacts] = {}
+            facts: dict[str, tuple[gate.VerifiedFacts, frozenset[str]]] = {}
             out = [self._grant_status(s, row, now, facts) for row in s.scalars(query.limit(limit))]
         if project_id is not None:
             out = [g for g in out if g.grant is not None
@@ -483,13 +501,20 @@ class Registry:
         return out
 
     def _grant_status(self, s: Session, row: GrantRow, now: datetime,
-                      cache: dict[str, gate.VerifiedFacts] | None = None) -> GrantStatus:
+                      cache: dict[str, tuple[gate.VerifiedFacts, frozenset[str]]] | None = None,
+                      ) -> GrantStatus:
         """Status from the signed documents; ``cache`` shares per-performer facts in a listing."""
         cache = {} if cache is None else cache
         if row.performer_id not in cache:
             ev = self._evidence(s, [row.performer_id])[row.performer_id]
-            cache[row.performer_id] = gate.verified_facts(ev, self.public_key)
-        facts = cache[row.performer_id]
+            cache[row.performer_id] = (gate.verified_facts(ev, self.public_key),
+                                       ev.ledger_revoked)
+        facts, ledger_revoked = cache[row.performer_id]
+        if facts.fatal:
+            return self._status(row, "invalid", f"registry tampering: {facts.fatal[0]}", None)
+        if row.grant_id in ledger_revoked and row.grant_id not in facts.revoked_grants:
+            return self._status(row, "revoked", "the ledger records its revocation (the "
+                                "revocation document is missing: tampering?)", None)
         try:
             doc = SignedDocument.from_bytes(row.document, Grant)
         except DocumentError as exc:
@@ -599,7 +624,7 @@ class Registry:
                 "target_id": r.target.id, "revocation_id": r.revocation_id,
                 "revocation_sha256": doc.sha256, "issued_by": r.issued_by.role},
                 at=now, refs=[(r.target.kind, r.target.id), ("revocation", r.revocation_id),
-                              ("performer", r.performer_id)])
+                              ("performer", r.performer_id)], document=doc.raw, checkpoint=True)
             s.add(RevocationRow(revocation_id=r.revocation_id, performer_id=r.performer_id,
                                 target_kind=r.target.kind, target_id=r.target.id,
                                 document=doc.raw, document_sha256=doc.sha256,
@@ -611,38 +636,65 @@ class Registry:
 
     # ------------------------------------------------------------------ the gate
 
+    def _ledger_facts(self, s: Session) -> LedgerFacts:
+        """The leaves' view, brought up to this transaction's ledger; callers hold the lock.
+
+        Refreshed at every use, so nothing decided from it outlives a ledger append. Not
+        after this transaction appended itself: the view must hold committed leaves only.
+        """
+        if not s.info.get("ledger_appended"):
+            self._facts.refresh(s)
+        return self._facts
+
     def _evidence(
         self, s: Session, performer_ids: Iterable[str]
     ) -> dict[str, gate.PerformerEvidence]:
-        """The raw signed bytes the gate needs, in three prepared queries."""
+        """The raw signed bytes the gate needs, each vouched for by a ledger leaf.
+
+        Rows are read in two prepared queries; which of them count, and which revocations
+        exist, comes from the leaves (:class:`LedgerFacts`), never from the rows alone.
+        """
         pids = sorted(set(performer_ids))
         conn = s.connection()  # Core reads: this runs at every decision
-        docs: dict[str, dict[str, list[bytes]]] = {
-            kind: {p: [] for p in pids} for kind in ("record", "key", "grant", "revocation")}
-        owner: dict[str, str] = {}
-        for kind, pid, ref, doc in conn.execute(_DOCUMENTS_OF, {"pids": pids}):
-            docs[kind][pid].append(doc)
-            if ref:
-                owner[ref] = pid
-        targets = list(owner)
-        # Look revocations up by performer *and* by target, so that editing one column of a
-        # revocation row cannot hide it; file each under the performer owning the target.
-        for pid, target_id, doc in conn.execute(_REVOCATIONS_OF,
-                                                {"pids": pids, "targets": targets or [""]}):
-            docs["revocation"].setdefault(owner.get(target_id, pid), []).append(doc)
-        ledger_revoked: set[str] = set()
-        revisions: dict[str, int] = dict.fromkeys(pids, 0)
-        for ref_kind, ref_id, event in conn.execute(_LEDGER_FACTS_OF,
-                                                    {"refs": pids + targets}):
-            if ref_kind == "performer" and event in _RECORD_EVENTS and ref_id in revisions:
-                revisions[ref_id] += 1
-            elif ref_kind in ("grant", "key") and event in _REVOCATION_EVENTS:
-                ledger_revoked.add(ref_id)
-        production = list(conn.scalars(_PRODUCTION_KEYS))
-        return {p: gate.PerformerEvidence(p, docs["record"][p], docs["key"][p], docs["grant"][p],
-                                          docs["revocation"].get(p, []),
-                                          frozenset(ledger_revoked), revisions[p], production)
-                for p in pids}
+        with self._facts_lock:
+            facts = self._ledger_facts(s)
+            rows: dict[str, dict[str, list[tuple[Any, bytes]]]] = {
+                kind: {p: [] for p in pids} for kind in ("record", "key", "grant")}
+            owner: dict[str, str] = {}
+            for kind, pid, ref, doc in conn.execute(_DOCUMENTS_OF, {"pids": pids}):
+                if kind == "record":
+                    rows[kind][pid].append((int(ref), doc))
+                else:
+                    rows[kind][pid].append((ref, doc))
+                    owner[ref] = pid
+            for p in pids:
+                leaves = facts.performers.get(p)
+                if leaves is not None:
+                    owner.update(dict.fromkeys([*leaves.grants, *leaves.keys], p))
+            # Look revocations up by performer *and* by target, so that editing one column
+            # of a revocation row cannot hide it; file each under the target's performer.
+            revocations: dict[str, list[tuple[str, bytes]]] = {p: [] for p in pids}
+            for pid, target_id, rid, doc in conn.execute(
+                    _REVOCATIONS_OF, {"pids": pids, "targets": list(owner) or [""]}):
+                revocations.setdefault(owner.get(target_id, pid), []).append((rid, doc))
+            production: list[bytes] = []
+            shared_problems: list[str] = []
+            for key_id, doc in conn.execute(_PRODUCTION_KEYS):
+                fact = facts.production_keys.get(key_id)
+                if fact is None or not fact.matches(doc):
+                    shared_problems.append(f"production key {key_id[:12]} on file is not the "
+                                           "one the ledger records (tampering)")
+                else:
+                    production.append(doc)
+            out = {}
+            for p in pids:
+                prov = facts.provenance(p, StoredDocuments(
+                    rows["record"][p], rows["key"][p], rows["grant"][p], revocations[p]))
+                out[p] = gate.PerformerEvidence(
+                    p, prov.records, prov.keys, prov.grants, prov.revocations,
+                    prov.revoked_targets, prov.record_revisions, production,
+                    provenance_problems=prov.problems + shared_problems)
+            return out
 
     def authorize(
         self,
@@ -662,9 +714,9 @@ class Registry:
                 identity_matches: Sequence[gate.IdentityMatch], now: datetime,
                 known_tracks: Sequence[str]) -> gate.Decision:
         evidence = self._evidence(s, [sub.performer_id for sub in request.subjects])
-        # The newest time in the ledger, not the time of its last entry: a decision made
-        # with a clock set back must not become the reference for the next one.
-        last = s.connection().scalar(select(func.max(LedgerEntryRow.created_at)))
+        # The newest time in the ledger's leaves, not the time of its last entry: a decision
+        # made with a clock set back must not become the reference for the next one.
+        last = self._facts.newest_time
         decision = gate.evaluate(request, evidence, identity_matches, now, self.public_key,
                                  last_ledger_time=last, known_tracks=known_tracks)
         return replace(decision, decision_id=_new_id("dec"))
@@ -789,10 +841,17 @@ class Registry:
                 at=now, refs=[("performer", performer_id)])
         return out
 
-    def consented_templates(self, embedder: str, now: datetime | None = None,
-                            ) -> dict[str, list[Template]]:
+    def consented_templates(self, embedder: str, now: datetime | None = None, *,
+                            inactive_grants: bool = False) -> dict[str, list[Template]]:
         """Templates usable for matching: those of performers with an active grant whose
-        evidence names the template or the reference media it was enrolled from."""
+        evidence names the template or the reference media it was enrolled from.
+
+        ``inactive_grants``: also those named by a verified grant that no longer passes
+        (revoked, expired, a minor's own signature, …), so that a render of that performer
+        is matched and then *denied by the gate* for the reason, rather than refused as an
+        unknown face with no decision. Matching is not authorising: the gate still checks
+        every grant. A grant whose signature does not verify never links a template.
+        """
         now = self._now(now)
         store = self._template_store()
         with self.store.session() as s:
@@ -800,7 +859,8 @@ class Registry:
         named: dict[str, set[str]] = {}
         for pid in {t.performer_id for t in templates}:
             for g in self.grants(performer_id=pid, now=now):
-                if g.status == "active" and g.grant is not None:
+                usable = g.status == "active" or (inactive_grants and g.status != "invalid")
+                if usable and g.grant is not None:
                     ev = g.grant.evidence
                     named.setdefault(pid, set()).update(ev.identity_template_sha256)
         out: dict[str, list[Template]] = {}
@@ -822,10 +882,13 @@ class Registry:
             if any(g.status == "active" for g in self.grants(performer_id=pid, now=now)):
                 continue
             with self.store.session() as s:
-                hashes = TemplateStore.delete_for(s, pid)
+                # Ledger first, then delete: the database lets a template row go only right
+                # after a ledgered deletion that names it (see consent.write_guards).
+                hashes = TemplateStore.hashes_of(s, pid)
                 self.ledger.append(s, EventType.TEMPLATES_DELETED, {
                     "performer_id": pid, "template_sha256": hashes,
                     "reason": "no active grant"}, at=now, refs=[("performer", pid)])
+                TemplateStore.delete_for(s, pid)
             purged[pid] = len(hashes)
         return purged
 
@@ -838,13 +901,24 @@ class Registry:
             value["ledger_index"] = row.ledger_index
             return value
 
+    def issue_motion_seal(self, draft: dict[str, Any]) -> SignedDocument[MotionSeal]:
+        """Sign a motion file's seal (drafted by :func:`consent.motion_seal.seal_draft`), but
+        only for an *allowed* decision on record at the ledger index and hash it names."""
+        with self.store.session() as s:
+            row = s.get(DecisionRow, draft.get("decision_id"))
+            if (row is None or not row.allowed
+                    or row.ledger_index != draft.get("decision_ledger_index")):
+                raise NotFoundError(f"no allowed decision {draft.get('decision_id')} on record "
+                                    f"at ledger index {draft.get('decision_ledger_index')}")
+            if hashlib.sha256(row.document).hexdigest() != draft.get("decision_sha256"):
+                raise DocumentError(f"decision {row.decision_id} differs from the recorded one")
+        return self._sign(MotionSeal, draft)
 
-_RECORD_EVENTS = (EventType.PERFORMER_REGISTERED.value, EventType.PERFORMER_UPDATED.value)
-_REVOCATION_EVENTS = (EventType.REVOCATION.value, EventType.KEY_REVOKED.value)
 
 # Prepared once: building statements costs more than running them on the decision path.
 _DOCUMENTS_OF = union_all(
-    select(literal("record"), PerformerRow.performer_id, literal(""), PerformerRow.document)
+    select(literal("record"), PerformerRow.performer_id,
+           cast(PerformerRow.revision, String), PerformerRow.document)
     .where(PerformerRow.performer_id.in_(bindparam("pids", expanding=True))),
     select(literal("key"), PerformerKeyRow.performer_id, PerformerKeyRow.key_id,
            PerformerKeyRow.document)
@@ -852,17 +926,12 @@ _DOCUMENTS_OF = union_all(
     select(literal("grant"), GrantRow.performer_id, GrantRow.grant_id, GrantRow.document)
     .where(GrantRow.performer_id.in_(bindparam("pids", expanding=True))),
 )
-_PRODUCTION_KEYS = select(ProductionKeyRow.document)
+_PRODUCTION_KEYS = select(ProductionKeyRow.key_id, ProductionKeyRow.document)
 _REVOCATIONS_OF = select(
-    RevocationRow.performer_id, RevocationRow.target_id, RevocationRow.document
+    RevocationRow.performer_id, RevocationRow.target_id, RevocationRow.revocation_id,
+    RevocationRow.document
 ).where(RevocationRow.performer_id.in_(bindparam("pids", expanding=True))
         | RevocationRow.target_id.in_(bindparam("targets", expanding=True)))
-_LEDGER_FACTS_OF = (
-    select(LedgerRefRow.ref_kind, LedgerRefRow.ref_id, LedgerEntryRow.event_type)
-    .join(LedgerEntryRow, LedgerEntryRow.idx == LedgerRefRow.entry_idx)
-    .where(LedgerRefRow.ref_id.in_(bindparam("refs", expanding=True)),
-           LedgerEntryRow.event_type.in_(_RECORD_EVENTS + _REVOCATION_EVENTS))
-)
 
 
 def _output(entry: LedgerEntry) -> PublishedOutput:

@@ -268,6 +268,9 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+        # Work that must follow a commit, never a rollback (checkpoint log lines).
+        for hook in session.info.pop("after_commit", ()):
+            hook()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -121,9 +121,13 @@ class TemplateStore:
         return out
 
     @staticmethod
-    def delete_for(s: Session, performer_id: str) -> list[str]:
-        hashes = list(s.scalars(select(IdentityTemplateRow.template_sha256).where(
+    def hashes_of(s: Session, performer_id: str) -> list[str]:
+        return list(s.scalars(select(IdentityTemplateRow.template_sha256).where(
             IdentityTemplateRow.performer_id == performer_id)))
+
+    @staticmethod
+    def delete_for(s: Session, performer_id: str) -> list[str]:
+        hashes = TemplateStore.hashes_of(s, performer_id)
         if not hashes:
             raise NotFoundError(f"{performer_id} has no enrolled templates")
         s.execute(delete(IdentityTemplateRow).where(

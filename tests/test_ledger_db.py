@@ -71,7 +71,7 @@ def test_entries_hold_index_type_and_time(registry: Registry) -> None:
     datas = _fill(registry, 3)
     body = json.loads(datas[2])
     assert body == {"index": 2, "type": "decision", "time": "2026-06-01T12:00:02Z",
-                    "decision_id": "d2", "allowed": True}
+                    "decision_id": "d2", "allowed": True, "refs": [["decision", "d2"]]}
 
 
 def test_checkpoint_is_a_signed_note_over_the_root(registry: Registry,

@@ -321,8 +321,8 @@ def test_tampered_grant_bytes_are_denied(registry: Registry, performer: PrivateK
     assert stored_grant(registry) == forged
     for req in (request(language="de"), request()):
         d = authorize(registry, req)
-        assert_denied(d, "grant grant-1: signature by", "altered or forged")
-        assert all(r.rule == "signature" for r in d.rules if not r.passed)
+        assert_denied(d, "grant grant-1 of perf-a differs from the document its ledger entry",
+                      "tampering")
     assert registry.grant("grant-1").status == "invalid"
 
 
@@ -342,9 +342,8 @@ def test_other_edits_of_a_stored_grant_are_denied(registry: Registry, performer:
     with registry.store.session() as s:
         s.execute(update(GrantRow).where(GrantRow.grant_id == "grant-1")
                   .values(document=json.dumps(body).encode()))
-    d = authorize(registry)
-    assert not d.allowed
-    assert any(r.rule == "signature" and not r.passed for r in d.rules)
+    assert_denied(authorize(registry), "grant grant-1 of perf-a differs from the document",
+                  "tampering")
 
 
 def test_swapped_grant_performer_column_never_allows(registry: Registry,
@@ -357,9 +356,10 @@ def test_swapped_grant_performer_column_never_allows(registry: Registry,
                   .values(performer_id="perf-b"))
     # perf-a's grant is now filed under perf-b: it cannot authorise a render of perf-b ...
     d = authorize(registry, request("perf-b"), [match(performer_id="perf-b")])
-    assert_denied(d, "grant grant-1 is for performer perf-a, not perf-b")
+    assert_denied(d, "grant grant-1 of perf-b has no ledger entry", "tampering")
     # ... and perf-a has lost it (a deny, never a wrongful allow)
-    assert_denied(authorize(registry), "perf-a has no grant on file")
+    assert_denied(authorize(registry), "the ledger records grant grant-1 of perf-a",
+                  "no longer holds it")
 
 
 def test_deleted_revocation_row_still_denies(registry: Registry, performer: PrivateKey) -> None:
@@ -434,7 +434,8 @@ def test_forged_key_binding_does_not_authorise_the_attacker(
         evil = signed_grant(attacker, grant_id="grant-evil", scope={"languages": ["de"]})
         s.add(grant_row(evil, "perf-a", attacker))
     d = authorize(registry, request(language="de"))
-    assert_denied(d, "grant grant-evil is not signed by any key registered to perf-a")
+    assert_denied(d, "grant grant-evil of perf-a has no ledger entry", "key binding",
+                  "tampering")
 
 
 def test_another_performers_genuine_binding_refiled_is_ignored(
@@ -448,8 +449,9 @@ def test_another_performers_genuine_binding_refiled_is_ignored(
         evil = signed_grant(key_b, grant_id="grant-evil", scope={"languages": ["de"]})
         s.add(grant_row(evil, "perf-a", key_b))
     assert_denied(authorize(registry, request(language="de")),
-                  "grant grant-evil is not signed by any key registered to perf-a")
-    assert authorize(registry).allowed  # perf-a's own grant is unaffected
+                  "grant grant-evil of perf-a has no ledger entry", "tampering")
+    # perf-a's record now holds rows the ledger never saw: nothing of perf-a passes
+    assert_denied(authorize(registry), f"key binding {key_b.key_id} of perf-a")
 
 
 def test_grant_inserted_with_a_revoked_key_is_denied(registry: Registry,
@@ -458,7 +460,7 @@ def test_grant_inserted_with_a_revoked_key_is_denied(registry: Registry,
                         performer_request_reference="Letter 5")
     with registry.store.session() as s:
         s.add(grant_row(signed_grant(performer), "perf-a", performer))
-    assert_denied(authorize(registry), f"the key {short_id(performer.key_id)}", "was revoked")
+    assert_denied(authorize(registry), "grant grant-1 of perf-a has no ledger entry")
 
 
 def _set_record(registry: Registry, revision: int, document: bytes) -> None:
@@ -482,7 +484,7 @@ def test_edited_performer_record_minor_until_removed_is_denied(registry: Registr
     for forged in (json.dumps(body).encode(), canonical_bytes(body)):
         _set_record(registry, 2, forged)
         d = authorize(registry)
-        assert_denied(d, "a performer record for perf-a fails verification")
+        assert_denied(d, "performer record 2 of perf-a differs from the document")
 
 
 def test_edited_performer_record_deceased_removed_is_denied(registry: Registry,
@@ -497,7 +499,7 @@ def test_edited_performer_record_deceased_removed_is_denied(registry: Registry,
     body = json.loads(raw)
     del body["signed"]["deceased_on"]
     _set_record(registry, 2, canonical_bytes(body))
-    assert_denied(authorize(registry), "fails verification")
+    assert_denied(authorize(registry), "performer record 2 of perf-a differs", "tampering")
 
 
 def test_deleted_newer_performer_record_is_still_denied(registry: Registry,
@@ -518,14 +520,19 @@ def test_deleted_newer_performer_record_is_still_denied(registry: Registry,
     assert not d.allowed, "a deleted performer-record revision turned a deny into an allow"
 
 
-def test_every_tamper_leaves_the_ledger_verifiable(registry: Registry,
-                                                   performer: PrivateKey) -> None:
-    """The attacks above edit registry rows, not the ledger: the ledger still verifies."""
+@pytest.mark.xfail(reason="ledger verify checks stored documents in the next commit",
+                   strict=True)
+def test_an_edited_document_is_named_by_verify(registry: Registry,
+                                              performer: PrivateKey) -> None:
+    """Rows are checked against the hashes their leaves record: verify names the edit."""
     import_grant(registry, performer)
     with registry.store.session() as s:
         s.execute(update(GrantRow).values(document=b"{}"))
-    assert_denied(authorize(registry), "unreadable")
-    ledger_ok(registry)
+    assert_denied(authorize(registry), "grant grant-1 of perf-a differs", "tampering")
+    with registry.store.session() as s:
+        report = registry.ledger.verify(s)
+    assert not report.ok
+    assert any("grant grant-1" in p.detail for p in report.problems), report.problems
 
 
 def test_grant_document_hash_matches_ledger(registry: Registry, performer: PrivateKey) -> None:
