@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -119,47 +120,46 @@ def test_the_typescript_reader_catches_one_flipped_byte(outputs: dict[str, Path]
 # encypher-c2pa (its own Rust core)
 
 
-@pytest.fixture
-def encypher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    # Offline, no telemetry, and any preference it saves goes to a temporary folder.
-    monkeypatch.setenv("ENCYPHER_C2PA_TELEMETRY", "off")
-    monkeypatch.setenv("ENCYPHER_C2PA_ONLINE", "off")
-    monkeypatch.setenv("ENCYPHER_C2PA_CONFIG_DIR", str(tmp_path / "encypher"))
+def encypher_verify(path: Path, root_pem: bytes | None) -> dict[str, Any]:
+    """encypher-c2pa's report on ``path``, trusting ``root_pem`` only (or nothing).
+
+    Offline and without telemetry: both are switched off through its environment variables
+    (so it saves no preference either), and the report must show no network request.
+    """
+    os.environ["ENCYPHER_C2PA_TELEMETRY"] = "off"
+    os.environ["ENCYPHER_C2PA_ONLINE"] = "off"
     import encypher_c2pa  # type: ignore[import-not-found,unused-ignore]
 
-    return encypher_c2pa
-
-
-def verify(encypher: Any, path: Path, root_pem: bytes | None) -> dict[str, Any]:
     trust = {"trust_pem": root_pem.decode("ascii")} if root_pem else {}
-    report: dict[str, Any] = encypher.verify(str(path), "video/mp4", no_default_trust=True,
-                                             online=False, telemetry=False, **trust)
+    report: dict[str, Any] = encypher_c2pa.verify(str(path), "video/mp4", online=False,
+                                                  no_default_trust=True, **trust)
+    assert report["network"] == {"enabled": False, "needed": [], "requests": []}
     return report
 
 
 def test_encypher_validates_studio_outputs_and_trusts_only_the_studio_root(
-        encypher: Any, outputs: dict[str, Path], identity: LocalIdentity) -> None:
+        outputs: dict[str, Path], identity: LocalIdentity) -> None:
     for name in ("first", "second"):
-        report = verify(encypher, outputs[name], identity.root_pem)
+        report = encypher_verify(outputs[name], identity.root_pem)
         assert (report["integrity"], report["signature"], report["hard_binding"]) == \
             ("valid", "valid", "match"), report["validation_results"]
         assert report["validation_state"] == "Trusted"
         assert report["validation_results"]["failure"] == []
-    second = verify(encypher, outputs["second"], identity.root_pem)
+    second = encypher_verify(outputs["second"], identity.root_pem)
     assert "ingredient.manifest.validated" in \
         [s["code"] for s in second["validation_results"]["success"]]
 
-    untrusted = verify(encypher, outputs["first"], None)
+    untrusted = encypher_verify(outputs["first"], None)
     assert untrusted["integrity"] == "valid"
     assert untrusted["validation_state"] != "Trusted"
 
 
-def test_encypher_catches_one_flipped_byte(encypher: Any, outputs: dict[str, Path],
+def test_encypher_catches_one_flipped_byte(outputs: dict[str, Path],
                                            identity: LocalIdentity) -> None:
-    media_byte = verify(encypher, outputs["media_byte"], identity.root_pem)
+    media_byte = encypher_verify(outputs["media_byte"], identity.root_pem)
     assert (media_byte["integrity"], media_byte["hard_binding"]) == ("invalid", "mismatch")
     assert media_byte["validation_state"] == "Invalid"
-    consent_byte = verify(encypher, outputs["consent_byte"], identity.root_pem)
+    consent_byte = encypher_verify(outputs["consent_byte"], identity.root_pem)
     assert consent_byte["integrity"] == "invalid"
     assert "assertion.hashedURI.mismatch" in \
         [f["code"] for f in consent_byte["validation_results"]["failure"]]

@@ -14,6 +14,7 @@ from studio.provenance.identity import trust_anchors
 from studio.provenance.signing import read_manifest
 from studio.render import RenderJob, RenderRequest, RequestError
 from studio.settings import Settings
+from tests.provenance.test_independent_readers import c2pa_ts, codes
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
 
@@ -41,6 +42,13 @@ def test_reenactment_needs_the_driver_and_performer_consent_and_is_stamped(
     titles = {i.title for i in report.ingredients}
     assert {"source shot", "driving performance"} <= titles
     assert (settings.outputs_dir / "fixed-line.mp4.reenact.json").is_file()
+    # The demo grant authorises both the face and the driving performance: listed once.
+    assert report.consent is not None
+    assert report.consent.grant_ids == ("demo-grant-0001",)
+    # A second C2PA implementation agrees: signature, hashed links and the BMFF binding hold.
+    (independent,) = c2pa_ts(outcome.output)
+    assert independent["valid"] is True, independent["entries"]
+    assert "assertion.bmffHash.match" in codes(independent, success=True)
 
 
 def test_a_driver_without_consent_is_refused(settings: Settings, registry: Registry) -> None:

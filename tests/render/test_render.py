@@ -32,6 +32,7 @@ from studio.render import (
 )
 from studio.settings import Settings
 from tests.media.mediagen import write_video
+from tests.provenance.test_independent_readers import encypher_verify
 
 from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
 
@@ -104,6 +105,10 @@ def test_an_allowed_render_is_published_stamped_and_ledgered(settings: Settings,
     assert ingredients["source shot"].relationship == "parentOf"
     assert ingredients["dub dialogue"].relationship == "componentOf"
     assert ingredients["dub dialogue"].sha256 is not None
+    # A second C2PA implementation (not c2pa-rs) agrees, trusting the studio root only.
+    independent = encypher_verify(outcome.output, trust_anchors(settings))
+    assert (independent["integrity"], independent["signature"], independent["hard_binding"],
+            independent["validation_state"]) == ("valid", "valid", "match", "Trusted")
 
 
 def test_verify_reports_consent_now_and_follows_a_revocation(settings: Settings,
