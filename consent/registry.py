@@ -847,9 +847,9 @@ class Registry:
         evidence names the template or the reference media it was enrolled from.
 
         ``inactive_grants``: also those named by a verified grant that no longer passes
-        (revoked, expired, a minor's own signature, …), so that a render of that performer
-        is matched and then *denied by the gate* for the reason, rather than refused as an
-        unknown face with no decision. Matching is not authorising: the gate still checks
+        (expired, not yet valid, …), so that a render of that performer is matched and then
+        *denied by the gate* for the reason, rather than refused as an unknown face with no
+        decision. (A revocation deletes the templates: see :meth:`purge_templates`.) Matching is not authorising: the gate still checks
         every grant. A grant whose signature does not verify never links a template.
         """
         now = self._now(now)

@@ -276,8 +276,14 @@ def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
 def identify_scan(scan: ScanResult, registry: Registry, embedder: FaceEmbedder, *,
                   now: datetime | None = None, max_faces: int = 0,
                   saturated_frames: int = 0) -> IdentifyResult:
-    """Match the tracks of an already scanned shot (a render's analysis pass) to performers."""
-    templates = registry.consented_templates(embedder.name, now)
+    """Match the tracks of an already scanned shot (a render's analysis pass) to performers.
+
+    Faces are matched against every performer whose templates a verified grant links, active
+    or not (expired, not yet valid): such a face is named, and the gate then denies and
+    ledgers why. Matching is not authorising. (A revocation deletes the performer's
+    templates at once, CONSENT.md "Biometric templates", so a revoked face is unknown.)
+    """
+    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
     evidence = [TrackEvidence(track_label(t), [s.embedding for s in t.samples if s.good]
                               or [s.embedding for s in t.samples]) for t in scan.tracks]
     matches = match_tracks(evidence, templates, embedder)
@@ -301,7 +307,7 @@ def identify_still(image: Path, registry: Registry, embedder: FaceEmbedder, *,
     """
     _, rgb = next(reference_frames(image))
     faces = sorted(faces_in_image(rgb, max_faces=max_faces), key=lambda f: f.bbox[0])
-    templates = registry.consented_templates(embedder.name, now)
+    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
     tracks, evidence = [], []
     for number, face in enumerate(faces, start=1):
         vector = embedder.embed(rgb, face)

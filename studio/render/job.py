@@ -40,8 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consent.fields import Alteration, Technique
-from consent.gate import AuthorizationRequest, Decision, IdentityMatch, Subject
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch
 from consent.registry import Registry
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.embedding import FaceEmbedder
@@ -71,12 +70,10 @@ from pipelines.speech.dub import prepare_dub
 from studio import __version__, backends
 from studio.identity import (
     IdentifyResult,
-    TrackEvidence,
     embedder_for,
     identify_scan,
     identify_still,
     is_still,
-    match_tracks,
     sha256_file,
 )
 from studio.provenance.identity import signing_identity
@@ -95,15 +92,12 @@ from studio.provenance.manifest import (
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
+from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
 from studio.render.request import RenderRequest, RequestError
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DRIVER_TRACK = "driver"
-"""The gate's track id for the person whose performance drives a reenactment."""
-
 
 class RenderDenied(Exception):
     """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
@@ -344,50 +338,9 @@ class RenderJob:
 
     def _authorization(self, req: RenderRequest, identity: IdentifyResult,
                        inputs: dict[str, str]) -> AuthorizationRequest:
-        matched = {t.track_id: t.match.performer_id for t in identity.tracks}
-        wanted = list(req.tracks) or list(dict.fromkeys(req.speakers.values()))
-        if not wanted:
-            wanted = [tid for tid, pid in matched.items() if pid is not None]
-        if not wanted:
-            raise RequestError(
-                "no face in the shot matches a performer with consent for this studio "
-                f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
-                "choose another shot")
-        for tid in wanted:
-            if tid not in matched:
-                raise RequestError(f"there is no face track {tid} in the shot (tracks: "
-                                   f"{', '.join(matched) or 'none'})")
-            if matched[tid] is None:
-                raise RequestError(f"face track {tid} matches no performer with consent; "
-                                   "it can only be left untouched")
-        if len(wanted) > 1 and not req.tracks and (req.dub is not None
-                                                   or req.operation == "reenact"):
-            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one "
-                               "performance: choose the face it goes to with --track")
-        if req.operation == "lipsync":
-            technique, alteration = Technique.LIP_SYNC, Alteration.MOUTH_REGION
-        else:
-            technique, alteration = Technique.FACE_REENACTMENT, Alteration.FULL_FACE
-        subjects = [Subject(performer_id=str(matched[t]), technique=technique, track_id=t)
-                    for t in wanted]
-        if req.operation == "reenact":
-            driver = self._driver_performer
-            if driver is None:
-                raise RequestError("the driving performance matches no performer with consent "
-                                   "for this studio: the person whose performance drives the "
-                                   "face must have consented too (performance_driving)")
-            subjects.append(Subject(performer_id=driver,
-                                    technique=Technique.PERFORMANCE_DRIVING,
-                                    track_id=DRIVER_TRACK))
-        return AuthorizationRequest(
-            operation=req.operation, project_id=req.project_id, episode=req.episode,
-            scene=req.scene, language=req.language, territory=req.territory,
-            channel=req.channel, alteration=alteration, subjects=tuple(subjects),
-            source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
-            commercial=backends.project_commercial(self.settings, req.project_id,
-                                                   req.commercial),
-            models=(self._choice.model_use(),),
-            operator=req.operator)
+        # Built by the same function as the studio's "Check consent" (no drift).
+        return render_authorization(req, identity, inputs, self.settings, self._choice,
+                                    self._driver_performer)
 
     def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
         """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's
@@ -458,13 +411,7 @@ class RenderJob:
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver
-        ident = motion.identity
-        if ident.embedder is not None and ident.embedder != embedder.name:
-            raise RequestError(f"the motion file's identity was computed with {ident.embedder}; "
-                               f"this studio matches faces with {embedder.name}")
-        templates = self.registry.consented_templates(embedder.name)
-        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(ident.embeddings))],
-                                templates, embedder)
+        match = driver_verdict(motion, self.registry, embedder)
         self._driver_performer = match.performer_id
         self._note(Stage.IDENTIFY, "driver identified", performer=match.performer_id,
                    distance=match.distance, frames=match.frames)

@@ -394,7 +394,8 @@ def build(studio: Studio) -> gr.Blocks:
 
         x_scan.click(h.scan_reenact_shot, [x_shot], [x_draft, x_gallery, x_tracks, x_scan_out],
                      api_name="scan_reenact_shot")
-        x_check.click(h.check_reenact, [x_draft, x_project, x_lang, x_terr, x_chan, x_tracks],
+        x_check.click(h.check_reenact, [x_draft, x_project, x_lang, x_terr, x_chan, x_tracks,
+                                        x_driver, x_motion],
                       [x_check_out, x_rules], api_name="check_reenact")
         x_render.click(h.render_reenact, [x_draft, x_driver, x_motion, x_project, x_lang,
                                           x_terr, x_chan, x_tracks, x_name],
@@ -445,15 +446,15 @@ def launch(studio: Studio, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     # Interactive events share the queue; renders run in the job manager's own pool of
     # Settings.concurrent_renders workers, so a long render never holds a queue slot.
     demo.queue(default_concurrency_limit=8, max_size=256)
-    downloads = studio.settings.data_dir / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
     studio.settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     from starlette.middleware import Middleware
 
     demo.launch(
         server_name=host, server_port=port, auth=cast(Any, make_auth(studio.accounts)),
         auth_message=AUTH_MESSAGE, max_file_size=MAX_UPLOAD, show_error=True,
-        allowed_paths=[str(studio.settings.outputs_dir), str(downloads)],
+        # Nothing under the data folder goes through Gradio's file route: downloads are
+        # per-requester copies in Gradio's cache (studio.ui.downloads).
+        allowed_paths=[], blocked_paths=[str(studio.settings.data_dir.resolve())],
         app_kwargs={"middleware": [Middleware(ClientAddress)]},
         prevent_thread_lock=not block, quiet=quiet, ssr_mode=False, theme=theme(), css=CSS,
         inbrowser=False, share=False, enable_monitoring=False,

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -44,8 +44,8 @@ from pydantic import ValidationError
 
 from consent.documents import format_validation_error
 from consent.errors import ConsentError, NotFoundError
-from consent.fields import Alteration, Channel, SignatoryRole, Technique
-from consent.gate import AuthorizationRequest, Decision, Subject
+from consent.fields import Channel, SignatoryRole
+from consent.gate import Decision, IdentityMatch
 from consent.keys import load_public_key, short_id
 from consent.ledger import EventType, Ledger
 from consent.merkle import MerkleError
@@ -56,8 +56,20 @@ from studio.identity import IdentifyResult, embedder_for, identify_scan, sha256_
 from studio.jobs import JobManager, JobRecord, JobStatus
 from studio.provenance.manifest import ProvenanceError
 from studio.render import RenderRequest, RequestError
+from studio.render.authorization import (
+    authorization_request,
+    choose_backend,
+    driver_verdict,
+    gate_tracks,
+)
+from studio.render.request import Operation
 from studio.settings import Settings
+from studio.ui.downloads import Handoff
 from studio.ui.uploads import Kind, Upload, UploadDesk, UploadError, new_request_id
+
+if TYPE_CHECKING:
+    from pipelines.faces.embedding import FaceEmbedder
+    from pipelines.reenact.motion import Motion
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +172,14 @@ class Studio:
     """What the handlers share: settings, registry, accounts, jobs, uploads, drafts."""
 
     def __init__(self, settings: Settings, registry: Registry, accounts: Accounts,
-                 jobs: JobManager, uploads: UploadDesk) -> None:
+                 jobs: JobManager, uploads: UploadDesk, handoff: Handoff | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.accounts = accounts
         self.jobs = jobs
         self.uploads = uploads
+        # Downloads: copies in Gradio's cache, never a path under the data folder.
+        self.handoff = handoff or Handoff(Path(gr.utils.get_upload_folder()))
         self._drafts: OrderedDict[str, Draft] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -180,7 +194,7 @@ class Studio:
         roots = list(upload_roots) if upload_roots is not None else [Path(gr.utils.
                                                                           get_upload_folder())]
         return cls(settings, reg, accounts, jobs, UploadDesk(settings.data_dir / "uploads",
-                                                             roots))
+                                                             roots), Handoff(roots[0]))
 
     def keep(self, draft: Draft) -> None:
         with self._lock:
@@ -272,6 +286,19 @@ def _crop(rgb: NDArray[np.uint8], box: Sequence[float], size: int = 160) -> NDAr
     scale = size / max(crop.shape[:2])
     out = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def _motion_of(video: Path, embedder: FaceEmbedder) -> Motion:
+    """The driving performance of ``video`` as a motion (as the render extracts it)."""
+    import tempfile
+
+    from pipelines.faces.analysis import analyse_shot
+    from pipelines.reenact import extract_motion
+
+    with tempfile.TemporaryDirectory(prefix="studio-driver-") as work:
+        analysis = analyse_shot(video, Path(work), embedder)
+        return extract_motion(analysis, neutral_frame="rest", embedder=embedder.name,
+                              video_sha256=sha256_file(video))
 
 
 def scan_with_thumbnails(video: Path, registry: Registry, settings: Settings,
@@ -586,19 +613,26 @@ class Handlers:
             identity, thumbs = scan_with_thumbnails(upload.path, self.studio.registry,
                                                     self.studio.settings)
         gallery: list[tuple[NDArray[np.uint8], str]] = []
-        choices: list[str] = []
+        # (label, value): the page shows "t1 (performer)", the API takes and gets "t1".
+        choices: list[tuple[str, str]] = []
         consented: list[str] = []
+        active = {g.performer_id for g in self.studio.registry.grants()
+                  if g.status == "active"}
         for t in identity.tracks:
             pid = t.match.performer_id
-            caption = (f"{t.track_id}: {pid} — consent on file" if pid else
-                       f"{t.track_id}: no consent – will be left untouched")
+            if not pid:
+                caption = f"{t.track_id}: no consent – will be left untouched"
+            elif pid in active:
+                caption = f"{t.track_id}: {pid} — consent on file"
+            else:
+                caption = f"{t.track_id}: {pid} — no active grant: the gate will deny"
             thumb = thumbs.get(t.track_id)
             if thumb is not None:
                 gallery.append((thumb, caption))
             if pid:
-                label = f"{t.track_id} ({pid})"
-                choices.append(label)
-                consented.append(label)
+                choices.append((f"{t.track_id} ({pid})", t.track_id))
+                if pid in active:
+                    consented.append(t.track_id)
         self.studio.keep(Draft(draft_id, user.username, operation, upload, identity, gallery))
         lines = [f"Shot `{html.escape(upload.original_name)}` ({upload.detail}): "
                  f"{len(identity.tracks)} face track(s)."]
@@ -606,11 +640,14 @@ class Handlers:
             m = t.match
             dist = "" if m.distance is None else f", distance {m.distance:.3f}"
             lines.append(f"- **{t.track_id}** frames {t.track.first_frame}–{t.track.last_frame}: "
-                         + (f"performer **{m.performer_id}**{dist}" if m.performer_id else
+                         + (f"performer **{m.performer_id}**{dist}"
+                            + ("" if m.performer_id in active else
+                               " (no active grant: a consent check or render is denied)")
+                            if m.performer_id else
                             f"no consented performer{dist} — left untouched"))
         if not consented:
-            lines.append("\nNo face in this shot matches a performer with consent: nothing can "
-                         "be rendered.")
+            lines.append("\nNo face in this shot matches a performer with an active grant: "
+                         "nothing can be rendered.")
         update = gr.update(choices=choices, value=consented[:1])
         return draft_id, gallery, update, "\n".join(lines)
 
@@ -618,54 +655,68 @@ class Handlers:
     def check_consent(self, draft_id: str, project_id: str, language: str, territory: str,
                       channel: str, tracks: Sequence[str] | None, script: Any,
                       request: gr.Request) -> tuple[str, list[list[str]]]:
-        """Ask the gate now (ledgered) — every rule and its outcome, before rendering."""
+        """Ask the gate now (ledgered) — every rule and its outcome, before rendering.
+
+        The request is built by the render's own code (:mod:`studio.render.authorization`):
+        the same subjects, model licence, commercial flag and several-faces rule.
+        """
         user = actor()
         draft = self.studio.draft(draft_id, user)
+        if draft.operation != "lipsync":
+            raise RequestError("that shot was scanned for a reenactment (Reenact tab)")
         script_sha = None
         if script:
             up = self._ingest(script, Kind.SCRIPT, draft.draft_id, "script")
             script_sha = sha256_file(up.path)
-        auth = self._authorization(draft, user, project_id, language, territory, channel,
-                                   _tracks(tracks), script_sha)
-        decision = self.studio.registry.authorize(auth, draft.identity.matches,
-                                                  known_tracks=draft.identity.track_ids)
-        text = decision_summary(decision)
-        if draft.operation == "reenact":
-            text += ("\n\nThe driving performer's own consent (performance driving) is checked "
-                     "when the render starts, from the driving video or motion file.")
-        return text, decision_rows(decision)
+        decision = self._check(draft, user, project_id, language, territory, channel,
+                               _tracks(tracks), script_sha=script_sha,
+                               one_performance=script_sha is None)
+        return decision_summary(decision), decision_rows(decision)
 
     @requires(*OPERATOR)
     def check_reenact(self, draft_id: str, project_id: str, language: str, territory: str,
-                      channel: str, tracks: Sequence[str] | None,
+                      channel: str, tracks: Sequence[str] | None, driver: Any, motion: Any,
                       request: gr.Request) -> tuple[str, list[list[str]]]:
-        """The consent check of the Reenact tab (no script)."""
-        return self.check_consent(draft_id, project_id, language, territory, channel, tracks,
-                                  None, request)
+        """The consent check of the Reenact tab: the face(s) and the driving performer."""
+        from studio.motion_seals import open_sealed_motion
 
-    def _authorization(self, draft: Draft, user: User, project_id: str, language: str,
-                       territory: str, channel: str, tracks: tuple[str, ...],
-                       script_sha256: str | None) -> AuthorizationRequest:
-        matched = {t.track_id: t.match.performer_id for t in draft.identity.tracks}
-        wanted = list(tracks) or [tid for tid, pid in matched.items() if pid is not None]
-        if not wanted:
-            raise RequestError("no face in the shot matches a performer with consent")
-        for tid in wanted:
-            if matched.get(tid) is None:
-                raise RequestError(f"face track {tid} matches no performer with consent; it "
-                                   "can only be left untouched")
-        if draft.operation == "lipsync":
-            technique, alteration = Technique.LIP_SYNC, Alteration.MOUTH_REGION
+        user = actor()
+        draft = self.studio.draft(draft_id, user)
+        if draft.operation != "reenact":
+            raise RequestError("that shot was scanned for a lip-sync (Lip-sync dub tab)")
+        if bool(driver) == bool(motion):
+            raise RequestError("give either a driving video or a motion file: the driving "
+                               "performer's consent is part of the check")
+        embedder = embedder_for(self.studio.settings)
+        if motion:
+            up = self._ingest(motion, Kind.MOTION, draft.draft_id, "motion file")
+            # The render's own check of the registry's seal: a preview is never looser.
+            performance = open_sealed_motion(self.studio.registry, self.studio.settings,
+                                             up.path, project_id)[0].motion
         else:
-            technique, alteration = Technique.FACE_REENACTMENT, Alteration.FULL_FACE
-        return AuthorizationRequest.model_validate({
-            "operation": draft.operation, "project_id": (project_id or "").strip(),
-            "language": (language or "").strip(), "territory": (territory or "").strip(),
-            "channel": _channel(channel).value, "alteration": alteration.value,
-            "subjects": [Subject(performer_id=str(matched[t]), technique=technique,
-                                 track_id=t) for t in wanted],
-            "source_media_sha256": sha256_file(draft.shot.path),
-            "script_sha256": script_sha256, "operator": user.ledger_name})
+            up = self._ingest(driver, Kind.VIDEO, draft.draft_id, "driving video")
+            performance = _motion_of(up.path, embedder)
+        verdict = driver_verdict(performance, self.studio.registry, embedder)
+        decision = self._check(draft, user, project_id, language, territory, channel,
+                               _tracks(tracks), one_performance=True, driver=verdict)
+        return decision_summary(decision), decision_rows(decision)
+
+    def _check(self, draft: Draft, user: User, project_id: str, language: str, territory: str,
+               channel: str, tracks: tuple[str, ...], *, one_performance: bool,
+               script_sha: str | None = None, driver: IdentityMatch | None = None) -> Decision:
+        """Build the request as the render does, and ask the gate (ledgered)."""
+        settings, project = self.studio.settings, (project_id or "").strip()
+        operation: Operation = "lipsync" if draft.operation == "lipsync" else "reenact"
+        choice = choose_backend(settings, project, operation)
+        auth = authorization_request(
+            settings, choice, draft.identity, operation=operation, project_id=project,
+            language=(language or "").strip(), territory=(territory or "").strip(),
+            channel=_channel(channel), operator=user.ledger_name,
+            source_sha256=sha256_file(draft.shot.path), one_performance=one_performance,
+            tracks=tracks, script_sha256=script_sha,
+            driver_performer=None if driver is None else driver.performer_id)
+        matches, known = gate_tracks(draft.identity, driver)
+        return self.studio.registry.authorize(auth, matches, known_tracks=known)
 
     # -- renders ---------------------------------------------------------------------------------
 
@@ -745,7 +796,10 @@ class Handlers:
                          f"{html.escape(str(backend.get('licence', '')))}.")
         elif record.error:
             text += f" — {html.escape(record.error)}"
-        video = record.output if record.status is JobStatus.DONE and record.output else None
+        video = None
+        if record.status is JobStatus.DONE and record.output and Path(record.output).is_file():
+            # The requester's own copy (ownership checked above by _job).
+            video = str(self.studio.handoff.give(Path(record.output), actor().username))
         rows = decision_rows(record.decision) if record.decision else []
         if record.decision:
             text += "\n\n" + decision_summary(record.decision)
@@ -787,6 +841,9 @@ class Handlers:
             _badge("provenance", report.provenance,
                    report.provenance in ("Trusted", "Valid") if report.provenance != "Missing"
                    else False, "badge-provenance"),
+            # Signed is not published: only a ledgered publication earns the good tone.
+            _badge("published", report.publication, report.publication == "published",
+                   "badge-published"),
             _badge("signer", report.signer_trust, report.signer_trust.startswith("trusted"),
                    "badge-signer"),
             _badge("consent", consent.replace("_", " "), consent == "active", "badge-consent"),
@@ -800,6 +857,9 @@ class Handlers:
             lines.append(f"- ledger: publication event at index {report.ledger.index} of "
                          f"{report.ledger.tree_size}, inclusion proof "
                          + ("verified" if report.ledger.verified else "**FAILED**"))
+        elif report.publication == "signed, not published":
+            lines.append("- **signed, not published**: the ledger has no publication event "
+                         "for this file (a render that never published; do not use it)")
         if report.recovered is not None:
             lines.append(f"- {html.escape(report.recovered.note)}")
         if report.manifest_error and report.recovered is None:
@@ -855,12 +915,10 @@ class Handlers:
             proof = reg.ledger.inclusion_proof(s, idx)
             entry = Ledger.entry(s, idx)
         proof.verify()
-        folder = self.studio.settings.data_dir / "downloads" / new_request_id("proof")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"inclusion-proof-{idx}-of-{proof.size}.json"
-        path.write_text(json.dumps({"origin": reg.ledger.origin, "entry": entry.body,
-                                    "event": entry.event_type.value, **proof.to_json()},
-                                   indent=1), encoding="utf-8")
+        document = json.dumps({"origin": reg.ledger.origin, "entry": entry.body,
+                               "event": entry.event_type.value, **proof.to_json()}, indent=1)
+        path = self.studio.handoff.give_bytes(document.encode(),
+                                              f"inclusion-proof-{idx}-of-{proof.size}.json")
         text = (f"Inclusion proof of entry **{idx}** ({entry.event_type.value}) in a tree of "
                 f"{proof.size}: {len(proof.hashes)} hashes, root `{proof.root.hex()[:16]}…` — "
                 "verified.")

@@ -147,7 +147,8 @@ def test_the_consent_desk(h: Handlers, studio: Studio, upload_root: Path,
     assert [r[1] for r in rows] == ["grant_imported", "revocation"]
     text, proof = h.ledger_proof(int(rows[0][0]), request=as_user("aude"))
     assert "verified" in text and Path(proof).is_file()
-    assert Path(proof).is_relative_to(studio.settings.data_dir / "downloads")
+    # Handed out as a copy outside the data folder (Gradio's file route never serves it).
+    assert not Path(proof).is_relative_to(studio.settings.data_dir)
 
 
 def test_a_face_preview_and_enrolment(h: Handlers, upload_root: Path) -> None:
@@ -164,8 +165,9 @@ def test_operator_scans_checks_renders_and_others_are_kept_out(
     otto = as_user("otto")
     draft, gallery, update, text = h.scan_shot(uploaded(upload_root, DEMO_SHOT, "shot.mpg"),
                                                request=otto)
-    assert update["choices"] == [("t1 (demo-performer)", "t1 (demo-performer)")] or \
-        update["choices"] == ["t1 (demo-performer)"]
+    # The page shows the performer; the API takes the track id (README's example).
+    assert update["choices"] == [("t1 (demo-performer)", "t1")]
+    assert update["value"] == ["t1"]
     assert "demo-performer — consent on file" in gallery[0][1]
     assert "performer **demo-performer**" in text
     # The shot the operator uploaded sits in its own folder under the data folder.
@@ -191,6 +193,9 @@ def test_operator_scans_checks_renders_and_others_are_kept_out(
     assert 'data-status="done"' in progress and video == download
     assert "Rendered by **embedded-mesh**" in text and "Apache-2.0" in text
     assert video is not None and Path(video).name == "ui-test.mp4"
+    # The requester's own copy, not the published file under the data folder.
+    assert not Path(video).is_relative_to(studio.settings.data_dir)
+    assert Path(video).read_bytes() == (studio.settings.outputs_dir / "ui-test.mp4").read_bytes()
     assert rules and all(r[0] == "✔" for r in rules)
     # Only the owner, auditors and admins see a job.
     with pytest.raises(gr.Error, match="another user"):
@@ -216,13 +221,19 @@ def test_the_reenact_tab_reports_what_the_render_says(h: Handlers, studio: Studi
     otto = as_user("otto")
     draft, _gallery, _update, _text = h.scan_reenact_shot(
         uploaded(upload_root, DEMO_SHOT, "shot.mpg"), request=otto)
-    verdict, _rules = h.check_reenact(draft, "demo-dub", "en", "FR", "streaming", ["t1"],
-                                      request=otto)
+    # The check asks about the driving performer too, as the render does.
+    with pytest.raises(gr.Error, match="either a driving video or a motion file"):
+        h.check_reenact(draft, "demo-dub", "en", "FR", "streaming", ["t1"], None, None,
+                        request=otto)
+    driver = uploaded(upload_root, DEMO_SHOT, "driver.mpg")
+    verdict, rules = h.check_reenact(draft, "demo-dub", "en", "FR", "streaming", ["t1"],
+                                     driver, None, request=otto)
     assert verdict.startswith("**ALLOW**")
+    assert any(r[1] == "technique" and "performance_driving" in r[3] for r in rules) or \
+        any(r[2] == "demo-performer" for r in rules)
     with pytest.raises(gr.Error, match="either a driving video or a motion file"):
         h.render_reenact(draft, None, None, "demo-dub", "en", "FR", "streaming", ["t1"], "",
                          request=otto)
-    driver = uploaded(upload_root, DEMO_SHOT, "driver.mpg")
     job_id, _html = h.render_reenact(draft, driver, None, "demo-dub", "en", "FR", "streaming",
                                      ["t1"], "", request=otto)
     record = studio.jobs.wait(job_id, timeout=180)
