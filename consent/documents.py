@@ -290,8 +290,36 @@ class ProductionKey(KeyBinding):
     company: HumanName
 
 
-Payload = Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey
-P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey)
+class SealedGrant(Model):
+    grant_id: Identifier
+    sha256: Sha256Hex
+
+
+class MotionSeal(Model):
+    """The registry's seal on a motion file (``studio motion extract``): which performer's
+    performance it holds, for which project, under which grant and ledgered decision, and
+    the SHA-256 of every byte of the file but the seal (motion, header and the identity
+    embeddings that the consent check of a later render matches)."""
+
+    document_type: ClassVar[str] = "motion_seal"
+
+    type: Literal["motion_seal"]
+    schema_version: StrictInt
+    format_version: StrictInt = Field(ge=2)
+    project_id: Identifier
+    driver_performer_id: Identifier
+    grants: tuple[SealedGrant, ...] = Field(min_length=1, max_length=8)
+    decision_id: Identifier
+    decision_ledger_index: StrictInt = Field(ge=0)
+    decision_sha256: Sha256Hex
+    video_sha256: Sha256Hex
+    embedder: str = Field(min_length=1, max_length=200)
+    created_at: Timestamp
+    payload_sha256: Sha256Hex
+
+
+Payload = Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey | MotionSeal
+P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey, MotionSeal)
 
 
 # --------------------------------------------------------------------------- envelope

@@ -73,3 +73,33 @@ class LedgerError(ConsentError):
 
 class PassphraseError(ConsentError):
     code = "key.passphrase"
+
+
+class MotionSealError(ConsentError):
+    """A motion file's registry seal is missing, or does not vouch for this file and render."""
+
+    code = "motion.seal"
+
+
+class UntrustedSealError(MotionSealError):
+    """Signed by a key that is neither this registry's nor a configured trusted key."""
+
+    code = "motion.untrusted_signer"
+
+
+class TamperedMotionError(MotionSealError):
+    """The seal's signature, or the file's bytes under it, do not verify (edited file)."""
+
+    code = "motion.tampered"
+
+
+class UnledgeredSealError(MotionSealError):
+    """The extraction decision the seal names is not in this registry's ledger as sealed."""
+
+    code = "motion.not_in_ledger"
+
+
+class SealScopeError(MotionSealError):
+    """A sound seal used outside what it covers (another project, embedder or performer)."""
+
+    code = "motion.out_of_scope"

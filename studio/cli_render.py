@@ -177,20 +177,31 @@ def render_reenact(
 def motion_extract(
     driver: Annotated[Path, typer.Argument(help="The driving performance video.")],
     out_path: Annotated[Path, typer.Option("--out", help="Motion file to write (.npz).")],
+    project: Annotated[str, typer.Option("--project", help="Project the performance is kept "
+                                         "for (the file drives renders of this project only).")],
+    language: Annotated[str, typer.Option("--language", help="Release language (BCP-47).")],
+    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    operator: Annotated[str, typer.Option("--operator", help="Who extracts (for the ledger).")],
+    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
+                       ] = Channel.STREAMING,
     neutral: Annotated[str, typer.Option("--neutral", help="Neutral frame: 'rest', 'first' "
                                          "or a frame number.")] = "rest",
     as_json: JsonOpt = False,
 ) -> None:
-    """Keep a driver's performance as motion (landmark deltas + identity reference, no pixels).
+    """Keep a driver's performance as a motion file issued by the registry.
 
-    Only a performance by a performer with an active grant is kept: the file carries their face
-    embeddings so that every later use can be checked against their consent.
+    The file holds landmark deltas and the driver's face embeddings, no pixels. The consent
+    gate decides performance_driving for the project first (ledgered); only on allow is the
+    file written, sealed with the registry's key over its contents, the project, the grant
+    and that decision. Renders refuse files without a valid seal.
     """
     import tempfile
 
     from pipelines.faces.analysis import analyse_shot
-    from pipelines.reenact import extract_motion, save_motion
+    from pipelines.reenact import extract_motion
     from studio.identity import TrackEvidence, embedder_for, match_tracks, sha256_file
+    from studio.motion_seals import issue_motion_file
+    from studio.render.authorization import DRIVER_TRACK
 
     with _errors(as_json):
         if out_path.exists():
@@ -201,8 +212,9 @@ def motion_extract(
             neutral_frame = neutral
         if neutral_frame not in ("rest", "first") and not isinstance(neutral_frame, int):
             _fail(EXIT_REJECTED, "--neutral is 'rest', 'first' or a frame number", as_json)
+        settings = _settings()
         registry = _registry()
-        embedder = embedder_for(_settings())
+        embedder = embedder_for(settings)
         try:
             with tempfile.TemporaryDirectory(prefix="motion-") as work:
                 analysis = analyse_shot(driver, work, embedder)
@@ -211,16 +223,33 @@ def motion_extract(
                                         video_sha256=sha256_file(driver))
         except ValueError as exc:
             _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
-        (match,) = match_tracks([TrackEvidence("driver", list(motion.identity.embeddings))],
+        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(motion.identity.embeddings))],
                                 registry.consented_templates(embedder.name), embedder)
         if match.performer_id is None:
             _fail(EXIT_DENY, "the driving performance matches no performer with an active "
                   "grant; it is not kept", as_json, "denied")
-        save_motion(motion, out_path)
+        try:
+            issued = issue_motion_file(registry, settings, motion, match, out_path,
+                                       project_id=project, language=language,
+                                       territory=territory, channel=channel, operator=operator)
+        except ValidationError as exc:
+            _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json,
+                  "bad_request")
+    decision = issued.decision
+    if issued.path is None:
+        _emit(as_json, {"ok": False, "error": "denied", "decision": decision.to_json()},
+              lambda: err.print("[bold red]DENIED[/]: " + "; ".join(decision.reasons),
+                                highlight=False))
+        raise typer.Exit(EXIT_DENY)
     _emit(as_json, {"ok": True, "out": str(out_path), "frames": motion.frame_count,
-                    "frame_rate": str(motion.frame_rate), "performer_id": match.performer_id},
+                    "frame_rate": str(motion.frame_rate), "performer_id": match.performer_id,
+                    "project_id": project, "decision_id": decision.decision_id,
+                    "decision_ledger_index": decision.ledger_index,
+                    "grants": [g.grant_id for g in decision.grants_used]},
           lambda: out.print(f"kept {motion.frame_count} frames of motion by "
-                            f"{match.performer_id} → {out_path}", highlight=False))
+                            f"{match.performer_id} for project {project} → {out_path}\n"
+                            f"  sealed by the registry under decision {decision.decision_id} "
+                            f"(ledger {decision.ledger_index})", highlight=False))
 
 
 def _run(request: RenderRequest, as_json: bool) -> None:

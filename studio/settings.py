@@ -43,6 +43,10 @@ class Settings:
     #: x264 settings of rendered outputs.
     render_crf: int = 17
     render_preset: str = "veryfast"
+    #: Public keys (PEM or base64 files) whose motion-file seals a render accepts besides
+    #: this registry's own key (say, the key it had before a rotation). The extraction must
+    #: still be in this registry's ledger.
+    motion_trusted_keys: tuple[Path, ...] = ()
 
     @property
     def keys_dir(self) -> Path:
@@ -97,6 +101,9 @@ class Settings:
             concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
             render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "17")),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
+            motion_trusted_keys=tuple(
+                p for p in (_path(v) for v in os.environ.get(
+                    "STUDIO_MOTION_TRUSTED_KEYS", "").split(os.pathsep)) if p is not None),
         )
 
 

@@ -26,6 +26,7 @@ _EXPORTS = {
     "Motion": "pipelines.reenact.motion",
     "MotionDrive": "pipelines.reenact.interface",
     "MotionError": "pipelines.reenact.motion",
+    "MotionFile": "pipelines.reenact.motion_file",
     "MotionFileError": "pipelines.reenact.motion_file",
     "REGIONS": "pipelines.reenact.model",
     "ReenactBackend": "pipelines.reenact.interface",
@@ -38,6 +39,7 @@ _EXPORTS = {
     "extract_motion": "pipelines.reenact.motion",
     "load_motion": "pipelines.reenact.motion_file",
     "plan_drive": "pipelines.reenact.motion",
+    "read_motion_file": "pipelines.reenact.motion_file",
     "run_reenact": "pipelines.reenact.pipeline",
     "save_motion": "pipelines.reenact.motion_file",
 }
@@ -60,7 +62,13 @@ if TYPE_CHECKING:
         extract_motion,
         plan_drive,
     )
-    from pipelines.reenact.motion_file import MotionFileError, load_motion, save_motion
+    from pipelines.reenact.motion_file import (
+        MotionFile,
+        MotionFileError,
+        load_motion,
+        read_motion_file,
+        save_motion,
+    )
     from pipelines.reenact.pipeline import (
         ReenactError,
         ReenactJob,
@@ -81,6 +89,7 @@ __all__ = [
     "Motion",
     "MotionDrive",
     "MotionError",
+    "MotionFile",
     "MotionFileError",
     "ReenactBackend",
     "ReenactError",
@@ -92,6 +101,7 @@ __all__ = [
     "extract_motion",
     "load_motion",
     "plan_drive",
+    "read_motion_file",
     "run_reenact",
     "save_motion",
 ]

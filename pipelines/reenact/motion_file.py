@@ -3,26 +3,34 @@
 A motion file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays; written compressed, read
 with ``allow_pickle=False`` so a hostile file cannot run code) holding:
 
-* ``header``: UTF-8 JSON, ``{"schema": "consent-dubbing-studio/reenact-motion", "version": 1,
+* ``header``: UTF-8 JSON, ``{"schema": "consent-dubbing-studio/reenact-motion", "version": 2,
   "frame_rate": "25/1", "frame_count": n, "neutral_frame": k, "vertices": 468,
   "pose_fields": [...], "features": {...}, "identity": {"video_sha256", "embedder",
-  "track_id"}, "source": name, "payload_sha256": hex}``;
+  "track_id"}, "source": name}``;
 * ``deltas``: float16 ``[n, V, 3]`` expression deltas in the driver's canonical units
   (inter-ocular distance = 1; float16 keeps ~1e-4 of it, far below the mesh's own noise);
 * ``vertices``: int16 ``[V]``, the mesh indices the deltas belong to (all 468 surface vertices
   in version 1; a later version may keep fewer);
 * ``pose``: float32 ``[n, 6]`` (yaw, pitch, roll, log scale, tx, ty; ``motion.POSE_FIELDS``);
 * ``present``: uint8 ``[n]``;
-* ``embeddings``: float32 ``[k, d]``, the driver's identity embeddings (``DriverIdentity``).
+* ``embeddings``: float32 ``[k, d]``, the driver's identity embeddings (``DriverIdentity``);
+* ``seal``: the registry's signed seal (UTF-8 JSON, opaque here; ``consent.motion_seal``).
 
 No pixel and no absolute mesh is stored: only changes relative to the neutral frame, a few
 feature sizes and the identity reference the consent gate needs. A minute at 25 fps is about
 2-4 MB.
 
+The *payload* is every member but the seal; :func:`payload_digest` is its SHA-256 (each
+member's name, dtype, shape and bytes, the header's bytes included). The file is written only
+with a seal over that digest (``save_motion(..., seal=...)``), so the embeddings a render
+matches are the ones the registry signed. Version 1 files carried an unkeyed hash in the
+header instead: anyone could swap the embeddings and recompute it, so they are refused with
+a request to re-extract.
+
 Loading refuses, with one error type (:class:`MotionFileError`) and a message naming the
-problem: a file that is not a readable archive, a missing member, another schema or version,
-arrays whose shapes disagree with the header, non-finite values, or a payload whose SHA-256
-differs from the header's (a truncated or edited file).
+problem: a file that is not a readable archive, a missing member or seal, another schema or
+version, arrays whose shapes disagree with the header, or non-finite values. Whether the seal
+vouches for the payload is the render's check (``consent.motion_seal.verify_seal``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
@@ -43,26 +53,45 @@ from pipelines.reenact.model import SURFACE, Features
 from pipelines.reenact.motion import POSE_FIELDS, DriverIdentity, Motion
 
 SCHEMA: Final = "consent-dubbing-studio/reenact-motion"
-VERSION: Final = 1
+VERSION: Final = 2
 SUFFIX: Final = ".motion.npz"
 _MEMBERS: Final = ("header", "deltas", "vertices", "pose", "present", "embeddings")
+_SEAL: Final = "seal"
+#: Far above any real seal (~1 kB); a bigger member is refused before it is decoded.
+_MAX_SEAL_BYTES: Final = 64 * 1024
+
+Sealer = Callable[[str], bytes]
+"""Given the payload digest, the signed seal to store with it (the registry issues it)."""
 
 
 class MotionFileError(ValueError):
-    """A motion file that cannot be used: corrupt, truncated, or of another schema/version."""
+    """A motion file that cannot be used: corrupt, truncated, unsealed, or of another
+    schema/version."""
 
 
-def _payload_digest(arrays: dict[str, NDArray[Any]]) -> str:
+@dataclass(frozen=True)
+class MotionFile:
+    """A motion file as read: the motion, its seal (unchecked) and its payload digest."""
+
+    motion: Motion
+    seal: bytes
+    payload_sha256: str
+    version: int = VERSION
+
+
+def payload_digest(arrays: dict[str, NDArray[Any]]) -> str:
+    """SHA-256 over every member but the seal: name, dtype, shape and bytes of each."""
     digest = hashlib.sha256()
-    for name in _MEMBERS[1:]:
+    for name in _MEMBERS:
         a = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
         digest.update(a.tobytes())
     return digest.hexdigest()
 
 
-def save_motion(motion: Motion, path: str | os.PathLike[str]) -> Path:
-    """Write ``motion`` to ``path`` atomically (a temporary file renamed into place)."""
+def save_motion(motion: Motion, path: str | os.PathLike[str], *, seal: Sealer) -> Path:
+    """Write ``motion`` to ``path`` atomically (a temporary file renamed into place), with
+    the seal ``seal`` returns for its payload digest."""
     out = Path(path)
     arrays: dict[str, NDArray[Any]] = {
         "deltas": motion.deltas.astype(np.float16),
@@ -82,9 +111,13 @@ def save_motion(motion: Motion, path: str | os.PathLike[str]) -> Path:
                      "embedder": motion.identity.embedder,
                      "track_id": motion.identity.track_id},
         "source": motion.source_name,
-        "payload_sha256": _payload_digest(arrays),
     }
     arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
+    sealed = seal(payload_digest(arrays))
+    if not sealed or len(sealed) > _MAX_SEAL_BYTES:
+        raise MotionFileError(f"{out.name}: a motion file is written only with a seal "
+                              f"(1 to {_MAX_SEAL_BYTES} bytes)")
+    arrays[_SEAL] = np.frombuffer(sealed, np.uint8)
     tmp = out.with_name(out.name + ".part")
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
@@ -94,7 +127,13 @@ def save_motion(motion: Motion, path: str | os.PathLike[str]) -> Path:
 
 
 def load_motion(path: str | os.PathLike[str]) -> Motion:
-    """Read a motion file, refusing anything but a whole file of this schema and version."""
+    """The motion of a motion file (:func:`read_motion_file`; the seal is not checked)."""
+    return read_motion_file(path).motion
+
+
+def read_motion_file(path: str | os.PathLike[str]) -> MotionFile:
+    """Read a motion file, refusing anything but a whole, sealed file of this schema and
+    version. The seal is returned unchecked: a render verifies it against the registry."""
     src = Path(path)
     try:
         with np.load(src, allow_pickle=False) as archive:
@@ -102,6 +141,7 @@ def load_motion(path: str | os.PathLike[str]) -> Motion:
             if missing:
                 raise MotionFileError(f"{src.name}: not a motion file (missing {missing})")
             arrays = {m: archive[m] for m in _MEMBERS}
+            sealed = archive[_SEAL] if _SEAL in archive.files else None
     except MotionFileError:
         raise
     except FileNotFoundError:
@@ -115,10 +155,22 @@ def load_motion(path: str | os.PathLike[str]) -> Motion:
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         schema = header.get("schema") if isinstance(header, dict) else None
         raise MotionFileError(f"{src.name}: schema {schema!r} is not {SCHEMA!r}")
+    if header.get("version") == 1:
+        raise MotionFileError(f"{src.name}: an unsigned motion file (version 1, made before "
+                              "the registry sealed motion files); its identity embeddings "
+                              "cannot be trusted. Re-extract it from the driving video with "
+                              "`studio motion extract`")
     if header.get("version") != VERSION:
         raise MotionFileError(f"{src.name}: motion file version {header.get('version')!r}; "
                               f"this studio reads version {VERSION}")
-    return _motion(src.name, header, arrays)
+    if sealed is None or sealed.dtype != np.uint8 or sealed.ndim != 1 or not sealed.size:
+        raise MotionFileError(f"{src.name}: the motion file carries no registry seal "
+                              "(unsigned); re-extract it with `studio motion extract`")
+    if sealed.size > _MAX_SEAL_BYTES:
+        raise MotionFileError(f"{src.name}: the seal is {sealed.size} bytes, over "
+                              f"{_MAX_SEAL_BYTES}")
+    motion = _motion(src.name, header, arrays)
+    return MotionFile(motion, sealed.tobytes(), payload_digest(arrays))
 
 
 def _motion(name: str, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> Motion:
@@ -129,7 +181,6 @@ def _motion(name: str, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) 
         features = Features.from_json(header["features"])
         ident = header["identity"]
         neutral = int(header["neutral_frame"])
-        expected = header["payload_sha256"]
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise MotionFileError(f"{name}: incomplete header ({exc!r})") from exc
     shapes = {"deltas": (n, vertices, 3), "vertices": (vertices,),
@@ -144,8 +195,6 @@ def _motion(name: str, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) 
         raise MotionFileError(f"{name}: unexpected pose fields {header.get('pose_fields')}")
     if arrays["embeddings"].ndim != 2:
         raise MotionFileError(f"{name}: embeddings must be a [k, d] array")
-    if _payload_digest(arrays) != expected:
-        raise MotionFileError(f"{name}: payload does not match its SHA-256 (edited or corrupt)")
     deltas = arrays["deltas"].astype(np.float32)
     pose = arrays["pose"].astype(np.float32)
     if not (np.isfinite(deltas).all() and np.isfinite(pose).all()):

@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from consent.errors import MotionSealError, SealScopeError
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
+from consent.motion_seal import CheckedSeal
 from consent.registry import Registry
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.embedding import FaceEmbedder
@@ -62,7 +64,6 @@ from pipelines.reenact import (
     ReenactResult,
     StillSource,
     extract_motion,
-    load_motion,
     run_reenact,
 )
 from pipelines.speech import load_script
@@ -76,6 +77,7 @@ from studio.identity import (
     is_still,
     sha256_file,
 )
+from studio.motion_seals import driving_request, open_sealed_motion
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import (
     MAX_EMBEDDED_INGREDIENT,
@@ -401,9 +403,22 @@ class RenderJob:
 
     def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
                 ) -> tuple[Motion, IdentityMatch]:
-        """The driving performance as a motion, and the verdict on who performed it."""
+        """The driving performance as a motion, and the verdict on who performed it.
+
+        A motion file counts only under the registry's seal (:mod:`studio.motion_seals`):
+        an unsigned, re-signed, edited or foreign file, or one sealed for another project,
+        is refused before anything is decided; the verdict comes from the sealed embeddings
+        and must name the sealed driver (:meth:`_sealed_driver`)."""
+        sealed: CheckedSeal | None = None
         if req.motion is not None:
-            motion = load_motion(req.motion)
+            loaded, sealed = open_sealed_motion(self.registry, self.settings, req.motion,
+                                                req.project_id)
+            motion = loaded.motion
+            self._note(Stage.IDENTIFY, "motion file seal verified",
+                       performer=sealed.seal.driver_performer_id,
+                       decision=sealed.seal.decision_id,
+                       decision_ledger_index=sealed.seal.decision_ledger_index,
+                       signer=sealed.signer_key_id)
         else:
             assert req.driver is not None
             driver = analyse_shot(req.driver, self.folder / "work" / "driver", embedder,
@@ -412,10 +427,40 @@ class RenderJob:
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver
         match = driver_verdict(motion, self.registry, embedder)
+        if sealed is not None:
+            self._sealed_driver(req, sealed, match, inputs)
         self._driver_performer = match.performer_id
         self._note(Stage.IDENTIFY, "driver identified", performer=match.performer_id,
                    distance=match.distance, frames=match.frames)
         return motion, match
+
+    def _sealed_driver(self, req: RenderRequest, sealed: CheckedSeal, match: IdentityMatch,
+                       inputs: dict[str, str]) -> None:
+        """A sealed motion drives a face only while the grant it was sealed under is active,
+        and only as the performer it was sealed for."""
+        seal = sealed.seal
+        if sealed.inactive_grants:
+            # The gate says why, and the ledger keeps it: with the grant revoked or lapsed
+            # the driver's consent is gone and this is a deny. Should another grant of theirs
+            # still allow it, the file itself stays refused: it was issued under this one.
+            request = driving_request(
+                self.settings, seal.driver_performer_id, operation=req.operation,
+                project_id=req.project_id, language=req.language, territory=req.territory,
+                channel=req.channel, operator=req.operator, source_sha256=inputs["source"],
+                commercial=req.commercial, models=(self._choice.model_use(),))
+            decision = self.registry.authorize(request, [match], known_tracks=[DRIVER_TRACK])
+            self._save("motion-decision.json", decision.to_json())
+            if not decision.allowed:
+                raise RenderDenied(decision, Stage.AUTHORIZE)
+            lapsed = sealed.inactive_grants[0]
+            raise MotionSealError(f"the motion file was issued under grant {lapsed.grant_id}, "
+                                  f"which is now {lapsed.status} ({lapsed.detail}); re-extract "
+                                  "it under an active grant")
+        if match.performer_id != seal.driver_performer_id:
+            raise SealScopeError(
+                f"the motion file's sealed embeddings match "
+                f"{match.performer_id or 'no enrolled performer'}, but it was issued for "
+                f"{seal.driver_performer_id}'s performance")
 
     def _reenact(self, req: RenderRequest, source: ShotAnalysis | StillSource,
                  allowed: dict[str | None, str], motion: Motion, payload: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pipelines.reenact import (
     extract_motion,
     load_motion,
     plan_drive,
+    read_motion_file,
     save_motion,
 )
 from pipelines.reenact.motion import euler, rotation_from
@@ -115,10 +117,17 @@ def test_faceless_driver_frames_hold_the_last_pose(tmp_path: Path) -> None:
     assert plan_drive(held, Fraction(25), 40).report.faceless_frames == 6
 
 
+def _seal(digest: str) -> bytes:
+    # The file format stores the seal as opaque bytes; issuing and checking real seals is
+    # tested with the registry (tests/render/test_motion_seals.py).
+    return json.dumps({"seal-for": digest}).encode()
+
+
 def test_motion_file_round_trip(tmp_path: Path, motion: Motion) -> None:
-    path = save_motion(motion, tmp_path / "take.motion.npz")
+    path = save_motion(motion, tmp_path / "take.motion.npz", seal=_seal)
     assert path.stat().st_size < 400_000
-    back = load_motion(path)
+    loaded = read_motion_file(path)
+    back = loaded.motion
     assert back.frame_rate == motion.frame_rate and back.frame_count == motion.frame_count
     assert back.neutral_frame == motion.neutral_frame
     assert back.features.to_json() == motion.features.to_json()
@@ -127,23 +136,47 @@ def test_motion_file_round_trip(tmp_path: Path, motion: Motion) -> None:
     np.testing.assert_array_equal(back.present, motion.present)
     assert back.identity.video_sha256 == motion.identity.video_sha256
     assert back.identity.embedder == "none"
+    # The seal was asked for the digest of exactly the bytes that were written.
+    assert json.loads(loaded.seal) == {"seal-for": loaded.payload_sha256}
+    assert load_motion(path).frame_count == motion.frame_count
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(f"{m}.npy" for m in (
-            "header", "deltas", "vertices", "pose", "present", "embeddings"))
+            "header", "deltas", "vertices", "pose", "present", "embeddings", "seal"))
+
+
+def _arrays(src: Path) -> dict[str, np.ndarray]:
+    with np.load(src) as archive:
+        return {k: archive[k] for k in archive.files}
 
 
 def _rewrite(src: Path, dst: Path, **changes: object) -> Path:
-    with np.load(src) as archive:
-        arrays = {k: archive[k] for k in archive.files}
+    arrays = _arrays(src)
     header = json.loads(arrays["header"].tobytes())
     header.update(changes)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    np.savez(dst, **arrays)
+    np.savez(dst, **arrays)  # type: ignore[arg-type]
     return dst
 
 
+def test_every_payload_byte_is_in_the_digest(tmp_path: Path, motion: Motion) -> None:
+    vectors = np.random.default_rng(7).normal(size=(4, 128)).astype(np.float32)
+    motion = replace(motion, identity=replace(motion.identity, embeddings=vectors))
+    good = save_motion(motion, tmp_path / "good.motion.npz", seal=_seal)
+    digest = read_motion_file(good).payload_sha256
+    for member in ("header", "deltas", "pose", "present", "embeddings"):
+        arrays = _arrays(good)
+        changed = arrays[member].copy()
+        changed.reshape(-1).view(np.uint8)[0] ^= 1
+        arrays[member] = changed
+        np.savez(tmp_path / "edited.npz", **arrays)  # type: ignore[arg-type]
+        try:
+            assert read_motion_file(tmp_path / "edited.npz").payload_sha256 != digest, member
+        except MotionFileError:
+            assert member in ("header", "present")  # a value the reader itself refuses
+
+
 def test_bad_motion_files_are_refused(tmp_path: Path, motion: Motion) -> None:
-    good = save_motion(motion, tmp_path / "good.motion.npz")
+    good = save_motion(motion, tmp_path / "good.motion.npz", seal=_seal)
     data = good.read_bytes()
     truncated = tmp_path / "truncated.motion.npz"
     truncated.write_bytes(data[: len(data) // 2])
@@ -156,12 +189,27 @@ def test_bad_motion_files_are_refused(tmp_path: Path, motion: Motion) -> None:
     for bad in (truncated, flipped, garbage):
         with pytest.raises(MotionFileError):
             load_motion(bad)
-    with pytest.raises(MotionFileError, match="version 2"):
-        load_motion(_rewrite(good, tmp_path / "v2.npz", version=2))
+    with pytest.raises(MotionFileError, match="version 3"):
+        load_motion(_rewrite(good, tmp_path / "v3.npz", version=3))
     with pytest.raises(MotionFileError, match="schema"):
         load_motion(_rewrite(good, tmp_path / "other.npz", schema="someone/else"))
-    with pytest.raises(MotionFileError, match="SHA-256"):
-        load_motion(_rewrite(good, tmp_path / "edited.npz", payload_sha256="0" * 64))
     with pytest.raises(MotionFileError, match="header says"):
         load_motion(_rewrite(good, tmp_path / "short.npz", frame_count=70))
     assert SCHEMA.endswith("reenact-motion")
+
+
+def test_unsigned_and_version_1_files_are_refused_with_a_way_out(tmp_path: Path,
+                                                                  motion: Motion) -> None:
+    good = save_motion(motion, tmp_path / "good.motion.npz", seal=_seal)
+    arrays = _arrays(good)
+    del arrays["seal"]
+    np.savez(tmp_path / "unsigned.npz", **arrays)  # type: ignore[arg-type]
+    with pytest.raises(MotionFileError, match=r"no registry seal.*studio motion extract"):
+        load_motion(tmp_path / "unsigned.npz")
+    # A version 1 file: an unkeyed hash in the header, no seal.
+    with pytest.raises(MotionFileError, match=r"unsigned motion file.*studio motion extract"):
+        load_motion(_rewrite(tmp_path / "unsigned.npz", tmp_path / "v1.npz", version=1,
+                             payload_sha256="0" * 64))
+    with pytest.raises(MotionFileError, match="only with a seal"):
+        save_motion(motion, tmp_path / "never.motion.npz", seal=lambda _digest: b"")
+    assert not (tmp_path / "never.motion.npz").exists()
