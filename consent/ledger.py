@@ -28,7 +28,6 @@ from consent.fields import format_timestamp
 from consent.keys import PrivateKey, PublicKey
 from consent.note import (
     Checkpoint,
-    NoteError,
     NoteSigner,
     NoteVerifier,
     open_checkpoint,
@@ -359,107 +358,17 @@ class Ledger:
 
     # ---------------------------------------------------------------- auditing
 
-    def verify(self, session: Session, *, batch: int = 5000) -> LedgerReport:
-        """Recompute the whole log from the stored leaves and report every discrepancy.
+    def verify(self, session: Session, *, batch: int = 5000,
+               logs: Sequence[CheckpointLog] | None = None) -> LedgerReport:
+        """Recompute everything from the stored leaves and report every discrepancy: the
+        leaves themselves, every stored node, every signed checkpoint (database and
+        ``logs``, by default this ledger's checkpoint log), every index row and stored
+        document (see :mod:`consent.ledger_audit`)."""
+        from consent.ledger_audit import audit  # it builds on this module's types
 
-        Finds edited entries (data no longer matches its leaf hash), deleted entries
-        (gaps), reordered entries (an entry whose own index is not its position), stored
-        subtree hashes that disagree with the leaves, and signed checkpoints whose root no
-        longer matches the recomputed tree (or whose signature fails).
-        """
-        report = LedgerReport()
-        checkpoints: dict[int, bytes] = {}
-        for row in session.scalars(select(CheckpointRow).order_by(CheckpointRow.size)):
-            try:
-                cp = open_checkpoint(row.note, self.verifier)
-            except NoteError as exc:
-                report.problems.append(Problem(None, "checkpoint_signature",
-                                               f"checkpoint of size {row.size}: {exc}"))
-                continue
-            if cp.origin != self.origin or cp.size != row.size:
-                report.problems.append(Problem(None, "checkpoint_mismatch",
-                                               f"checkpoint row {row.size} holds a note for "
-                                               f"{cp.origin} size {cp.size}"))
-                continue
-            checkpoints[cp.size] = cp.root
-
-        frontier = merkle.Frontier()
-        if 0 in checkpoints:
-            report.checkpoints_checked += 1
-        expected = 0
-        leaf_rows = session.execute(
-            select(LedgerEntryRow.idx, LedgerEntryRow.event_type, LedgerEntryRow.data,
-                   LedgerNodeRow.hash)
-            .outerjoin(LedgerNodeRow, (LedgerNodeRow.level == 0)
-                       & (LedgerNodeRow.idx == LedgerEntryRow.idx))
-            .order_by(LedgerEntryRow.idx)
-            .execution_options(yield_per=batch)
-        )
-        for idx, event_type, data, stored_leaf in leaf_rows:
-            if idx != expected:
-                report.problems.append(Problem(
-                    expected, "deleted",
-                    f"entries {expected}..{idx - 1} are missing (deleted rows)"
-                    if idx > expected else f"entry index {idx} repeats",
-                ))
-                expected = idx
-            self._check_entry(idx, event_type, data, stored_leaf, report)
-            frontier.push(merkle.leaf_hash(data))
-            expected += 1
-            if frontier.size in checkpoints:
-                report.checkpoints_checked += 1
-                if frontier.root() != checkpoints[frontier.size]:
-                    report.problems.append(Problem(
-                        None, "checkpoint_root",
-                        f"the entries before index {frontier.size} no longer produce the root "
-                        f"signed in checkpoint {frontier.size}: an entry before it was altered",
-                    ))
-        report.size = frontier.size
-        for size in checkpoints:
-            if size > frontier.size:
-                report.problems.append(Problem(
-                    frontier.size, "truncated",
-                    f"checkpoint {size} was signed but the log has only {frontier.size} entries",
-                ))
-        if frontier.size:
-            try:
-                stored_root = self.root(session, frontier.size)
-            except merkle.MerkleError as exc:
-                stored_root = b""
-                detail = f"stored subtree hashes are incomplete: {exc}"
-            else:
-                detail = "stored subtree hashes disagree with the entries (proofs would fail)"
-            if stored_root != frontier.root():
-                report.problems.append(Problem(None, "nodes", detail))
-        return report
-
-    @staticmethod
-    def _check_entry(
-        idx: int, event_type: str, data: bytes, stored_leaf: bytes | None, report: LedgerReport
-    ) -> None:
-        try:
-            body = json.loads(data)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            report.problems.append(Problem(idx, "edited", f"entry {idx} is not a JSON object"))
-            return
-        if body.get("index") != idx:
-            report.problems.append(Problem(
-                idx, "reordered",
-                f"entry at position {idx} records index {body.get('index')!r}: "
-                "rows were reordered or renumbered",
-            ))
-        if body.get("type") != event_type:
-            report.problems.append(Problem(
-                idx, "edited", f"entry {idx}: type column {event_type!r} differs from its data"
-            ))
-        if stored_leaf is None:
-            report.problems.append(Problem(idx, "nodes", f"entry {idx} has no stored leaf hash"))
-        elif merkle.leaf_hash(data) != stored_leaf:
-            report.problems.append(Problem(
-                idx, "edited", f"entry {idx} was edited: its data no longer matches its leaf hash"
-            ))
+        if logs is None:
+            logs = [self.log] if self.log is not None else []
+        return audit(session, self.origin, self.verifier, logs, batch=batch)
 
 
 _LAST_CHECKPOINT = (select(CheckpointRow.size, CheckpointRow.created_at)

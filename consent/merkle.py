@@ -504,6 +504,15 @@ class MemoryTree:
             self._levels.append([])
         return self._levels[level]
 
+    @property
+    def levels(self) -> int:
+        """How many levels hold nodes (level 0: the leaf hashes)."""
+        return len(self._levels) if self._levels[0] else 0
+
+    def hashes_at(self, level: int) -> Sequence[bytes]:
+        """The stored nodes of one level, by index (empty above the top)."""
+        return self._levels[level] if 0 <= level < len(self._levels) else ()
+
     def read(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         """NodeReader: the requested nodes that exist; absent ones are simply left out."""
         out: dict[NodeId, bytes] = {}

@@ -7,10 +7,11 @@ import hashlib
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from consent import merkle
 from consent.keys import PrivateKey
@@ -19,6 +20,7 @@ from consent.note import open_checkpoint
 from consent.registry import Registry
 from consent.store import (
     CheckpointRow,
+    DecisionRow,
     LedgerEntryRow,
     LedgerNodeRow,
     LedgerRefRow,
@@ -40,11 +42,24 @@ def _mth(leaves: list[bytes]) -> bytes:
     return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
 
 
+def _decide(ledger: Ledger, s: Session, decision_id: str, at: datetime) -> int:
+    """A decision event and its row, as Registry.authorize stores them."""
+    document = f"decision {decision_id}".encode()
+    index = ledger.append(s, EventType.DECISION, {
+        "decision_id": decision_id, "allowed": True,
+        "decision_sha256": hashlib.sha256(document).hexdigest()},
+        at=at, refs=[("decision", decision_id)])
+    s.add(DecisionRow(decision_id=decision_id, allowed=True, document=document, decided_at=at,
+                      ledger_index=index))
+    s.flush()
+    return index
+
+
 def _fill(registry: Registry, n: int) -> list[bytes]:
     with registry.store.session() as s:
-        for i in range(n):
-            registry.ledger.append(s, EventType.DECISION, {"decision_id": f"d{i}", "allowed": True},
-                                   at=T0 + timedelta(seconds=i), refs=[("decision", f"d{i}")])
+        start = Ledger.size(s)
+        for i in range(start, start + n):
+            _decide(registry.ledger, s, f"d{i}", T0 + timedelta(seconds=i))
     with registry.store.session() as s:
         return [r for r in s.scalars(select(LedgerEntryRow.data).order_by(LedgerEntryRow.idx))]
 
@@ -71,7 +86,8 @@ def test_entries_hold_index_type_and_time(registry: Registry) -> None:
     datas = _fill(registry, 3)
     body = json.loads(datas[2])
     assert body == {"index": 2, "type": "decision", "time": "2026-06-01T12:00:02Z",
-                    "decision_id": "d2", "allowed": True, "refs": [["decision", "d2"]]}
+                    "decision_id": "d2", "allowed": True, "refs": [["decision", "d2"]],
+                    "decision_sha256": hashlib.sha256(b"decision d2").hexdigest()}
 
 
 def test_checkpoint_is_a_signed_note_over_the_root(registry: Registry,
@@ -173,9 +189,7 @@ def _append_many(url: str, key_pem: bytes, worker: int, count: int) -> list[int]
     indexes = []
     for i in range(count):
         with store.session() as s:
-            indexes.append(ledger.append(s, EventType.DECISION,
-                                         {"decision_id": f"w{worker}-{i}", "allowed": True},
-                                         at=T0, refs=[("decision", f"w{worker}-{i}")]))
+            indexes.append(_decide(ledger, s, f"w{worker}-{i}", T0))
     store.dispose()
     return indexes
 
