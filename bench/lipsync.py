@@ -71,6 +71,7 @@ import cv2
 import numpy as np
 
 from bench.faces import to_720p
+from pipelines.edits import EditPermits
 from pipelines.faces import DlibEmbedder
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER
@@ -185,7 +186,8 @@ def swap(a: str, b: str, ref: dict[str, dict[str, Any]], embedder: DlibEmbedder,
     dub = prepare_dub(load_audio(clip(b)), Fraction(n) / fps)
     drive = drive_from_recording(dub, fps, n)
     track = analysis.tracks[0].track_id
-    result = run_lipsync(LipSyncJob(analysis, {track: drive}, dub.mix, out), EmbeddedLipSync())
+    result = run_lipsync(LipSyncJob(analysis, {track: drive}, dub.mix, out,
+                                    permits=EditPermits.all_frames([track])), EmbeddedLipSync())
     render_s = time.perf_counter() - t0
 
     openings = mouth_openings(out)
@@ -333,7 +335,8 @@ def end_to_end(src: Path, work: Path, embedder: DlibEmbedder) -> dict[str, float
     n = analysis.scan.frame_count
     assert n == n_guess, (n, n_guess)
     t2 = time.perf_counter()
-    job = LipSyncJob(analysis, {analysis.tracks[0].track_id: drive}, dub.mix, out)
+    job = LipSyncJob(analysis, {analysis.tracks[0].track_id: drive}, dub.mix, out,
+                     permits=EditPermits.all_frames([analysis.tracks[0].track_id]))
     result = run_lipsync(job, EmbeddedLipSync())
     t3 = time.perf_counter()
     out.unlink(missing_ok=True)

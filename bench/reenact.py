@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 
 from bench.faces import to_720p
+from pipelines.edits import EditPermits
 from pipelines.faces import DlibEmbedder, FaceMeshDetector, eye_opening, head_pose, mouth_opening
 from pipelines.faces.analysis import analyse_shot
 from pipelines.media import VideoReader, VideoWriter, copy_video, probe
@@ -188,7 +189,9 @@ def run_pair(src_name: str, drv_name: str, work: Path, embedder: DlibEmbedder,
     # Video source.
     out = work / f"{src_name}_by_{drv_name}.mp4"
     result = run_reenact(ReenactJob(source, {source.tracks[0].track_id: motion}, out, options,
-                                    crf=CRF, preset=PRESET), EmbeddedReenact())
+                                    crf=CRF, preset=PRESET,
+                                    permits=EditPermits.all_frames([source.tracks[0].track_id])),
+                         EmbeddedReenact())
     out_frames = frames_of(out)
     oc = curves(out_frames)
     plain = work / "plain.mp4"
@@ -206,7 +209,8 @@ def run_pair(src_name: str, drv_name: str, work: Path, embedder: DlibEmbedder,
     cv2.imwrite(str(still), cv2.cvtColor(src_frames[rest], cv2.COLOR_RGB2BGR))
     out_still = work / f"{src_name}_still_by_{drv_name}.mp4"
     sres = run_reenact(ReenactJob(StillSource(still, Fraction(25)), {0: motion}, out_still,
-                                  options, crf=CRF, preset=PRESET), EmbeddedReenact())
+                                  options, crf=CRF, preset=PRESET,
+                                  permits=EditPermits.all_frames([0])), EmbeddedReenact())
     still_frames = frames_of(out_still)
     sc = curves(still_frames)
     results["still"] = {
@@ -253,7 +257,9 @@ def speed(work: Path, embedder: DlibEmbedder, rounds: int) -> dict[str, Any]:
         motion = load_motion(motion_path)
         out = work / "speed_out.mp4"
         run_reenact(ReenactJob(shot, {shot.tracks[0].track_id: motion}, out, crf=CRF,
-                               preset=PRESET), EmbeddedReenact())
+                               preset=PRESET,
+                               permits=EditPermits.all_frames([shot.tracks[0].track_id])),
+                    EmbeddedReenact())
         t2 = time.perf_counter()
         e2e.append({"analysis_s": t1 - t0, "render_s": t2 - t1, "total_s": t2 - t0})
         t3 = time.perf_counter()
@@ -301,7 +307,9 @@ def speed_long(work: Path, embedder: DlibEmbedder, loops: int = 10) -> dict[str,
     shot = analyse_shot(shot_path, work / "long_source", embedder)
     t2 = time.perf_counter()
     run_reenact(ReenactJob(shot, {shot.tracks[0].track_id: motion}, work / "long_out.mp4",
-                           crf=CRF, preset=PRESET), EmbeddedReenact())
+                           crf=CRF, preset=PRESET,
+                           permits=EditPermits.all_frames([shot.tracks[0].track_id])),
+                EmbeddedReenact())
     t3 = time.perf_counter()
     n = shot.scan.frame_count
     return {"frames": n, "driver_s": t1 - t0, "analysis_s": t2 - t1, "render_s": t3 - t2,

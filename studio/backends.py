@@ -104,6 +104,17 @@ def project_commercial(settings: Settings, project_id: str, requested: bool) -> 
     return requested
 
 
+def project_unmatched_faces(settings: Settings, project_id: str, requested: str) -> str:
+    """``deny`` when ``projects.yaml`` says ``unmatched_faces: deny`` for ``project_id`` or the
+    request asks for it; a request cannot turn a project's ``deny`` into leaving faces."""
+    entry = _projects(settings).get(project_id)
+    declared = entry.get("unmatched_faces") if isinstance(entry, dict) else None
+    if declared not in (None, "deny", "leave_untouched"):
+        raise BackendError(f"projects.yaml: {project_id}.unmatched_faces must be deny or "
+                           "leave_untouched")
+    return "deny" if "deny" in (declared, requested) else "leave_untouched"
+
+
 def device() -> str:
     """``STUDIO_DEVICE`` (cpu, cuda, cuda:1 …), else CUDA when present."""
     wanted = os.environ.get("STUDIO_DEVICE", "auto")

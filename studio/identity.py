@@ -38,6 +38,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_MIN_MARGIN = 0.1
 #: A track needs at least this many embedded frames before it can be said to be anyone.
 MIN_TRACK_FRAMES = 3
+#: Longest stretch, in seconds, of frames that cannot be verified (profile, blur, occlusion,
+#: frames between two identity samples) that may still be edited between two frames
+#: verified as the performer.
+DEFAULT_MAX_GAP_S = 1.0
+#: Verified samples a run needs before it becomes a segment (one match alone is not a run).
+MIN_SEGMENT_SAMPLES = 2
 
 
 @dataclass(frozen=True)
@@ -205,20 +211,176 @@ def match_tracks(
 
 
 @dataclass(frozen=True)
+class TraceSample:
+    """One embedded frame of a track, judged against the enrolled templates and against the
+    track's own start (its anchor)."""
+
+    frame: int
+    nearest: str | None
+    distance: float | None
+    margin: float | None
+    drift: float | None
+    """Distance to the anchor: the mean of the first verified views of the track's performer."""
+    good: bool
+    """Frontal and sharp: a failed check of a good view is evidence of someone else."""
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frame": self.frame, "nearest": self.nearest, "distance": self.distance,
+                "margin": self.margin, "drift": self.drift, "good": self.good,
+                "verified": self.verified}
+
+
+@dataclass(frozen=True)
+class IdentityTrace:
+    """Per-frame identity of one track for one performer (the continuous identity check).
+
+    ``segments`` are the maximal runs of frames that may be edited: from a verified frame to
+    the last verified frame that follows it with at most ``max_gap`` unverifiable frames between
+    consecutive verified ones, never across a good view that failed (someone else, a dissolve
+    or wipe under way, a swap), never across a break in the track (a cut, a long miss), and
+    with at least :data:`MIN_SEGMENT_SAMPLES` verified frames. Frames outside them, before the
+    first verified frame and after the last one included, are never edited.
+    """
+
+    track_id: str
+    performer_id: str | None
+    max_gap: int
+    samples: tuple[TraceSample, ...]
+    segments: tuple[tuple[int, int], ...]
+
+    def editable(self, frame: int) -> bool:
+        return any(a <= frame <= b for a, b in self.segments)
+
+    @property
+    def verified_frames(self) -> int:
+        return sum(s.verified for s in self.samples)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"performer_id": self.performer_id, "max_gap_frames": self.max_gap,
+                "segments": [list(s) for s in self.segments],
+                "samples": [s.to_json() for s in self.samples]}
+
+
+def identity_trace(
+    track: Track,
+    label: str,
+    templates: dict[str, list[Template]],
+    embedder: FaceEmbedder,
+    *,
+    max_gap: int,
+    threshold: float | None = None,
+    min_margin: float = DEFAULT_MIN_MARGIN,
+    min_samples: int = MIN_SEGMENT_SAMPLES,
+) -> IdentityTrace:
+    """The continuous identity of ``track`` (see :class:`IdentityTrace`)."""
+    limit = embedder.match_threshold if threshold is None else threshold
+    samples = sorted(track.samples, key=lambda s: s.frame_index)
+    pool = {pid: tpls for pid, tpls in templates.items() if tpls}
+    if not samples or not pool:
+        return IdentityTrace(label, None, max_gap, (), ())
+    scored: list[tuple[str, float, float | None]] = []
+    for sample in samples:
+        ranked = sorted((min(embedder.distance(sample.embedding, t.vector) for t in tpls), pid)
+                        for pid, tpls in pool.items())
+        best, pid = ranked[0]
+        scored.append((pid, best, ranked[1][0] - best if len(ranked) > 1 else None))
+
+    def passes(i: int) -> bool:
+        _, best, margin = scored[i]
+        return best <= limit and (margin is None or margin >= min_margin)
+
+    votes: dict[str, int] = {}
+    for i, (pid, _, _) in enumerate(scored):
+        if passes(i):
+            votes[pid] = votes.get(pid, 0) + 1
+    performer: str | None = None
+    if votes:
+        top = max(votes.values())
+        leaders = sorted(p for p, v in votes.items() if v == top)
+        performer = leaders[0] if len(leaders) == 1 else None  # a tie is doubt
+    anchor: NDArray[np.float32] | None = None
+    if performer is not None:
+        first = [samples[i].embedding for i in range(len(samples))
+                 if scored[i][0] == performer and passes(i)][:3]
+        anchor = np.mean(first, axis=0).astype(np.float32)
+    trace: list[TraceSample] = []
+    for i, sample in enumerate(samples):
+        pid, best, margin = scored[i]
+        drift = None if anchor is None else embedder.distance(sample.embedding, anchor)
+        ok = (performer is not None and pid == performer and passes(i)
+              and drift is not None and drift <= limit)
+        trace.append(TraceSample(sample.frame_index, pid, round(best, 4),
+                                 None if margin is None else round(margin, 4),
+                                 None if drift is None else round(drift, 4), sample.good, ok))
+    segments: list[tuple[int, int]] = []
+    for first_frame, last_frame in track.segments:
+        run: list[int] = []
+        for s in trace:
+            if not first_frame <= s.frame <= last_frame:
+                continue
+            if s.verified:
+                if run and s.frame - run[-1] - 1 > max_gap:
+                    _close(run, segments, min_samples)
+                    run = []
+                run.append(s.frame)
+            elif s.good:  # a clear view of someone else: the run ends at the last verified
+                _close(run, segments, min_samples)
+                run = []
+        _close(run, segments, min_samples)
+    return IdentityTrace(label, performer, max_gap, tuple(trace), tuple(segments))
+
+
+def _close(run: list[int], segments: list[tuple[int, int]], min_samples: int) -> None:
+    if len(run) >= min_samples:
+        segments.append((run[0], run[-1]))
+
+
+def trace_match(trace: IdentityTrace, *, threshold: float,
+                min_margin: float = DEFAULT_MIN_MARGIN) -> IdentityMatch:
+    """The gate's verdict for a traced track: over its frames verified as the performer, or
+    no performer at all when no segment was verified."""
+    inside = [s for s in trace.samples
+              if s.verified and trace.editable(s.frame) and s.distance is not None]
+    if trace.performer_id is None or not inside:
+        return IdentityMatch(track_id=trace.track_id, threshold=threshold,
+                             min_margin=min_margin, frames=max(len(trace.samples), 1))
+    margins = [s.margin for s in inside if s.margin is not None]
+    return IdentityMatch(
+        track_id=trace.track_id, performer_id=trace.performer_id,
+        distance=round(statistics.median(s.distance for s in inside if s.distance is not None),
+                       4),
+        threshold=threshold,
+        margin=round(statistics.median(margins), 4) if margins else None,
+        min_margin=min_margin, frames=len(inside))
+
+
+@dataclass(frozen=True)
 class IdentifiedTrack:
     track: Track
     match: IdentityMatch
+    #: The continuous identity check (a render's analysis); None for a quick look (one
+    #: verdict per track, as the studio's face finder shows it).
+    trace: IdentityTrace | None = None
 
     @property
     def track_id(self) -> str:
         return self.match.track_id
 
+    @property
+    def editable_segments(self) -> tuple[tuple[int, int], ...]:
+        """Frame runs that may be edited (none without a trace: fail closed)."""
+        return () if self.trace is None else self.trace.segments
+
     def to_json(self) -> dict[str, Any]:
         t = self.track
-        return {"track_id": self.track_id, "first_frame": t.first_frame,
-                "last_frame": t.last_frame, "frames": t.frame_count,
-                "segments": [list(s) for s in t.segments], "samples": len(t.samples),
-                "match": self.match.model_dump(mode="json")}
+        out = {"track_id": self.track_id, "first_frame": t.first_frame,
+               "last_frame": t.last_frame, "frames": t.frame_count,
+               "segments": [list(s) for s in t.segments], "samples": len(t.samples),
+               "match": self.match.model_dump(mode="json")}
+        if self.trace is not None:
+            out["identity_trace"] = self.trace.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -275,15 +437,22 @@ def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
 
 def identify_scan(scan: ScanResult, registry: Registry, embedder: FaceEmbedder, *,
                   now: datetime | None = None, max_faces: int = 0,
-                  saturated_frames: int = 0) -> IdentifyResult:
+                  saturated_frames: int = 0, max_gap: int | None = None) -> IdentifyResult:
     """Match the tracks of an already scanned shot (a render's analysis pass) to performers.
 
-    Faces are matched against every performer whose templates a verified grant links, active
-    or not (expired, not yet valid): such a face is named, and the gate then denies and
-    ledgers why. Matching is not authorising. (A revocation deletes the performer's
-    templates at once, CONSENT.md "Biometric templates", so a revoked face is unknown.)
+    With ``max_gap`` (frames; a render passes :data:`DEFAULT_MAX_GAP_S` worth of frames) each
+    track also gets its continuous identity trace, and its verdict is taken over the frames
+    verified as the performer: a track that turns into someone else is edited only where
+    it is the performer, and a track with no verified run matches no one.
     """
-    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
+    templates = registry.consented_templates(embedder.name, now)
+    if max_gap is not None:
+        limit = embedder.match_threshold
+        traced = []
+        for t in scan.tracks:
+            trace = identity_trace(t, track_label(t), templates, embedder, max_gap=max_gap)
+            traced.append(IdentifiedTrack(t, trace_match(trace, threshold=limit), trace))
+        return IdentifyResult(scan.frame_count, scan.cuts, traced, max_faces, saturated_frames)
     evidence = [TrackEvidence(track_label(t), [s.embedding for s in t.samples if s.good]
                               or [s.embedding for s in t.samples]) for t in scan.tracks]
     matches = match_tracks(evidence, templates, embedder)
@@ -307,7 +476,7 @@ def identify_still(image: Path, registry: Registry, embedder: FaceEmbedder, *,
     """
     _, rgb = next(reference_frames(image))
     faces = sorted(faces_in_image(rgb, max_faces=max_faces), key=lambda f: f.bbox[0])
-    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
+    templates = registry.consented_templates(embedder.name, now)
     tracks, evidence = [], []
     for number, face in enumerate(faces, start=1):
         vector = embedder.embed(rgb, face)

@@ -61,7 +61,8 @@ def analyse_shot(
     *,
     max_faces: int = 4,
     sample_every: int | None = None,
-    max_samples: int = 10,
+    max_samples: int | None = 10,
+    end_samples: bool = False,
     on_vfr: str = "refuse",
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -71,7 +72,9 @@ def analyse_shot(
     ``sample_every``: shortest spacing of identity samples per track, default half a second of
     frames (at least 5); ``max_samples``: how many a track keeps (spread over it as it grows).
     Identity needs several views spread over the track, and one dlib embedding costs as much
-    as ten frames of mesh tracking.
+    as ten frames of mesh tracking. ``max_samples=None`` with ``end_samples`` keeps every
+    sample and embeds each run's last frame: the continuous identity trace a render checks
+    frame by frame (``studio.identity``), at no more embeddings than one per half second.
     """
     path = Path(source)
     info = probe(path)
@@ -99,5 +102,6 @@ def analyse_shot(
 
         every = sample_every or max(5, round(float(info.video.frame_rate) / 2))
         scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
-                          sample_every=every, max_samples=max_samples, on_frame=on_frame)
+                          sample_every=every, max_samples=max_samples,
+                          end_samples=end_samples, on_frame=on_frame)
     return ShotAnalysis(path, info, scan, folder, dict(keeper.best))

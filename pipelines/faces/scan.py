@@ -37,11 +37,12 @@ def scan_video(
     embedder: FaceEmbedder | None,
     *,
     sample_every: int = 5,
-    max_samples: int = 16,
+    max_samples: int | None = 16,
     max_faces: int = 4,
     max_missed: int = 10,
     cut_threshold: float = DEFAULT_CUT_THRESHOLD,
     keep_landmarks: bool = False,
+    end_samples: bool = False,
     on_frame: FrameCallback | None = None,
 ) -> ScanResult:
     """Track every face of a clip and sample identity embeddings per track.
@@ -51,8 +52,10 @@ def scan_video(
     track (it widens as the track grows, see :class:`FaceTracker`); 5 frames = 0.2 s at 25 fps,
     enough for the pose and expression to change between templates. A shot cut resets the
     mesh tracker too, so the new shot's faces are detected afresh rather than followed from
-    where the old shot's faces were. ``on_frame(index, rgb, faces)`` sees every frame's
-    (track_id, observation) pairs as they are settled, for callers that need per-frame data.
+    where the old shot's faces were. ``max_samples=None`` and ``end_samples`` ask for a
+    continuous identity trace (:class:`FaceTracker`). ``on_frame(index, rgb, faces)`` sees
+    every frame's (track_id, observation) pairs as they are settled, for callers that need
+    per-frame data.
     """
     tracker = FaceTracker(
         embedder,
@@ -61,6 +64,7 @@ def scan_video(
         sample_every=sample_every,
         max_samples=max_samples,
         keep_landmarks=keep_landmarks,
+        end_samples=end_samples,
     )
     cuts = ShotCutDetector(cut_threshold)
     count = 0

@@ -147,6 +147,9 @@ class _Segment:
     stride: int = 1
     samples: list[TrackSample] = field(default_factory=list)
     landmarks: dict[int, Landmarks] | None = None
+    #: The newest frame's face (a crop around it and the observation in crop and frame
+    #: coordinates), embedded when the segment ends unsampled (``end_samples``).
+    last_view: tuple[RGBImage, FaceObservation, FaceObservation] | None = None
 
 
 def _centre_cost(seg_box: BBox, det_box: BBox) -> float:
@@ -163,6 +166,24 @@ def mean_embedding(samples: Sequence[TrackSample]) -> Embedding | None:
     if not pool:
         return None
     return np.asarray(np.mean([s.embedding for s in pool], axis=0), dtype=np.float32)
+
+
+def _face_view(image: RGBImage, obs: FaceObservation, pad: float = 0.6
+               ) -> tuple[RGBImage, FaceObservation, FaceObservation]:
+    """A copy of the face with ``pad`` face sizes around it (enough for the embedders' chips),
+    the observation moved into the crop, and the original: the end-of-run sample is embedded
+    from this after the frame itself is gone, without keeping whole frames."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = obs.bbox
+    size = max(x1 - x0, y1 - y0)
+    cx0, cy0 = max(0, int(x0 - pad * size)), max(0, int(y0 - pad * size))
+    cx1, cy1 = min(w, math.ceil(x1 + pad * size)), min(h, math.ceil(y1 + pad * size))
+    crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
+    shift = np.array([cx0, cy0, 0], dtype=np.float32)
+    local = FaceObservation(bbox=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0),
+                            landmarks=(obs.landmarks - shift).astype(np.float32),
+                            score=obs.score, image_size=obs.image_size)
+    return crop, local, obs
 
 
 def _spread(samples: Sequence[TrackSample], limit: int) -> list[TrackSample]:
@@ -191,6 +212,10 @@ class FaceTracker:
     ``min_sharpness``) of each slot is embedded. When more than ``max_samples`` accumulate,
     the slot length doubles and the samples are thinned to one per new slot, so samples stay
     evenly spread however long the track is and embedding cost grows only logarithmically.
+    ``max_samples=None`` keeps every slot's sample instead (a continuous identity trace: one
+    verified view at least every ``2 * sample_every - 1`` frames wherever the face is good),
+    and ``end_samples`` also embeds the last frame of each continuous run when it was not
+    sampled, so that a trace reaches the run's end.
     """
 
     def __init__(
@@ -203,13 +228,14 @@ class FaceTracker:
         cut_threshold: float = DEFAULT_CUT_THRESHOLD,
         reid_threshold: float | None = None,
         sample_every: int = 5,
-        max_samples: int = 16,
+        max_samples: int | None = 16,
         max_yaw: float = 25.0,
         max_pitch: float = 20.0,
         min_sharpness: float = DEFAULT_MIN_SHARPNESS,
         keep_landmarks: bool = False,
+        end_samples: bool = False,
     ) -> None:
-        if sample_every < 1 or max_samples < 1 or max_missed < 0:
+        if sample_every < 1 or (max_samples is not None and max_samples < 1) or max_missed < 0:
             raise ValueError("sample_every and max_samples must be ≥ 1, max_missed ≥ 0")
         self.embedder = embedder
         self.max_missed = max_missed
@@ -226,6 +252,7 @@ class FaceTracker:
         self.max_pitch = max_pitch
         self.min_sharpness = min_sharpness
         self.keep_landmarks = keep_landmarks
+        self.end_samples = end_samples and embedder is not None
         self.frame_index = -1
         self.cuts: list[int] = []
         self._live: list[_Segment] = []
@@ -361,6 +388,8 @@ class FaceTracker:
             seg.landmarks[frame] = obs.landmarks
         if self.embedder is None:
             return
+        if self.end_samples:
+            seg.last_view = _face_view(image, obs)
         slot = (frame - seg.first_frame) // seg.stride
         in_slot = [s for s in seg.samples
                    if (s.frame_index - seg.first_frame) // seg.stride == slot]
@@ -370,7 +399,7 @@ class FaceTracker:
         if sample is None:
             return
         seg.samples = [s for s in seg.samples if all(s is not t for t in in_slot)] + [sample]
-        if len(seg.samples) > self.max_samples:
+        if self.max_samples is not None and len(seg.samples) > self.max_samples:
             seg.stride *= 2
             kept: dict[int, TrackSample] = {}
             for s in seg.samples:
@@ -395,6 +424,16 @@ class FaceTracker:
                            good)
 
     def _end(self, seg: _Segment) -> None:
+        view, seg.last_view = seg.last_view, None
+        if view is not None and (not seg.samples or seg.samples[-1].frame_index < seg.last_frame):
+            crop, local, whole = view
+            assert self.embedder is not None
+            pose = observation_pose(whole)
+            sharp = face_sharpness(crop, local.bbox)
+            good = (is_frontal(pose, max_yaw=self.max_yaw, max_pitch=self.max_pitch)
+                    and sharp >= self.min_sharpness)
+            seg.samples.append(TrackSample(seg.last_frame, self.embedder.embed(crop, local),
+                                           pose.yaw, pose.pitch, sharp, good))
         self._ended.append(seg)
         samples = self._ended_samples.setdefault(seg.track_id, [])
         samples.extend(seg.samples)
@@ -431,7 +470,8 @@ class FaceTracker:
                 last_frame=max(s.last_frame for s in segs),
                 frame_count=sum(s.frame_count for s in segs),
                 segments=tuple((s.first_frame, s.last_frame) for s in segs),
-                samples=tuple(_spread(all_samples, self.max_samples)),
+                samples=tuple(all_samples if self.max_samples is None
+                              else _spread(all_samples, self.max_samples)),
                 embedding=mean_embedding(all_samples),
                 landmarks=landmarks,
             ))

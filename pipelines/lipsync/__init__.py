@@ -25,13 +25,14 @@ _EXPORTS = {
     "LowerFaceModel": "pipelines.lipsync.model",
     "ScriptDub": "pipelines.lipsync.drive",
     "SpeechDrive": "pipelines.lipsync.interface",
-    "TrackChange": "pipelines.lipsync.pipeline",
+    "TrackChange": "pipelines.edits.guard",
     "drive_from_recording": "pipelines.lipsync.drive",
     "drive_from_script": "pipelines.lipsync.drive",
     "run_lipsync": "pipelines.lipsync.pipeline",
 }
 
 if TYPE_CHECKING:
+    from pipelines.edits.guard import TrackChange
     from pipelines.lipsync.drive import ScriptDub, drive_from_recording, drive_from_script
     from pipelines.lipsync.embedded import EmbeddedLipSync
     from pipelines.lipsync.interface import FaceTrackInput, FrameEdit, LipSyncBackend, SpeechDrive
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
         LipSyncError,
         LipSyncJob,
         LipSyncResult,
-        TrackChange,
         run_lipsync,
     )
 

@@ -9,8 +9,12 @@ job folder, publishing is the studio's business). What it guarantees:
   no chosen face is present are re-encoded untouched.
 * **Streaming.** One frame in hand, one pending edit per track; meshes are read from the
   memory-mapped files the analysis wrote. Memory does not grow with clip length.
-* **Local.** A backend may change only pixels inside each edit's ``region``; the result
-  records, per track, the frames and the rectangle that changed (for the C2PA ``changes``).
+* **Guarded.** Edits reach the frame only through :class:`pipelines.edits.EditGuard`: the
+  backend renders onto a scratch copy, and only pixels inside a permitted face (the job's
+  ``permits``: authorised segments and the identity trace) on a permitted frame are copied
+  back; every other pixel is the source's, bit for bit, whatever the backend does. The result
+  records, per track, the frames, runs and rectangle that changed (for the C2PA ``changes``)
+  and what the guard dropped.
 * **All or nothing.** On any error or cancellation the partial output is deleted.
 
 The audio track is the prepared dub (the mix), and a sidecar JSON next to the output records
@@ -31,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.lipsync.interface import (
     FaceTrackInput,
@@ -65,27 +70,9 @@ class LipSyncJob:
     the face, same size) at 1.5× the encoding speed."""
     sidecar: Path | None = None
     """Viseme timeline JSON; default: the output's name + ``.visemes.json``."""
-
-
-@dataclass
-class TrackChange:
-    """What changed for one face: frames and the union of the edited rectangles."""
-
-    track_id: int
-    first_frame: int = -1
-    last_frame: int = -1
-    frames: int = 0
-    box: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # x0, y0, x1, y1
-
-    def add(self, edit: FrameEdit) -> None:
-        r = edit.region
-        if self.frames == 0:
-            self.first_frame, self.box = edit.frame_index, [r.x0, r.y0, r.x1, r.y1]
-        else:
-            self.box = [min(self.box[0], r.x0), min(self.box[1], r.y0),
-                        max(self.box[2], r.x1), max(self.box[3], r.y1)]
-        self.last_frame = edit.frame_index
-        self.frames += 1
+    permits: EditPermits = field(kw_only=True)
+    """What may be edited (the studio: its allow decision's segments and the identity trace;
+    ``EditPermits.whole_tracks`` where no consent applies). Required: no default can be safe."""
 
 
 @dataclass(frozen=True)
@@ -97,35 +84,11 @@ class LipSyncResult:
     frame_rate: Fraction
     changes: tuple[TrackChange, ...]
     seconds: float
+    guard: GuardReport = field(default_factory=GuardReport)
 
     @property
     def fps(self) -> float:
         return self.frame_count / self.seconds if self.seconds > 0 else 0.0
-
-
-class EditStreams:
-    """One lazily generated edit stream per face, consumed in frame order.
-
-    :meth:`at` returns the edits of one frame (skipping any a backend yields for frames
-    already passed) and records, per face, what changed (:class:`TrackChange`).
-    """
-
-    def __init__(self, streams: Mapping[int, Iterator[FrameEdit]]) -> None:
-        self.iterators = dict(streams)
-        self.changes = {tid: TrackChange(tid) for tid in streams}
-        self.pending = {tid: next(it, None) for tid, it in self.iterators.items()}
-
-    def at(self, index: int) -> list[FrameEdit]:
-        now: list[FrameEdit] = []
-        for tid, edit in self.pending.items():
-            while edit is not None and edit.frame_index < index:
-                edit = next(self.iterators[tid], None)
-            if edit is not None and edit.frame_index == index:
-                now.append(edit)
-                self.changes[tid].add(edit)
-                edit = next(self.iterators[tid], None)
-            self.pending[tid] = edit
-        return now
 
 
 def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
@@ -141,6 +104,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
     total = analysis.scan.frame_count
     size = (video.width, video.height)
     iterators: dict[int, Iterator[FrameEdit]] = {}
+    meshes = {}
     for track_id, drive in job.drives.items():
         if drive.frame_count != total or drive.frame_rate != video.frame_rate:
             raise LipSyncError(
@@ -148,8 +112,9 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
                 f"{drive.frame_rate} fps, the shot {total} at {video.frame_rate} fps")
         face = FaceTrackInput(track_id, analysis.landmarks(track_id),
                               analysis.exemplars.get(track_id), size)
+        meshes[track_id] = face.landmarks
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drive)))
-    streams = EditStreams(iterators)
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, size)
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
     written = 0
@@ -160,9 +125,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
             for frame in reader:
                 if cancelled is not None and cancelled():
                     raise InterruptedError("lip-sync cancelled")
-                now = streams.at(frame.index)
-                if now:
-                    backend.render(frame.rgb, now)
+                guard.apply(frame.index, frame.rgb)
                 if frame_hook is not None:
                     frame_hook(frame.index, frame.rgb)
                 writer.write(frame)
@@ -174,23 +137,28 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
             raise LipSyncError(f"decoded {written} frames, the analysis saw {total}: the source "
                                "changed between the two reads")
         _write_sidecar(sidecar, job, backend.name, video.frame_rate, total,
-                       list(streams.changes.values()))
+                       list(guard.changes.values()), guard.report)
     except BaseException:
         output.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
         raise
     return LipSyncResult(output, sidecar, backend.name, written, video.frame_rate,
-                         tuple(streams.changes.values()), time.perf_counter() - started)
+                         tuple(guard.changes.values()), time.perf_counter() - started,
+                         guard.report)
 
 
 def _write_sidecar(path: Path, job: LipSyncJob, backend: str, rate: Fraction, frames: int,
-                   changes: Sequence[TrackChange]) -> None:
+                   changes: Sequence[TrackChange], report: GuardReport) -> None:
     document: dict[str, Any] = {
         "schema": "consent-dubbing-studio/visemes/1",
         "source": job.analysis.source.name,
         "frame_rate": f"{rate.numerator}/{rate.denominator}",
         "frame_count": frames,
         "backend": backend,
+        "segments": {"authorised": [s.to_json() for s in job.permits.segments],
+                     "edited": [{"track_id": c.track_id, "first_frame": a, "last_frame": b}
+                                for c in changes for a, b in c.runs]},
+        "guard": report.to_json(),
         "faces": [
             {
                 "track_id": change.track_id,

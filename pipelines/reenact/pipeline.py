@@ -15,8 +15,10 @@ driver's identity reference for that check) and writes where it is told. What it
 * **Streaming.** One frame in hand and one pending edit per face; the source's meshes are read
   from the analysis's memory-mapped files. The drive (a few KB per frame, no pixels) is the only
   thing held whole.
-* **Local.** A backend may change only pixels inside each edit's ``region``; the result records,
-  per face, the frames and the rectangle that changed (for the C2PA ``changes``).
+* **Guarded.** As in lip-sync, edits reach a frame only through
+  :class:`pipelines.edits.EditGuard` (the job's ``permits``; pixels outside a permitted face
+  on a permitted frame stay the source's, bit for bit); the result records, per face, the
+  frames, runs and rectangle that changed (for the C2PA ``changes``) and what was dropped.
 * **All or nothing.** On any error or cancellation the partial output and sidecar are deleted.
 * **Reported.** Clamped poses, bounded expression, faceless driver frames and frames past the
   driver's end are counted per face (``ClampReport``) in the result and in the sidecar JSON,
@@ -38,11 +40,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.geometry import mouth_opening
 from pipelines.faces.mouth import MIN_EXEMPLAR_GAP, MouthExemplar
 from pipelines.faces.scan import faces_in_image
-from pipelines.lipsync.pipeline import EditStreams, FrameHook, Progress, TrackChange
+from pipelines.lipsync.pipeline import FrameHook, Progress
 from pipelines.media import SourceAudio, VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 from pipelines.media.probe import VideoStreamInfo
@@ -97,6 +100,9 @@ class ReenactJob:
     """Output frame at which the driver's first frame plays (video sources)."""
     sidecar: Path | None = None
     """Reenactment record JSON; default: the output's name + ``.reenact.json``."""
+    permits: EditPermits = field(kw_only=True)
+    """What may be edited (tracks; a still: face numbers, frames of the output video).
+    Required: no default can be safe."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +115,21 @@ class ReenactResult:
     changes: tuple[TrackChange, ...]
     reports: Mapping[int, ClampReport]
     seconds: float
+    guard: GuardReport = field(default_factory=GuardReport)
 
     @property
     def fps(self) -> float:
         return self.frame_count / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _StillFace:
+    """A still's face mesh, the same on every output frame (for the guard)."""
+
+    landmarks: NDArray[np.float32]
+
+    def mesh(self, frame_index: int) -> NDArray[np.float32]:
+        return self.landmarks
 
 
 def load_still(path: Path) -> NDArray[np.uint8]:
@@ -133,7 +150,7 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".reenact.json")
     drives: dict[int, MotionDrive] = {}
-    streams_out: list[EditStreams] = []
+    streams_out: list[EditGuard] = []
     try:
         if isinstance(job.source, StillSource):
             written, rate = _run_still(job, job.source, backend, drives, progress, cancelled,
@@ -141,8 +158,9 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
         else:
             written, rate = _run_video(job, job.source, backend, drives, progress, cancelled,
                                        frame_hook, streams_out)
-        changes = streams_out[0].changes
-        _write_sidecar(sidecar, job, backend.name, rate, written, changes, drives)
+        guard = streams_out[0]
+        changes = guard.changes
+        _write_sidecar(sidecar, job, backend.name, rate, written, changes, drives, guard.report)
     except BaseException:
         output.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
@@ -150,27 +168,29 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
     return ReenactResult(output, sidecar, backend.name, written, rate,
                          tuple(changes.values()),
                          {tid: d.report for tid, d in drives.items()},
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, guard.report)
 
 
 def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
                drives: dict[int, MotionDrive], progress: Progress | None,
                cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
-               streams_out: list[EditStreams]) -> tuple[int, Fraction]:
+               streams_out: list[EditGuard]) -> tuple[int, Fraction]:
     video = analysis.info.video
     if video is None:
         raise ReenactError(f"{analysis.source.name} has no video stream")
     total = analysis.scan.frame_count
     size = (video.width, video.height)
     iterators: dict[int, Iterator[FrameEdit]] = {}
+    meshes = {}
     for track_id, motion in job.motions.items():
         face = SourceFace(track_id, analysis.landmarks(track_id),
                           analysis.exemplars.get(track_id), size)
+        meshes[track_id] = analysis.landmarks(track_id)
         drives[track_id] = plan_drive(motion, video.frame_rate, total, job.options,
                                       offset=job.offset)
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drives[track_id])))
-    streams = EditStreams(iterators)
-    streams_out.append(streams)
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, size)
+    streams_out.append(guard)
     written = 0
     with VideoReader(analysis.source, on_vfr="conform") as reader, \
             VideoWriter(job.output, reader.output, codec=job.codec, crf=job.crf,
@@ -178,9 +198,7 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
         for frame in reader:
             if cancelled is not None and cancelled():
                 raise InterruptedError("reenactment cancelled")
-            now = streams.at(frame.index)
-            if now:
-                backend.render(frame.rgb, now)
+            guard.apply(frame.index, frame.rgb)
             if frame_hook is not None:
                 frame_hook(frame.index, frame.rgb)
             writer.write(frame)
@@ -196,7 +214,7 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
 def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
                drives: dict[int, MotionDrive], progress: Progress | None,
                cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
-               streams_out: list[EditStreams]) -> tuple[int, Fraction]:
+               streams_out: list[EditGuard]) -> tuple[int, Fraction]:
     rgb = load_still(Path(still.image))
     rate = Fraction(still.frame_rate)
     if rate <= 0:
@@ -205,19 +223,21 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
     faces = faces_in_image(rgb, max_faces=max(4, max(job.motions) + 1))
     total = max(max(1, round(m.duration * rate)) for m in job.motions.values())
     iterators: dict[int, Iterator[FrameEdit]] = {}
+    meshes = {}
     for index, motion in job.motions.items():
         if not 0 <= index < len(faces):
             raise ReenactError(f"{Path(still.image).name}: no face {index} "
                                f"({len(faces)} found)")
         mesh = faces[index].landmarks
+        meshes[index] = _StillFace(mesh)
         exemplar = (MouthExemplar.capture(rgb, mesh, 0)
                     if mouth_opening(mesh) >= MIN_EXEMPLAR_GAP else None)
         face = SourceFace(index, StillMesh(mesh[None].copy(), np.zeros(1, np.int32)),
                           exemplar, (w, h), still=True)
         drives[index] = plan_drive(motion, rate, total, job.options)
         iterators[index] = iter(backend.edits(backend.prepare(face, drives[index])))
-    streams = EditStreams(iterators)
-    streams_out.append(streams)
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, (w, h))
+    streams_out.append(guard)
     like = VideoStreamInfo.new(w, h, rate, frame_count=total)
     with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
                      audio=job.audio) as writer:
@@ -225,9 +245,7 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
             if cancelled is not None and cancelled():
                 raise InterruptedError("reenactment cancelled")
             frame = rgb.copy()
-            now = streams.at(index)
-            if now:
-                backend.render(frame, now)
+            guard.apply(index, frame)
             if frame_hook is not None:
                 frame_hook(index, frame)
             writer.write(frame)
@@ -237,8 +255,8 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
 
 
 def _write_sidecar(path: Path, job: ReenactJob, backend: str, rate: Fraction, frames: int,
-                   changes: Mapping[int, TrackChange], drives: Mapping[int, MotionDrive]
-                   ) -> None:
+                   changes: Mapping[int, TrackChange], drives: Mapping[int, MotionDrive],
+                   report: GuardReport) -> None:
     source = job.source
     name = Path(source.image).name if isinstance(source, StillSource) else source.source.name
     document: dict[str, Any] = {
@@ -249,6 +267,10 @@ def _write_sidecar(path: Path, job: ReenactJob, backend: str, rate: Fraction, fr
         "frame_count": frames,
         "backend": backend,
         "options": job.options.to_json(),
+        "segments": {"authorised": [s.to_json() for s in job.permits.segments],
+                     "edited": [{"track_id": c.track_id, "first_frame": a, "last_frame": b}
+                                for c in changes.values() for a, b in c.runs]},
+        "guard": report.to_json(),
         "faces": [
             {
                 "track_id": tid,

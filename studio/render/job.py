@@ -30,6 +30,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,10 +41,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consent.errors import MotionSealError, SealScopeError
-from consent.gate import AuthorizationRequest, Decision, IdentityMatch
-from consent.motion_seal import CheckedSeal
+from consent.fields import Alteration, Technique
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch, Subject
 from consent.registry import Registry
+from pipelines.edits import EditPermits
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.embedding import FaceEmbedder
 from pipelines.lipsync import (
@@ -64,20 +65,23 @@ from pipelines.reenact import (
     ReenactResult,
     StillSource,
     extract_motion,
+    load_motion,
     run_reenact,
 )
 from pipelines.speech import load_script
 from pipelines.speech.dub import prepare_dub
 from studio import __version__, backends
 from studio.identity import (
+    DEFAULT_MAX_GAP_S,
     IdentifyResult,
+    TrackEvidence,
     embedder_for,
     identify_scan,
     identify_still,
     is_still,
+    match_tracks,
     sha256_file,
 )
-from studio.motion_seals import driving_request, open_sealed_motion
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import (
     MAX_EMBEDDED_INGREDIENT,
@@ -94,12 +98,22 @@ from studio.provenance.manifest import (
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
-from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
 from studio.render.request import RenderRequest, RequestError
+from studio.render.segments import (
+    edit_permits,
+    request_segments,
+    same_segments,
+    unverified_spans,
+    with_segments,
+)
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DRIVER_TRACK = "driver"
+"""The gate's track id for the person whose performance drives a reenactment."""
+
 
 class RenderDenied(Exception):
     """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
@@ -132,6 +146,10 @@ class RenderOutcome:
     backend: str = ""
     model: str = ""
     licence: str = ""
+    #: Faces and stretches of faces left untouched (``t2``, ``t1:30-59``), as decided.
+    untouched: tuple[str, ...] = ()
+    #: What the edit guard applied and dropped (``GuardReport.to_json``).
+    guard: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "output": str(self.output),
@@ -142,7 +160,8 @@ class RenderOutcome:
                 "decision_ledger_index": self.decision.ledger_index,
                 "output_ledger_index": self.output_ledger_index, "frames": self.frames,
                 "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir),
-                "backend": {"name": self.backend, "model": self.model, "licence": self.licence}}
+                "backend": {"name": self.backend, "model": self.model, "licence": self.licence},
+                "untouched_faces": list(self.untouched), "guard": self.guard}
 
 
 def new_job_id() -> str:
@@ -167,6 +186,10 @@ class RenderJob:
     listener: Listener | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     job_id: str = field(default_factory=new_job_id)
+    #: Longest unverifiable stretch (seconds) a face may be edited across (``IdentityTrace``).
+    max_gap_s: float = DEFAULT_MAX_GAP_S
+    #: Sees each frame as the edit guard leaves it, before the watermark (audits and tests).
+    frame_tap: Callable[[int, NDArray[np.uint8]], None] | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.settings.jobs_dir / self.job_id
@@ -263,11 +286,16 @@ class RenderJob:
                     if timing is not None and timing.frame_count > 0:
                         early = pool.submit(self._speech, req, timing.frame_count,
                                             timing.frame_rate)
+                # Every identity sample is kept and each run's last frame embedded: the
+                # continuous identity trace (one embedding per half second, as before).
                 source = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
+                                      max_samples=None, end_samples=True,
                                       progress=frames, cancelled=self.cancel.is_set)
                 if early is not None:
                     self._early_speech = early.result()
-            identity = identify_scan(source.scan, self.registry, embedder, max_faces=8)
+            rate = source.info.video.frame_rate if source.info.video is not None else 25
+            identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
+                                     max_gap=max(1, round(self.max_gap_s * float(rate))))
         matches, known = list(identity.matches), list(identity.track_ids)
         motion: Motion | None = None
         if req.operation == "reenact":
@@ -278,12 +306,27 @@ class RenderJob:
 
         self._enter(Stage.AUTHORIZE, "asking the consent gate")
         auth = self._authorization(req, identity, inputs)
+        # The gate authorises (track, frame range) segments verified as each performer; the
+        # other stretches of those tracks are faces like any unconsented one.
+        still_frames = None
+        if isinstance(source, StillSource):
+            assert motion is not None
+            still_frames = max(1, round(motion.duration * source.frame_rate))
+        try:
+            unmatched = backends.project_unmatched_faces(self.settings, req.project_id,
+                                                         req.unmatched_faces)
+        except backends.BackendError as exc:
+            raise RequestError(str(exc)) from None
+        auth = with_segments(auth, request_segments(auth, identity, still_frames=still_frames),
+                             unmatched)  # type: ignore[arg-type]
+        known = [*known, *unverified_spans(auth, identity)]
         decision = self.registry.authorize(auth, matches, known_tracks=known)
         self._save("decision.json", decision.to_json())
         if not decision.allowed:
             raise RenderDenied(decision, Stage.AUTHORIZE)
         allowed = {s.track_id: s.performer_id for s in auth.subjects
                    if s.track_id != DRIVER_TRACK}
+        permits = edit_permits(decision, identity, still=isinstance(source, StillSource))
 
         payload = ManifestStore(self.settings.manifests_dir).allocate_payload(
             random.SystemRandom())
@@ -291,18 +334,20 @@ class RenderJob:
         if req.operation == "lipsync":
             assert isinstance(source, ShotAnalysis)
             self._enter(Stage.RUN, "rendering", total=source.scan.frame_count)
-            result, audio_note = self._lipsync(req, source, allowed, payload)
+            result, audio_note = self._lipsync(req, source, allowed, payload, permits)
         else:
             assert motion is not None
             total = source.scan.frame_count if isinstance(source, ShotAnalysis) \
                 else motion.frame_count
             self._enter(Stage.RUN, "rendering", total=total)
-            result, audio_note = self._reenact(req, source, allowed, motion, payload)
+            result, audio_note = self._reenact(req, source, allowed, motion, payload,
+                                               permits)
         self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
                    audio=audio_note)
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
-        recheck = self.registry.authorize(auth, matches, known_tracks=known)
+        recheck = same_segments(decision,
+                                self.registry.authorize(auth, matches, known_tracks=known))
         self._save("recheck.json", recheck.to_json())
         if not recheck.allowed:
             result.output.unlink(missing_ok=True)
@@ -331,7 +376,8 @@ class RenderJob:
         outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
                                 signed.manifest_label, payload, recheck, out_index,
                                 result.frame_count, time.monotonic() - started, self.folder,
-                                self._choice.name, self._choice.model, self._choice.licence)
+                                self._choice.name, self._choice.model, self._choice.licence,
+                                recheck.untouched_tracks, result.guard.to_json())
         self._save("outcome.json", outcome.to_json())
         self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
         return outcome
@@ -340,9 +386,50 @@ class RenderJob:
 
     def _authorization(self, req: RenderRequest, identity: IdentifyResult,
                        inputs: dict[str, str]) -> AuthorizationRequest:
-        # Built by the same function as the studio's "Check consent" (no drift).
-        return render_authorization(req, identity, inputs, self.settings, self._choice,
-                                    self._driver_performer)
+        matched = {t.track_id: t.match.performer_id for t in identity.tracks}
+        wanted = list(req.tracks) or list(dict.fromkeys(req.speakers.values()))
+        if not wanted:
+            wanted = [tid for tid, pid in matched.items() if pid is not None]
+        if not wanted:
+            raise RequestError(
+                "no face in the shot matches a performer with consent for this studio "
+                f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
+                "choose another shot")
+        for tid in wanted:
+            if tid not in matched:
+                raise RequestError(f"there is no face track {tid} in the shot (tracks: "
+                                   f"{', '.join(matched) or 'none'})")
+            if matched[tid] is None:
+                raise RequestError(f"face track {tid} matches no performer with consent; "
+                                   "it can only be left untouched")
+        if len(wanted) > 1 and not req.tracks and (req.dub is not None
+                                                   or req.operation == "reenact"):
+            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one "
+                               "performance: choose the face it goes to with --track")
+        if req.operation == "lipsync":
+            technique, alteration = Technique.LIP_SYNC, Alteration.MOUTH_REGION
+        else:
+            technique, alteration = Technique.FACE_REENACTMENT, Alteration.FULL_FACE
+        subjects = [Subject(performer_id=str(matched[t]), technique=technique, track_id=t)
+                    for t in wanted]
+        if req.operation == "reenact":
+            driver = self._driver_performer
+            if driver is None:
+                raise RequestError("the driving performance matches no performer with consent "
+                                   "for this studio: the person whose performance drives the "
+                                   "face must have consented too (performance_driving)")
+            subjects.append(Subject(performer_id=driver,
+                                    technique=Technique.PERFORMANCE_DRIVING,
+                                    track_id=DRIVER_TRACK))
+        return AuthorizationRequest(
+            operation=req.operation, project_id=req.project_id, episode=req.episode,
+            scene=req.scene, language=req.language, territory=req.territory,
+            channel=req.channel, alteration=alteration, subjects=tuple(subjects),
+            source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
+            commercial=backends.project_commercial(self.settings, req.project_id,
+                                                   req.commercial),
+            models=(self._choice.model_use(),),
+            operator=req.operator)
 
     def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
         """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's
@@ -361,7 +448,8 @@ class RenderJob:
                               "; ".join(spoken.fit.problems))
 
     def _lipsync(self, req: RenderRequest, analysis: ShotAnalysis,
-                 allowed: dict[str | None, str], payload: int) -> tuple[LipSyncResult, str]:
+                 allowed: dict[str | None, str], payload: int, permits: EditPermits
+                 ) -> tuple[LipSyncResult, str]:
         video = analysis.info.video
         assert video is not None
         frames = analysis.scan.frame_count
@@ -377,6 +465,10 @@ class RenderJob:
                 drives[int(req.speakers[speaker][1:])] = drive
             elif len(track_ids) == 1 and (speaker is None or not req.speakers):
                 drives[track_ids[0]] = drive
+        stray = sorted(t for t in drives if t not in track_ids)
+        if stray:  # the authorization refused these already; never build a drive for one
+            raise RequestError(f"--speaker names {', '.join(f't{t}' for t in stray)}, not "
+                               "among the faces this render may edit")
         missing = [t for t in track_ids if t not in drives]
         if missing:
             raise RequestError(
@@ -387,11 +479,13 @@ class RenderJob:
         marker = WatermarkEmbedder(payload)
 
         def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
+            if self.frame_tap is not None:
+                self.frame_tap(index, rgb)
             rgb[...] = marker.mark(rgb, index)
 
         job = LipSyncJob(analysis, drives, audio, self.folder / "render.mp4",
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.folder / "render.visemes.json")
+                         sidecar=self.folder / "render.visemes.json", permits=permits)
         backend = backends.lipsync_backend(self.settings, self._choice)
         bind = getattr(backend, "bind_source", None)
         if bind is not None:  # neural backends batch frames read ahead from the source
@@ -403,22 +497,9 @@ class RenderJob:
 
     def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
                 ) -> tuple[Motion, IdentityMatch]:
-        """The driving performance as a motion, and the verdict on who performed it.
-
-        A motion file counts only under the registry's seal (:mod:`studio.motion_seals`):
-        an unsigned, re-signed, edited or foreign file, or one sealed for another project,
-        is refused before anything is decided; the verdict comes from the sealed embeddings
-        and must name the sealed driver (:meth:`_sealed_driver`)."""
-        sealed: CheckedSeal | None = None
+        """The driving performance as a motion, and the verdict on who performed it."""
         if req.motion is not None:
-            loaded, sealed = open_sealed_motion(self.registry, self.settings, req.motion,
-                                                req.project_id)
-            motion = loaded.motion
-            self._note(Stage.IDENTIFY, "motion file seal verified",
-                       performer=sealed.seal.driver_performer_id,
-                       decision=sealed.seal.decision_id,
-                       decision_ledger_index=sealed.seal.decision_ledger_index,
-                       signer=sealed.signer_key_id)
+            motion = load_motion(req.motion)
         else:
             assert req.driver is not None
             driver = analyse_shot(req.driver, self.folder / "work" / "driver", embedder,
@@ -426,48 +507,26 @@ class RenderJob:
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver
-        match = driver_verdict(motion, self.registry, embedder)
-        if sealed is not None:
-            self._sealed_driver(req, sealed, match, inputs)
+        ident = motion.identity
+        if ident.embedder is not None and ident.embedder != embedder.name:
+            raise RequestError(f"the motion file's identity was computed with {ident.embedder}; "
+                               f"this studio matches faces with {embedder.name}")
+        templates = self.registry.consented_templates(embedder.name)
+        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(ident.embeddings))],
+                                templates, embedder)
         self._driver_performer = match.performer_id
         self._note(Stage.IDENTIFY, "driver identified", performer=match.performer_id,
                    distance=match.distance, frames=match.frames)
         return motion, match
 
-    def _sealed_driver(self, req: RenderRequest, sealed: CheckedSeal, match: IdentityMatch,
-                       inputs: dict[str, str]) -> None:
-        """A sealed motion drives a face only while the grant it was sealed under is active,
-        and only as the performer it was sealed for."""
-        seal = sealed.seal
-        if sealed.inactive_grants:
-            # The gate says why, and the ledger keeps it: with the grant revoked or lapsed
-            # the driver's consent is gone and this is a deny. Should another grant of theirs
-            # still allow it, the file itself stays refused: it was issued under this one.
-            request = driving_request(
-                self.settings, seal.driver_performer_id, operation=req.operation,
-                project_id=req.project_id, language=req.language, territory=req.territory,
-                channel=req.channel, operator=req.operator, source_sha256=inputs["source"],
-                commercial=req.commercial, models=(self._choice.model_use(),))
-            decision = self.registry.authorize(request, [match], known_tracks=[DRIVER_TRACK])
-            self._save("motion-decision.json", decision.to_json())
-            if not decision.allowed:
-                raise RenderDenied(decision, Stage.AUTHORIZE)
-            lapsed = sealed.inactive_grants[0]
-            raise MotionSealError(f"the motion file was issued under grant {lapsed.grant_id}, "
-                                  f"which is now {lapsed.status} ({lapsed.detail}); re-extract "
-                                  "it under an active grant")
-        if match.performer_id != seal.driver_performer_id:
-            raise SealScopeError(
-                f"the motion file's sealed embeddings match "
-                f"{match.performer_id or 'no enrolled performer'}, but it was issued for "
-                f"{seal.driver_performer_id}'s performance")
-
     def _reenact(self, req: RenderRequest, source: ShotAnalysis | StillSource,
-                 allowed: dict[str | None, str], motion: Motion, payload: int
-                 ) -> tuple[ReenactResult, str]:
+                 allowed: dict[str | None, str], motion: Motion, payload: int,
+                 permits: EditPermits) -> tuple[ReenactResult, str]:
         marker = WatermarkEmbedder(payload)
 
         def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
+            if self.frame_tap is not None:
+                self.frame_tap(index, rgb)
             rgb[...] = marker.mark(rgb, index)
 
         faces = [int(str(t)[1:]) for t in allowed]
@@ -482,7 +541,7 @@ class RenderJob:
         job = ReenactJob(source, dict.fromkeys(faces, motion), self.folder / "render.mp4",
                          options=ReenactOptions(head_pose=req.head_pose), audio=audio,
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.folder / "render.reenact.json")
+                         sidecar=self.folder / "render.reenact.json", permits=permits)
         drivers = None if self._driver_analysis is None \
             else dict.fromkeys(faces, self._driver_analysis)
         backend = backends.reenact_backend(self.settings, self._choice, job, drivers)

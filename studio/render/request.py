@@ -25,9 +25,12 @@ class RenderRequest:
     """One render. Paths are the operator's files; the studio copies nothing it does not hash.
 
     ``tracks``: face tracks to edit by label (``t1``, …); empty means every track that matches
-    a performer with consent (unmatched faces are always left untouched). ``speakers`` maps a
-    script speaker to the track that speaks the line. ``output_name`` is a plain file name
-    (letters, digits, ``.``, ``_``, ``-``; ``.mp4`` or ``.mov``) inside the outputs folder.
+    a performer with consent. ``speakers`` maps a script speaker to the track that speaks the
+    line; it can only name chosen tracks. ``unmatched_faces``: what other faces (and stretches
+    of a chosen track not verified as its performer) mean: left untouched, or a deny (a
+    project's ``projects.yaml`` can require ``deny``; a request cannot loosen it).
+    ``output_name`` is a plain file name (letters, digits, ``.``, ``_``, ``-``; ``.mp4`` or
+    ``.mov``) inside the outputs folder.
     """
 
     operation: Operation
@@ -43,6 +46,7 @@ class RenderRequest:
     tracks: tuple[str, ...] = ()
     commercial: bool = True
     output_name: str | None = None
+    unmatched_faces: Literal["leave_untouched", "deny"] = "leave_untouched"
     # lip-sync
     dub: Path | None = None
     m_and_e: Path | None = None
@@ -73,6 +77,16 @@ class RenderRequest:
         for label in (*self.tracks, *self.speakers.values()):
             if not _LABEL.match(label):
                 raise RequestError(f"track {label!r}: track labels look like t1, t2, …")
+        # A speaker map can only choose among the chosen faces (checked again, against the
+        # authorised segments, once the shot is identified).
+        stray = sorted({t for t in self.speakers.values() if self.tracks
+                        and t not in self.tracks})
+        if stray:
+            raise RequestError(f"--speaker names {', '.join(stray)}, which is not among the "
+                               f"chosen faces ({', '.join(self.tracks)}); a speaker can only "
+                               "be given a face the render may edit")
+        if self.unmatched_faces not in ("leave_untouched", "deny"):
+            raise RequestError("unmatched faces: leave_untouched or deny")
         out = self.output_name
         if out is not None and (not _SAFE_NAME.match(out)
                                 or Path(out).suffix.lower() not in OUTPUT_SUFFIXES):

@@ -19,6 +19,7 @@ import pytest
 import torch
 from numpy.typing import NDArray
 
+from pipelines.edits import EditPermits
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.lipsync import LipSyncJob, SpeechDrive, run_lipsync
 from pipelines.lipsync.musetalk import MuseTalkBackend, MuseTalkEdit, crop_image, face_box
@@ -211,7 +212,8 @@ def test_render_on_a_grid_clip_offline(tmp_path: Path, shot_a: ShotAnalysis,
         if np.any(before != rgb):
             changed.append(index)
 
-    job = LipSyncJob(shot_a, {track: drive_b}, dub_b.mix, tmp_path / "musetalk.mp4")
+    job = LipSyncJob(shot_a, {track: drive_b}, dub_b.mix, tmp_path / "musetalk.mp4",
+                     permits=EditPermits.all_frames([track]))
     result = run_lipsync(job, backend, frame_hook=capture)
     assert not guard.attempts
     assert result.frame_count == shot_a.scan.frame_count == 75

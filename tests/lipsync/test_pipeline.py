@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from pipelines.edits import EditPermits
 from pipelines.faces import FaceMeshDetector, mouth_opening
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.lipsync import (
@@ -61,7 +62,8 @@ def rendered(shot_a: ShotAnalysis, drive_b: SpeechDrive, dub_b: PreparedDub,
              tmp_path_factory: pytest.TempPathFactory) -> tuple[LipSyncResult, Capture]:
     capture = Capture(shot_a.source)
     out = tmp_path_factory.mktemp("render") / "a_speaks_b.mp4"
-    job = LipSyncJob(shot_a, {shot_a.tracks[0].track_id: drive_b}, dub_b.mix, out)
+    job = LipSyncJob(shot_a, {shot_a.tracks[0].track_id: drive_b}, dub_b.mix, out,
+                     permits=EditPermits.all_frames([shot_a.tracks[0].track_id]))
     return run_lipsync(job, EmbeddedLipSync(), frame_hook=capture), capture
 
 
@@ -151,7 +153,8 @@ def test_timecode_and_untouched_faceless_frames(tmp_path: Path, drive_b: SpeechD
     shot = analyse_shot(source, tmp_path / "work", None)
     capture = Capture(source)
     out = tmp_path / "out.mov"
-    result = run_lipsync(LipSyncJob(shot, {shot.tracks[0].track_id: drive_b}, dub_b.mix, out),
+    result = run_lipsync(LipSyncJob(shot, {shot.tracks[0].track_id: drive_b}, dub_b.mix, out,
+                                    permits=EditPermits.all_frames([shot.tracks[0].track_id])),
                          EmbeddedLipSync(), frame_hook=capture)
     info = probe(out)
     assert info.video is not None and info.video.timecode == "01:00:10:00"
@@ -171,7 +174,8 @@ def test_only_the_chosen_face_changes(tmp_path: Path, drive_b: SpeechDrive, dub_
     assert len(shot.tracks) == 2
     left = min(shot.tracks, key=lambda t: shot.landmarks(t.track_id).meshes[0][1, 0])
     capture = Capture(source)
-    run_lipsync(LipSyncJob(shot, {left.track_id: drive_b}, dub_b.mix, tmp_path / "o.mp4"),
+    run_lipsync(LipSyncJob(shot, {left.track_id: drive_b}, dub_b.mix, tmp_path / "o.mp4",
+                           permits=EditPermits.all_frames([left.track_id])),
                 EmbeddedLipSync(), frame_hook=capture)
     touched = np.concatenate([w for _, w in capture.changed])
     assert len(touched) > 0
@@ -183,7 +187,8 @@ def test_cancel_leaves_nothing(tmp_path: Path, shot_a: ShotAnalysis, drive_b: Sp
     out = tmp_path / "cancelled.mp4"
     calls = iter(range(100))
     with pytest.raises(InterruptedError):
-        run_lipsync(LipSyncJob(shot_a, {shot_a.tracks[0].track_id: drive_b}, dub_b.mix, out),
+        run_lipsync(LipSyncJob(shot_a, {shot_a.tracks[0].track_id: drive_b}, dub_b.mix, out,
+                               permits=EditPermits.all_frames([shot_a.tracks[0].track_id])),
                     EmbeddedLipSync(), cancelled=lambda: next(calls) > 20)
     assert not out.exists()
     assert not list(tmp_path.iterdir())
@@ -194,7 +199,10 @@ def test_a_drive_of_another_length_is_refused(tmp_path: Path, shot_a: ShotAnalys
     short = SpeechDrive(drive_b.frame_rate, 50, drive_b.shapes[:50], drive_b.dialogue)
     with pytest.raises(LipSyncError, match="50 frames"):
         run_lipsync(LipSyncJob(shot_a, {shot_a.tracks[0].track_id: short}, None,
-                               tmp_path / "x.mp4"), EmbeddedLipSync())
+                               tmp_path / "x.mp4",
+                               permits=EditPermits.all_frames([shot_a.tracks[0].track_id])),
+                    EmbeddedLipSync())
     with pytest.raises(KeyError, match="no face track 99"):
-        run_lipsync(LipSyncJob(shot_a, {99: drive_b}, None, tmp_path / "x.mp4"),
+        run_lipsync(LipSyncJob(shot_a, {99: drive_b}, None, tmp_path / "x.mp4",
+                               permits=EditPermits.all_frames([99])),
                     EmbeddedLipSync())

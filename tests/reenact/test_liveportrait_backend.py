@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines.edits import EditPermits
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.media import VideoReader, probe
 from pipelines.reenact import Motion, ReenactJob, ReenactOptions, StillSource, run_reenact
@@ -75,7 +76,7 @@ def test_video_render_through_run_reenact(no_network: None, source: ShotAnalysis
     models = LivePortraitModels.random(reduced(32), seed=1)
     track = source.tracks[0].track_id
     job = ReenactJob(source, {track: motion}, tmp_path / "lp.mp4",
-                     ReenactOptions(base="frame"))
+                     ReenactOptions(base="frame"), permits=EditPermits.all_frames([track]))
     backend = LivePortraitReenact.for_job(models, job, {track: driver},
                                           LivePortraitSettings(batch_size=8,
                                                                retarget_eyes=True,
@@ -101,7 +102,7 @@ def test_still_render_is_batched_and_local(no_network: None, motion: Motion,
                                            driver: ShotAnalysis, tmp_path: Path) -> None:
     models = LivePortraitModels.random(reduced(32), seed=2)
     job = ReenactJob(StillSource(ASTRONAUT, Fraction(10)), {0: motion}, tmp_path / "still.mp4",
-                     ReenactOptions(head_pose=True))
+                     ReenactOptions(head_pose=True), permits=EditPermits.all_frames([0]))
     backend = LivePortraitReenact.for_job(models, job, {0: driver},
                                           LivePortraitSettings(batch_size=16))
     result = run_reenact(job, backend)
@@ -121,7 +122,8 @@ def test_a_wrong_driver_video_is_refused(source: ShotAnalysis, motion: Motion,
                                          tmp_path: Path) -> None:
     models = LivePortraitModels.random(reduced(64))
     track = source.tracks[0].track_id
-    job = ReenactJob(source, {track: motion}, tmp_path / "x.mp4")
+    job = ReenactJob(source, {track: motion}, tmp_path / "x.mp4",
+                     permits=EditPermits.all_frames([track]))
     with pytest.raises(ValueError, match="SHA-256"):
         LivePortraitReenact.for_job(models, job, {track: source})
     with pytest.raises(KeyError, match="no driver video"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.edits import EditPermits
 from pipelines.faces import FaceMeshDetector, eye_opening, mouth_opening
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.media import VideoReader, probe
@@ -66,7 +67,8 @@ def rendered(source: ShotAnalysis, motion: Motion, tmp_path_factory: pytest.Temp
              ) -> tuple[ReenactResult, Capture]:
     capture = Capture(_frames(source.source))
     out = tmp_path_factory.mktemp("render") / "reenacted.mov"
-    job = ReenactJob(source, {source.tracks[0].track_id: motion}, out)
+    job = ReenactJob(source, {source.tracks[0].track_id: motion}, out,
+                     permits=EditPermits.all_frames([source.tracks[0].track_id]))
     return run_reenact(job, EmbeddedReenact(), frame_hook=capture), capture
 
 
@@ -125,7 +127,7 @@ def test_still_source_becomes_a_driver_length_video(tmp_path: Path, motion: Moti
                                    axis=1),
                     motion.present, motion.neutral_frame, motion.features, motion.identity)
     job = ReenactJob(StillSource(ASTRONAUT, Fraction(30)), {0: turned}, out,
-                     ReenactOptions(head_pose=True))
+                     ReenactOptions(head_pose=True), permits=EditPermits.all_frames([0]))
     result = run_reenact(job, EmbeddedReenact(), frame_hook=capture)
     info = probe(out).require_video()
     assert info.frame_count == result.frame_count == 90  # 3 s of driver at 30 fps
@@ -142,11 +144,14 @@ def test_errors_leave_nothing(tmp_path: Path, source: ShotAnalysis, motion: Moti
     out = tmp_path / "cancelled.mp4"
     calls = iter(range(1000))
     with pytest.raises(InterruptedError):
-        run_reenact(ReenactJob(source, {source.tracks[0].track_id: motion}, out),
+        run_reenact(ReenactJob(source, {source.tracks[0].track_id: motion}, out,
+                               permits=EditPermits.all_frames([source.tracks[0].track_id])),
                     EmbeddedReenact(), cancelled=lambda: next(calls) > 20)
     with pytest.raises(KeyError, match="no face track 99"):
-        run_reenact(ReenactJob(source, {99: motion}, tmp_path / "x.mp4"), EmbeddedReenact())
+        run_reenact(ReenactJob(source, {99: motion}, tmp_path / "x.mp4",
+                               permits=EditPermits.all_frames([99])), EmbeddedReenact())
     with pytest.raises(ReenactError, match="no face 3"):
-        run_reenact(ReenactJob(StillSource(ASTRONAUT), {3: motion}, tmp_path / "y.mp4"),
+        run_reenact(ReenactJob(StillSource(ASTRONAUT), {3: motion}, tmp_path / "y.mp4",
+                               permits=EditPermits.all_frames([3])),
                     EmbeddedReenact())
     assert not list(tmp_path.iterdir())
