@@ -199,9 +199,8 @@ def motion_extract(
 
     from pipelines.faces.analysis import analyse_shot
     from pipelines.reenact import extract_motion
-    from studio.identity import TrackEvidence, embedder_for, match_tracks, sha256_file
+    from studio.identity import embedder_for, sha256_file
     from studio.motion_seals import issue_motion_file
-    from studio.render.authorization import DRIVER_TRACK
 
     with _errors(as_json):
         if out_path.exists():
@@ -223,19 +222,17 @@ def motion_extract(
                                         video_sha256=sha256_file(driver))
         except ValueError as exc:
             _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
-        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(motion.identity.embeddings))],
-                                registry.consented_templates(embedder.name), embedder)
-        if match.performer_id is None:
-            _fail(EXIT_DENY, "the driving performance matches no performer with an active "
-                  "grant; it is not kept", as_json, "denied")
         try:
-            issued = issue_motion_file(registry, settings, motion, match, out_path,
+            issued = issue_motion_file(registry, settings, motion, out_path,
                                        project_id=project, language=language,
                                        territory=territory, channel=channel, operator=operator)
         except ValidationError as exc:
             _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json,
                   "bad_request")
-    decision = issued.decision
+        if issued.decision is None:
+            _fail(EXIT_DENY, "the driving performance matches no enrolled performer; it is "
+                  "not kept", as_json, "denied")
+    decision, match = issued.decision, issued.match
     if issued.path is None:
         _emit(as_json, {"ok": False, "error": "denied", "decision": decision.to_json()},
               lambda: err.print("[bold red]DENIED[/]: " + "; ".join(decision.reasons),

@@ -23,7 +23,8 @@ from consent.registry import Registry
 from pipelines.reenact.motion import Motion
 from pipelines.reenact.motion_file import VERSION, MotionFile, read_motion_file, save_motion
 from studio import backends
-from studio.render.authorization import DRIVER_TRACK
+from studio.identity import embedder_for
+from studio.render.authorization import DRIVER_TRACK, driver_verdict
 from studio.settings import Settings
 
 
@@ -53,28 +54,31 @@ def driving_request(settings: Settings, performer_id: str, *, operation: str, pr
 class Issued:
     """The outcome of an extraction: the gate's decision and, on allow, the file written."""
 
-    decision: Decision
+    match: IdentityMatch
+    decision: Decision | None  # None: the performance matched no enrolled performer
     path: Path | None
 
 
-def issue_motion_file(registry: Registry, settings: Settings, motion: Motion,
-                      match: IdentityMatch, out: Path, *, project_id: str, language: str,
-                      territory: str, channel: Channel, operator: str) -> Issued:
-    """Ask the gate whether ``match.performer_id`` consents to ``performance_driving`` in
-    ``project_id``; on allow write ``motion`` to ``out`` under the registry's seal."""
-    if match.performer_id is None:
-        raise ValueError("the driving performance matches no performer with consent")
+def issue_motion_file(registry: Registry, settings: Settings, motion: Motion, out: Path, *,
+                      project_id: str, language: str, territory: str, channel: Channel,
+                      operator: str) -> Issued:
+    """Match ``motion``'s embeddings to a performer (as a render does), ask the gate whether
+    they consent to ``performance_driving`` in ``project_id``, and on allow write ``motion``
+    to ``out`` under the registry's seal. The seal can only name whom the embeddings match."""
     ident = motion.identity
     if ident.embedder is None or not ident.video_sha256:
         raise ValueError("a motion file is issued only with its driver's embeddings and the "
                          "driving video's hash")
+    match = driver_verdict(motion, registry, embedder_for(settings))
+    if match.performer_id is None:
+        return Issued(match, None, None)
     request = driving_request(settings, match.performer_id, operation="motion_extract",
                               project_id=project_id, language=language, territory=territory,
                               channel=channel, operator=operator,
                               source_sha256=ident.video_sha256)
     decision = registry.authorize(request, [match], known_tracks=[DRIVER_TRACK])
     if not decision.allowed:
-        return Issued(decision, None)
+        return Issued(match, decision, None)
 
     def seal(digest: str) -> bytes:
         draft = seal_draft(decision, format_version=VERSION, payload_sha256=digest,
@@ -82,7 +86,7 @@ def issue_motion_file(registry: Registry, settings: Settings, motion: Motion,
                            created_at=registry.clock())
         return registry.issue_motion_seal(draft).to_bytes()
 
-    return Issued(decision, save_motion(motion, out, seal=seal))
+    return Issued(match, decision, save_motion(motion, out, seal=seal))
 
 
 def open_sealed_motion(registry: Registry, settings: Settings, path: str | os.PathLike[str],

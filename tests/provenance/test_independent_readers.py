@@ -10,7 +10,8 @@ accepts but the standard does not would pass every other test, so the same outpu
 
 What must hold in both: a studio output validates (claim signature, every hashed link,
 the BMFF hash binding), and one flipped media byte or one changed byte in the consent
-assertion is caught. encypher also checks trust against the studio root only.
+assertion is caught. encypher also checks trust against the studio root only, and that an
+MP4 sidecar manifest validates with its own file and not with another.
 """
 
 from __future__ import annotations
@@ -120,8 +121,10 @@ def test_the_typescript_reader_catches_one_flipped_byte(outputs: dict[str, Path]
 # encypher-c2pa (its own Rust core)
 
 
-def encypher_verify(path: Path, root_pem: bytes | None) -> dict[str, Any]:
-    """encypher-c2pa's report on ``path``, trusting ``root_pem`` only (or nothing).
+def encypher_verify(path: Path, root_pem: bytes | None, *,
+                    sidecar: Path | None = None) -> dict[str, Any]:
+    """encypher-c2pa's report on ``path`` (or on ``path`` with its ``sidecar`` manifest),
+    trusting ``root_pem`` only (or nothing).
 
     Offline and without telemetry: both are switched off through its environment variables
     (so it saves no preference either), and the report must show no network request.
@@ -130,9 +133,11 @@ def encypher_verify(path: Path, root_pem: bytes | None) -> dict[str, Any]:
     os.environ["ENCYPHER_C2PA_ONLINE"] = "off"
     import encypher_c2pa  # type: ignore[import-not-found,unused-ignore]
 
-    trust = {"trust_pem": root_pem.decode("ascii")} if root_pem else {}
+    options: dict[str, Any] = {"trust_pem": root_pem.decode("ascii")} if root_pem else {}
+    if sidecar is not None:
+        options["manifest_store"] = str(sidecar)
     report: dict[str, Any] = encypher_c2pa.verify(str(path), "video/mp4", online=False,
-                                                  no_default_trust=True, **trust)
+                                                  no_default_trust=True, **options)
     assert report["network"] == {"enabled": False, "needed": [], "requests": []}
     return report
 
@@ -163,3 +168,21 @@ def test_encypher_catches_one_flipped_byte(outputs: dict[str, Path],
     assert consent_byte["integrity"] == "invalid"
     assert "assertion.hashedURI.mismatch" in \
         [f["code"] for f in consent_byte["validation_results"]["failure"]]
+
+
+def test_encypher_binds_a_sidecar_to_its_file_only(identity: LocalIdentity,
+                                                   tmp_path: Path) -> None:
+    media = {"clip": make_mp4(GRID / "bbaf2n.mpg", tmp_path / "shot.mp4"),
+             "ref": make_png(GRID / "bbaf2n.mpg", tmp_path / "reference.png"),
+             "wav": make_wav(tmp_path / "dub.wav")}
+    master = tmp_path / "master.mp4"
+    master.write_bytes(media["clip"].read_bytes())
+    out = sign_file(master, master, make_inputs(media), identity.signing_identity(),
+                    sidecar=True)
+    assert out.sidecar_path is not None
+    report = encypher_verify(master, identity.root_pem, sidecar=out.sidecar_path)
+    assert (report["integrity"], report["hard_binding"], report["validation_state"]) == \
+        ("valid", "match", "Trusted")
+    other = make_mp4(GRID / "brbk7n.mpg", tmp_path / "other.mp4")
+    report = encypher_verify(other, identity.root_pem, sidecar=out.sidecar_path)
+    assert (report["integrity"], report["hard_binding"]) == ("invalid", "mismatch")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,16 +33,17 @@ from consent.errors import (
 )
 from consent.fields import Channel
 from consent.keys import PrivateKey
+from consent.motion_seal import seal_draft
 from consent.registry import Registry
 from pipelines.faces.analysis import analyse_shot
 from pipelines.reenact import Motion, MotionFileError, extract_motion
 from pipelines.reenact.motion_file import payload_digest, read_motion_file, save_motion
 from studio.bootstrap import open_registry
 from studio.cli import app
-from studio.identity import TrackEvidence, embedder_for, match_tracks, sha256_file
-from studio.motion_seals import issue_motion_file, open_sealed_motion
+from studio.identity import embedder_for, sha256_file
+from studio.motion_seals import driving_request, issue_motion_file, open_sealed_motion
 from studio.render import RenderDenied, RenderJob, RenderRequest
-from studio.render.authorization import DRIVER_TRACK
+from studio.render.authorization import DRIVER_TRACK, driver_verdict
 from studio.settings import Settings
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
@@ -73,15 +74,13 @@ def issued(seeded_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Issue
     settings = Settings.from_env(data)
     registry = open_registry(settings)
     try:
-        embedder = embedder_for(settings)
         demo = _extract(DEMO_SHOT, settings, root / "demo")
-        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(demo.identity.embeddings))],
-                                registry.consented_templates(embedder.name), embedder)
-        assert match.performer_id == "demo-performer"
-        result = issue_motion_file(registry, settings, demo, match, root / "demo.motion.npz",
+        result = issue_motion_file(registry, settings, demo, root / "demo.motion.npz",
                                    project_id=PROJECT, language="en", territory="FR",
                                    channel=Channel.STREAMING, operator="Test Operator")
-        assert result.decision.allowed and result.path is not None
+        assert result.match.performer_id == "demo-performer"
+        assert result.decision is not None and result.decision.allowed
+        assert result.path is not None
         stranger = _extract(OTHER_VOICE, settings, root / "stranger")
     finally:
         registry.store.dispose()
@@ -227,13 +226,42 @@ def test_unsigned_and_old_files_are_refused(issued: Issued, studio: tuple[Settin
     header.update(version=1, payload_sha256="0" * 64)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     old = _write(tmp_path / "old.motion.npz", arrays)
-    with pytest.raises(MotionFileError, match="(?i)re-extract"):
+    with pytest.raises(MotionFileError, match=r"(?i)re-extract"):
         RenderJob(_request(old, issued.still), settings, registry).run()
     arrays = _arrays(issued.good)
     arrays["seal"] = np.frombuffer(b"not a seal", np.uint8)
     junk = _write(tmp_path / "junk.motion.npz", arrays)
     with pytest.raises(TamperedMotionError, match="unreadable"):
         open_sealed_motion(registry, settings, junk, PROJECT)
+
+
+def test_a_seal_names_whom_the_embeddings_must_match(
+        issued: Issued, studio: tuple[Settings, Registry], tmp_path: Path) -> None:
+    """Defence in depth: even a file the registry itself sealed for the demo performer drives
+    nothing when its embeddings are someone else's (here the stranger's, sealed by calling
+    the registry directly, which `studio motion extract` never does)."""
+    settings, registry = studio
+    loaded, checked = open_sealed_motion(registry, settings, issued.good, PROJECT)
+    match = driver_verdict(loaded.motion, registry, embedder_for(settings))
+    extraction = registry.authorize(
+        driving_request(settings, "demo-performer", operation="motion_extract",
+                        project_id=PROJECT, language="en", territory="FR",
+                        channel=Channel.STREAMING, operator="Test Operator",
+                        source_sha256=checked.seal.video_sha256),
+        [match], known_tracks=[DRIVER_TRACK])
+    assert extraction.allowed
+
+    def seal(digest: str) -> bytes:
+        draft = seal_draft(extraction, format_version=2, payload_sha256=digest,
+                           video_sha256=checked.seal.video_sha256,
+                           embedder=checked.seal.embedder, created_at=datetime.now(UTC))
+        return registry.issue_motion_seal(draft).to_bytes()
+
+    stranger = replace(issued.stranger, identity=replace(
+        issued.stranger.identity, video_sha256=checked.seal.video_sha256))
+    path = save_motion(stranger, tmp_path / "sealed-stranger.motion.npz", seal=seal)
+    with pytest.raises(SealScopeError, match="issued for demo-performer"):
+        RenderJob(_request(path, issued.still), settings, registry).run()
 
 
 def test_a_motion_file_replayed_into_another_project_is_refused(
