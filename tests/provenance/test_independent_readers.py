@@ -121,8 +121,8 @@ def test_the_typescript_reader_catches_one_flipped_byte(outputs: dict[str, Path]
 # encypher-c2pa (its own Rust core)
 
 
-def encypher_verify(path: Path, root_pem: bytes | None, *,
-                    sidecar: Path | None = None) -> dict[str, Any]:
+def encypher_verify(path: Path, root_pem: bytes | None, *, sidecar: Path | None = None,
+                    strict: bool = False) -> dict[str, Any]:
     """encypher-c2pa's report on ``path`` (or on ``path`` with its ``sidecar`` manifest),
     trusting ``root_pem`` only (or nothing).
 
@@ -137,7 +137,8 @@ def encypher_verify(path: Path, root_pem: bytes | None, *,
     if sidecar is not None:
         options["manifest_store"] = str(sidecar)
     report: dict[str, Any] = encypher_c2pa.verify(str(path), "video/mp4", online=False,
-                                                  no_default_trust=True, **options)
+                                                  no_default_trust=True,
+                                                  strict_conformance=strict, **options)
     assert report["network"] == {"enabled": False, "needed": [], "requests": []}
     return report
 
@@ -157,6 +158,19 @@ def test_encypher_validates_studio_outputs_and_trusts_only_the_studio_root(
     untrusted = encypher_verify(outputs["first"], None)
     assert untrusted["integrity"] == "valid"
     assert untrusted["validation_state"] != "Trusted"
+
+
+def test_under_the_conformance_program_only_deployment_duties_are_missing(
+        outputs: dict[str, Path], identity: LocalIdentity) -> None:
+    # The C2PA 2.4 Conformance Program posture: any structural fault in the manifest would show
+    # here. What it misses is the deployment's to add: an RFC 3161 time stamp
+    # (STUDIO_C2PA_TSA_URL) and revocation information for the signing certificate.
+    for name in ("first", "second"):
+        report = encypher_verify(outputs[name], identity.root_pem, strict=True)
+        assert report["integrity"] == "valid"
+        assert {f["code"] for f in report["validation_results"]["failure"]} == {
+            "com.encypher.conformance.trustedTimeStampMissing",
+            "com.encypher.conformance.revocationInformationMissing"}
 
 
 def test_encypher_catches_one_flipped_byte(outputs: dict[str, Path],
