@@ -444,8 +444,13 @@ def identify_scan(scan: ScanResult, registry: Registry, embedder: FaceEmbedder, 
     track also gets its continuous identity trace, and its verdict is taken over the frames
     verified as the performer: a track that turns into someone else is edited only where
     it is the performer, and a track with no verified run matches no one.
+
+    Faces are matched against every performer whose templates a verified grant links, active
+    or not (expired, not yet valid): such a face is named, and the gate then denies and
+    ledgers why. Matching is not authorising. (A revocation deletes the performer's
+    templates at once, CONSENT.md "Biometric templates", so a revoked face is unknown.)
     """
-    templates = registry.consented_templates(embedder.name, now)
+    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
     if max_gap is not None:
         limit = embedder.match_threshold
         traced = []
@@ -476,7 +481,7 @@ def identify_still(image: Path, registry: Registry, embedder: FaceEmbedder, *,
     """
     _, rgb = next(reference_frames(image))
     faces = sorted(faces_in_image(rgb, max_faces=max_faces), key=lambda f: f.bbox[0])
-    templates = registry.consented_templates(embedder.name, now)
+    templates = registry.consented_templates(embedder.name, now, inactive_grants=True)
     tracks, evidence = [], []
     for number, face in enumerate(faces, start=1):
         vector = embedder.embed(rgb, face)

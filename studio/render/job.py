@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consent.fields import Alteration, Technique
-from consent.gate import AuthorizationRequest, Decision, IdentityMatch, Subject
+from consent.errors import MotionSealError, SealScopeError
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch
+from consent.motion_seal import CheckedSeal
 from consent.registry import Registry
 from pipelines.edits import EditPermits
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
@@ -65,7 +66,6 @@ from pipelines.reenact import (
     ReenactResult,
     StillSource,
     extract_motion,
-    load_motion,
     run_reenact,
 )
 from pipelines.speech import load_script
@@ -74,14 +74,13 @@ from studio import __version__, backends
 from studio.identity import (
     DEFAULT_MAX_GAP_S,
     IdentifyResult,
-    TrackEvidence,
     embedder_for,
     identify_scan,
     identify_still,
     is_still,
-    match_tracks,
     sha256_file,
 )
+from studio.motion_seals import driving_request, open_sealed_motion
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import (
     MAX_EMBEDDED_INGREDIENT,
@@ -98,6 +97,7 @@ from studio.provenance.manifest import (
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
+from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
 from studio.render.request import RenderRequest, RequestError
 from studio.render.segments import (
@@ -110,10 +110,6 @@ from studio.render.segments import (
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DRIVER_TRACK = "driver"
-"""The gate's track id for the person whose performance drives a reenactment."""
-
 
 class RenderDenied(Exception):
     """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
@@ -386,50 +382,9 @@ class RenderJob:
 
     def _authorization(self, req: RenderRequest, identity: IdentifyResult,
                        inputs: dict[str, str]) -> AuthorizationRequest:
-        matched = {t.track_id: t.match.performer_id for t in identity.tracks}
-        wanted = list(req.tracks) or list(dict.fromkeys(req.speakers.values()))
-        if not wanted:
-            wanted = [tid for tid, pid in matched.items() if pid is not None]
-        if not wanted:
-            raise RequestError(
-                "no face in the shot matches a performer with consent for this studio "
-                f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
-                "choose another shot")
-        for tid in wanted:
-            if tid not in matched:
-                raise RequestError(f"there is no face track {tid} in the shot (tracks: "
-                                   f"{', '.join(matched) or 'none'})")
-            if matched[tid] is None:
-                raise RequestError(f"face track {tid} matches no performer with consent; "
-                                   "it can only be left untouched")
-        if len(wanted) > 1 and not req.tracks and (req.dub is not None
-                                                   or req.operation == "reenact"):
-            raise RequestError(f"several consented faces ({', '.join(wanted)}) and one "
-                               "performance: choose the face it goes to with --track")
-        if req.operation == "lipsync":
-            technique, alteration = Technique.LIP_SYNC, Alteration.MOUTH_REGION
-        else:
-            technique, alteration = Technique.FACE_REENACTMENT, Alteration.FULL_FACE
-        subjects = [Subject(performer_id=str(matched[t]), technique=technique, track_id=t)
-                    for t in wanted]
-        if req.operation == "reenact":
-            driver = self._driver_performer
-            if driver is None:
-                raise RequestError("the driving performance matches no performer with consent "
-                                   "for this studio: the person whose performance drives the "
-                                   "face must have consented too (performance_driving)")
-            subjects.append(Subject(performer_id=driver,
-                                    technique=Technique.PERFORMANCE_DRIVING,
-                                    track_id=DRIVER_TRACK))
-        return AuthorizationRequest(
-            operation=req.operation, project_id=req.project_id, episode=req.episode,
-            scene=req.scene, language=req.language, territory=req.territory,
-            channel=req.channel, alteration=alteration, subjects=tuple(subjects),
-            source_media_sha256=inputs["source"], script_sha256=inputs.get("script"),
-            commercial=backends.project_commercial(self.settings, req.project_id,
-                                                   req.commercial),
-            models=(self._choice.model_use(),),
-            operator=req.operator)
+        # Built by the same function as the studio's "Check consent" (no drift).
+        return render_authorization(req, identity, inputs, self.settings, self._choice,
+                                    self._driver_performer)
 
     def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
         """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's
@@ -497,9 +452,22 @@ class RenderJob:
 
     def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
                 ) -> tuple[Motion, IdentityMatch]:
-        """The driving performance as a motion, and the verdict on who performed it."""
+        """The driving performance as a motion, and the verdict on who performed it.
+
+        A motion file counts only under the registry's seal (:mod:`studio.motion_seals`):
+        an unsigned, re-signed, edited or foreign file, or one sealed for another project,
+        is refused before anything is decided; the verdict comes from the sealed embeddings
+        and must name the sealed driver (:meth:`_sealed_driver`)."""
+        sealed: CheckedSeal | None = None
         if req.motion is not None:
-            motion = load_motion(req.motion)
+            loaded, sealed = open_sealed_motion(self.registry, self.settings, req.motion,
+                                                req.project_id)
+            motion = loaded.motion
+            self._note(Stage.IDENTIFY, "motion file seal verified",
+                       performer=sealed.seal.driver_performer_id,
+                       decision=sealed.seal.decision_id,
+                       decision_ledger_index=sealed.seal.decision_ledger_index,
+                       signer=sealed.signer_key_id)
         else:
             assert req.driver is not None
             driver = analyse_shot(req.driver, self.folder / "work" / "driver", embedder,
@@ -507,17 +475,41 @@ class RenderJob:
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver
-        ident = motion.identity
-        if ident.embedder is not None and ident.embedder != embedder.name:
-            raise RequestError(f"the motion file's identity was computed with {ident.embedder}; "
-                               f"this studio matches faces with {embedder.name}")
-        templates = self.registry.consented_templates(embedder.name)
-        (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(ident.embeddings))],
-                                templates, embedder)
+        match = driver_verdict(motion, self.registry, embedder)
+        if sealed is not None:
+            self._sealed_driver(req, sealed, match, inputs)
         self._driver_performer = match.performer_id
         self._note(Stage.IDENTIFY, "driver identified", performer=match.performer_id,
                    distance=match.distance, frames=match.frames)
         return motion, match
+
+    def _sealed_driver(self, req: RenderRequest, sealed: CheckedSeal, match: IdentityMatch,
+                       inputs: dict[str, str]) -> None:
+        """A sealed motion drives a face only while the grant it was sealed under is active,
+        and only as the performer it was sealed for."""
+        seal = sealed.seal
+        if sealed.inactive_grants:
+            # The gate says why, and the ledger keeps it: with the grant revoked or lapsed
+            # the driver's consent is gone and this is a deny. Should another grant of theirs
+            # still allow it, the file itself stays refused: it was issued under this one.
+            request = driving_request(
+                self.settings, seal.driver_performer_id, operation=req.operation,
+                project_id=req.project_id, language=req.language, territory=req.territory,
+                channel=req.channel, operator=req.operator, source_sha256=inputs["source"],
+                commercial=req.commercial, models=(self._choice.model_use(),))
+            decision = self.registry.authorize(request, [match], known_tracks=[DRIVER_TRACK])
+            self._save("motion-decision.json", decision.to_json())
+            if not decision.allowed:
+                raise RenderDenied(decision, Stage.AUTHORIZE)
+            lapsed = sealed.inactive_grants[0]
+            raise MotionSealError(f"the motion file was issued under grant {lapsed.grant_id}, "
+                                  f"which is now {lapsed.status} ({lapsed.detail}); re-extract "
+                                  "it under an active grant")
+        if match.performer_id != seal.driver_performer_id:
+            raise SealScopeError(
+                f"the motion file's sealed embeddings match "
+                f"{match.performer_id or 'no enrolled performer'}, but it was issued for "
+                f"{seal.driver_performer_id}'s performance")
 
     def _reenact(self, req: RenderRequest, source: ShotAnalysis | StillSource,
                  allowed: dict[str | None, str], motion: Motion, payload: int,
