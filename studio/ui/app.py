@@ -79,10 +79,36 @@ class ClientAddress:
                        send: Callable[[Any], Awaitable[None]]) -> None:
         client = scope.get("client") if scope.get("type") == "http" else None
         token = _client_address.set(str(client[0]) if client else None)
+        wrapped: Callable[[Any], Awaitable[None]] = send
+        if _failed_login_is_401(scope):
+
+            async def send_401(message: Any) -> None:
+                if message.get("type") == "http.response.start" and message.get("status") == 400:
+                    headers = [*message.get("headers", []),
+                               (b"www-authenticate", b'Form realm="studio"')]
+                    message = {**message, "status": 401, "headers": headers}
+                await send(message)
+
+            wrapped = send_401
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, wrapped)
         finally:
             _client_address.reset(token)
+
+
+def _failed_login_is_401(scope: Scope) -> bool:
+    """Whether a refused sign-in on this request should answer 401 (Gradio answers 400).
+
+    Every client but Gradio's own login page gets 401, the status for failed
+    authentication. That page (a browser ``fetch``, which always sends ``Sec-Fetch-Mode``)
+    shows "incorrect credentials" only on a 400, so it keeps Gradio's answer.
+    """
+    if scope.get("type") != "http" or scope.get("method") != "POST":
+        return False
+    if not str(scope.get("path", "")).rstrip("/").endswith("/login"):
+        return False
+    headers = {k.lower() for k, _v in scope.get("headers", [])}
+    return b"sec-fetch-mode" not in headers
 
 
 def make_auth(accounts: Accounts) -> Callable[[str, str], Awaitable[bool]]:
@@ -128,7 +154,7 @@ def build(studio: Studio) -> gr.Blocks:
             who = gr.Markdown(elem_id="whoami")
             gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="logout")
 
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             # -- Performers & consent ------------------------------------------------------
             with gr.Tab("Performers & consent", id="consent", elem_id="tab-consent"):
                 _note("Consent officers and admins register performers, enrol faces, import "
@@ -360,10 +386,13 @@ def build(studio: Studio) -> gr.Blocks:
                 a_out = gr.Markdown(elem_id="account-result")
 
         # -- events (stable api names) ------------------------------------------------------
+        def landing(request: gr.Request) -> tuple[Any, ...]:
+            people, rows, tab = h.landing(request)
+            return people, rows, gr.Tabs(selected=tab) if tab else gr.Tabs()
+
         demo.load(h.whoami, None, who, api_name="whoami")
-        demo.load(h.list_performers, None, performers, api_name="page_performers",
-                  api_visibility="private")
-        demo.load(h.list_grants, None, grants, api_name="page_grants", api_visibility="private")
+        # A one-time password opens on the Account tab, with no refusal toasts.
+        demo.load(landing, None, [performers, grants, tabs], api_visibility="private")
         p_btn.click(h.register_performer, [p_id, p_legal, p_pro, p_key], [p_out, performers],
                     api_name="register_performer")
         g_btn.click(h.import_grant, [g_file], [g_out, grants], api_name="import_grant")

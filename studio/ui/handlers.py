@@ -427,6 +427,16 @@ class Handlers:
         return text
 
     @requires(*EVERYONE, one_time_password_ok=True)
+    def landing(self, request: gr.Request,
+                ) -> tuple[list[list[str]], list[list[str]], str | None]:
+        """What the page loads when it opens: the performer and grant lists, and the tab to
+        open — the Account tab and nothing else for a one-time password (its one instruction
+        is in ``whoami``; no refusal toasts on the first page a new admin sees)."""
+        if actor().must_change_password:
+            return [], [], "account"
+        return self.list_performers(request), self.list_grants(request), None
+
+    @requires(*EVERYONE, one_time_password_ok=True)
     def change_password(self, current: str, new: str, repeat: str, request: gr.Request) -> str:
         """Replace the signed-in user's own password (a one-time password included).
 

@@ -75,6 +75,15 @@ class Upload:
     detail: str = ""
 
 
+def format_size(size: int) -> str:
+    """``512 bytes``, ``16.0 KB``, ``2,048.0 MB``: a unit that keeps small sizes readable."""
+    if size < 1024:
+        return f"{size} byte" + ("" if size == 1 else "s")
+    if size < MB:
+        return f"{size / 1024:,.1f} KB"
+    return f"{size / MB:,.1f} MB"
+
+
 def new_request_id(prefix: str = "req") -> str:
     return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
 
@@ -153,8 +162,8 @@ class UploadDesk:
         if size == 0:
             raise UploadError(f"{what}: {safe_name(name)} is empty")
         if size > limit:
-            raise UploadError(f"{what}: {safe_name(name)} is {size / MB:,.1f} MB; the limit for "
-                              f"a {kind.value} file is {limit / MB:,.1f} MB")
+            raise UploadError(f"{what}: {safe_name(name)} is {format_size(size)}; the limit "
+                              f"for a {kind.value} file is {format_size(limit)}")
         with source.open("rb") as fh:
             head = fh.read(64)
         target_name = safe_name(name)
@@ -239,7 +248,25 @@ class UploadDesk:
                       f"at {float(info.video.frame_rate):.2f} fps")
         else:
             detail = f"audio, {float(info.duration or 0):.1f} s"
+        named = _container_suffixes(info.format_name)
+        if named and suffix not in named:
+            # Named after what it holds: the C2PA SDK reads an ingredient by its extension
+            # (an MPEG-PS shot called .mp4 cannot be signed as an ingredient).
+            return detail, named[0]
         return detail, None if suffix in allowed else (".mp4" if info.video else ".wav")
+
+
+#: FFmpeg's container names and the extensions that say them (the first one is given).
+_CONTAINERS: dict[str, tuple[str, ...]] = {
+    "mov,mp4,m4a,3gp,3g2,mj2": (".mp4", ".mov", ".m4v", ".m4a"),
+    "mpeg": (".mpg", ".mpeg"), "mpegts": (".ts",), "matroska,webm": (".mkv", ".webm"),
+    "avi": (".avi",), "mxf": (".mxf",), "wav": (".wav",), "flac": (".flac",),
+    "mp3": (".mp3",), "ogg": (".ogg", ".opus"), "aac": (".aac",),
+}
+
+
+def _container_suffixes(format_name: str) -> tuple[str, ...]:
+    return _CONTAINERS.get(format_name, ())
 
 
 def _sniff_json(path: Path, what: str) -> str:

@@ -21,7 +21,7 @@ from .test_handlers import MATRIX, _refused
 
 ONE_TIME = "fresh-one-time-1"
 NEW = "a much longer passphrase"
-EXEMPT = {"whoami", "change_password"}
+EXEMPT = {"whoami", "change_password", "landing"}
 
 
 @pytest.fixture
@@ -54,6 +54,16 @@ def test_a_flagged_user_is_refused_everywhere_but_the_account_tab(h: Handlers,
     assert "change it in the Account tab" in h.whoami(request=as_user(fern))
     # An unflagged user is not affected.
     assert _refused(h, "list_grants", "adam") is None
+
+
+def test_a_one_time_password_opens_on_the_account_tab_without_refusals(h: Handlers,
+                                                                       fern: str) -> None:
+    """The first page a new admin sees: the Account tab and one instruction, no error."""
+    assert h.landing(request=as_user(fern)) == ([], [], "account")
+    assert "change it in the Account tab before anything else" in h.whoami(
+        request=as_user(fern))
+    performers, grants, tab = h.landing(request=as_user("adam"))
+    assert tab is None and performers and grants
 
 
 def test_a_wrong_current_password_is_refused_and_counts_as_a_failed_login(

@@ -21,6 +21,7 @@ from .conftest import DEMO_GRANT, DEMO_SHOT, OTHER_VOICE, as_user, uploaded
 # Which roles each handler admits (admin is always admitted).
 MATRIX: dict[str, set[Role]] = {
     "whoami": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
+    "landing": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "list_performers": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "list_grants": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "register_performer": {Role.CONSENT_OFFICER},

@@ -22,13 +22,13 @@ def test_login_is_throttled(served: tuple[str, Studio]) -> None:
     url, studio = served
     assert _login(url, "otto", PASSWORDS["otto"]) == 200
     for _ in range(5):
-        assert _login(url, "otto", "wrong password") == 400
+        assert _login(url, "otto", "wrong password") == 401
     # Locked now: the right password is refused too, and the lock is in the database.
-    assert _login(url, "otto", PASSWORDS["otto"]) == 400
+    assert _login(url, "otto", PASSWORDS["otto"]) == 401
     result = studio.accounts.authenticate("otto", PASSWORDS["otto"], "198.51.100.1")
     assert result.reason == "locked"
     # The address that guessed is locked as well, for every account.
-    assert _login(url, "olga", PASSWORDS["olga"]) == 400
+    assert _login(url, "olga", PASSWORDS["olga"]) == 401
     assert studio.accounts.authenticate("olga", PASSWORDS["olga"], "198.51.100.1").ok
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.ui.uploads import MB, Kind, UploadDesk, UploadError, safe_name
+from studio.ui.uploads import MB, Kind, UploadDesk, UploadError, format_size, safe_name
 
 from .conftest import DEMO_GRANT, DEMO_SHOT, uploaded
 
@@ -45,7 +45,19 @@ def test_content_decides_the_suffix(desk: UploadDesk, upload_root: Path) -> None
     assert grant.path.name == "grant.txt.json"
     video = desk.ingest(uploaded(upload_root, DEMO_SHOT, "clip.jpg"), Kind.IMAGE_OR_VIDEO,
                         "req-2")
-    assert video.path.suffix == ".mp4" and video.detail != "image"
+    assert video.path.suffix == ".mpg" and video.detail != "image"
+    # An MPEG-PS shot called .mp4 is named for what it holds (the C2PA SDK reads an
+    # ingredient by its extension, and refuses an MPEG-PS file called .mp4).
+    renamed = desk.ingest(uploaded(upload_root, DEMO_SHOT, "shot.mp4"), Kind.VIDEO, "req-2")
+    assert renamed.path.name == "shot.mpg"
+
+
+def test_small_sizes_are_given_in_kilobytes_and_bytes(desk: UploadDesk,
+                                                       upload_root: Path) -> None:
+    with pytest.raises(UploadError, match=r"is 20\.0 KB; the limit for a key file is 16\.0 KB"):
+        desk.ingest(uploaded(upload_root, b"k" * 20 * 1024, "big.pub"), Kind.KEY, "req-3")
+    assert format_size(1) == "1 byte" and format_size(512) == "512 bytes"
+    assert format_size(3 * MB) == "3.0 MB"
 
 
 def test_oversized_and_empty_uploads_are_refused(tmp_path: Path, upload_root: Path) -> None:
