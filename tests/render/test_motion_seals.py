@@ -24,8 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from consent.canonical import canonical_bytes
-from consent.documents import MotionSeal, SignedDocument
+from consent.documents import Grant, MotionSeal, SignedDocument, sign_draft
 from consent.errors import (
+    MotionSealError,
     SealScopeError,
     TamperedMotionError,
     UnledgeredSealError,
@@ -47,6 +48,8 @@ from studio.render.authorization import DRIVER_TRACK, driver_verdict
 from studio.settings import Settings
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
+
+DEMO_GRANT = Path(__file__).resolve().parents[2] / "assets" / "demo" / "demo-grant.json"
 
 PROJECT = "demo-dub"
 
@@ -286,6 +289,24 @@ def test_after_the_drivers_grant_is_revoked_the_render_is_denied(
     assert not decision.allowed and decision.ledger_index is not None
     assert any("revoked" in r for r in decision.reasons)
     assert not settings.outputs_dir.exists() or not any(settings.outputs_dir.iterdir())
+
+
+def test_a_file_sealed_under_a_revoked_grant_stays_refused_under_another(
+        issued: Issued, studio: tuple[Settings, Registry]) -> None:
+    """The demo performer signs a second grant, then revokes the one the file was sealed
+    under: their consent still covers the render, but not this file (re-extract it)."""
+    settings, registry = studio
+    demo = json.loads(DEMO_GRANT.read_bytes())["signed"]
+    demo.update(grant_id="demo-grant-0002", signed_at="2026-11-27T00:00:00Z")
+    key = PrivateKey.load(DEMO_GRANT.parent / "demo-performer.key", b"demo-passphrase-public")
+    registry.import_grant(sign_draft(Grant, {k: v for k, v in demo.items()
+                                             if k not in ("type", "schema_version")},
+                                     [key]).to_bytes(), officer="Officer")
+    registry.revoke_grant("demo-grant-0001", reason="performer withdrew this one",
+                          officer="Officer", performer_request_reference="REQ-8")
+    with pytest.raises(MotionSealError, match=r"demo-grant-0001, which is now revoked.*"
+                       "re-extract"):
+        RenderJob(_request(issued.good, issued.still), settings, registry).run()
 
 
 @pytest.mark.slow
