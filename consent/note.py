@@ -41,6 +41,7 @@ __all__ = [
     "Signature",
     "UnverifiedNoteError",
     "WrongOriginError",
+    "cosign_note",
     "key_hash",
     "open_checkpoint",
     "open_note",
@@ -484,6 +485,21 @@ def _checkpoint_root(text: str) -> bytes:
     if len(root) != _ROOT_SIZE or _b64(root) != text:
         raise MalformedCheckpointError(f"checkpoint root must be {_ROOT_SIZE} bytes of base64")
     return root
+
+
+def cosign_note(signed: str, signer: NoteSigner) -> str:
+    """Add ``signer``'s signature line to an already signed note (a witness cosigning).
+
+    The note's text and its existing lines are kept as they are; verify the note with the
+    original signer's key first, this only adds a line.
+    """
+    text, lines = _split_note(_decode_note(signed))
+    if len(lines) >= MAX_SIGNATURES:
+        raise MalformedNoteError(f"note already has {MAX_SIGNATURES} signature lines")
+    payload = struct.pack(">I", signer.key_hash) + signer.sign(text.encode("utf-8"))
+    line = Signature(signer.name, signer.key_hash, _b64(payload)).line
+    kept = [ln + "\n" for ln in lines if _parse_signature_line(ln)[0].name != signer.name]
+    return text + "\n" + "".join(kept) + line
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> str:

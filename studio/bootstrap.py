@@ -12,8 +12,6 @@ from consent.keys import PrivateKey, load_public_key
 from consent.registry import Registry
 from consent.store import Store
 from consent.templates import load_or_create_template_key
-from pipelines.faces.embedding import DlibEmbedder
-from studio.identity import enrol
 from studio.settings import Settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -48,11 +46,18 @@ def open_registry(settings: Settings, report: SeedReport | None = None) -> Regis
     key = registry_key(settings, report)
     store = Store.open(settings.database_url)
     return Registry(store, key, settings.ledger_origin,
-                    template_key=load_or_create_template_key(settings.template_key_path))
+                    template_key=load_or_create_template_key(settings.template_key_path),
+                    checkpoint_log=settings.checkpoint_log_path,
+                    witness_logs=settings.witness_logs)
 
 
 def seed_demo(registry: Registry, report: SeedReport) -> None:
     """Register the demo performer and key and import the signed demo grant (idempotent)."""
+    # Face stack imported here, not at module level: `studio --help` and the consent and
+    # ledger commands import this module and must start without mediapipe or dlib.
+    from pipelines.faces.embedding import DlibEmbedder
+    from studio.identity import enrol
+
     try:
         registry.performer(DEMO_PERFORMER_ID)
         report.say(f"demo performer {DEMO_PERFORMER_ID} already registered")

@@ -39,10 +39,12 @@ from studio.bootstrap import SeedReport, open_registry, seed_demo
 from studio.cli_common import (
     EXIT_DENY,
     EXIT_REJECTED,
+    EXIT_USAGE,
     JsonOpt,
     State,
     _emit,
     _errors,
+    _fail,
     _registry,
     _settings,
     err,
@@ -432,9 +434,9 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a revocation on the performer's request; it stops every future render at once."""
+    if (grant_id is None) == (key_id is None):
+        _fail(EXIT_USAGE, "give exactly one of --grant or --key", as_json, "usage")
     with _errors(as_json):
-        if (grant_id is None) == (key_id is None):
-            raise ConsentError("give exactly one of --grant or --key")
         reg = _registry()
         if grant_id is not None:
             doc = reg.revoke_grant(grant_id, reason=reason, officer=officer,
@@ -646,6 +648,75 @@ def ledger_verify(as_json: JsonOpt = False) -> None:
     _emit(as_json, report.to_json(), human)
     if not report.ok:
         raise typer.Exit(EXIT_DENY)
+
+
+def _proof(read: Any, old_size: int, new_size: int) -> list[bytes]:
+    from consent import merkle
+
+    return merkle.consistency_proof(old_size, new_size, read)
+
+
+@ledger_app.command("witness")
+def ledger_witness(
+    state: Annotated[Path, typer.Option("--state", help="The witness's own folder (key, "
+                                        "state, cosigned log); keep it out of the data folder.")],
+    name: Annotated[str, typer.Option("--name", help="Key name in cosignatures.")
+                    ] = "studio-witness",
+    registry_key: Annotated[Path | None, typer.Option(
+        "--registry-key", help="The registry's public key (default: keys/*.pub of the data "
+        "folder).")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Also append the cosigned "
+                                          "checkpoint to the data folder's checkpoint log.")
+                       ] = False,
+    watch: Annotated[float, typer.Option("--watch", help="Repeat every this many seconds "
+                                         "(0: once).", min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Witness the ledger: cosign its newest checkpoint only if it extends the last one
+    this witness cosigned (consistency proof); a rollback or fork exits 1."""
+    import functools
+    import time
+
+    from consent.checkpoint_log import CheckpointLog
+    from consent.ledger import node_reader
+    from consent.store import Store
+    from consent.witness import Witness, WitnessError
+
+    with _errors(as_json):
+        settings = _settings()
+        key_path = registry_key or settings.registry_key_path.with_suffix(".pub")
+        verifier = Ledger.verifier_for(settings.ledger_origin,
+                                       load_public_key(key_path.read_bytes()))
+        passphrase = os.environ.get("STUDIO_WITNESS_PASSPHRASE")
+        witness = Witness(state, name, passphrase.encode() if passphrase else None)
+        store = Store.open(settings.database_url, migrate_schema=False)
+        while True:
+            try:
+                with store.session() as s:
+                    note = Ledger.latest_checkpoint(s)
+                    if note is None:
+                        raise NotFoundError("the ledger has no signed checkpoint yet")
+                    done = witness.cosign(note, verifier, settings.ledger_origin,
+                                          functools.partial(_proof, node_reader(s)))
+            except WitnessError as exc:
+                if as_json:
+                    out.print_json(json.dumps({"ok": False, "error": exc.code,
+                                               "message": exc.message}))
+                else:
+                    err.print(f"[bold red]witness refuses:[/] {exc.message}", highlight=False)
+                raise typer.Exit(EXIT_DENY) from exc
+            if publish:
+                CheckpointLog(settings.checkpoint_log_path).append([done.note])
+            result = {"ok": True, "size": done.checkpoint.size,
+                      "previous_size": done.previous_size, "checkpoint": done.note,
+                      "witness_key": witness.verifier.verifier_key()}
+            text = (f"cosigned checkpoint {done.checkpoint.size} (previous "
+                    f"{done.previous_size})\n{done.note}")
+            _emit(as_json, result, functools.partial(out.print, text, highlight=False))
+            if not watch:
+                break
+            time.sleep(watch)
+        store.dispose()
 
 
 # ---------------------------------------------------------------------------- faces

@@ -47,6 +47,14 @@ class Settings:
     #: this registry's own key (say, the key it had before a rotation). The extraction must
     #: still be in this registry's ledger.
     motion_trusted_keys: tuple[Path, ...] = ()
+    #: Checkpoint logs of ledger witnesses (``studio ledger witness``) the gate also reads:
+    #: a database rolled back behind a witnessed checkpoint is refused.
+    witness_logs: tuple[Path, ...] = ()
+
+    @property
+    def checkpoint_log_path(self) -> Path:
+        """Append-only copy of every signed ledger checkpoint, outside the database."""
+        return self.data_dir / "ledger-checkpoints.log"
 
     @property
     def keys_dir(self) -> Path:
@@ -104,6 +112,9 @@ class Settings:
             motion_trusted_keys=tuple(
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_MOTION_TRUSTED_KEYS", "").split(os.pathsep)) if p is not None),
+            witness_logs=tuple(
+                p for p in (_path(v) for v in os.environ.get(
+                    "STUDIO_WITNESS_LOGS", "").split(os.pathsep)) if p is not None),
         )
 
 
