@@ -487,6 +487,15 @@ def _check_grant(
 _ResultFn = Callable[[str, bool, str, str | None], RuleResult]
 
 
+def status_problem(g: Grant, record: PerformerRecord | None, now: datetime) -> str | None:
+    """Why the performer's status (a minor, deceased) stops ``g`` now, in the gate's words;
+    ``None`` when it does not. Listings use it so that they never call "active" a grant the
+    gate denies (a minor's own signature)."""
+    rule = _status_rule(g, record, now, lambda r, ok, detail, gid: RuleResult(r, ok, detail),
+                        f"grant {_short(g.grant_id)}")
+    return None if rule.passed else rule.detail
+
+
 def _status_rule(g: Grant, record: PerformerRecord | None, now: datetime, result: _ResultFn,
                  tag: str) -> RuleResult:
     gid, role = g.grant_id, g.signatory.role

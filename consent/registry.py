@@ -82,7 +82,7 @@ class GrantStatus:
     performer_id: str
     sha256: str
     signer_key_id: str
-    status: str  # active | not_yet_valid | expired | revoked | key_revoked | invalid
+    status: str  # active | not_yet_valid | expired | revoked | key_revoked | not_usable | invalid
     detail: str
     valid_from: datetime
     valid_until: datetime
@@ -546,6 +546,9 @@ class Registry:
         if now >= g.valid_until:
             return self._status(row, "expired", f"expired at {format_timestamp(g.valid_until)}",
                                 g)
+        problem = gate.status_problem(g, facts.record, now)
+        if problem is not None:  # what the gate's status rule says (a minor's own signature)
+            return self._status(row, "not_usable", problem, g)
         return self._status(row, "active", f"valid until {format_timestamp(g.valid_until)}", g)
 
     @staticmethod
@@ -849,8 +852,9 @@ class Registry:
         ``inactive_grants``: also those named by a verified grant that no longer passes
         (expired, not yet valid, …), so that a render of that performer is matched and then
         *denied by the gate* for the reason, rather than refused as an unknown face with no
-        decision. (A revocation deletes the templates: see :meth:`purge_templates`.) Matching is not authorising: the gate still checks
-        every grant. A grant whose signature does not verify never links a template.
+        decision (a revocation deletes the templates: see :meth:`purge_templates`).
+        Matching is not authorising: the gate still checks every grant. A grant whose
+        signature does not verify never links a template.
         """
         now = self._now(now)
         store = self._template_store()
@@ -879,7 +883,10 @@ class Registry:
             pids = sorted(set(s.scalars(select(IdentityTemplateRow.performer_id))))
         purged: dict[str, int] = {}
         for pid in pids:
-            if any(g.status == "active" for g in self.grants(performer_id=pid, now=now)):
+            # A grant the performer's status stops (a minor's own signature) is neither
+            # expired nor revoked: its templates stay until a guardian's grant can use them.
+            if any(g.status in ("active", "not_usable")
+                   for g in self.grants(performer_id=pid, now=now)):
                 continue
             with self.store.session() as s:
                 # Ledger first, then delete: the database lets a template row go only right

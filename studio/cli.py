@@ -378,9 +378,9 @@ def sign_revocation(
     """The performer's side: sign a revocation of a grant (or of a key) to hand in."""
     import uuid
 
+    if (grant_id is None) == (key_id is None):
+        _fail(EXIT_USAGE, "give exactly one of --grant or --revoke-key", as_json, "usage")
     with _errors(as_json):
-        if (grant_id is None) == (key_id is None):
-            raise ConsentError("give exactly one of --grant or --revoke-key")
         private = PrivateKey.load(key, _passphrase(passphrase_file))
         doc = sign_draft(Revocation, {
             "revocation_id": f"rev-{uuid.uuid4().hex}", "performer_id": performer_id,

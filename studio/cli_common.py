@@ -17,7 +17,7 @@ from consent.registry import Registry
 from studio.bootstrap import open_registry
 from studio.settings import Settings
 
-EXIT_DENY, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 3, 4, 5
+EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 2, 3, 4, 5
 
 out = Console()
 err = Console(stderr=True)

@@ -250,6 +250,8 @@ def motion_extract(
 
 
 def _run(request: RenderRequest, as_json: bool) -> None:
+    from pipelines.media.errors import MediaError
+
     settings = _settings()
     registry = _registry()
     bar = _Bar(enabled=not as_json)
@@ -278,8 +280,9 @@ def _run(request: RenderRequest, as_json: bool) -> None:
         _fail(EXIT_DENY, str(exc), as_json, "cancelled")
     except ValidationError as exc:
         _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json, "bad_request")
-    except (ValueError, ProvenanceError, InterruptedError) as exc:
-        # Media, script, dub and request problems: a message, never a traceback.
+    except (ValueError, MediaError, ProvenanceError, InterruptedError) as exc:
+        # Media (not a video: /etc/passwd), script, dub and request problems: a message,
+        # never a traceback, and exit 3 (input rejected), which never reads as a deny.
         _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
     finally:
         if threading.current_thread() is threading.main_thread():

@@ -252,3 +252,42 @@ def test_a_configured_insightface_folder_without_its_model_is_a_clear_error(
     code, out = run_json(data, "faces", "scan", str(GRID / "bbaf2n.mpg"))
     assert code == 3
     assert "w600k_r50.onnx" in out["message"] and str(models) in out["message"]
+
+
+def test_bad_input_and_usage_have_their_exit_codes(data: Path) -> None:
+    """Issue 15: a file that is not media is rejected (3, no traceback); a usage mistake is 2."""
+    code, out = run_json(data, "render", "lipsync", "/etc/passwd", "--project", "demo-dub",
+                         "--language", "fr", "--territory", "FR", "--operator", "Op",
+                         "--dub", str(GRID / "brbk7n.mpg"))
+    assert code == 3 and "not an audio or video file" in out["message"]
+    code, text = run(data, "render", "lipsync", "/etc/passwd", "--project", "demo-dub",
+                     "--language", "fr", "--territory", "FR", "--operator", "Op",
+                     "--dub", str(GRID / "brbk7n.mpg"))
+    assert code == 3 and "Traceback" not in text
+    code, out = run_json(data, "consent", "revoke", "--grant", "a", "--key", "b",
+                         "--officer", "Olga", "--reason", "r", "--request-ref", "x")
+    assert code == 2 and "exactly one of --grant or --key" in out["message"]
+    code, out = run_json(data, "consent", "sign-revocation", "demo-performer", "--key", "k",
+                         "--out", "r.json", "--reason", "r")
+    assert code == 2 and "exactly one of --grant or --revoke-key" in out["message"]
+
+
+def test_list_shows_what_the_gate_says_of_a_minors_own_signature(data: Path,
+                                                                 tmp_path: Path) -> None:
+    code, _ = run_json(data, "consent", "keygen", "kid-a", "--out", str(tmp_path))
+    assert code == 0
+    code, out = run(data, "consent", "register", "kid-a", "--legal-name", "Kid A",
+                    "--public-key", str(tmp_path / "kid-a.pub"), "--officer", "Olga",
+                    "--minor-until", "2040-01-01")
+    assert code == 0, out
+    draft = grant_draft("kid-a", "kid-grant-1", valid_until="2036-01-01T00:00:00Z")
+    signed = tmp_path / "kid-grant.json"
+    code, out = run(data, "consent", "sign-grant", str(write(tmp_path / "kid.yaml", draft)),
+                    "--key", str(tmp_path / "kid-a.key"), "--out", str(signed))
+    assert code == 0, out
+    code, out = run_json(data, "consent", "import", str(signed), "--officer", "Olga")
+    assert code == 0, out
+    code, out = run_json(data, "consent", "list", "--performer", "kid-a")
+    (grant,) = out["grants"]
+    assert grant["status"] == "not_usable"
+    assert "minor until 2040-01-01" in grant["detail"] and "guardian" in grant["detail"]
