@@ -194,3 +194,5 @@ def _check_request(request: Any, seal: MotionSeal, where: str) -> None:
             s.get("performer_id") for s in driving] != [seal.driver_performer_id]:
         raise UnledgeredSealError(f"{where} was not for {seal.driver_performer_id}'s "
                                   f"performance_driving in project {seal.project_id}")
+    if request.get("source_media_sha256") != seal.video_sha256:
+        raise UnledgeredSealError(f"{where} was made for another driving video")
