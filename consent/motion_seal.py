@@ -170,7 +170,8 @@ def _check_ledger(registry: Registry, seal: MotionSeal, now: datetime) -> None:
         if not {(g.grant_id, g.sha256) for g in seal.grants} <= ledgered:
             raise UnledgeredSealError(f"{where} did not use the sealed grants")
         row = s.get(DecisionRow, did)
-        if (row is None or row.ledger_index != index or not row.allowed
+        if (row is None or row.ledger_index != index or row.allowed is not True
+                or not isinstance(row.document, bytes)
                 or hashlib.sha256(row.document).hexdigest() != seal.decision_sha256):
             raise UnledgeredSealError(f"{where}: the decision record is missing or altered")
         _check_request(json.loads(row.document).get("request", {}), seal, where)
