@@ -240,7 +240,12 @@ class Ledger:
             content["document_sha256"] = hashlib.sha256(document).hexdigest()
         data = canonical_bytes(content)
         leaf = merkle.leaf_hash(data)
-        nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
+        try:
+            nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
+        except merkle.MerkleError as exc:
+            raise LedgerError(f"the ledger's stored hashes are incomplete, nothing can be "
+                              f"appended (tampering? run `studio ledger verify`): {exc}"
+                              ) from exc
         conn.execute(insert(LedgerEntryRow),
                      {"idx": index, "event_type": event_type.value, "data": data,
                       "created_at": at})

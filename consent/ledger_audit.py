@@ -80,6 +80,7 @@ class _Leaves:
         self.revocations: dict[str, DocumentFact] = {}
         self.decisions = array("q")
         self.templates_enrolled: dict[str, int] = {}
+        self.template_owner: dict[str, str] = {}
         self.templates_deleted: dict[str, int] = {}
 
     def add(self, idx: int, event: str, body: Mapping[str, Any]) -> None:
@@ -108,6 +109,7 @@ class _Leaves:
             self.decisions.append(idx)
         elif event == "templates_enrolled":
             self.templates_enrolled.update(dict.fromkeys(body["template_sha256"], idx))
+            self.template_owner.update(dict.fromkeys(body["template_sha256"], pid))
         elif event == "templates_deleted":
             self.templates_deleted.update(dict.fromkeys(body["template_sha256"], idx))
 
@@ -163,6 +165,11 @@ def _checkpoints(session: Session, origin: str, verifier: NoteVerifier,
                       f"for size {cp.size}")
             continue
         out.setdefault(cp.size, (cp.root, where))
+    in_db = {size for _, _, size in notes if size is not None}
+    for size, (_, where) in sorted(out.items()):
+        if size not in in_db:
+            found.add(None, "checkpoint_missing", f"{where} (size {size}) is missing from the "
+                      "database's checkpoints (deleted row)")
     return out
 
 
@@ -267,6 +274,22 @@ def _check_nodes(session: Session, tree: merkle.MemoryTree, found: _Findings) ->
                       "are missing (deleted rows)")
 
 
+def _signed(raw: bytes) -> dict[str, Any]:
+    """The signed payload of a stored document as plain JSON ({} when unreadable)."""
+    try:
+        value = json.loads(raw)["signed"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def _sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -310,27 +333,33 @@ def _check_documents(session: Session, leaves: _Leaves, found: _Findings) -> Non
         fact = leaves.keys.get(k.key_id)
         _compare(found, "key", f"key binding {k.key_id[:16]}", fact, k.document,
                  [("performer_id", k.performer_id, fact.performer_id if fact else None),
-                  ("supersedes", k.supersedes, fact.detail if fact else None)])
+                  ("supersedes", k.supersedes, fact.detail if fact else None),
+                  ("holder_role", k.holder_role,
+                   _signed(k.document).get("holder", {}).get("role"))])
     _missing(found, "key binding", leaves.keys, seen)
 
     seen = set()
     for p in session.scalars(select(ProductionKeyRow)):
         seen.add(p.key_id)
         _compare(found, "key", f"production key {p.key_id[:16]}",
-                 leaves.production.get(p.key_id), p.document, [])
+                 leaves.production.get(p.key_id), p.document,
+                 [("company", p.company, _signed(p.document).get("company"))])
     _missing(found, "production key", leaves.production, seen)
 
     seen = set()
     for g in session.connection().execution_options(yield_per=5000).execute(select(
             GrantRow.grant_id, GrantRow.performer_id, GrantRow.signer_key_id,
-            GrantRow.document, GrantRow.document_sha256, GrantRow.ledger_index)):
+            GrantRow.document, GrantRow.document_sha256, GrantRow.ledger_index,
+            GrantRow.valid_from, GrantRow.valid_until)):
         seen.add(g.grant_id)
         fact = leaves.grants.get(g.grant_id)
         _compare(found, "grant", f"grant {g.grant_id}", fact, g.document, [] if fact is None else [
             ("performer_id", g.performer_id, fact.performer_id),
             ("signer_key_id", g.signer_key_id, fact.detail),
             ("document_sha256", g.document_sha256, fact.payload_sha256),
-            ("ledger_index", g.ledger_index, fact.index)])
+            ("ledger_index", g.ledger_index, fact.index),
+            ("valid_from", g.valid_from, _time(_signed(g.document).get("valid_from"))),
+            ("valid_until", g.valid_until, _time(_signed(g.document).get("valid_until")))])
     _missing(found, "grant", leaves.grants, seen)
 
     seen = set()
@@ -380,13 +409,18 @@ def _check_decisions(session: Session, leaves: _Leaves, found: _Findings) -> Non
 def _check_templates(session: Session, leaves: _Leaves, found: _Findings) -> None:
     stored: set[str] = set()
     for t in session.execute(select(IdentityTemplateRow.template_id,
-                                    IdentityTemplateRow.template_sha256)):
+                                    IdentityTemplateRow.template_sha256,
+                                    IdentityTemplateRow.performer_id)):
         stored.add(t.template_sha256)
         enrolled = leaves.templates_enrolled.get(t.template_sha256)
         deleted = leaves.templates_deleted.get(t.template_sha256, -1)
         if enrolled is None:
             found.add(None, "documents", f"identity template {t.template_id} was never enrolled "
                       "through the ledger (row inserted directly)")
+        elif leaves.template_owner.get(t.template_sha256) != t.performer_id:
+            found.add(enrolled, "documents", f"identity template {t.template_id} is filed under "
+                      f"{t.performer_id} but entry {enrolled} enrolled it for "
+                      f"{leaves.template_owner.get(t.template_sha256)}")
         elif deleted > enrolled:
             found.add(deleted, "documents", f"identity template {t.template_id} is still stored "
                       f"after the ledgered deletion of entry {deleted}")

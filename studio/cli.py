@@ -650,6 +650,27 @@ def ledger_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(EXIT_DENY)
 
 
+@ledger_app.command("grant-role")
+def ledger_grant_role(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the studio connects as.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """PostgreSQL: migrate as the owner (this command's STUDIO_DATABASE_URL), then let ROLE
+    INSERT and SELECT the ledger and document tables, never UPDATE or DELETE them."""
+    from consent import write_guards
+    from consent.store import Store
+
+    with _errors(as_json):
+        store = Store.open(_settings().database_url)
+        if store.dialect != "postgresql":
+            raise ConsentError("roles exist on PostgreSQL only; SQLite is guarded by triggers")
+        with store.engine.begin() as conn:
+            write_guards.grant_app_role(conn, role)
+        store.dispose()
+    _emit(as_json, {"ok": True, "role": role},
+          lambda: out.print(f"role {role} may now INSERT and SELECT the consent tables only"))
+
+
 def _proof(read: Any, old_size: int, new_size: int) -> list[bytes]:
     from consent import merkle
 

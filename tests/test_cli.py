@@ -172,8 +172,12 @@ def test_ledger_checkpoint_prove_verify_and_tamper(data: Path) -> None:
 
     with sqlite3.connect(data / "studio.db") as db:
         (raw,) = db.execute("SELECT data FROM ledger_entries WHERE idx = 2").fetchone()
-        db.execute("UPDATE ledger_entries SET data = ? WHERE idx = 2",
-                   (bytes(raw).replace(b"demo-grant-0001", b"demo-grant-0002"),))
+        forged = bytes(raw).replace(b"demo-grant-0001", b"demo-grant-0002")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE ledger_entries SET data = ? WHERE idx = 2", (forged,))
+        # Whoever holds the file can drop the guard: then verify is what catches the edit.
+        db.execute("DROP TRIGGER guard_ledger_entries_update")
+        db.execute("UPDATE ledger_entries SET data = ? WHERE idx = 2", (forged,))
     code, out = run(data, "ledger", "verify")
     assert code == 1
     assert "entry 2" in out and "edited" in out

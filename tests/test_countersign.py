@@ -13,6 +13,7 @@ from consent.errors import DuplicateError, SignatureError
 from consent.keys import PrivateKey
 from consent.registry import Registry
 from consent.store import GrantRow
+from tests.consent.helpers import drop_guards
 from tests.factory import match, request, signed_grant
 
 
@@ -64,6 +65,7 @@ def test_a_forged_countersignature_in_the_database_denies(registry: Registry,
     envelope = json.loads(doc.raw)
     forged = signed_grant(performer, grant_id="other").with_signature(production)
     envelope["signatures"][1] = json.loads(forged.raw)["signatures"][1]
+    drop_guards(registry.store)  # the attacker holds the database file
     with registry.store.session() as s:
         s.execute(update(GrantRow).values(document=json.dumps(envelope).encode()))
     decision = registry.authorize(request(), [match()])

@@ -27,7 +27,15 @@ from consent.store import (
     Store,
     open_engine,
 )
+from tests.consent.helpers import drop_guards
 from tests.factory import T0
+
+
+@pytest.fixture(autouse=True)
+def _attacker_owns_the_database(store: Store) -> None:
+    """These tests tamper as whoever holds the database file would: SQLite's write guards
+    (consent.write_guards) go first. PostgreSQL tests connect as the owner role."""
+    drop_guards(store)
 
 
 def _mth(leaves: list[bytes]) -> bytes:

@@ -23,13 +23,21 @@ from consent.gate import Decision
 from consent.keys import PrivateKey, short_id
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
-from consent.store import GrantRow, PerformerKeyRow, PerformerRow, RevocationRow
+from consent.store import GrantRow, PerformerKeyRow, PerformerRow, RevocationRow, Store
+from tests.consent.helpers import drop_guards
 from tests.factory import T0, Clock, match, request, signed_grant
 
 OFFICER = "Officer O"
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True)
+def _attacker_owns_the_database(store: Store) -> None:
+    """These tests tamper as whoever holds the database file would: SQLite's write guards
+    (consent.write_guards) go first. PostgreSQL tests connect as the owner role."""
+    drop_guards(store)
 
 
 def authorize(registry: Registry, *args: Any, **kwargs: Any) -> Decision:

@@ -14,6 +14,7 @@ from consent.keys import PrivateKey
 from consent.registry import Registry
 from consent.store import IdentityTemplateRow, Store
 from consent.templates import TemplateKeyError, template_hash
+from tests.consent.helpers import drop_guards
 from tests.factory import Clock, signed_grant
 
 REFERENCE = hashlib.sha256(b"reference clip of perf-a").hexdigest()
@@ -52,6 +53,7 @@ def test_templates_are_encrypted_and_round_trip(reg: Registry) -> None:
 def test_a_template_moved_to_another_performer_matches_nobody(reg: Registry) -> None:
     reg.register_performer("perf-b", "Performer perf-b", officer="O")
     reg.enroll_templates("perf-a", "dlib-resnet-v1", vectors(1), REFERENCE, officer="O")
+    drop_guards(reg.store)  # the attacker holds the database file
     with reg.store.session() as s:
         s.execute(update(IdentityTemplateRow).values(performer_id="perf-b"))
     with reg.store.session() as s:
