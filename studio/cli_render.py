@@ -23,6 +23,7 @@ from studio.cli_common import (
     EXIT_DENY,
     EXIT_NOT_FOUND,
     EXIT_REJECTED,
+    EXIT_USAGE,
     JsonOpt,
     _emit,
     _errors,
@@ -41,6 +42,7 @@ from studio.render import (
     RenderRequest,
     RequestError,
 )
+from studio.render.request import SelectionError
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
@@ -132,7 +134,7 @@ def render_lipsync(
                 dub=dub, m_and_e=m_and_e, script=script, speakers=_parse_speakers(speaker),
                 dub_tolerance_s=tolerance)
         except RequestError as exc:
-            _fail(EXIT_REJECTED, str(exc), as_json, "bad_request")
+            _fail(_request_exit(exc), str(exc), as_json, "bad_request")
         _run(request, as_json)
 
 
@@ -169,7 +171,7 @@ def render_reenact(
                 scene=scene, tracks=tuple(track or ()), commercial=not non_commercial,
                 output_name=output, driver=driver, motion=motion, head_pose=head_pose)
         except RequestError as exc:
-            _fail(EXIT_REJECTED, str(exc), as_json, "bad_request")
+            _fail(_request_exit(exc), str(exc), as_json, "bad_request")
         _run(request, as_json)
 
 
@@ -249,6 +251,11 @@ def motion_extract(
                             f"(ledger {decision.ledger_index})", highlight=False))
 
 
+def _request_exit(exc: RequestError) -> int:
+    """A face that is unknown or may not be edited is a usage error (2); the rest, 3."""
+    return EXIT_USAGE if isinstance(exc, SelectionError) else EXIT_REJECTED
+
+
 def _run(request: RenderRequest, as_json: bool) -> None:
     from pipelines.media.errors import MediaError
 
@@ -280,6 +287,8 @@ def _run(request: RenderRequest, as_json: bool) -> None:
         _fail(EXIT_DENY, str(exc), as_json, "cancelled")
     except ValidationError as exc:
         _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json, "bad_request")
+    except SelectionError as exc:  # a face that is unknown or may not be edited: usage
+        _fail(EXIT_USAGE, str(exc), as_json, "bad_selection")
     except (ValueError, MediaError, ProvenanceError, InterruptedError) as exc:
         # Media (not a video: /etc/passwd), script, dub and request problems: a message,
         # never a traceback, and exit 3 (input rejected), which never reads as a deny.

@@ -4,7 +4,9 @@ Policy-free like the pipelines: it knows nothing of grants, only of :class:`Edit
 (track, frame range) segments a caller authorised and, per track, the frame runs its identity
 trace allows — and of each track's face mesh per frame. An edit passes when its frame lies in
 both; its pixels are kept only inside its declared region *and* the face's hull (grown by a
-margin for the chin and jaw a mouth moves). Everything it drops is counted.
+margin for the chin and jaw a mouth moves), and never inside the hull of any *other* face seen
+on that frame (two faces crossing, a face beside the performer's). Everything it drops is
+counted.
 """
 
 from __future__ import annotations
@@ -196,15 +198,19 @@ class EditGuard:
     """Apply the edits of each frame, in frame order, within ``permits`` (module docstring).
 
     ``streams``: one lazily generated edit stream per track (edits in frame order);
-    ``meshes``: each track's face mesh per frame; ``render``: the backend's renderer, which
-    only ever sees a scratch copy of the frame.
+    ``meshes``: each track's face mesh per frame; ``others``: every other face track of the
+    shot; ``render``: the backend's renderer, which only ever sees a scratch copy of the frame.
     """
 
     def __init__(self, permits: EditPermits, meshes: Mapping[int, FaceMeshes],
                  streams: Mapping[int, Iterator[FrameEdit]], render: Render,
-                 frame_size: tuple[int, int]) -> None:
+                 frame_size: tuple[int, int],
+                 others: Mapping[int, FaceMeshes] | None = None) -> None:
         self.permits = permits
         self.meshes = dict(meshes)
+        #: Every face track of the shot (edited or not): their hulls are never written but by
+        #: their own permitted edits.
+        self.others = {**dict(others or {}), **self.meshes}
         self.render = render
         self.frame_size = frame_size
         self.iterators = dict(streams)
@@ -246,7 +252,17 @@ class EditGuard:
             if placed is None:
                 self.report.drop("no_face")
                 continue
-            permitted.append((edit, *placed))
+            box, mask = placed
+            for tid, faces in self.others.items():
+                if tid == edit.track_id:
+                    continue
+                other = faces.mesh(index)
+                if other is not None:
+                    covered = face_mask(other, box, self.frame_size, 0.0)
+                    if covered is not None:
+                        b, m = covered
+                        mask[b.y0 - box.y0:b.y1 - box.y0, b.x0 - box.x0:b.x1 - box.x0] &= ~m
+            permitted.append((edit, box, mask))
         if not permitted:
             return
         scratch = rgb.copy()

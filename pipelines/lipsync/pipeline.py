@@ -114,7 +114,8 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
                               analysis.exemplars.get(track_id), size)
         meshes[track_id] = face.landmarks
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drive)))
-    guard = EditGuard(job.permits, meshes, iterators, backend.render, size)
+    others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
     written = 0

@@ -189,7 +189,8 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
         drives[track_id] = plan_drive(motion, video.frame_rate, total, job.options,
                                       offset=job.offset)
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drives[track_id])))
-    guard = EditGuard(job.permits, meshes, iterators, backend.render, size)
+    others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
     streams_out.append(guard)
     written = 0
     with VideoReader(analysis.source, on_vfr="conform") as reader, \
@@ -236,7 +237,8 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
                           exemplar, (w, h), still=True)
         drives[index] = plan_drive(motion, rate, total, job.options)
         iterators[index] = iter(backend.edits(backend.prepare(face, drives[index])))
-    guard = EditGuard(job.permits, meshes, iterators, backend.render, (w, h))
+    others = {i: _StillFace(f.landmarks) for i, f in enumerate(faces)}
+    guard = EditGuard(job.permits, meshes, iterators, backend.render, (w, h), others)
     streams_out.append(guard)
     like = VideoStreamInfo.new(w, h, rate, frame_count=total)
     with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,

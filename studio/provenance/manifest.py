@@ -118,6 +118,8 @@ class AmbiguousMatchError(StoreError):
 
 STUDIO_NAMESPACE = "org.consent-dubbing-studio"
 CONSENT_LABEL = f"{STUDIO_NAMESPACE}.consent"
+#: The (face track, frame range) segments the decision authorised and those the render edited.
+SEGMENTS_LABEL = f"{STUDIO_NAMESPACE}.segments"
 INGREDIENT_SHA256_KEY = f"{STUDIO_NAMESPACE}.sha256"
 AGENT_BACKEND_KEY = f"{STUDIO_NAMESPACE}.backend"
 AGENT_MODEL_KEY = f"{STUDIO_NAMESPACE}.model"
@@ -380,6 +382,60 @@ class ConsentReference:
             raise ManifestReadError(f"the {CONSENT_LABEL} assertion is malformed: {exc}") from None
 
 
+Span = tuple[str, int, int]
+"""(face track, first frame, last frame), inclusive."""
+
+
+@dataclass(frozen=True)
+class FaceSegments:
+    """What the allow decision authorised (with the grant of each segment) and what the render
+    edited, per face track; a verifier checks edited ⊆ authorised."""
+
+    authorised: tuple[tuple[str, int, int, str], ...]
+    """(track, first frame, last frame, grant id)."""
+    edited: tuple[Span, ...]
+
+    def outside(self) -> list[Span]:
+        """Edited spans not covered by the authorised segments of the same track (adjacent
+        segments, split where the track was cut, cover the frames they join)."""
+        out = []
+        for track, first, last in self.edited:
+            frame = first
+            for _, a, b, _ in sorted(s for s in self.authorised if s[0] == track):
+                if a <= frame <= b:
+                    frame = b + 1
+            if frame <= last:
+                out.append((track, first, last))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"authorised": [{"track_id": t, "first_frame": a, "last_frame": b,
+                                "grant_id": g} for t, a, b, g in self.authorised],
+                "edited": [{"track_id": t, "first_frame": a, "last_frame": b}
+                           for t, a, b in self.edited]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FaceSegments:
+        try:
+            return cls(tuple((str(s["track_id"]), int(s["first_frame"]), int(s["last_frame"]),
+                              str(s["grant_id"])) for s in data["authorised"]),
+                       tuple((str(s["track_id"]), int(s["first_frame"]), int(s["last_frame"]))
+                             for s in data["edited"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestReadError(f"the {SEGMENTS_LABEL} assertion is malformed: {exc}"
+                                    ) from None
+
+    @classmethod
+    def from_store(cls, store: Mapping[str, Any]) -> FaceSegments | None:
+        """The active manifest's segments assertion in a manifest store's JSON, if any."""
+        manifests = store.get("manifests") or {}
+        active = manifests.get(store.get("active_manifest", "")) or {}
+        for assertion in active.get("assertions", []):
+            if assertion.get("label") == SEGMENTS_LABEL:
+                return cls.from_json(assertion.get("data") or {})
+        return None
+
+
 @dataclass(frozen=True)
 class WatermarkBinding:
     """The invisible watermark embedded in the frames: its algorithm and 32-bit payload."""
@@ -434,6 +490,7 @@ class ManifestInputs:
     claim_generator: str = "consent-dubbing-studio"
     claim_generator_version: str = "0.1.0"
     thumbnail: bool = False
+    segments: FaceSegments | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.title.strip()), "manifest title is empty")
@@ -495,6 +552,9 @@ def build_manifest_definition(inputs: ManifestInputs) -> dict[str, Any]:
         {"label": "cawg.training-mining", "created": True, "data": {"entries": {
             key: {"use": use} for key, use in sorted(inputs.training_mining.items())}}},
     ]
+    if inputs.segments is not None:
+        assertions.append({"label": SEGMENTS_LABEL, "created": True,
+                           "data": inputs.segments.to_json()})
     if inputs.watermark is not None:
         wm = inputs.watermark
         actions.append({"action": "c2pa.watermarked.bound", "parameters": {"alg": wm.alg}})

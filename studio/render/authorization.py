@@ -19,7 +19,7 @@ from pipelines.models import registry as model_registry
 from pipelines.reenact.motion import Motion
 from studio import backends
 from studio.identity import IdentifyResult, TrackEvidence, match_tracks
-from studio.render.request import Operation, RenderRequest, RequestError
+from studio.render.request import Operation, RenderRequest, RequestError, SelectionError
 from studio.settings import Settings
 
 DRIVER_TRACK = "driver"
@@ -74,15 +74,15 @@ def authorization_request(
             "choose another shot")
     for tid in wanted:
         if tid not in matched:
-            raise RequestError(f"there is no face track {tid} in the shot (tracks: "
-                               f"{', '.join(matched) or 'none'})")
+            raise SelectionError(f"there is no face track {tid} in the shot (tracks: "
+                                 f"{', '.join(matched) or 'none'})")
         if matched[tid] is None:
-            raise RequestError(f"face track {tid} matches no enrolled performer; it can "
-                               "only be left untouched")
+            raise SelectionError(f"face track {tid} matches no enrolled performer; it can "
+                                 "only be left untouched")
     for speaker, tid in (speakers or {}).items():
         if tid not in wanted:  # the speech drives follow the speakers: never an unchosen face
-            raise RequestError(f"--speaker {speaker}={tid}: {tid} is not among the faces this "
-                               f"render may edit ({', '.join(wanted)})")
+            raise SelectionError(f"--speaker {speaker}={tid}: {tid} is not among the faces "
+                                 f"this render may edit ({', '.join(wanted)})")
     if len(wanted) > 1 and not tracks and one_performance:
         raise RequestError(f"several consented faces ({', '.join(wanted)}) and one "
                            "performance: choose the face it goes to with --track")

@@ -99,9 +99,10 @@ from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
-from studio.render.request import RenderRequest, RequestError
+from studio.render.request import RenderRequest, RequestError, SelectionError
 from studio.render.segments import (
     edit_permits,
+    manifest_segments,
     request_segments,
     same_segments,
     unverified_spans,
@@ -422,8 +423,8 @@ class RenderJob:
                 drives[track_ids[0]] = drive
         stray = sorted(t for t in drives if t not in track_ids)
         if stray:  # the authorization refused these already; never build a drive for one
-            raise RequestError(f"--speaker names {', '.join(f't{t}' for t in stray)}, not "
-                               "among the faces this render may edit")
+            raise SelectionError(f"--speaker names {', '.join(f't{t}' for t in stray)}, not "
+                                 "among the faces this render may edit")
         missing = [t for t in track_ids if t not in drives]
         if missing:
             raise RequestError(
@@ -604,6 +605,7 @@ class RenderJob:
             if req.source_language and req.source_language.lower() != req.language.lower()
             else None,
             regions=regions, watermark=WatermarkBinding(payload, duration_ms),
+            segments=manifest_segments(decision, result.changes, still=is_still(req.source)),
             thumbnail=self.settings.c2pa_thumbnail)
 
 

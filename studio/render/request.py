@@ -20,6 +20,11 @@ class RequestError(ValueError):
     """The request is incomplete or unsafe; nothing was run."""
 
 
+class SelectionError(RequestError):
+    """The request picks a face (``--track``, ``--speaker``, a UI choice) that is unknown or
+    that the render may not edit: a usage error (CLI exit 2), said before any work."""
+
+
 @dataclass(frozen=True)
 class RenderRequest:
     """One render. Paths are the operator's files; the studio copies nothing it does not hash.
@@ -82,9 +87,9 @@ class RenderRequest:
         stray = sorted({t for t in self.speakers.values() if self.tracks
                         and t not in self.tracks})
         if stray:
-            raise RequestError(f"--speaker names {', '.join(stray)}, which is not among the "
-                               f"chosen faces ({', '.join(self.tracks)}); a speaker can only "
-                               "be given a face the render may edit")
+            raise SelectionError(f"--speaker names {', '.join(stray)}, which is not among "
+                                 f"the chosen faces ({', '.join(self.tracks)}); a speaker can "
+                                 "only be given a face the render may edit")
         if self.unmatched_faces not in ("leave_untouched", "deny"):
             raise RequestError("unmatched faces: leave_untouched or deny")
         out = self.output_name

@@ -21,9 +21,10 @@ from consent.gate import (
     Decision,
     RuleResult,
 )
-from pipelines.edits import EditPermits, EditSegment
+from pipelines.edits import EditPermits, EditSegment, TrackChange
 from studio.identity import IdentifyResult
-from studio.render.request import RequestError
+from studio.provenance.manifest import FaceSegments
+from studio.render.request import SelectionError
 
 UnmatchedFaces = Literal["leave_untouched", "deny"]
 
@@ -52,8 +53,8 @@ def request_segments(auth: AuthorizationRequest, identity: IdentifyResult, *,
         else:
             runs = track.editable_segments
         if not runs:
-            raise RequestError(f"face track {tid} is never verified as {performer} long "
-                               "enough to be edited; it can only be left untouched")
+            raise SelectionError(f"face track {tid} is never verified as {performer} long "
+                                 "enough to be edited; it can only be left untouched")
         out.extend(AuthorizedSegment(track_id=tid, first_frame=a, last_frame=b,
                                      performer_id=performer) for a, b in runs)
     return tuple(out)
@@ -112,3 +113,14 @@ def same_segments(first: Decision, again: Decision) -> Decision:
                       "decision the render ran under (a grant or an identity changed): the "
                       "output cannot be published")
     return replace(again, allowed=False, rules=(*again.rules, rule), segments=())
+
+
+def manifest_segments(decision: Decision, changes: Sequence[TrackChange], *,
+                      still: bool = False) -> FaceSegments:
+    """What the manifest states: the decision's segments (with grants) and the guard's edited
+    runs, both by track label."""
+    shift = 1 if still else 0
+    return FaceSegments(
+        tuple((s.track_id, s.first_frame, s.last_frame, s.grant_id or "")
+              for s in decision.segments),
+        tuple((f"t{c.track_id + shift}", a, b) for c in changes for a, b in c.runs))

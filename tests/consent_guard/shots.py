@@ -115,5 +115,8 @@ def crossing(folder: Path, total: int = 60, width: int = 480) -> Shot:
         canvas[:, xs_a[i]:xs_a[i] + crop] = a[i][:, 100:100 + crop]
         canvas[:, xs_b[i]:xs_b[i] + crop] = b[i][:, 100:100 + crop]
         out.append(canvas)
+    # The stranger's face (lbax4n's face spans x 125-249, y 91-249 of its clip, i.e. 25-149
+    # of the crop): their picture's backdrop may sit inside the performer's face region, which
+    # the performer's grant covers, but their face never does.
     return Shot(_encode(folder / "crossing.mp4", out), total,
-                lambda i: (xs_b[i], 0, xs_b[i] + crop, h))
+                lambda i: (xs_b[i] + 25, 90, min(width, xs_b[i] + 150), 250))

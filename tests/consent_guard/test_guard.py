@@ -82,8 +82,10 @@ def test_no_edit_outside_the_permits_reaches_the_frame(
     def iterate(items: list[Edit]) -> Iterator[Edit]:
         yield from items
 
+    # Track 4 is a face nobody edits; it passes in front of the others.
+    bystander = Meshes((4.0, 20.0), 7.0, set(range(FRAMES)))
     guard = EditGuard(permits, meshes, {t: iterate(v) for t, v in streams.items()}, scribble,
-                      (W, H))
+                      (W, H), others={4: bystander})
     rng = np.random.default_rng(0)
     expected_applied = 0
     for index in range(FRAMES):
@@ -117,6 +119,17 @@ def test_no_edit_outside_the_permits_reaches_the_frame(
                 may[box.y0:box.y1, box.x0:box.x1] |= mask
         changed = np.any(frame != source, axis=2)
         assert not np.any(changed & ~may), f"frame {index}: pixels changed outside permits"
+        # No face's pixels change but by an applied edit of its own track.
+        yy, xx = np.mgrid[0:H, 0:W]
+        edited_here = {e.track_id for v in streams.values() for e in v
+                       if e.frame_index == index}
+        for tid, faces in [*meshes.items(), (4, bystander)]:
+            if faces.mesh(index) is None or tid in edited_here:
+                continue
+            cx = (4.0 if tid == 4 else 10.0 + 15 * tid) + index
+            cy, r = (20.0, 7.0 - 1.5) if tid == 4 else (24.0, 8.0 - 1.5)
+            inner = (xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2
+            assert not np.any(changed & inner), f"frame {index}: face {tid} was written"
     assert guard.report.applied == expected_applied
     total = sum(len(v) for v in streams.values())
     assert guard.report.applied + guard.report.dropped_total == total
