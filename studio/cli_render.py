@@ -335,11 +335,13 @@ def verify(
         colour = {"Trusted": "green", "Valid": "yellow", "Recovered": "yellow"}
         out.print(f"[bold]{r.path.name}[/]  sha256 {r.sha256}", highlight=False)
         out.print(f"  provenance  [{colour.get(r.provenance, 'red')}]{r.provenance}[/]")
+        out.print(f"  published   {'[green]' if r.publication == 'published' else '[red]'}"
+                  f"{r.publication}[/]")
         out.print(f"  signer      {r.signer_trust}")
         out.print(f"  consent now {'[green]' if r.consent_now == 'active' else '[red]'}"
                   f"{r.consent_now}[/]")
         out.print(f"  watermark   {r.watermark_status}")
-        report_ = r.manifest or (r.recovered.report if r.recovered else None)
+        report_ = r.source_manifest()
         if r.manifest_error and r.recovered is None:
             out.print(f"  {r.manifest_error}", highlight=False)
         if r.recovered is not None:
@@ -354,7 +356,8 @@ def verify(
             out.print(f"  ledger: output event at index {r.ledger.index} of "
                       f"{r.ledger.tree_size}, inclusion proof {state}")
         elif report_ is not None:
-            out.print("  ledger: no publication event for this file")
+            out.print("  [red]signed, not published[/]: the ledger has no publication event "
+                      "for this file (a render that never published; do not use it)")
 
     _emit(as_json, report.to_json(), human)
     if not report.ok:

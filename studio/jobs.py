@@ -5,8 +5,9 @@ The pool has ``Settings.concurrent_renders`` workers; more submissions wait, que
 never waits on a render: it submits, gets a job id at once, and polls :meth:`JobManager.get`.
 Each job keeps its record in the ``studio_jobs`` table (status changes and stages), so the
 history survives a restart; a job that was queued or running when the studio stopped is
-marked failed ("interrupted") on the next start. Its full record (request, decisions, log,
-outcome) is the render's own folder ``<data>/jobs/<job id>/``.
+marked failed ("interrupted") on the next start, and its media, reserved output name and
+watermark payload are cleaned up (``studio.render.staging``). Its full record (request,
+decisions, log, outcome) is the render's own folder ``<data>/jobs/<job id>/``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from studio.render import (
     RenderJob,
     RenderRequest,
     Stage,
+    staging,
 )
 from studio.render.job import new_job_id
 from studio.settings import Settings
@@ -134,6 +136,9 @@ class JobManager:
                 row.status = JobStatus.FAILED.value
                 row.error = "interrupted: the studio stopped before this render finished"
                 row.updated_at = _now()
+        # Their media, reserved names and issued watermark payloads (studio.render.staging).
+        for job_id in staging.sweep(self.settings, self.registry):
+            log.info("cleaned up interrupted render %s", job_id)
 
     # -- submit / follow / cancel --------------------------------------------------------------
 

@@ -10,10 +10,17 @@ Layout (plain files, so that it can be backed up, rsynced and inspected)::
     <root>/by-hash/<sha256>.json        record: payload, frame hashes, mime, title, time
     <root>/by-hash/<sha256>.c2pa        the raw manifest store (JUMBF) bytes
     <root>/by-payload/<8 hex>/<sha256>  one empty entry per output with that payload
+    <root>/released/<8 hex>.json        a payload issued to a render that never published
 
 Every write goes to a temporary file and is moved into place with ``os.replace``, so a
 reader never sees half a record. Payloads are allocated by creating their folder with
 ``os.mkdir``, which is atomic: two renders cannot be handed the same payload.
+
+A payload is issued when a render starts and stays issued once its output is published. A
+render that is denied, cancelled, fails or crashes *releases* it: its entries leave
+``by-payload`` (so ``verify`` never recovers a manifest for an output that was not published)
+and a record in ``released/`` says so; a released payload is never issued again, because a
+leaked copy of the unpublished file still carries it.
 
 Collisions are explicit: 32 bits are few, an operator may re-use a payload on purpose (one
 per grant), and the all-zero / all-one patterns that a failed decode tends to read are never
@@ -177,6 +184,7 @@ class ManifestStore:
         self.root = Path(root)
         self._by_hash = self.root / "by-hash"
         self._by_payload = self.root / "by-payload"
+        self._released = self.root / "released"
         self._by_hash.mkdir(parents=True, exist_ok=True)
         self._by_payload.mkdir(parents=True, exist_ok=True)
 
@@ -226,7 +234,7 @@ class ManifestStore:
         """
         for _ in range(10_000):
             candidate = rng.getrandbits(32)
-            if candidate in _RESERVED_PAYLOADS:
+            if candidate in _RESERVED_PAYLOADS or self.released(candidate) is not None:
                 continue
             try:
                 (self._by_payload / f"{candidate:08x}").mkdir()
@@ -235,6 +243,45 @@ class ManifestStore:
             return candidate
         raise StoreError("could not find an unused watermark payload in 10,000 tries: the "
                          "32-bit space is crowded; archive old outputs or widen the payload")
+
+    def release_payload(self, payload: int, *, reason: str,
+                        sha256: str | None = None) -> dict[str, Any]:
+        """Withdraw a payload whose render published nothing (module docstring).
+
+        Removes its ``by-payload`` entries and, for ``sha256`` (the signed output that was
+        never published), that output's record and manifest; writes ``released/<hex>.json``.
+        Idempotent: a second call returns the first record.
+        """
+        _check_payload(payload)
+        if sha256 is not None:
+            _check_sha(sha256)
+        existing = self.released(payload)
+        if existing is not None:
+            return existing
+        self._released.mkdir(exist_ok=True)
+        record = {"payload": f"{payload:08x}", "sha256": sha256, "reason": reason,
+                  "released_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        _write_atomic(self._released / f"{payload:08x}.json",
+                      json.dumps(record, indent=2, sort_keys=True).encode())
+        folder = self._by_payload / f"{payload:08x}"
+        if sha256 is not None:
+            for leftover in (folder / sha256, self._by_hash / f"{sha256}.json",
+                             self._by_hash / f"{sha256}.c2pa"):
+                leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # stays when a published output shares the payload (a collision)
+        return record
+
+    def released(self, payload: int) -> dict[str, Any] | None:
+        """The release record of ``payload``, or ``None`` if it was never released."""
+        path = self._released / f"{_check_payload(payload):08x}.json"
+        try:
+            value = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"release record {path} is unreadable: {exc}") from None
+        return value if isinstance(value, dict) else None
 
     def payloads_in_use(self) -> set[int]:
         return {int(p.name, 16) for p in self._by_payload.iterdir()

@@ -10,12 +10,17 @@ Four independent checks, each reported with what it found and how sure it is:
    the registry says whether the use may continue.
 3. **Ledger**: the inclusion proof of the output's publication event (found by the file's hash,
    or by the original's hash for a recovered manifest), verified against the current root.
+   Signed and published are separate facts: a file the studio signed but never published (a
+   render that crashed or was refused after signing) is reported "signed, not published" and
+   does not verify.
 4. **Watermark**: RivaGAN detection over frames sampled across the file, with its confidence.
 
 A copy whose metadata was stripped (re-encoded, screen-captured) has no manifest; when the
 watermark is found, the manifest store is searched by its payload and the candidate is confirmed
 by perceptual frame hashes, and the report says plainly that the manifest was *recovered*: its
 hard binding cannot hold for a re-encoded copy, so its content is shown, not its integrity.
+"Recovered" needs both: a payload whose frames match no stored manifest is reported as what it
+is (a watermark payload, nothing more) and earns no badge.
 """
 
 from __future__ import annotations
@@ -65,12 +70,17 @@ class LedgerProof:
 
 @dataclass(frozen=True)
 class Recovery:
-    """A manifest found through the watermark for a file that carries none."""
+    """What the watermark led to for a file that carries no manifest: a stored manifest
+    matched by payload *and* frame hashes (``matched``), or only a payload (``report`` None)."""
 
     original_sha256: str
     distance: float
     report: ManifestReport | None
     note: str
+
+    @property
+    def matched(self) -> bool:
+        return self.report is not None and bool(self.original_sha256)
 
 
 @dataclass
@@ -92,13 +102,23 @@ class VerifyReport:
     def provenance(self) -> str:
         if self.manifest is not None:
             return str(self.manifest.state)
-        if self.recovered is not None:
+        if self.recovered is not None and self.recovered.matched:
             return "Recovered"
         return "Missing"
 
     @property
+    def publication(self) -> str:
+        """``published`` only with a verified ledger inclusion of ``output_published`` for
+        this file's hash (or the recovered original's)."""
+        if self.ledger is not None:
+            return "published" if self.ledger.verified else "ledger proof failed"
+        if self.manifest is not None or (self.recovered is not None and self.recovered.matched):
+            return "signed, not published"
+        return "not published"
+
+    @property
     def signer_trust(self) -> str:
-        report = self.manifest or (self.recovered.report if self.recovered else None)
+        report = self.source_manifest()
         if report is None:
             return "unknown"
         if report.trusted_via:
@@ -129,28 +149,38 @@ class VerifyReport:
             return "mismatch" if self.watermark.payload is not None else "not found"
         return "found" if self.watermark.payload is not None else "not found"
 
+    def source_manifest(self) -> ManifestReport | None:
+        """The manifest the report is about: the file's own, or a matched recovered one."""
+        if self.manifest is not None:
+            return self.manifest
+        return self.recovered.report if self.recovered and self.recovered.matched else None
+
     def _expected_payload(self) -> int | None:
-        report = self.manifest or (self.recovered.report if self.recovered else None)
+        report = self.source_manifest()
         if report is None or report.soft_binding is None:
             return None
         return report.soft_binding.payload
 
     @property
     def ok(self) -> bool:
-        """Intact provenance and consent still active."""
-        return self.provenance in ("Valid", "Trusted") and self.consent_now == "active"
+        """Intact provenance, published (ledgered), and consent still active."""
+        return (self.provenance in ("Valid", "Trusted") and self.consent_now == "active"
+                and self.publication == "published")
 
     def to_json(self) -> dict[str, Any]:
         report = self.manifest
         return {
             "file": str(self.path), "sha256": self.sha256, "ok": self.ok,
             "badges": {"provenance": self.provenance, "signer": self.signer_trust,
-                       "consent": self.consent_now, "watermark": self.watermark_status},
+                       "consent": self.consent_now, "watermark": self.watermark_status,
+                       "publication": self.publication},
+            "published": self.publication == "published",
             "manifest": None if report is None else _report_json(report),
             "manifest_error": self.manifest_error,
             "recovered": None if self.recovered is None else {
                 "original_sha256": self.recovered.original_sha256,
                 "frame_distance": self.recovered.distance, "note": self.recovered.note,
+                "matched": self.recovered.matched,
                 "manifest": None if self.recovered.report is None
                 else _report_json(self.recovered.report)},
             "consent": [g.to_json() for g in self.consent],
@@ -210,13 +240,15 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
             report.watermark_error = str(exc)
     if report.manifest is None and report.watermark is not None:
         report.recovered = _recover(path, report.watermark, manifests, trust_anchors_pem)
-    source = report.manifest or (report.recovered.report if report.recovered else None)
+    source = report.source_manifest()
     consent = source.consent if source is not None else None
     if consent is not None:
         report.consent = _grants_now(registry, consent)
     elif source is not None:
         report.consent_error = "the manifest carries no consent assertion"
     output_sha = report.recovered.original_sha256 if report.recovered else report.sha256
+    if report.recovered is not None and not report.recovered.matched:
+        output_sha = ""  # a payload alone names no output
     report.ledger = _ledger_proof(registry, output_sha)
     return report
 
@@ -228,18 +260,27 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
     # id with probability ~1e-5 (watermark.Detection.closest).
     near = detection.closest(manifests.payloads_in_use())
     if near is None:
+        released = None if detection.payload is None else manifests.released(detection.payload)
+        if released is not None:
+            return Recovery("", 64.0, None,
+                            f"watermark payload {detection.payload:08x} only: it was issued to "
+                            "a render that published nothing (released "
+                            f"{released.get('released_at')}); no manifest describes this file")
         return None
     try:
         match = manifests.best_match(near, frame_hashes_of(path))
     except StoreError as exc:
-        return Recovery("", 64.0, None, f"watermark {near:08x} found, but: {exc}")
+        return Recovery("", 64.0, None,
+                        f"watermark payload {near:08x} only: no stored manifest matched this "
+                        f"file's frames, so no manifest is shown ({exc})")
     stored = match.manifest
     try:
         recovered = read_manifest(path, trust_anchors_pem=anchors,
                                   sidecar=stored.manifest_path)
     except (ManifestReadError, NoManifestError) as exc:
         return Recovery(stored.sha256, match.distance, None,
-                        f"stored manifest unreadable: {exc}")
+                        f"watermark payload {near:08x} and frames matched output "
+                        f"{stored.sha256[:16]}…, but its stored manifest is unreadable: {exc}")
     return Recovery(stored.sha256, match.distance, recovered,
                     "this file carries no manifest; the one shown was found through its "
                     f"watermark ({stored.payload_hex}) and confirmed by frame hashes "

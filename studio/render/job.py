@@ -9,14 +9,29 @@
   5 re-check   the gate decides again: a revocation during the run stops the output here
   6 stamp      sign the C2PA manifest (AI disclosure, ingredients, consent reference, soft
                binding); keep it in the manifest store by output hash and watermark payload
-  7 publish    ledger the output hash, then link the file into the outputs folder
+  7 publish    one transaction under the ledger's lock: the gate decides a last time, the
+               signed file is hard-linked into the outputs folder, ``output_published`` is
+               appended (``Registry.publish_output``)
 
-Everything before step 7 happens in the job's own folder (``<data>/jobs/<job id>/``), which also
-keeps the request, the input hashes, both decisions and a log. Publishing is a hard link into
-``<data>/outputs/``: atomic, and it refuses to replace an existing output. The ledger entry comes
-first, so a crash between the two leaves an output event without a file (harmless, visible to
-an auditor) and never a file without an event. A crash anywhere else leaves nothing in the
-outputs folder and a ledger that verifies, because the ledger only ever appends whole entries.
+The job's folder (``<data>/jobs/<job id>/``) keeps the record only: the request, the input
+hashes, the decisions, a log and the outcome. Media (landmarks, render.mp4, the sidecar,
+signed.mp4) live in ``<data>/staging/jobs/<job id>/`` (:mod:`studio.render.staging`), which no
+user is given and which is deleted when the render ends, however it ends, or at the next start
+after a crash. The output name is reserved there before step 1, so a second render with the
+same ``--output`` is refused before any work and never reaches the ledger.
+
+Step 7 and a revocation cannot interleave: the revocation is ordered either before the last
+check (nothing is published; the ledger shows the revocation, then the deny) or after the
+publication (its revocation report lists the output). Crash ordering of step 7:
+
+- before the transaction: nothing public; the next start releases the payload and the name.
+- after the link, before the commit: a file in ``outputs/`` with no ledger event. ``studio
+  verify`` says "signed, not published" and exits 1; the next start removes the file (the
+  staging state names the links it was about to make; only the same inode is removed).
+- after the commit: published. Cleaning up the staging folder is all that is left.
+
+A failure (not a crash) between the link and the commit undoes the link. The ledger only ever
+appends whole entries, so a crash anywhere leaves a ledger that verifies.
 """
 
 from __future__ import annotations
@@ -97,6 +112,7 @@ from studio.provenance.manifest import (
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.provenance.watermark import WatermarkEmbedder
+from studio.render import staging
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
 from studio.render.request import RenderRequest, RequestError, SelectionError
@@ -104,10 +120,10 @@ from studio.render.segments import (
     edit_permits,
     manifest_segments,
     request_segments,
-    same_segments,
     unverified_spans,
     with_segments,
 )
+from studio.render.staging import Staging
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,6 +199,10 @@ class RenderJob:
     listener: Listener | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     job_id: str = field(default_factory=new_job_id)
+    #: Called with a point's name (each stage as it starts, "signed", "stored", "linked"
+    #: inside the publication's transaction, "published"): tests put a revocation or a
+    #: crash exactly there.
+    between: Callable[[str], None] | None = None
     #: Longest unverifiable stretch (seconds) a face may be edited across (``IdentityTrace``).
     max_gap_s: float = DEFAULT_MAX_GAP_S
     #: Sees each frame as the edit guard leaves it, before the watermark (audits and tests).
@@ -215,26 +235,49 @@ class RenderJob:
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
-            raise RenderCancelled(f"render {self.job_id} cancelled")
+            raise RenderCancelled(f"render {self.job_id} cancelled; nothing was published")
 
     # -- the seven steps ------------------------------------------------------------------------
 
     def run(self) -> RenderOutcome:
         started = time.monotonic()
-        self.folder.mkdir(parents=True, exist_ok=False)
+        # Renders that died (kill -9, power cut) are cleaned up first: their names, payloads
+        # and media (studio.render.staging).
+        staging.sweep(self.settings, self.registry)
+        self.staging = Staging.open(self.settings, self.job_id)
+        ended = "failed"
         try:
-            return self._run(started)
+            self.folder.mkdir(parents=True, exist_ok=False)
+            try:
+                outcome = self._run(started)
+            except InterruptedError as exc:
+                if not self.cancel.is_set():
+                    raise
+                # The pipelines stop on the cancel event with InterruptedError: one path.
+                raise RenderCancelled(f"render {self.job_id} cancelled; nothing was "
+                                      "published") from exc
+            ended = "published"
+            return outcome
         except BaseException as exc:
-            self._note(self._stage, f"stopped: {type(exc).__name__}: {exc}")
+            ended = {RenderDenied: "denied", RenderCancelled: "cancelled"}.get(type(exc),
+                                                                              ended)
+            if self.folder.is_dir():
+                self._note(self._stage, f"stopped: {type(exc).__name__}: {exc}")
             raise
         finally:
-            shutil.rmtree(self.folder / "work", ignore_errors=True)
+            self.staging.record(ended=ended)
+            self.staging.close(self.registry)
 
     def _enter(self, stage: Stage, message: str, total: int = 0) -> None:
         self._check_cancel()
         self._stage = stage
         self.progress.stage(stage, message, total)
         self._note(stage, message)
+        self._at(str(stage))
+
+    def _at(self, point: str) -> None:
+        if self.between is not None:
+            self.between(point)
 
     def _run(self, started: float) -> RenderOutcome:
         req = self.request
@@ -250,8 +293,7 @@ class RenderJob:
                                    registry.backend_dir(self._choice.name, root),
                                    pins=registry.PinStore.for_root(root), hash_files=False)
         name = req.output_name or req.default_output_name(self.job_id)
-        if (self.settings.outputs_dir / name).exists():
-            raise RequestError(f"an output named {name} already exists; choose another name")
+        self.staging.reserve(name, self.registry)  # before any work; refused here if taken
 
         self._enter(Stage.INGEST, "hashing inputs")
         inputs = {name: sha256_file(Path(p)) for name, p in _inputs(req).items()}
@@ -285,8 +327,8 @@ class RenderJob:
                                             timing.frame_rate)
                 # Every identity sample is kept and each run's last frame embedded: the
                 # continuous identity trace (one embedding per half second, as before).
-                source = analyse_shot(req.source, self.folder / "work", embedder, max_faces=8,
-                                      max_samples=None, end_samples=True,
+                source = analyse_shot(req.source, self.staging.folder / "work", embedder,
+                                      max_faces=8, max_samples=None, end_samples=True,
                                       progress=frames, cancelled=self.cancel.is_set)
                 if early is not None:
                     self._early_speech = early.result()
@@ -327,6 +369,7 @@ class RenderJob:
 
         payload = ManifestStore(self.settings.manifests_dir).allocate_payload(
             random.SystemRandom())
+        self.staging.record(payload=payload)  # released at cleanup unless published
         result: LipSyncResult | ReenactResult
         if req.operation == "lipsync":
             assert isinstance(source, ShotAnalysis)
@@ -343,33 +386,55 @@ class RenderJob:
                    audio=audio_note)
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
-        recheck = same_segments(decision,
-                                self.registry.authorize(auth, matches, known_tracks=known))
+        recheck = self.registry.authorize(auth, matches, known_tracks=known)
         self._save("recheck.json", recheck.to_json())
         if not recheck.allowed:
-            result.output.unlink(missing_ok=True)
             raise RenderDenied(recheck, Stage.RECHECK)
 
         self._enter(Stage.STAMP, "signing the C2PA manifest")
-        signed_path = self.folder / "signed.mp4"
+        signed_path = self.staging.folder / "signed.mp4"
         manifest_inputs = self._manifest(req, inputs, result, recheck, payload)
         signed = sign_file(result.output, signed_path, manifest_inputs,
                            signing_identity(self.settings),
                            verify_after_sign=self.settings.c2pa_verify_after_sign)
+        self.staging.record(sha256=signed.sha256)
+        self._at("signed")
         store = ManifestStore(self.settings.manifests_dir)
         store.put(signed.sha256, signed.manifest_bytes, payload=payload,
                   frame_hashes=frame_hashes_of(signed_path), mime=signed.mime,
                   title=manifest_inputs.title)
         result.output.unlink(missing_ok=True)
+        self._at("stored")
 
         self._enter(Stage.PUBLISH, "publishing")
-        self._check_cancel()
-        out_index = self.registry.record_output(recheck, signed.sha256, signed.manifest_label)
-        target = _publish(signed_path, self.settings.outputs_dir, name)
+        target = self.settings.outputs_dir / name
+        links = [(signed_path, target)]
         sidecar = None
         if result.sidecar.exists():
             kind = ".visemes.json" if req.operation == "lipsync" else ".reenact.json"
-            sidecar = _publish(result.sidecar, self.settings.outputs_dir, target.name + kind)
+            sidecar = self.settings.outputs_dir / (name + kind)
+            links.append((result.sidecar, sidecar))
+        # Written before linking, so that a crash inside the transaction can be undone.
+        self.staging.record(links=[(public.name, staged.name) for staged, public in links])
+
+        def link() -> Callable[[], None]:
+            made = [_link(staged, public) for staged, public in links]
+            self._at("linked")
+
+            def undo() -> None:
+                for path in made:
+                    path.unlink(missing_ok=True)
+            return undo
+
+        self._check_cancel()
+        publication = self.registry.publish_output(
+            auth, matches, recheck, signed.sha256, signed.manifest_label, link,
+            known_tracks=known)
+        self._save("final-check.json", publication.final_check.to_json())
+        if publication.output_index is None:
+            raise RenderDenied(publication.final_check, Stage.PUBLISH)
+        out_index = publication.output_index
+        self._at("published")
         outcome = RenderOutcome(self.job_id, target, sidecar, signed.sha256,
                                 signed.manifest_label, payload, recheck, out_index,
                                 result.frame_count, time.monotonic() - started, self.folder,
@@ -439,9 +504,9 @@ class RenderJob:
                 self.frame_tap(index, rgb)
             rgb[...] = marker.mark(rgb, index)
 
-        job = LipSyncJob(analysis, drives, audio, self.folder / "render.mp4",
+        job = LipSyncJob(analysis, drives, audio, self.staging.folder / "render.mp4",
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.folder / "render.visemes.json", permits=permits)
+                         sidecar=self.staging.folder / "render.visemes.json", permits=permits)
         backend = backends.lipsync_backend(self.settings, self._choice)
         bind = getattr(backend, "bind_source", None)
         if bind is not None:  # neural backends batch frames read ahead from the source
@@ -471,7 +536,7 @@ class RenderJob:
                        signer=sealed.signer_key_id)
         else:
             assert req.driver is not None
-            driver = analyse_shot(req.driver, self.folder / "work" / "driver", embedder,
+            driver = analyse_shot(req.driver, self.staging.folder / "work" / "driver", embedder,
                                   cancelled=self.cancel.is_set)
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
@@ -531,10 +596,10 @@ class RenderJob:
             audio, note = SourceAudio(req.driver), "the driving performance's audio"
         elif isinstance(source, ShotAnalysis) and source.info.audio:
             audio, note = SourceAudio(req.source), "the source shot's audio"
-        job = ReenactJob(source, dict.fromkeys(faces, motion), self.folder / "render.mp4",
+        job = ReenactJob(source, dict.fromkeys(faces, motion), self.staging.folder / "render.mp4",
                          options=ReenactOptions(head_pose=req.head_pose), audio=audio,
                          crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.folder / "render.reenact.json", permits=permits)
+                         sidecar=self.staging.folder / "render.reenact.json", permits=permits)
         drivers = None if self._driver_analysis is None \
             else dict.fromkeys(faces, self._driver_analysis)
         backend = backends.reenact_backend(self.settings, self._choice, job, drivers)
@@ -628,24 +693,24 @@ def _mime(path: Path, default: str) -> str:
         return default
 
 
-def _publish(path: Path, folder: Path, name: str) -> Path:
-    """Hard-link ``path`` into ``folder`` as ``name`` (atomic; never replaces a file)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
+def _link(path: Path, target: Path) -> Path:
+    """Hard-link ``path`` as ``target`` (atomic; never replaces a file: the name was reserved
+    for this job, so a clash means someone put a file there by hand)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(path, target)
     except FileExistsError:
-        raise RequestError(f"an output named {name} already exists; choose another name"
-                           ) from None
+        raise RequestError(f"an output named {target.name} already exists; choose another "
+                           "name") from None
     except OSError:
         # Another filesystem: copy beside the target, then link (still atomic, no clobber).
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         shutil.copyfile(path, tmp)
         try:
             os.link(tmp, target)
         except FileExistsError:
-            raise RequestError(f"an output named {name} already exists; choose another "
-                               "name") from None
+            raise RequestError(f"an output named {target.name} already exists; choose "
+                               "another name") from None
         finally:
             tmp.unlink(missing_ok=True)
     return target

@@ -213,10 +213,11 @@ def test_cancel_publishes_nothing(settings: Settings, registry: Registry) -> Non
     job = RenderJob(_request(), settings, registry)
     job.listener = lambda e: job.cancel.set() if e.stage is Stage.RUN and e.done > 10 else None
     job.progress.listener = job.listener
-    with pytest.raises((RenderCancelled, InterruptedError)):
+    with pytest.raises(RenderCancelled, match="nothing was published"):
         job.run()
     assert _outputs(settings) == []
     assert not (job.folder / "work").exists() and not (job.folder / "render.mp4").exists()
+    assert not list((settings.data_dir / "staging" / "jobs").iterdir())
 
 
 # -- crash and revocation while another process renders ----------------------------------------
