@@ -34,15 +34,8 @@ from studio.cli_common import (
     out,
 )
 from studio.provenance.manifest import ProvenanceError
-from studio.render import (
-    ProgressEvent,
-    RenderCancelled,
-    RenderDenied,
-    RenderJob,
-    RenderRequest,
-    RequestError,
-)
-from studio.render.request import SelectionError
+from studio.render.events import ProgressEvent
+from studio.render.request import RenderRequest, RequestError, SelectionError
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
@@ -257,7 +250,9 @@ def _request_exit(exc: RequestError) -> int:
 
 
 def _run(request: RenderRequest, as_json: bool) -> None:
+    # The render stack (torch, mediapipe, the pipelines) loads only when a render runs.
     from pipelines.media.errors import MediaError
+    from studio.render.job import RenderCancelled, RenderDenied, RenderJob
 
     settings = _settings()
     registry = _registry()

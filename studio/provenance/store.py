@@ -47,6 +47,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from . import payload_code
 from .manifest import AmbiguousMatchError, NoMatchError, StoreError
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -227,13 +228,15 @@ class ManifestStore:
         return stored
 
     def allocate_payload(self, rng: random.Random) -> int:
-        """A 32-bit payload no output uses yet, reserved atomically (its folder is made).
+        """A payload no output uses yet, reserved atomically (its folder is made).
 
-        ``rng``: ``secrets.SystemRandom()`` in production, a seeded ``random.Random`` in
-        tests. Never returns 0x00000000 or 0xffffffff.
+        The payload is a code word of ``payload_code``: a random 16-bit serial and its 16
+        check bits, so that ``verify`` can tell a mark from a chance read. ``rng``:
+        ``secrets.SystemRandom()`` in production, a seeded ``random.Random`` in tests. Never
+        returns 0x00000000 or 0xffffffff (serials 0 and 0xffff).
         """
         for _ in range(10_000):
-            candidate = rng.getrandbits(32)
+            candidate = payload_code.encode(rng.getrandbits(payload_code.SERIAL_BITS))
             if candidate in _RESERVED_PAYLOADS or self.released(candidate) is not None:
                 continue
             try:
@@ -242,7 +245,7 @@ class ManifestStore:
                 continue
             return candidate
         raise StoreError("could not find an unused watermark payload in 10,000 tries: the "
-                         "32-bit space is crowded; archive old outputs or widen the payload")
+                         "65,534 serials are crowded; archive old outputs or widen the payload")
 
     def release_payload(self, payload: int, *, reason: str,
                         sha256: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studio.provenance import payload_code
 from studio.provenance.certificates import LocalIdentity, create_local_identity
 from studio.provenance.manifest import (
     AmbiguousMatchError,
@@ -136,13 +137,15 @@ class _Rigged(random.Random):
 
 
 def test_allocate_payload_skips_used_and_reserved(tmp_path: Path) -> None:
+    # Payloads are code words of payload_code: the rng draws 16-bit serials.
+    one, two, three = (payload_code.encode(s) for s in (0x1111, 0x2222, 0x3333))
     store = ManifestStore(tmp_path / "store")
-    store.put(SHA_A, b"a", payload=0x11111111)
-    rng = _Rigged([0x0000_0000, 0xFFFF_FFFF, 0x11111111, 0x22222222, 0x22222222, 0x33333333])
-    assert store.allocate_payload(rng) == 0x22222222
-    assert store.allocate_payload(rng) == 0x33333333  # 0x22222222 is reserved now
-    assert store.payloads_in_use() == {0x11111111, 0x22222222, 0x33333333}
-    assert store.by_payload(0x22222222) == []  # reserved, nothing stored yet
+    store.put(SHA_A, b"a", payload=one)
+    rng = _Rigged([0x0000, 0xFFFF, 0x1111, 0x2222, 0x2222, 0x3333])
+    assert store.allocate_payload(rng) == two
+    assert store.allocate_payload(rng) == three  # two is reserved now
+    assert store.payloads_in_use() == {one, two, three}
+    assert store.by_payload(two) == []  # reserved, nothing stored yet
 
 
 def test_a_stripped_copy_leads_back_to_its_manifest(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipelines.media import VideoReader, VideoWriter
+from studio.provenance import payload_code
 from studio.provenance import watermark as wm
 from studio.provenance.watermark import (
     Detection,
@@ -24,9 +25,10 @@ MEDIA = Path(__file__).resolve().parents[2] / "assets" / "media"
 CLIP_A = MEDIA / "grid" / "brbk7n.mpg"
 CLIP_B = MEDIA / "grid" / "id2_vcd_swwp2s.mpg"
 UNMARKED = MEDIA / "grid" / "bbaf2n.mpg"
-PAYLOAD_A = 0x00C0FFEE
-PAYLOAD_B = 0x1234ABCD
-ISSUED = [PAYLOAD_A, PAYLOAD_B, 0x00000001, 0x0BADF00D]
+# Payloads are code words (payload_code), as ManifestStore.allocate_payload issues them.
+PAYLOAD_A = payload_code.encode(0x00C0)
+PAYLOAD_B = payload_code.encode(0x1234)  # 12 bits from PAYLOAD_A
+ISSUED = [PAYLOAD_A, PAYLOAD_B, payload_code.encode(1), payload_code.encode(0x0BAD)]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,16 +116,18 @@ def test_detects_after_crf23_and_half_size(files: dict[str, object]) -> None:
 def test_two_payloads_told_apart(files: dict[str, object]) -> None:
     tmp = Path(files["dir"])  # type: ignore[arg-type]
     found = WatermarkDetector().detect_file(tmp / "b_half.mp4", max_frames=10)
+    # At half of GRID's native size the read keeps a few wrong bits (the xfail above), too
+    # many to decode on its own; against the issued words it is still unambiguous.
     assert found.closest(ISSUED) == PAYLOAD_B
-    assert errors(found, PAYLOAD_B) <= 3
-    assert errors(found, PAYLOAD_A) >= 10
+    assert errors(found, PAYLOAD_B) <= 4
+    assert errors(found, PAYLOAD_A) >= 8
 
 
 def test_unmarked_clip_is_not_found() -> None:
     found = WatermarkDetector().detect_file(UNMARKED, max_frames=10)
-    assert found.payload is None
-    assert found.confidence < wm.CONFIDENCE_THRESHOLD
+    assert found.payload is None and not found.found
     assert found.closest(ISSUED) is None
+    assert found.frames_used <= wm.GIVE_UP_AFTER  # the sequential test gave up early
 
 
 def test_still_image_survives_jpeg() -> None:
@@ -172,3 +176,141 @@ def test_missing_model_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv(wm.MODEL_DIR_ENV, str(tmp_path))
     with pytest.raises(WatermarkModelMissingError, match=r"rivagan_decoder\.onnx"):
         WatermarkDetector().detect_frames([np.zeros((64, 64, 3), np.uint8)])
+
+
+# -- false "found" (issue 14, failure 5) ---------------------------------------------------
+
+SMALL_CORPUS_LAVFI = [
+    "testsrc", "testsrc2", "smptebars", "pal75bars", "rgbtestsrc", "zoneplate", "mandelbrot",
+    "cellauto", "life=mold=10:ratio=0.1", "gradients", "sierpinski", "color=c=gray",
+    "color=c=navy|noise=alls=30:allf=t+u", "testsrc|hue=H=t",
+]
+
+
+def _lavfi(graph: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    source, _, chain = graph.partition("|")
+    name, _, opts = source.partition("=")
+    spec = f"{name}={opts + ':' if opts else ''}size={size[0]}x{size[1]}:rate=25"
+    if chain:
+        spec += "," + chain
+    frames: list[np.ndarray] = []
+    with av.open(spec, format="lavfi") as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) >= count:
+                break
+    return frames
+
+
+def _h264(frames: list[np.ndarray], path: Path, crf: int) -> Path:
+    h, w = (d // 2 * 2 for d in frames[0].shape[:2])
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.options = {"crf": str(crf), "preset": "veryfast"}
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(f[:h, :w]), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_ffmpeg_testsrc_is_not_found(tmp_path: Path) -> None:
+    """The issue's case: a 640×360 testsrc clip read as 'payload 47076667, confidence 0.66'."""
+    clip = _h264(_lavfi("testsrc", (640, 360), 75), tmp_path / "testsrc.mp4", 23)
+    found = WatermarkDetector().detect_file(clip)
+    assert found.payload is None and found.closest(ISSUED) is None, found
+    assert found.frames_used <= wm.GIVE_UP_AFTER
+
+
+@pytest.mark.slow
+def test_no_false_found_on_a_varied_unmarked_corpus(tmp_path: Path) -> None:
+    """26 unmarked clips (synthetic patterns at two sizes and CRFs, GRID re-encodes, a
+    panned photograph): no payload reported on any. The 208-file run is
+    ``bench/watermark.py --false-positives``."""
+    clips: list[Path] = []
+    for i, graph in enumerate(SMALL_CORPUS_LAVFI):
+        size, crf = ((320, 240), 20) if i % 2 else ((480, 270), 32)
+        name = "".join(c if c.isalnum() else "_" for c in graph)
+        clips.append(_h264(_lavfi(graph, size, 12), tmp_path / f"{name}.mp4", crf))
+    for clip in sorted(MEDIA.glob("grid/*.mpg")):
+        with av.open(str(clip)) as c:
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(20), c.decode(video=0),
+                                                                     strict=False)]
+        scale = 0.5 if len(clips) % 2 else 1.5
+        size = (int(360 * scale) // 2 * 2, int(288 * scale) // 2 * 2)
+        clips.append(_h264([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames],
+                           tmp_path / f"{clip.stem}.mp4", 28))
+    still = cv2.cvtColor(cv2.imread(str(MEDIA / "astronaut.png")), cv2.COLOR_BGR2RGB)
+    for size in ((640, 360), (360, 288)):
+        pan = [cv2.resize(still[8 * i:8 * i + 384, 40:472], size, interpolation=cv2.INTER_AREA)
+               for i in range(12)]
+        clips.append(_h264(pan, tmp_path / f"pan_{size[0]}.mp4", 23))
+    assert len(clips) >= 20
+    detector = WatermarkDetector()
+    found = {c.name: d.payload for c in clips
+             if (d := detector.detect_file(c)).payload is not None}
+    assert found == {}
+
+
+# -- robustness: crop and bars -------------------------------------------------------------
+
+
+def _to_720p(frame: np.ndarray) -> np.ndarray:
+    scaled = cv2.resize(frame, (900, 720), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(cv2.copyMakeBorder(scaled, 0, 0, 190, 190,
+                                                   cv2.BORDER_REPLICATE))
+
+
+def _bars(frame: np.ndarray, fraction: float, *, vertical: bool) -> np.ndarray:
+    """The picture squeezed into (1 − fraction) of the height (letterbox) or width
+    (pillarbox), black bars around it, the frame size unchanged."""
+    h, w = frame.shape[:2]
+    out = np.zeros_like(frame)
+    if vertical:
+        inner = int(h * (1 - fraction)) // 2 * 2
+        top = (h - inner) // 2
+        out[top:top + inner] = cv2.resize(frame, (w, inner), interpolation=cv2.INTER_AREA)
+    else:
+        inner = int(w * (1 - fraction)) // 2 * 2
+        left = (w - inner) // 2
+        out[:, left:left + inner] = cv2.resize(frame, (inner, h), interpolation=cv2.INTER_AREA)
+    return out
+
+
+@pytest.fixture(scope="module")
+def marked_720p(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    """A 720p studio-like output (GRID upscaled, as in bench/watermark.py), marked with
+    PAYLOAD_A and encoded at CRF 18, decoded back: what a platform receives."""
+    tmp = tmp_path_factory.mktemp("wm720")
+    with av.open(str(CLIP_A)) as c:
+        frames = [_to_720p(f.to_ndarray(format="rgb24"))
+                  for _, f in zip(range(40), c.decode(video=0), strict=False)]
+    embedder = WatermarkEmbedder(PAYLOAD_A)
+    master = _h264([embedder.mark(f, i) for i, f in enumerate(frames)], tmp / "m.mp4", 18)
+    with av.open(str(master)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vertical", [True, False], ids=["letterbox", "pillarbox"])
+def test_found_through_ten_percent_bars(marked_720p: list[np.ndarray], tmp_path: Path,
+                                        vertical: bool) -> None:
+    boxed = _h264([_bars(f, 0.10, vertical=vertical) for f in marked_720p],
+                  tmp_path / "boxed.mp4", 23)
+    found = WatermarkDetector().detect_file(boxed)
+    assert found.payload == PAYLOAD_A, found
+    assert found.frames_used <= 4  # settled early by the sequential test
+
+
+def test_black_bars_are_stripped_and_dark_pictures_left_alone() -> None:
+    picture = np.full((360, 640, 3), 120, np.uint8)
+    boxed = _bars(picture, 0.10, vertical=True)
+    inner = wm.strip_black_bars(boxed)
+    assert inner.shape[0] in range(322, 326) and inner.shape[1] == 640
+    assert wm.strip_black_bars(_bars(picture, 0.10, vertical=False)).shape[1] in range(574, 578)
+    dark_edge = picture.copy()
+    dark_edge[:6] = 0  # 1.7 % of the height: part of the picture, not a bar
+    assert wm.strip_black_bars(dark_edge).shape == picture.shape
+    black = np.zeros_like(picture)
+    assert wm.strip_black_bars(black) is black
