@@ -351,6 +351,14 @@ def test_cli_extract_and_refusals(issued: Issued, tmp_path: Path) -> None:
     assert json.loads(text)["error"] == "motion.tampered"
     code, text = run(*render[:4], "other-film", *render[5:], str(out))
     assert code == 3 and "extracted for project demo-dub" in text, text
+    arrays = _arrays(out)
+    del arrays["seal"]
+    header = json.loads(arrays["header"].tobytes())
+    header.update(version=1, payload_sha256="0" * 64)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    old = _write(tmp_path / "old.motion.npz", arrays)
+    code, text = run(*render, str(old), "--json")
+    assert code == 3 and "Re-extract it" in json.loads(text)["message"], text
     # Another project, not covered by the grant: the gate denies the extraction (exit 1).
     code, text = run("motion", "extract", str(DEMO_SHOT), "--out", str(tmp_path / "x.npz"),
                      "--project", "other-film", "--language", "en", "--territory", "FR",
