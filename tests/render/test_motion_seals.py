@@ -321,6 +321,7 @@ def test_a_sound_motion_file_renders(issued: Issued, studio: tuple[Settings, Reg
     assert "motion file seal verified" in log
 
 
+@pytest.mark.slow
 def test_cli_extract_and_refusals(issued: Issued, tmp_path: Path) -> None:
     """`studio motion extract` issues a file; a render given a forged one exits 3 with the
     reason, one given a sound file of another project too."""

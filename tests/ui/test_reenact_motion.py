@@ -37,6 +37,7 @@ def _issue(studio: Studio, folder: Path) -> Path:
     return issued.path
 
 
+@pytest.mark.slow
 def test_the_reenact_tab_holds_motion_files_to_their_seal(
         h: Handlers, studio: Studio, upload_root: Path, tmp_path: Path) -> None:
     otto = as_user("otto")
