@@ -137,7 +137,7 @@ class JobManager:
                 row.error = "interrupted: the studio stopped before this render finished"
                 row.updated_at = _now()
         # Their media, reserved names and issued watermark payloads (studio.render.staging).
-        for job_id in staging.sweep(self.settings, self.registry):
+        for job_id in staging.sweep(self.settings, self.registry, job_folders=True):
             log.info("cleaned up interrupted render %s", job_id)
 
     # -- submit / follow / cancel --------------------------------------------------------------

@@ -194,9 +194,10 @@ def _clean_job_media(settings: Settings, job_id: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def sweep(settings: Settings, registry: Registry) -> list[str]:
+def sweep(settings: Settings, registry: Registry, *, job_folders: bool = False) -> list[str]:
     """Clean up every render that is no longer running (start-up after a crash); returns
-    the ids of the jobs cleaned."""
+    the ids of the jobs cleaned. ``job_folders``: also strip media from every job folder
+    (renders from before staging existed; the studio does it once at start-up)."""
     root = staging_root(settings)
     cleaned: list[str] = []
     jobs = root / "jobs"
@@ -216,7 +217,7 @@ def sweep(settings: Settings, registry: Registry) -> list[str]:
             owner = _read(reservation)
             if owner is None or not (jobs / owner).is_dir():
                 reservation.unlink(missing_ok=True)  # its job is gone: the name is free
-    if settings.jobs_dir.is_dir():
+    if job_folders and settings.jobs_dir.is_dir():
         for job in settings.jobs_dir.iterdir():
             if job.is_dir() and not (jobs / job.name).is_dir():
                 _clean_job_media(settings, job.name)
