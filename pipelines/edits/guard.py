@@ -116,9 +116,9 @@ class EditPermits:
 
 
 def face_mask(mesh: NDArray[Any], region: Roi, frame_size: tuple[int, int], margin: float
-              ) -> tuple[Roi, NDArray[np.bool_]] | None:
+              ) -> tuple[Roi, NDArray[np.uint8]] | None:
     """The pixels of ``region`` inside the face's hull grown by ``margin`` face sizes: a box
-    and a boolean mask over it; None when they do not meet."""
+    and a 0/1 mask over it; None when they do not meet."""
     points = np.asarray(mesh, np.float64)[:, :2]
     if not np.all(np.isfinite(points)):
         return None
@@ -139,9 +139,9 @@ def face_mask(mesh: NDArray[Any], region: Roi, frame_size: tuple[int, int], marg
         return None
     mask = np.zeros((box.height, box.width), np.uint8)
     cv2.fillConvexPoly(mask, np.round(hull - [x0, y0]).astype(np.int32), 1)
-    if not mask.any():
+    if cv2.countNonZero(mask) == 0:
         return None
-    return box, mask.astype(bool)
+    return box, mask
 
 
 @dataclass
@@ -218,6 +218,7 @@ class EditGuard:
         self.changes = {tid: TrackChange(tid) for tid in streams}
         self.report = GuardReport()
         self._last = -1
+        self._scratch: NDArray[np.uint8] | None = None
 
     def _due(self, index: int) -> list[FrameEdit]:
         now: list[FrameEdit] = []
@@ -239,7 +240,7 @@ class EditGuard:
         if index <= self._last:
             raise ValueError(f"frame {index} comes after frame {self._last}: frames go in order")
         self._last = index
-        permitted: list[tuple[FrameEdit, Roi, NDArray[np.bool_]]] = []
+        permitted: list[tuple[FrameEdit, Roi, NDArray[np.uint8]]] = []
         for edit in self._due(index):
             if not self.permits.allows(edit.track_id, index):
                 self.report.drop("outside_segments")
@@ -261,17 +262,26 @@ class EditGuard:
                     covered = face_mask(other, box, self.frame_size, 0.0)
                     if covered is not None:
                         b, m = covered
-                        mask[b.y0 - box.y0:b.y1 - box.y0, b.x0 - box.x0:b.x1 - box.x0] &= ~m
+                        mask[b.y0 - box.y0:b.y1 - box.y0, b.x0 - box.x0:b.x1 - box.x0] &= 1 - m
             permitted.append((edit, box, mask))
         if not permitted:
             return
-        scratch = rgb.copy()
+        # The backend sees a copy (a buffer reused from frame to frame); the written frame
+        # takes back only the masked pixels.
+        if self._scratch is None or self._scratch.shape != rgb.shape:
+            self._scratch = np.empty_like(rgb)
+        scratch = self._scratch
+        np.copyto(scratch, rgb)
         self.render(scratch, [e for e, _, _ in permitted])
+        ones = np.ones((1, 3), np.float32)
         for edit, box, mask in permitted:
             src = scratch[box.y0:box.y1, box.x0:box.x1]
             dst = rgb[box.y0:box.y1, box.x0:box.x1]
-            changed = np.any(src != dst, axis=2)
-            self.report.clipped_pixels += int(np.count_nonzero(changed & ~mask))
-            np.copyto(dst, src, where=mask[..., None])
+            # Any channel changed (the sum saturates at 255), outside the face: clipped.
+            changed = cv2.transform(cv2.absdiff(src, dst), ones)
+            self.report.clipped_pixels += cv2.countNonZero(
+                cv2.bitwise_and(changed, changed, mask=1 - mask))
+            if cv2.copyTo(src, mask, dst) is not dst:  # OpenCV copied instead of a view
+                np.copyto(dst, src, where=mask[..., None].astype(bool))
             self.report.applied += 1
             self.changes[edit.track_id].add(index, box)
