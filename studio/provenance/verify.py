@@ -262,15 +262,15 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
     # small picture can leave wrong bits the decoder was sure of, and a chance read lands that
     # near one given word with p ≈ 9.7e-6. Either way frame hashes must confirm the match
     # before anything is recovered (best_match).
+    released = None if detection.payload is None else manifests.released(detection.payload)
+    if released is not None:
+        return Recovery("", 64.0, None,
+                        f"watermark payload {detection.payload:08x} only: it was issued to a "
+                        f"render that published nothing (released {released.get('released_at')})"
+                        "; no manifest describes this file")
     near = detection.payload if detection.payload is not None \
         else detection.closest(manifests.payloads_in_use())
     if near is None:
-        released = None if detection.payload is None else manifests.released(detection.payload)
-        if released is not None:
-            return Recovery("", 64.0, None,
-                            f"watermark payload {detection.payload:08x} only: it was issued to "
-                            "a render that published nothing (released "
-                            f"{released.get('released_at')}); no manifest describes this file")
         return None
     try:
         match = manifests.best_match(near, frame_hashes_of(path))

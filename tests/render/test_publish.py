@@ -184,6 +184,28 @@ def test_a_signed_but_unpublished_file_does_not_verify(revoked_before_publish: R
     assert data["published"] is False and data["ok"] is False
 
 
+def test_a_stripped_copy_of_an_unpublished_file_recovers_nothing(
+        revoked_before_publish: Refused, tmp_path: Path) -> None:
+    """Its watermark is read, but the payload was released: no manifest, no badge, and the
+    report says what the payload was."""
+    r = revoked_before_publish
+    stripped = tmp_path / "stripped.mp4"
+    with av.open(str(r.signed_copy)) as src, av.open(str(stripped), "w") as dst:
+        stream = dst.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in src.decode(video=0):
+            dst.mux(stream.encode(frame.reformat(format="yuv420p")))
+        dst.mux(stream.encode(None))
+    report = verify_file(stripped, r.registry, ManifestStore(r.settings.manifests_dir),
+                         trust_anchors_pem=trust_anchors(r.settings))
+    assert report.manifest is None and report.provenance == "Missing", report.to_json()
+    assert report.ledger is None and report.publication == "not published" and not report.ok
+    assert report.watermark is not None and report.watermark.payload == r.payload
+    assert report.recovered is not None and not report.recovered.matched
+    assert "published nothing" in report.recovered.note
+
+
 # -- a revocation during the publication ---------------------------------------------------------
 
 
