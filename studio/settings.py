@@ -43,6 +43,10 @@ class Settings:
     #: x264 settings of rendered outputs.
     render_crf: int = 17
     render_preset: str = "veryfast"
+    #: Longest stretch (seconds) of frames that cannot be verified as the performer (profile,
+    #: blur, between two identity samples) that a render may still edit between two verified
+    #: frames (``STUDIO_IDENTITY_GAP_S``, 0.1-1 s; the identity trace of studio/identity.py).
+    identity_gap_s: float = 1.0
     #: Public keys (PEM or base64 files) whose motion-file seals a render accepts besides
     #: this registry's own key (say, the key it had before a rotation). The extraction must
     #: still be in this registry's ledger.
@@ -109,6 +113,7 @@ class Settings:
             concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
             render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "17")),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
+            identity_gap_s=_gap(os.environ.get("STUDIO_IDENTITY_GAP_S", "1.0")),
             motion_trusted_keys=tuple(
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_MOTION_TRUSTED_KEYS", "").split(os.pathsep)) if p is not None),
@@ -116,6 +121,16 @@ class Settings:
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_WITNESS_LOGS", "").split(os.pathsep)) if p is not None),
         )
+
+
+def _gap(value: str) -> float:
+    try:
+        gap = float(value)
+    except ValueError:
+        raise ValueError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1") from None
+    if not 0.1 <= gap <= 1.0:
+        raise ValueError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1")
+    return gap
 
 
 def _path(value: str | None) -> Path | None:

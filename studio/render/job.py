@@ -87,7 +87,6 @@ from pipelines.speech import load_script
 from pipelines.speech.dub import prepare_dub
 from studio import __version__, backends
 from studio.identity import (
-    DEFAULT_MAX_GAP_S,
     IdentifyResult,
     embedder_for,
     identify_scan,
@@ -203,8 +202,9 @@ class RenderJob:
     #: inside the publication's transaction, "published"): tests put a revocation or a
     #: crash exactly there.
     between: Callable[[str], None] | None = None
-    #: Longest unverifiable stretch (seconds) a face may be edited across (``IdentityTrace``).
-    max_gap_s: float = DEFAULT_MAX_GAP_S
+    #: Longest unverifiable stretch (seconds) a face may be edited across (``IdentityTrace``);
+    #: None: the settings' ``identity_gap_s``.
+    max_gap_s: float | None = None
     #: Sees each frame as the edit guard leaves it, before the watermark (audits and tests).
     frame_tap: Callable[[int, NDArray[np.uint8]], None] | None = None
 
@@ -333,8 +333,9 @@ class RenderJob:
                 if early is not None:
                     self._early_speech = early.result()
             rate = source.info.video.frame_rate if source.info.video is not None else 25
+            gap_s = self.settings.identity_gap_s if self.max_gap_s is None else self.max_gap_s
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
-                                     max_gap=max(1, round(self.max_gap_s * float(rate))))
+                                     max_gap=max(1, round(gap_s * float(rate))))
         matches, known = list(identity.matches), list(identity.track_ids)
         motion: Motion | None = None
         if req.operation == "reenact":
