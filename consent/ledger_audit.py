@@ -325,7 +325,9 @@ def _check_documents(session: Session, leaves: _Leaves, found: _Findings) -> Non
         _compare(found, "record", f"performer record {r.performer_id} revision {r.revision}",
                  fact, r.document, [("document_sha256", r.document_sha256,
                                      fact.payload_sha256 if fact else None)])
-    _missing(found, "performer record", leaves.records, seen)
+    _missing(found, "performer record",
+             {f"{pid} revision {rev}": f for (pid, rev), f in leaves.records.items()},
+             {f"{pid} revision {rev}" for pid, rev in seen})
 
     seen = set()
     for k in session.scalars(select(PerformerKeyRow)):

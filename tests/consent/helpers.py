@@ -6,12 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import delete, func
+
 from consent import write_guards
 from consent.documents import Grant, SignedDocument
 from consent.gate import Decision
 from consent.keys import PrivateKey
 from consent.registry import Registry
-from consent.store import Store
+from consent.store import (
+    CheckpointRow,
+    DecisionRow,
+    LedgerEntryRow,
+    LedgerNodeRow,
+    LedgerRefRow,
+    RevocationRow,
+    Store,
+)
 from tests.factory import T0, match, request, signed_grant
 
 OFFICER = "Officer O"
@@ -41,6 +51,20 @@ def setup_world(registry: Registry, performer: PrivateKey) -> SignedDocument[Gra
 def reopen(registry: Registry, store: Store, key: PrivateKey, **kwargs: Any) -> Registry:
     """The same database seen by a fresh process (no ledger view carried over)."""
     return Registry(store, key, "test.local/ledger", clock=registry.clock, **kwargs)
+
+
+def truncate(store: Store, size: int) -> None:
+    """Cut the ledger back to ``size`` entries and remove every row pointing past it,
+    leaving a self-consistent smaller tree (what a careful attacker leaves behind)."""
+    drop_guards(store)
+    with store.session() as s:
+        s.execute(delete(LedgerRefRow).where(LedgerRefRow.entry_idx >= size))
+        s.execute(delete(DecisionRow).where(DecisionRow.ledger_index >= size))
+        s.execute(delete(RevocationRow).where(RevocationRow.ledger_index >= size))
+        s.execute(delete(LedgerEntryRow).where(LedgerEntryRow.idx >= size))
+        s.execute(delete(LedgerNodeRow).where(
+            (LedgerNodeRow.idx + 1) * func.power(2, LedgerNodeRow.level) > size))
+        s.execute(delete(CheckpointRow).where(CheckpointRow.size > size))
 
 
 __all__ = ["OFFICER", "T0", "timedelta"]

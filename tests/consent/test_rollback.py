@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from consent import merkle
 from consent.keys import PrivateKey
@@ -20,15 +20,11 @@ from consent.ledger import Ledger, node_reader
 from consent.registry import Registry
 from consent.store import (
     CheckpointRow,
-    DecisionRow,
-    LedgerEntryRow,
-    LedgerNodeRow,
-    LedgerRefRow,
     RevocationRow,
     Store,
 )
 from consent.witness import Witness, WitnessError
-from tests.consent.helpers import OFFICER, decide, drop_guards, reasons, setup_world
+from tests.consent.helpers import OFFICER, decide, reasons, setup_world, truncate
 from tests.factory import T0, Clock
 
 ORIGIN = "test.local/ledger"
@@ -70,20 +66,6 @@ def revoke(reg: Registry) -> int:
     assert index is not None
     assert not decide(reg).allowed
     return int(index)
-
-
-def truncate(store: Store, size: int) -> None:
-    """Cut the ledger back to ``size`` entries and remove every row pointing past it,
-    leaving a self-consistent smaller tree (what a careful attacker leaves behind)."""
-    drop_guards(store)
-    with store.session() as s:
-        s.execute(delete(LedgerRefRow).where(LedgerRefRow.entry_idx >= size))
-        s.execute(delete(DecisionRow).where(DecisionRow.ledger_index >= size))
-        s.execute(delete(RevocationRow).where(RevocationRow.ledger_index >= size))
-        s.execute(delete(LedgerEntryRow).where(LedgerEntryRow.idx >= size))
-        s.execute(delete(LedgerNodeRow).where(
-            (LedgerNodeRow.idx + 1) * func.power(2, LedgerNodeRow.level) > size))
-        s.execute(delete(CheckpointRow).where(CheckpointRow.size > size))
 
 
 def sqlite_path(store: Store) -> Path:
