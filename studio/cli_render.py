@@ -336,6 +336,9 @@ def verify(
         out.print(f"  consent now {'[green]' if r.consent_now == 'active' else '[red]'}"
                   f"{r.consent_now}[/]")
         out.print(f"  watermark   {r.watermark_status}")
+        within = r.segments_check in ("edited within authorised", "not recorded")
+        out.print(f"  segments    {'[green]' if within else '[red]'}{r.segments_check}[/]",
+                  highlight=False)
         report_ = r.source_manifest()
         if r.manifest_error and r.recovered is None:
             out.print(f"  {r.manifest_error}", highlight=False)

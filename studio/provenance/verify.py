@@ -36,6 +36,7 @@ from consent.merkle import MerkleError
 from consent.registry import Registry
 from studio.provenance.manifest import (
     ConsentReference,
+    FaceSegments,
     ManifestReadError,
     NoManifestError,
     ProvenanceError,
@@ -94,6 +95,9 @@ class VerifyReport:
     ledger: LedgerProof | None = None
     watermark: Detection | None = None
     watermark_error: str | None = None
+    #: The authorised and edited face segments the manifest states (None: not recorded).
+    segments: FaceSegments | None = None
+    segments_error: str | None = None
 
     # -- the badges a person reads first ----------------------------------------------------
 
@@ -161,10 +165,25 @@ class VerifyReport:
         return report.soft_binding.payload
 
     @property
+    def segments_check(self) -> str:
+        """Whether every edited (track, frame range) lies inside an authorised segment."""
+        if self.segments_error is not None:
+            return "unreadable"
+        if self.segments is None:
+            return "not recorded"
+        outside = self.segments.outside()
+        if outside:
+            return "edited outside authorised: " + ", ".join(f"{t} {a}-{b}"
+                                                             for t, a, b in outside)
+        return "edited within authorised"
+
+    @property
     def ok(self) -> bool:
-        """Intact provenance, published (ledgered), and consent still active."""
+        """Intact provenance, published (ledgered), consent still active, and no edit outside
+        the authorised segments the manifest states."""
         return (self.provenance in ("Valid", "Trusted") and self.consent_now == "active"
-                and self.publication == "published")
+                and self.publication == "published"
+                and self.segments_check in ("edited within authorised", "not recorded"))
 
     def to_json(self) -> dict[str, Any]:
         report = self.manifest
@@ -194,6 +213,9 @@ class VerifyReport:
                 "bit_agreement": round(self.watermark.bit_agreement, 3),
                 "frames": self.watermark.frames_used, "status": self.watermark_status},
             "watermark_error": self.watermark_error,
+            "segments": None if self.segments is None else {
+                **self.segments.to_json(), "check": self.segments_check},
+            "segments_check": self.segments_check,
         }
 
 
@@ -243,6 +265,11 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
     if report.manifest is None and report.watermark is not None:
         report.recovered = _recover(path, report.watermark, manifests, trust_anchors_pem)
     source = report.source_manifest()
+    if source is not None:
+        try:
+            report.segments = FaceSegments.from_store(source.raw)
+        except ManifestReadError as exc:
+            report.segments_error = str(exc)
     consent = source.consent if source is not None else None
     if consent is not None:
         report.consent = _grants_now(registry, consent)

@@ -209,3 +209,22 @@ def test_a_speaker_map_can_only_choose_an_authorised_face(
     assert message in " ".join(result.output.split())
     with registry.store.session() as s:
         assert Ledger.size(s) == ledger_before  # refused before the gate: nothing decided
+
+
+def test_verify_checks_edited_within_authorised(studio: tuple[Settings, Registry],
+                                                dissolved: tuple[Shot, RenderOutcome, Tap]
+                                                ) -> None:
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.store import ManifestStore
+    from studio.provenance.verify import verify_file
+
+    settings, registry = studio
+    _, outcome, _ = dissolved
+    report = verify_file(outcome.output, registry, ManifestStore(settings.manifests_dir),
+                         trust_anchors_pem=trust_anchors(settings), watermark=False)
+    assert report.segments is not None
+    assert report.segments.authorised and report.segments.edited
+    assert all(g == "demo-grant-0001" for *_, g in report.segments.authorised)
+    assert report.segments_check == "edited within authorised"
+    assert report.to_json()["segments_check"] == "edited within authorised"
+    assert report.ok, report.to_json()
