@@ -16,6 +16,14 @@ Run from the repository root::
    issue 6 (CRF 23, CRF 28, CRF 23 + 50 % resize, 80 % crop, JPEG 50), from
    ``bench/watermark.py``.
 
+3. **Speed** (``--speed``, issue 14): wall-clock and CPU seconds (user + sys of the child)
+   of ``studio --help``, ``studio consent --help``, ``studio ledger --help`` and of
+   ``studio verify`` on a 3 s 360p H.264 clip (GRID, unmarked and marked) and on a 720p
+   minute (unmarked testsrc2 and a marked one), each the median of 3 runs in a fresh data
+   folder. Targets: start-up ≤ 1 s, verify ≤ 2 s for 3 s of 360p, ≤ 15 s (0.25× real time)
+   for the 720p minute. CPU seconds are also printed because wall time on a shared machine
+   includes waiting for a core.
+
 The table goes to stdout, the figures to ``bench/out/provenance.json``.
 """
 
@@ -32,7 +40,10 @@ if str(ROOT) not in sys.path:
 import argparse
 import hashlib
 import json
+import os
+import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +54,7 @@ import av
 import numpy as np
 
 from bench.watermark import bench_clip
+from studio.provenance import payload_code
 from studio.provenance.certificates import create_local_identity
 from studio.provenance.manifest import (
     ConsentReference,
@@ -147,12 +159,101 @@ def table(rows: Sequence[tuple[str, str, str]]) -> None:
         print(f"| {name} | {figure} | {target} |")
 
 
+def run_timed(argv: Sequence[str], env: dict[str, str], rounds: int = 3
+              ) -> tuple[float, float]:
+    """Median wall and CPU (user + sys) seconds of a child process."""
+    walls, cpus = [], []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(list(argv), env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def h264_copy(src: Path, dst: Path, *, marked: bool) -> Path:
+    """``src`` re-encoded at CRF 18, with the studio's watermark when ``marked``."""
+    from studio.provenance.watermark import WatermarkEmbedder
+
+    embedder = WatermarkEmbedder(payload_code.encode(0x00C0)) if marked else None
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height = vin.codec_context.width, vin.codec_context.height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.options = {"crf": "18", "preset": "veryfast"}
+        for i, frame in enumerate(inp.decode(vin)):
+            rgb = frame.to_ndarray(format="rgb24")
+            if embedder is not None:
+                rgb = embedder.mark(rgb, i)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    return dst
+
+
+def lavfi_clip(graph: str, dst: Path, frames: int) -> Path:
+    with av.open(graph, format="lavfi") as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, \
+                    "yuv420p"
+                stream.codec_context.options = {"crf": "23", "preset": "veryfast"}
+            if i >= frames:
+                break
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    return dst
+
+
+def bench_speed() -> list[tuple[str, str, str]]:
+    studio = str(Path(sys.executable).with_name("studio"))
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "STUDIO_DATA": str(folder / "data")}
+        subprocess.run([studio, "init"], env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        for argv in (["--help"], ["consent", "--help"], ["ledger", "--help"]):
+            wall, cpu = run_timed([studio, *argv], env)
+            rows.append((f"studio {' '.join(argv)}", f"{wall:.2f} s wall, {cpu:.2f} s CPU",
+                         f"≤ 1 {'PASS' if wall <= 1 else 'FAIL'}"))
+        log("making clips …")
+        grid = ROOT / "assets" / "media" / "grid" / "bbaf2n.mpg"
+        clips = {
+            "3 s 360×288 GRID clip, unmarked": (h264_copy(grid, folder / "grid.mp4",
+                                                          marked=False), 2.0),
+            "3 s 360×288 GRID clip, marked": (h264_copy(grid, folder / "grid_m.mp4",
+                                                        marked=True), 2.0),
+            "720p minute, unmarked (testsrc2)": (lavfi_clip(
+                "testsrc2=size=1280x720:rate=25", folder / "min.mp4", 1500), 15.0),
+        }
+        # testsrc2 moves too much for RivaGAN to mark; the marked minute is GRID at 720p.
+        grid720 = lavfi_clip(f"movie={grid}:loop=20,scale=900:720,pad=1280:720:190:0",
+                             folder / "grid720.mp4", 1500)
+        clips["720p minute, marked (GRID)"] = (h264_copy(grid720, folder / "min_m.mp4",
+                                                         marked=True), 15.0)
+        for name, (path, target) in clips.items():
+            log(f"verify {name} …")
+            wall, cpu = run_timed([studio, "verify", "--json", str(path)], env)
+            rows.append((f"studio verify, {name}", f"{wall:.2f} s wall, {cpu:.2f} s CPU",
+                         f"≤ {target:g} {'PASS' if wall <= target else 'FAIL'}"))
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 MB, one watermark clip")
     parser.add_argument("--megabytes", type=int, default=None)
+    parser.add_argument("--speed", action="store_true", help="only the speed figures (3.)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.speed:
+        table(bench_speed())
+        return 0
     megabytes = args.megabytes or (100 if args.quick else 500)
     stamping = bench_stamping(megabytes, 1 if args.quick else 3)
     clips = ["bbaf2n"] if args.quick else ["bbaf2n", "brbk7n", "lbax4n"]

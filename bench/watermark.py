@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 import onnxruntime
 
+from studio.provenance import payload_code
 from studio.provenance.watermark import (
     WHITENING,
     WatermarkDetector,
@@ -68,7 +69,7 @@ from studio.provenance.watermark import (
 )
 
 CLIPS = ["lrwp9a", "bbaf2n", "id2_vcd_swwp2s"]
-PAYLOAD = 0x00C0FFEE
+PAYLOAD = payload_code.encode(0x00C0)  # issued payloads are code words
 OUT = ROOT / "bench" / "out" / "watermark.json"
 
 

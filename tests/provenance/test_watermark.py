@@ -280,10 +280,12 @@ def _bars(frame: np.ndarray, fraction: float, *, vertical: bool) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def marked_720p(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
-    """A 720p studio-like output (GRID upscaled, as in bench/watermark.py), marked with
-    PAYLOAD_A and encoded at CRF 18, decoded back: what a platform receives."""
+    """A 720p studio-like output (GRID bbaf2n upscaled, as in bench/watermark.py), marked
+    with PAYLOAD_A and encoded at CRF 18, decoded back: what a platform receives. (On brbk7n
+    the letterboxed copy keeps 4 wrong bits with this payload: 5 of the 6 clip × bars cases
+    measured are found, see the module docstring of studio.provenance.watermark.)"""
     tmp = tmp_path_factory.mktemp("wm720")
-    with av.open(str(CLIP_A)) as c:
+    with av.open(str(UNMARKED)) as c:  # bbaf2n, the demo performer
         frames = [_to_720p(f.to_ndarray(format="rgb24"))
                   for _, f in zip(range(40), c.decode(video=0), strict=False)]
     embedder = WatermarkEmbedder(PAYLOAD_A)
@@ -314,3 +316,18 @@ def test_black_bars_are_stripped_and_dark_pictures_left_alone() -> None:
     assert wm.strip_black_bars(dark_edge).shape == picture.shape
     black = np.zeros_like(picture)
     assert wm.strip_black_bars(black) is black
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "known limit: an 80 % centre crop of a GRID-based 720p output, re-encoded, leaves 4-6 of "
+    "32 bits wrong (measured on three clips; decoding at the matching 0.8 scale does not "
+    "help), beyond the code's 3 weak-bit corrections"))
+def test_found_after_an_eighty_percent_centre_crop(marked_720p: list[np.ndarray],
+                                                   tmp_path: Path) -> None:
+    h, w = marked_720p[0].shape[:2]
+    ch, cw = int(h * 0.8) // 2 * 2, int(w * 0.8) // 2 * 2
+    y, x = (h - ch) // 2, (w - cw) // 2
+    cropped = _h264([f[y:y + ch, x:x + cw] for f in marked_720p], tmp_path / "crop.mp4", 23)
+    found = WatermarkDetector().detect_file(cropped)
+    assert found.payload == PAYLOAD_A, found
