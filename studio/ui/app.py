@@ -186,8 +186,10 @@ def build(studio: Studio) -> gr.Blocks:
                     with gr.Row():
                         e_prev = gr.Button("Preview detected faces", elem_id="preview-faces")
                         e_btn = gr.Button("Enrol face", variant="primary", elem_id="enrol-face")
+                    # Square face thumbnails in fixed columns (fit_columns would stretch one
+                    # thumbnail over the whole row and crop it to a band of forehead).
                     e_gallery = gr.Gallery(label="Detected faces", columns=6, height=220,
-                                           object_fit="contain")
+                                           object_fit="contain", fit_columns=False)
                     e_out = gr.Markdown(elem_id="enrol-result")
                 gr.Markdown("### Grants")
                 grants = _table(GRANT_HEADERS, "Grants and their status now", "grants-table")
@@ -221,7 +223,7 @@ def build(studio: Studio) -> gr.Blocks:
                         l_draft = gr.Textbox(label="Shot id", interactive=False,
                                              elem_id="lipsync-draft")
                         l_gallery = gr.Gallery(label="Faces in the shot", columns=4,
-                                               height=240, object_fit="contain",
+                                               height=240, object_fit="contain", fit_columns=False,
                                                elem_id="lipsync-faces")
                         l_tracks = gr.CheckboxGroup(label="2. Faces to lip-sync",
                                                     elem_id="lipsync-tracks")
@@ -283,7 +285,8 @@ def build(studio: Studio) -> gr.Blocks:
                         x_draft = gr.Textbox(label="Shot id", interactive=False,
                                              elem_id="reenact-draft")
                         x_gallery = gr.Gallery(label="Faces in the shot", columns=4,
-                                               height=240, object_fit="contain")
+                                               height=240, object_fit="contain",
+                                               fit_columns=False, elem_id="reenact-faces")
                         x_tracks = gr.CheckboxGroup(label="2. Face to re-animate",
                                                     elem_id="reenact-tracks")
                         x_scan_out = gr.Markdown()

@@ -273,18 +273,22 @@ def job_row(r: JobRecord) -> list[str]:
 
 
 def _crop(rgb: NDArray[np.uint8], box: Sequence[float], size: int = 160) -> NDArray[np.uint8]:
+    """A square ``size``×``size`` thumbnail centred on the face box ``(x0, y0, x1, y1)``.
+
+    Square, so that a gallery which fills its cells (cover) shows the whole face rather than
+    a band of it; where the frame ends, the border is repeated rather than the face moved.
+    """
     import cv2
 
-    h, w = rgb.shape[:2]
     x0, y0, x1, y1 = box
-    pad = 0.35 * max(x1 - x0, y1 - y0)
-    a, b = max(0, int(x0 - pad)), max(0, int(y0 - pad))
-    c, d = min(w, int(x1 + pad)), min(h, int(y1 + pad))
-    crop = rgb[b:d, a:c]
-    if crop.size == 0:
+    side = max(1, round(1.7 * max(x1 - x0, y1 - y0)))  # the face and a margin around it
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    left, top = round(cx - side / 2.0), round(cy - side / 2.0)
+    padded = cv2.copyMakeBorder(rgb, side, side, side, side, cv2.BORDER_REPLICATE)
+    crop = padded[top + side: top + 2 * side, left + side: left + 2 * side]
+    if crop.shape[0] != side or crop.shape[1] != side:  # a box far outside the frame
         crop = rgb
-    scale = size / max(crop.shape[:2])
-    out = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
+    out = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(out, dtype=np.uint8)
 
 
@@ -330,16 +334,18 @@ def _still_with_thumbnail(image: Path, registry: Registry, settings: Settings,
                           ) -> tuple[IdentifyResult, dict[str, NDArray[np.uint8]]]:
     import cv2
 
+    from pipelines.faces.scan import faces_in_image
     from studio.identity import identify_still
 
     result = identify_still(image, registry, embedder_for(settings))
     bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
     thumbs: dict[str, NDArray[np.uint8]] = {}
     if bgr is not None:
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
-        for t in result.tracks:
-            thumbs[t.track_id] = _crop(np.asarray(rgb, dtype=np.uint8), (0, 0, w, h))
+        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        # Numbered left to right, as identify_still numbers them (t1, t2, …).
+        faces = sorted(faces_in_image(rgb, max_faces=8), key=lambda f: f.bbox[0])
+        for t, face in zip(result.tracks, faces, strict=False):
+            thumbs[t.track_id] = _crop(rgb, face.bbox)
     return result, thumbs
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from consent.documents import Grant, sign_draft
 from consent.keys import PrivateKey
+from studio.accounts import Role
 from studio.ui.handlers import Studio
 from tests.factory import grant_draft
 
@@ -36,6 +37,25 @@ SHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS")
 if not SHOTS.is_absolute():
     SHOTS = ROOT / SHOTS
 CHROMIUM = "/usr/bin/chromium"
+#: Waits follow the work: they give up only when the work has shown no progress for this
+#: long (a status tracker's clock, an upload, a job's progress), never after a fixed time.
+STALL_S = 60.0
+#: How long an idle page (no event running) may take to show what a finished event did.
+IDLE_S = 10.0
+#: Gradio's own signs of work in progress: pending outputs, uploads in flight, status
+#: trackers saying "queue: 1/2" or "processing | 3.4s" (a clock that moves while it runs;
+#: a tracker that says "Error" is finished).
+BUSY_JS = """() => {
+  const parts = [];
+  for (const el of document.querySelectorAll('.pending, .uploading, .wrap.full, .wrap.minimal')) {
+    if (el.classList.contains('hide')) continue;
+    const text = (el.innerText || '').trim();
+    const working = /^(processing|queue)/i.test(text);
+    if (el.classList.contains('pending') || el.classList.contains('uploading') || working)
+      parts.push(el.className + ':' + (working ? text : ''));
+  }
+  return parts.join('|');
+}"""
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -48,6 +68,37 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
         b.close()
+
+
+def _busy(page: Page) -> str:
+    """What the page shows of work in progress ('' when idle)."""
+    return str(page.evaluate(BUSY_JS))
+
+
+def _wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
+    """Wait until ``done()``, for as long as the page shows the work progressing."""
+    state, since = _busy(page), time.monotonic()
+    while not done():
+        now_state = _busy(page)
+        if now_state != state:
+            state, since = now_state, time.monotonic()
+        waited = time.monotonic() - since
+        if not state and waited > IDLE_S:
+            raise AssertionError(f"{what}: the page is idle and it has not happened")
+        if waited > STALL_S:
+            raise AssertionError(f"{what}: no progress for {STALL_S:.0f} s ({state})")
+        page.wait_for_timeout(100)
+
+
+def _settle(page: Page, what: str) -> None:
+    """Wait for the events running in the page to finish, following their progress."""
+    _wait_until(page, lambda: not _busy(page), what)
+
+
+def _click(page: Page, selector: str) -> None:
+    """Click, then follow the event it starts until it has finished."""
+    page.locator(selector).click()
+    _settle(page, f"the event of {selector}")
 
 
 def _sign_in(browser: Browser, url: str, user: str) -> tuple[BrowserContext, Page]:
@@ -71,7 +122,8 @@ def _upload(page: Page, elem_id: str, path: Path) -> None:
     if clear.count():
         clear.first.click()
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
-    expect(page.locator(f"#{elem_id}")).to_contain_text(path.stem)
+    box = page.locator(f"#{elem_id}")
+    _wait_until(page, lambda: path.stem in box.inner_text(), f"the upload of {path.name}")
 
 
 def _shot(page: Page, name: str) -> None:
@@ -83,8 +135,8 @@ def _shot(page: Page, name: str) -> None:
 def _verify(page: Page, output: Path, expected: str) -> None:
     _tab(page, "Verify")
     _upload(page, "verify-file", output)
-    page.locator("#verify-button").click()
-    expect(page.get_by_test_id("badge-consent")).to_have_text(expected, timeout=60_000)
+    _click(page, "#verify-button")
+    expect(page.get_by_test_id("badge-consent")).to_have_text(expected)
 
 
 def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
@@ -112,10 +164,10 @@ def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
     officer.locator("#performer-id textarea, #performer-id input").first.fill("ana-perez")
     officer.locator("#performer-legal textarea, #performer-legal input").first.fill("Ana Pérez")
     _upload(officer, "performer-key", pub)
-    officer.locator("#register-performer").click()
+    _click(officer, "#register-performer")
     expect(officer.locator("#register-result")).to_contain_text("Registered performer ana-perez")
     _upload(officer, "grant-file", grant)
-    officer.locator("#import-grant").click()
+    _click(officer, "#import-grant")
     expect(officer.locator("#import-result")).to_contain_text("Imported grant ana-grant-2026")
     grants = officer.locator("#grants-table")
     expect(grants).to_contain_text("ana-grant-2026")
@@ -126,24 +178,32 @@ def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
     _, operator = _sign_in(browser, url, "otto")
     _tab(operator, "Lip-sync dub")
     _upload(operator, "lipsync-shot", DEMO_SHOT)
-    operator.locator("#lipsync-scan").click()
+    _click(operator, "#lipsync-scan")
     expect(operator.locator("#lipsync-scan-result")).to_contain_text("performer demo-performer")
+    # The face's thumbnail is shown whole: square, in its own column (issue 15: a single
+    # thumbnail was stretched over the row and cropped to the forehead).
+    thumb = operator.locator("#lipsync-faces img").first.bounding_box()
+    gallery = operator.locator("#lipsync-faces").bounding_box()
+    assert thumb is not None and gallery is not None
+    assert abs(thumb["width"] - thumb["height"]) <= 2 and thumb["width"] < gallery["width"] / 2
     expect(operator.locator("#lipsync-tracks")).to_contain_text("t1 (demo-performer)")
     expect(operator.locator("#lipsync-tracks input[type=checkbox]").first).to_be_checked()
     _upload(operator, "lipsync-dub", OTHER_VOICE)
-    operator.locator("#lipsync-check").click()
+    _click(operator, "#lipsync-check")
     expect(operator.locator("#lipsync-decision")).to_contain_text("ALLOW")
     expect(operator.locator("#lipsync-rules")).to_contain_text("✔")
     operator.locator("#lipsync-render").click()
     progress = operator.locator("#lipsync-progress .studio-progress")
     seen: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    moved = time.monotonic()
+    # Followed for as long as the job's own progress moves (queued, stages, frames).
+    while time.monotonic() - moved < STALL_S:
         if progress.count():
             state = (progress.get_attribute("data-status") or "",
                      progress.get_attribute("data-progress") or "")
             if not seen or seen[-1] != state:
                 seen.append(state)
+                moved = time.monotonic()
             if state[0] in ("done", "failed", "denied", "cancelled"):
                 break
         operator.wait_for_timeout(150)
@@ -169,11 +229,11 @@ def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
     officer.locator("#revoke-reason textarea, #revoke-reason input").first.fill(
         "withdrawn by the performer")
     officer.locator("#revoke-ref textarea, #revoke-ref input").first.fill("letter 2026-11-26")
-    officer.locator("#revoke").click()
+    _click(officer, "#revoke")
     expect(officer.locator("#revoke-result")).to_contain_text("Revoked grant demo-grant-0001")
     officer.locator("#report-grant-id textarea, #report-grant-id input").first.fill(
         "demo-grant-0001")
-    officer.locator("#revocation-report").click()
+    _click(officer, "#revocation-report")
     expect(officer.locator("#report-result")).to_contain_text("1 output(s) published")
 
     # 5. Verifying again: revoked.
@@ -183,7 +243,7 @@ def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
     # 6. The operator may not import a grant: refused in the page ...
     _tab(operator, "Performers & consent")
     _upload(operator, "grant-file", grant)
-    operator.locator("#import-grant").click()
+    _click(operator, "#import-grant")
     expect(operator.get_by_text(re.compile("needs the consent officer role"))).to_be_visible()
     expect(operator.locator("#import-result")).not_to_contain_text("Imported")
     _shot(operator, "refused")
@@ -199,18 +259,40 @@ def test_the_story_of_the_issue_in_a_real_browser(served: tuple[str, Studio],
     _tab(operator, "Reenact")
     _shot(operator, "reenact")
     _tab(operator, "Jobs")
-    operator.locator("#jobs-refresh").click()
+    _click(operator, "#jobs-refresh")
     expect(operator.locator("#jobs-table")).to_contain_text("done")
     _shot(operator, "jobs")
     _tab(officer, "Ledger")
-    officer.locator("#ledger-latest").click()
+    _click(officer, "#ledger-latest")
     expect(officer.locator("#ledger-checkpoint textarea")).to_have_value(
         re.compile("studio.local/consent-ledger"))
     officer.locator("#ledger-ref textarea, #ledger-ref input").first.fill("demo-grant-0001")
-    officer.locator("#ledger-search").click()
+    _click(officer, "#ledger-search")
     expect(officer.locator("#ledger-table")).to_contain_text("revocation")
     officer.locator("#ledger-index input").fill("1")
-    officer.locator("#ledger-prove").click()
+    _click(officer, "#ledger-prove")
     expect(officer.locator("#ledger-proof-result")).to_contain_text("verified")
     _shot(officer, "ledger")
-    assert time.monotonic() - started < 120
+    # Reported, not asserted: a loaded machine is slower, and the waits above follow progress.
+    print(f"the story took {time.monotonic() - started:.1f} s")
+
+
+def test_a_one_time_password_opens_on_the_account_tab(served: tuple[str, Studio],
+                                                      browser: Browser) -> None:
+    """The first page a new admin sees: the Account tab and one instruction, no error."""
+    url, studio = served
+    studio.accounts.add("fern", Role.ADMIN, password="fresh-one-time-1",
+                        must_change_password=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_label("username").fill("fern")
+    page.get_by_label("password").fill("fresh-one-time-1")
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#whoami")).to_contain_text("change it in the Account tab")
+    _settle(page, "the page's first load")
+    expect(page.get_by_role("tab", name="Account")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#account-current")).to_be_visible()
+    assert page.locator(".toast-item").count() == 0, page.locator(".toast-item").all_inner_texts()
+    _shot(page, "first-sign-in")
+    context.close()
