@@ -1,6 +1,6 @@
 """Run the demo render and kill this process with SIGKILL at one named point of it.
 
-``python -m tests.render.crash_render DATA_DIR POINT [OUTPUT_NAME]``: the point is a stage
+``python -m tests.render.crash_render DATA_DIR POINT OUTPUT_NAME [SHOT DUB]``: the point is a stage
 ("ingest", …, "publish") or one of the job's inner points ("signed", "stored", "linked" —
 inside the publication's transaction — and "published"). Used by tests/render/test_publish.py
 to check that a crash anywhere leaves nothing that verifies as published.
@@ -21,13 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 GRID = ROOT / "assets" / "media" / "grid"
 
 
-def main(data: str, point: str, output: str = "crash.mp4") -> int:
+def main(data: str, point: str, output: str, shot: str = "", dub: str = "") -> int:
     settings = Settings.from_env(Path(data))
     registry = open_registry(settings)
     request = RenderRequest(
-        operation="lipsync", source=GRID / "bbaf2n.mpg", project_id="demo-dub", language="fr",
-        source_language="en", territory="FR", operator="Test Operator",
-        dub=GRID / "brbk7n.mpg", output_name=output)
+        operation="lipsync", source=Path(shot) if shot else GRID / "bbaf2n.mpg",
+        project_id="demo-dub", language="fr", source_language="en", territory="FR",
+        operator="Test Operator", dub=Path(dub) if dub else GRID / "brbk7n.mpg",
+        output_name=output)
 
     def between(at: str) -> None:
         if at == point:
