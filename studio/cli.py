@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.table import Table
 
@@ -95,6 +94,8 @@ def _read_input(path: Path) -> bytes:
 
 def _load_structured(path: Path) -> dict[str, Any]:
     """A YAML or JSON mapping from a file (YAML's safe loader; JSON parsed strictly)."""
+    import yaml  # only the commands that read documents need it (start-up time)
+
     raw = _read_input(path)
     if path.suffix.lower() == ".json":
         value = parse_json(raw)
