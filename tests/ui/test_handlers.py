@@ -211,6 +211,8 @@ def test_operator_scans_checks_renders_and_others_are_kept_out(
     badges, _text, report = h.verify(uploaded(upload_root, Path(video), "out.mp4"),
                                      request=otto)
     assert "consent active" in _plain(badges) and report["badges"]["consent"] == "active"
+    assert "published published" in _plain(badges)
+    assert report["badges"]["publication"] == "published" and report["published"] is True
     h.revoke_grant("demo-grant-0001", "withdrawn", "e-mail 7", request=as_user("olga"))
     badges, _text, report = h.verify(uploaded(upload_root, Path(video), "out.mp4"),
                                      request=as_user("aude"))
