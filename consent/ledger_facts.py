@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from consent import merkle
@@ -33,6 +33,13 @@ from consent.checkpoint_log import CheckpointLog
 from consent.ledger import node_reader
 from consent.note import NoteError, NoteVerifier, open_checkpoint
 from consent.store import CheckpointRow, LedgerEntryRow
+
+# Prepared once: they run at every decision. Checkpoints are read before leaves, so that
+# on PostgreSQL (a snapshot per statement) the leaves read cover every checkpoint read.
+_NEW_CHECKPOINTS = (select(CheckpointRow.size, CheckpointRow.note)
+                    .where(CheckpointRow.size > bindparam("seen")).order_by(CheckpointRow.size))
+_NEW_LEAVES = (select(LedgerEntryRow.idx, LedgerEntryRow.event_type, LedgerEntryRow.data)
+               .where(LedgerEntryRow.idx >= bindparam("start")).order_by(LedgerEntryRow.idx))
 
 DOCUMENT_EVENTS = frozenset({
     "performer_registered", "performer_updated", "key_added", "production_key_added",
@@ -139,11 +146,7 @@ class LedgerFacts:
         """Read what was appended since the last call; check every checkpoint known."""
         conn = session.connection()
         self._read_checkpoints(session)
-        start = max(self.size - 1, 0)
-        rows = conn.execute(
-            select(LedgerEntryRow.idx, LedgerEntryRow.event_type, LedgerEntryRow.data)
-            .where(LedgerEntryRow.idx >= start).order_by(LedgerEntryRow.idx)
-        )
+        rows = conn.execute(_NEW_LEAVES, {"start": max(self.size - 1, 0)})
         first = self.size > 0
         for idx, event_type, data in rows:
             if first:
@@ -161,9 +164,8 @@ class LedgerFacts:
         self._settle_checkpoints(session)
 
     def _read_checkpoints(self, session: Session) -> None:
-        rows = session.connection().execute(
-            select(CheckpointRow.size, CheckpointRow.note)
-            .where(CheckpointRow.size > self._db_checkpoints_seen).order_by(CheckpointRow.size))
+        rows = session.connection().execute(_NEW_CHECKPOINTS,
+                                            {"seen": self._db_checkpoints_seen})
         for size, note in rows:
             self._db_checkpoints_seen = max(self._db_checkpoints_seen, int(size))
             self._learn(note, f"database checkpoint {size}", int(size))
