@@ -295,3 +295,17 @@ def test_list_shows_what_the_gate_says_of_a_minors_own_signature(data: Path,
     (grant,) = out["grants"]
     assert grant["status"] == "not_usable"
     assert "minor until 2040-01-01" in grant["detail"] and "guardian" in grant["detail"]
+
+
+def test_a_render_after_a_revocation_says_why_the_face_is_unknown(data: Path) -> None:
+    """A revocation deletes the performer's templates (CONSENT.md), so the face is no longer
+    recognised: the refusal says so instead of only "no face matches"."""
+    code, out = run(data, "consent", "revoke", "--grant", "demo-grant-0001", "--officer", "Olga",
+                    "--reason", "performer withdrew", "--request-ref", "email 7")
+    assert code == 0, out
+    code, out = run_json(data, "render", "lipsync", str(GRID / "bbaf2n.mpg"), "--project",
+                         "demo-dub", "--language", "fr", "--territory", "FR", "--operator",
+                         "Op", "--dub", str(GRID / "brbk7n.mpg"))
+    assert code == 3, out
+    assert "no face in the shot matches an enrolled performer" in out["message"]
+    assert "whose grants were all revoked has had their face templates deleted" in out["message"]

@@ -68,10 +68,13 @@ def authorization_request(
     if not wanted:
         wanted = [tid for tid, pid in matched.items() if pid is not None]
     if not wanted:
+        # A revocation deletes the performer's templates (CONSENT.md, "Biometric templates"),
+        # so after one their face is unknown here and the gate cannot be asked about them.
         raise RequestError(
             "no face in the shot matches an enrolled performer "
             f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
-            "choose another shot")
+            "choose another shot (a performer whose grants were all revoked has had their "
+            "face templates deleted and is no longer recognised)")
     for tid in wanted:
         if tid not in matched:
             raise SelectionError(f"there is no face track {tid} in the shot (tracks: "
