@@ -12,9 +12,11 @@ GRID brbk7n's dub, against a data folder seeded like ``make run``. Instrumented 
 * *guard*: time inside ``EditGuard.apply`` minus the backend's own rendering and the backend's
   lazily generated edits (what the old merger also did): the permit lookups, the face masks,
   the scratch copy and the masked copy back;
-* *continuous identity*: the embeddings the trace adds over the previous sampler (≤ 10
-  samples per track, thinned as a track grows, no end-of-run sample), counted on the same shot,
-  times the measured mean embedding time, plus the time to build the traces.
+* *continuous identity*: the embeddings the trace adds over the previous sampler (one every
+  half second but ≤ 10 per track, thinned as a track grows, no end-of-run sample), counted on
+  the same shot, times the measured mean embedding time, plus the time to build the traces.
+  The trace samples every ``gap - 1`` frames (24 at 25 fps with the 1 s gap) for as long as
+  the track lasts, and embeds each run's last frame.
 
 **False splits.** Each of the six GRID clips (one speaker each, no edit) is analysed as a render
 does and traced against templates of all six speakers (8 frames of each clip, as enrolment
@@ -171,7 +173,8 @@ def false_splits() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-guard-") as tmp:
         for clip in CLIPS:
             shot = analyse_shot(GRID / f"{clip}.mpg", Path(tmp) / clip, embedder, max_faces=8,
-                                max_samples=None, end_samples=True, on_vfr="conform")
+                                sample_every=24, max_samples=None, end_samples=True,
+                                on_vfr="conform")  # as a render samples with a 1 s gap
             for track in shot.tracks:
                 trace = identity_trace(track, track_label(track), templates, embedder,
                                        max_gap=25)

@@ -316,6 +316,9 @@ class RenderJob:
             source = StillSource(req.source)
             identity = identify_still(req.source, self.registry, embedder)
         else:
+            shot = probe(req.source).video
+            gap_s = self.settings.identity_gap_s if self.max_gap_s is None else self.max_gap_s
+            max_gap = max(1, round(gap_s * float(shot.frame_rate if shot is not None else 25)))
             # The dub's phones (or the script's speech) are worked out on the other core
             # while the faces are tracked: they need only the shot's timing.
             with ThreadPoolExecutor(1, thread_name_prefix="speech") as pool:
@@ -325,17 +328,17 @@ class RenderJob:
                     if timing is not None and timing.frame_count > 0:
                         early = pool.submit(self._speech, req, timing.frame_count,
                                             timing.frame_rate)
-                # Every identity sample is kept and each run's last frame embedded: the
-                # continuous identity trace (one embedding per half second, as before).
+                # The continuous identity trace: one identity sample every gap - 1 frames
+                # (the sparsest spacing that keeps consecutive verified frames within the
+                # gap), every sample kept, each run's last frame embedded.
                 source = analyse_shot(req.source, self.staging.folder / "work", embedder,
-                                      max_faces=8, max_samples=None, end_samples=True,
+                                      max_faces=8, sample_every=max(1, max_gap - 1),
+                                      max_samples=None, end_samples=True,
                                       progress=frames, cancelled=self.cancel.is_set)
                 if early is not None:
                     self._early_speech = early.result()
-            rate = source.info.video.frame_rate if source.info.video is not None else 25
-            gap_s = self.settings.identity_gap_s if self.max_gap_s is None else self.max_gap_s
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
-                                     max_gap=max(1, round(gap_s * float(rate))))
+                                     max_gap=max_gap)
         matches, known = list(identity.matches), list(identity.track_ids)
         motion: Motion | None = None
         if req.operation == "reenact":
