@@ -74,7 +74,7 @@ def analyse_shot(
     Identity needs several views spread over the track, and one dlib embedding costs as much
     as ten frames of mesh tracking. ``max_samples=None`` with ``end_samples`` keeps every
     sample and embeds each run's last frame: the continuous identity trace a render checks
-    frame by frame (``studio.identity``), at no more embeddings than one per half second.
+    frame by frame (``studio.identity``), one embedding per ``sample_every`` frames.
     """
     path = Path(source)
     info = probe(path)
