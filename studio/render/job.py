@@ -119,6 +119,7 @@ from studio.render.segments import (
     edit_permits,
     manifest_segments,
     request_segments,
+    same_segments,
     unverified_spans,
     with_segments,
 )
@@ -390,7 +391,9 @@ class RenderJob:
                    audio=audio_note)
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
-        recheck = self.registry.authorize(auth, matches, known_tracks=known)
+        # The re-check must authorise the very segments the render ran under.
+        recheck = same_segments(decision,
+                                self.registry.authorize(auth, matches, known_tracks=known))
         self._save("recheck.json", recheck.to_json())
         if not recheck.allowed:
             raise RenderDenied(recheck, Stage.RECHECK)
