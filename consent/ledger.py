@@ -192,6 +192,7 @@ class Ledger:
         self.log = log
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
+        self._last_checkpoint: tuple[int, datetime] | None = None
 
     @staticmethod
     def verifier_for(origin: str, public_key: PublicKey) -> NoteVerifier:
@@ -260,10 +261,16 @@ class Ledger:
         return index
 
     def _checkpoint_due(self, session: Session, size: int, at: datetime) -> bool:
-        last = session.connection().execute(_LAST_CHECKPOINT).first()
+        # The newest checkpoint this process knows of: read once, then kept up to date by
+        # its own commits. Another process's checkpoints are not seen, which can only make
+        # this one sign more often, never less.
+        last = self._last_checkpoint
         if last is None:
-            return True
-        return (size - int(last[0]) >= self.checkpoint_every
+            row = session.connection().execute(_LAST_CHECKPOINT).first()
+            if row is None:
+                return True
+            last = self._last_checkpoint = (int(row[0]), row[1])
+        return (size - last[0] >= self.checkpoint_every
                 or at - last[1] >= self.checkpoint_interval)
 
     # ---------------------------------------------------------------- reading
@@ -341,6 +348,8 @@ class Ledger:
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
         session.connection().execute(insert(CheckpointRow), {
             "size": size, "root": root, "note": note, "created_at": at})
+        hooks = session.info.setdefault("after_commit", [])
+        hooks.append(lambda: setattr(self, "_last_checkpoint", (size, at)))
         if self.log is not None:
             # Only once the transaction commits: a rolled-back checkpoint in the log would
             # read as a truncated ledger.
