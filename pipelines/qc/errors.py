@@ -1,0 +1,15 @@
+"""Exceptions of the QC package, by family."""
+
+from __future__ import annotations
+
+
+class QCError(Exception):
+    """Base of every QC failure."""
+
+
+class QCInputError(QCError, ValueError):
+    """An input QC cannot measure: unreadable media, no face, mismatched timing (CLI exit 3)."""
+
+
+class QCModelMissingError(QCError, FileNotFoundError):
+    """dlib's 68-point predictor is not installed (nothing is downloaded at run time)."""
