@@ -4,7 +4,8 @@ the false split rate on the unedited GRID clips (issue 12; goals ≤ 3 % and 0).
 Run from the repository root::
 
     .venv/bin/python bench/guard.py            # GRID 360×288 and 720p, 75 frames each
-    .venv/bin/python bench/guard.py --long     # also 720p × 4 (300 frames)
+    .venv/bin/python bench/guard.py --long     # also 720p × 4 (300 frames): looped (a cut
+                                               # at each loop) and ping-pong (one track)
 
 **Cost.** Whole studio renders (ingest → publish) of GRID bbaf2n (the demo performer) with
 GRID brbk7n's dub, against a data folder seeded like ``make run``. Instrumented in-process:
@@ -116,6 +117,27 @@ def old_sampler_embeddings(shot: Path) -> int:
     return count[0]
 
 
+def make_pingpong(folder: Path, loops: int) -> tuple[Path, Path]:
+    """bbaf2n at 720p played forward, backward, forward …: one face track with no cut, the
+    case where the trace takes the most embeddings over the old capped sampler."""
+    import numpy as np
+
+    from bench.faces import decode, to_720p
+    from bench.render import make_inputs
+    from pipelines.media import VideoWriter
+    from pipelines.media.probe import VideoStreamInfo
+
+    frames = [to_720p(f) for f in decode(GRID / "bbaf2n.mpg")]
+    _, dub = make_inputs(folder, loops)
+    shot = folder / f"pingpong{loops}.mp4"
+    with VideoWriter(shot, VideoStreamInfo.new(1280, 720, 25), crf=16,
+                     preset="veryfast") as writer:
+        for k in range(loops):
+            for f in (frames if k % 2 == 0 else frames[::-1]):
+                writer.write(np.ascontiguousarray(f))
+    return shot, dub
+
+
 def render_cost(data: Path, shot: Path, dub: Path, label: str) -> dict[str, Any]:
     from studio.bootstrap import open_registry
     from studio.render import RenderJob, RenderRequest
@@ -212,6 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"making and rendering a {75 * loops}-frame 720p shot …")
             shot, dub = make_inputs(folder, loops)
             costs.append(render_cost(data, shot, dub, f"720p x{loops}"))
+        if args.long:
+            log("making and rendering a 300-frame 720p ping-pong shot (one track) …")
+            shot, dub = make_pingpong(folder, 4)
+            costs.append(render_cost(data, shot, dub, "720p ping-pong x4"))
     log("tracing the six unedited GRID clips …")
     splits = false_splits()
     print("| shot | frames | render s | guard ms | guard share | embeddings (before) | "
