@@ -228,3 +228,16 @@ def test_verify_checks_edited_within_authorised(studio: tuple[Settings, Registry
     assert report.segments_check == "edited within authorised"
     assert report.to_json()["segments_check"] == "edited within authorised"
     assert report.ok, report.to_json()
+
+
+def test_reenactment_goes_through_the_same_guard(studio: tuple[Settings, Registry],
+                                                 side: Shot) -> None:
+    # The performer drives their own face (performance_driving and face_reenactment are both
+    # in the demo grant); the stranger beside them stays bit-identical.
+    outcome, tap = _render(studio, side, operation="reenact", dub=None,
+                           driver=shots.PERFORMER, tracks=("t1",))
+    assert _assert_stranger_untouched(side, tap) > 0
+    assert _changed_frames(side, tap)
+    assert outcome.guard["applied"] > 0
+    assert "t2" in outcome.untouched
+    _edited_within_authorised(outcome)
