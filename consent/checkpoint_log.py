@@ -34,7 +34,8 @@ class CheckpointLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, notes: list[str]) -> None:
+    def append(self, notes: list[str], *, sync: bool = True) -> None:
+        """Append notes; ``sync`` waits until they are on disk (fsync)."""
         if not notes:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,8 @@ class CheckpointLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data.encode("ascii"))
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -9,6 +9,7 @@ Checkpoints are C2SP signed notes made with the registry's key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import TextClause, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from consent import merkle
@@ -257,7 +258,7 @@ class Ledger:
             conn.execute(insert(LedgerRefRow), ref_rows)
         session.info["ledger_appended"] = True
         if checkpoint or self._checkpoint_due(session, index + 1, at):
-            self._sign_checkpoint(session, index + 1, at)
+            self._sign_checkpoint(session, index + 1, at, sync=checkpoint)
         return index
 
     def _checkpoint_due(self, session: Session, size: int, at: datetime) -> bool:
@@ -343,7 +344,11 @@ class Ledger:
             return existing.note
         return self._sign_checkpoint(session, size, at)
 
-    def _sign_checkpoint(self, session: Session, size: int, at: datetime) -> str:
+    def _sign_checkpoint(self, session: Session, size: int, at: datetime, *,
+                         sync: bool = True) -> str:
+        """Sign and store; the log line follows the commit. ``sync``: wait for the disk
+        (every checkpoint a revocation, key or status change asked for); the periodic ones
+        on the decision path are left to the OS to flush."""
         root = self.root(session, size)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
         session.connection().execute(insert(CheckpointRow), {
@@ -355,9 +360,12 @@ class Ledger:
             # read as a truncated ledger.
             notes = session.info.setdefault("checkpoint_notes", [])
             if not notes:
-                log = self.log
-                session.info.setdefault("after_commit", []).append(lambda: log.append(notes))
+                log, info = self.log, session.info
+                session.info.setdefault("after_commit", []).append(
+                    lambda: log.append(notes, sync=info.get("checkpoint_sync", False)))
             notes.append(note)
+            if sync:
+                session.info["checkpoint_sync"] = True
         return note
 
     @staticmethod
@@ -394,6 +402,15 @@ _NODES = select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
 )
 
 
+_MAX_OR_TERMS = 128
+
+
+@functools.lru_cache(maxsize=_MAX_OR_TERMS)
+def _nodes_or(count: int) -> TextClause:
+    terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(count))
+    return text(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")  # noqa: S608
+
+
 def node_reader(session: Session) -> merkle.NodeReader:
     """Batch reads of stored subtree hashes in the session's transaction."""
     return _reader(session)
@@ -409,8 +426,18 @@ def _reader(session: Session) -> merkle.NodeReader:
             by_level.setdefault(level, []).append(idx)
         conn = session.connection()
         found: dict[merkle.NodeId, bytes] = {}
-        # One indexed lookup per level (a proof touches ~log2(n) levels); row-value IN lists
-        # are not index-friendly on SQLite.
+        if len(wanted) <= _MAX_OR_TERMS and len(by_level) > 1:
+            # A root or a proof: one node on each of ~log2(n) levels. One statement of
+            # primary-key equalities joined by OR (both backends use the index for each)
+            # instead of one round trip per level.
+            params: dict[str, int] = {}
+            for n, (level, idx) in enumerate(wanted):
+                params[f"l{n}"], params[f"i{n}"] = level, idx
+            for level, idx, value in conn.execute(_nodes_or(len(wanted)), params):
+                found[(level, idx)] = value
+            return found
+        # Many nodes of few levels (appends, audits): one IN lookup per level; row-value IN
+        # lists are not index-friendly on SQLite.
         for level, idxs in by_level.items():
             for idx, value in conn.execute(_NODES, {"level": level, "idxs": idxs}):
                 found[(level, idx)] = value
