@@ -16,24 +16,32 @@ Per frame and face (see ``model`` for the shape model):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from pipelines.faces.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
-from pipelines.faces.mouth import MouthExemplar, paint_interior
+from pipelines.faces.geometry import mouth_opening
+from pipelines.faces.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER, MOUTH_LEFT, MOUTH_RIGHT
+from pipelines.faces.mouth import INNER_RING, OUTER_RING, MouthExemplar, paint_interior
 from pipelines.faces.warp import PiecewiseAffineWarp, Roi
 from pipelines.lipsync.interface import FaceTrackInput, FrameEdit, SpeechDrive
-from pipelines.lipsync.model import LowerFaceModel
+from pipelines.lipsync.model import OPEN_VOWEL_JAW, LowerFaceModel
 
 Points = NDArray[np.float64]
 
 RAMP_FRAMES: Final = 3
 LIP_BODY_PULL: Final = 0.35
 MIN_PAINTED_GAP_PX: Final = 1.0
+CALIBRATION_GAIN: Final = (1.0, 2.5)
+REFERENCE_MARGIN: Final = 0.01
+"""A recorded frame whose inner-lip gap is within this (iod units) of the model's closed gap
+shows the performer's mouth at rest: it may become the track's neutral reference."""
+NEUTRAL_REACH: Final = 0.25
+"""How far (× mouth width) beyond the lips the neutral reference's texture reaches before it
+fades into the frame's own (over as much again)."""
 
 
 @dataclass(eq=False)
@@ -45,6 +53,9 @@ class PreparedTrack:
     exemplar: MouthExemplar | None
     strength: float = 1.0
     _synthetic: MouthExemplar | None = field(default=None, repr=False)
+    _reference: tuple[NDArray[np.uint8], Points] | None = field(default=None, repr=False)
+    """The neutral reference: a frame of this track with the mouth at rest, and its mesh
+    (warp source positions), kept from the first such frame rendered."""
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -57,6 +68,7 @@ class MeshEdit:
     mesh: Points            # [478, 2]: the recorded mesh with target positions where edited
     lips: Roi               # around the target lips: the warp is evaluated per pixel here
     prepared: PreparedTrack
+    at_rest: bool = False   # the recorded mouth is closed: a candidate neutral reference
 
 
 def _lip_body(model: LowerFaceModel, source: Points, target: Points) -> Points:
@@ -80,19 +92,45 @@ def _lip_body(model: LowerFaceModel, source: Points, target: Points) -> Points:
     return out
 
 
+def calibrated(drive: SpeechDrive) -> SpeechDrive:
+    """``drive`` with its jaw scaled so that its loud syllables reach the performer's range.
+
+    The shape model maps ``jaw_open`` = :data:`~pipelines.lipsync.model.OPEN_VOWEL_JAW` to the
+    performer's own 95th-percentile opening in the shot; a drive whose voiced frames peak lower
+    (coarticulation and the loudness envelope both pull peaks down) would show this performer
+    speaking with a smaller mouth than they do. Scaling the 95th percentile of the voiced jaw to
+    that value (gain clamped to :data:`CALIBRATION_GAIN`) calibrates the amplitude to the
+    performer. Closure, width and the other parameters are untouched.
+    """
+    jaw = drive.shapes[:, 0]
+    voiced = jaw[jaw > 0.05]
+    if voiced.size < 3:
+        return drive
+    peak = float(np.percentile(voiced, 95))
+    gain = float(np.clip(OPEN_VOWEL_JAW / max(peak, 1e-6), *CALIBRATION_GAIN))
+    shapes = drive.shapes.copy()
+    shapes[:, 0] = np.minimum(jaw * gain, 1.0)
+    return replace(drive, shapes=shapes)
+
+
 class EmbeddedLipSync:
     """See the module docstring. ``strength`` scales every displacement (0 = untouched)."""
 
     name = "embedded-mesh"
 
-    def __init__(self, *, strength: float = 1.0, grid_step: int = 4) -> None:
+    def __init__(self, *, strength: float = 1.0, grid_step: int = 4, neutralise: bool = True,
+                 calibrate: bool = True) -> None:
         if not 0.0 <= strength <= 1.5:
             raise ValueError("strength must be within 0..1.5")
         self.strength = strength
         self.grid_step = grid_step
+        self.neutralise = neutralise
+        self.calibrate = calibrate
 
     def prepare(self, track: FaceTrackInput, drive: SpeechDrive) -> PreparedTrack:
         model = LowerFaceModel.measure(track.landmarks)
+        if self.calibrate:
+            drive = calibrated(drive)
         return PreparedTrack(track, drive, model,
                              PiecewiseAffineWarp(model.triangles, step=self.grid_step),
                              track.exemplar, self.strength)
@@ -120,7 +158,10 @@ class EmbeddedLipSync:
                 lips = Roi.around(target[model.lip_pairs[1], :2], face.frame_size, margin=4)
                 mesh = np.asarray(lm.meshes[row][:, :2], dtype=np.float64).copy()
                 mesh[model.vertices] = target[:, :2]
-                yield MeshEdit(frame, face.track_id, region, src, tgt, mesh, lips, prepared)
+                at_rest = (mouth_opening(lm.meshes[row])
+                           <= model.closed_gap + REFERENCE_MARGIN)
+                yield MeshEdit(frame, face.track_id, region, src, tgt, mesh, lips, prepared,
+                               at_rest)
 
     def render(self, rgb: NDArray[np.uint8], edits: Sequence[FrameEdit]) -> None:
         for edit in edits:
@@ -130,10 +171,15 @@ class EmbeddedLipSync:
             if roi.empty:
                 continue
             prepared = edit.prepared
+            if prepared._reference is None and edit.at_rest and self.neutralise:
+                prepared._reference = (rgb.copy(), edit.source.copy())
             map_x, map_y, covered = prepared.warp.maps(edit.source, edit.target, roi,
                                                        exact=edit.lips)
             warped = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
+            if prepared._reference is not None:
+                warped = self._neutralised(prepared._reference, edit,
+                                           np.asarray(warped, dtype=np.uint8))
             view = rgb[roi.y0:roi.y1, roi.x0:roi.x1]
             # Anchors map to themselves, so the warp is the identity along the covered area's
             # edge: a hard copy leaves no seam, and pixels outside stay bit-exact.
@@ -141,6 +187,40 @@ class EmbeddedLipSync:
             gap = edit.mesh[LIPS_INNER_LOWER] - edit.mesh[LIPS_INNER_UPPER]
             if float(np.hypot(*gap)) >= MIN_PAINTED_GAP_PX:
                 paint_interior(rgb, self._exemplar(prepared, rgb, edit), edit.mesh, roi)
+
+    @staticmethod
+    def _neutralised(reference: tuple[NDArray[np.uint8], Points], edit: MeshEdit,
+                     warped: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """``warped`` with the lips and the skin around them taken from the neutral reference.
+
+        Warping the frame's own lips to the new shape keeps the texture of the original
+        articulation (lips pressed, stretched, rounded, teeth edges where the actor spoke), which
+        shows through as the old speech. The reference frame's lips, at rest, warped to the same
+        target, carry none of it; they fade into the frame's own warp before the anchors, so the
+        edit's outer edge is still the identity.
+        """
+        ref_rgb, ref_source = reference
+        roi = edit.region
+        rx, ry, _ = edit.prepared.warp.maps(ref_source, edit.target, roi, exact=edit.lips)
+        neutral = cv2.remap(ref_rgb, rx, ry, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        width = float(np.linalg.norm(edit.mesh[MOUTH_LEFT] - edit.mesh[MOUTH_RIGHT]))
+        reach = max(1, round(NEUTRAL_REACH * width))
+        lips = np.zeros((roi.height, roi.width), dtype=np.uint8)
+        ring = np.round((edit.mesh[list(OUTER_RING)] - (roi.x0, roi.y0)) * 16).astype(np.int32)
+        cv2.fillPoly(lips, [ring], 255, lineType=cv2.LINE_AA, shift=4)
+        mask = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                          (2 * reach + 1, 2 * reach + 1)))
+        alpha = cv2.GaussianBlur(mask, (0, 0), reach / 2.0).astype(np.float32) / 255.0
+        # Between the lips the frame's own warp stays: the reference's closed seam stretched
+        # open reads as lip, where a real opening (or the painted interior) must read as one.
+        inner = np.zeros_like(mask)
+        ring = np.round((edit.mesh[list(INNER_RING)] - (roi.x0, roi.y0)) * 16).astype(np.int32)
+        cv2.fillPoly(inner, [ring], 255, lineType=cv2.LINE_AA, shift=4)
+        alpha *= 1.0 - cv2.GaussianBlur(inner, (0, 0), 1.0).astype(np.float32) / 255.0
+        out = warped.astype(np.float32)
+        out += alpha[..., None] * (neutral.astype(np.float32) - out)
+        result: NDArray[np.uint8] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return result
 
     @staticmethod
     def _exemplar(prepared: PreparedTrack, rgb: NDArray[np.uint8], edit: MeshEdit
