@@ -120,3 +120,68 @@ def crossing(folder: Path, total: int = 60, width: int = 480) -> Shot:
     # the performer's grant covers, but their face never does.
     return Shot(_encode(folder / "crossing.mp4", out), total,
                 lambda i: (xs_b[i] + 25, 90, min(width, xs_b[i] + 150), 250))
+
+
+def walk_in(folder: Path, total: int = 75, leave: tuple[int, int] = (20, 32),
+            enter: tuple[int, int] = (34, 46)) -> Shot:
+    """The performer walks out to the left; the stranger walks in from the left into the same
+    place a few frames later (within the tracker's patience; on GRID the cut detector also
+    fires as they move, so the stranger's face gets a track of its own)."""
+    a, b = frames_of(PERFORMER), frames_of(STRANGER)
+    h, w = a[0].shape[:2]
+    crop = 200
+
+    def offset(i: int, span: tuple[int, int], out: bool) -> int:
+        t = min(max((i - span[0]) / (span[1] - span[0]), 0.0), 1.0)
+        home = 80
+        return round(home - (home + crop) * (t if out else 1 - t))
+
+    out_frames, boxes = [], []
+    for i in range(total):
+        canvas = np.full((h, w, 3), 40, np.uint8)
+        box = None
+        for src, x in ((a[i], offset(i, leave, True)) if i < leave[1] else (None, 0),
+                       (b[i], offset(i, enter, False)) if i >= enter[0] else (None, 0)):
+            if src is None:
+                continue
+            x0, x1 = max(x, 0), min(x + crop, w)
+            if x1 > x0:
+                canvas[:, x0:x1] = src[:, 80 + (x0 - x):80 + (x1 - x)]
+                if src is b[i]:
+                    # lbax4n's face: x 125-249 of its clip, 45-169 of the crop
+                    fx0, fx1 = max(x + 45, 0), min(x + 170, w)
+                    box = (fx0, 90, fx1, 250) if fx1 > fx0 else None
+        out_frames.append(canvas)
+        boxes.append(box)
+    return Shot(_encode(folder / "walk_in.mp4", out_frames), total, lambda i: boxes[i])
+
+
+def swap_behind(folder: Path, total: int = 75, covered: tuple[int, int] = (33, 37),
+                slide: int = 8) -> Shot:
+    """Someone passes in front of the performer (a bar slides across the face); behind it the
+    performer is replaced by the stranger in the very same place, over the same backdrop. (The
+    histogram cut detector still reads the bar as cuts on GRID, so the stranger gets a track of
+    their own; the wipe is the shot where one track carries on into the stranger.)"""
+    a, b = frames_of(PERFORMER), frames_of(STRANGER)
+    w = a[0].shape[1]
+    fx0, fy0, fx1, fy1 = 95, 70, 265, 270  # the face and hair of either clip, pasted whole
+    bar = 190
+    start, end = covered[0] - slide, covered[1] + slide
+    out = []
+    for i in range(total):
+        frame = a[i].copy()
+        if i >= covered[0]:
+            frame[fy0:fy1, fx0:fx1] = b[i][fy0:fy1, fx0:fx1]
+        if start <= i <= end:
+            if i < covered[0]:
+                x1 = round(85 + bar * (i - start + 1) / slide)
+                x0 = x1 - bar
+            elif i <= covered[1]:
+                x0 = 85
+            else:
+                x0 = round(85 + bar * (i - covered[1]) / slide)
+            x1 = x0 + bar
+            frame[:, max(x0, 0):min(x1, w)] = 60
+        out.append(frame)
+    return Shot(_encode(folder / "swap.mp4", out), total,
+                lambda i: (fx0, fy0, fx1, fy1) if i >= covered[0] else None)

@@ -241,3 +241,23 @@ def test_reenactment_goes_through_the_same_guard(studio: tuple[Settings, Registr
     assert outcome.guard["applied"] > 0
     assert "t2" in outcome.untouched
     _edited_within_authorised(outcome)
+
+
+def test_a_stranger_walking_into_the_performers_place(studio: tuple[Settings, Registry],
+                                                      folder: Path) -> None:
+    shot = shots.walk_in(folder, total=TOTAL)
+    outcome, tap = _render(studio, shot)
+    assert _assert_stranger_untouched(shot, tap) > 0
+    changed = _changed_frames(shot, tap)
+    assert changed and max(changed) < 34  # never once the stranger is in
+    _edited_within_authorised(outcome)
+
+
+def test_a_stranger_swapped_in_behind_a_passer_by(studio: tuple[Settings, Registry],
+                                                  folder: Path) -> None:
+    shot = shots.swap_behind(folder, total=TOTAL)
+    outcome, tap = _render(studio, shot)
+    assert _assert_stranger_untouched(shot, tap) > 0
+    changed = _changed_frames(shot, tap)
+    assert changed and max(changed) < 33
+    _edited_within_authorised(outcome)
