@@ -353,8 +353,11 @@ class Ledger:
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
         session.connection().execute(insert(CheckpointRow), {
             "size": size, "root": root, "note": note, "created_at": at})
-        hooks = session.info.setdefault("after_commit", [])
-        hooks.append(lambda: setattr(self, "_last_checkpoint", (size, at)))
+        # Known at once (many appends may share one transaction); forgotten if the
+        # transaction rolls back, so that the next append looks again.
+        self._last_checkpoint = (size, at)
+        session.info.setdefault("after_rollback", []).append(
+            lambda: setattr(self, "_last_checkpoint", None))
         if self.log is not None:
             # Only once the transaction commits: a rolled-back checkpoint in the log would
             # read as a truncated ledger.

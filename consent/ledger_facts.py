@@ -228,6 +228,42 @@ class LedgerFacts:
         self._frontier.push(leaf)
         self._last_leaf = leaf
         self.size = idx + 1
+        if event_type not in DOCUMENT_EVENTS and self._quick_look(idx, event_type, data):
+            pass  # decisions and outputs: nothing the gate needs beyond their time
+        else:
+            self._parse(idx, event_type, data)
+        pending = self._pending.get(self.size)
+        if pending is not None:
+            del self._pending[self.size]
+            if self._frontier.root() != pending[0]:
+                self._problem(f"the ledger's entries up to {self.size} do not produce the root "
+                              f"signed in {pending[1]}: an entry was altered")
+            else:
+                self._verified[self.size] = pending[0]
+                self.covered = max(self.covered, self.size)
+
+    def _quick_look(self, idx: int, event_type: str, data: bytes) -> bool:
+        """Index, type and time of a leaf without parsing it (most leaves are decisions).
+
+        The canonical encoding sorts keys and has no spaces, so the fields appear exactly
+        like this; anything else gets the full parse (which names what is wrong). The leaf
+        bytes themselves are covered by the checkpoint roots computed above."""
+        if (b'"index":%d,' % idx not in data
+                or b'"type":"%s"' % event_type.encode() not in data):
+            return False
+        start = data.rfind(b'"time":"')  # the top-level one: only "type" sorts after it
+        end = data.find(b'"', start + 8)
+        if start < 0 or end < 0:
+            return False
+        try:
+            time = datetime.fromisoformat(data[start + 8:end].decode())
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if self.newest_time is None or time > self.newest_time:
+            self.newest_time = time
+        return True
+
+    def _parse(self, idx: int, event_type: str, data: bytes) -> None:
         try:
             body = json.loads(data)
             ok = (isinstance(body, dict) and body.get("index") == idx
@@ -246,15 +282,6 @@ class LedgerFacts:
                     self._document(idx, event_type, body, time)
             except (KeyError, TypeError, ValueError) as exc:
                 self._problem(f"ledger entry {idx} is malformed ({exc!r})")
-        pending = self._pending.get(self.size)
-        if pending is not None:
-            del self._pending[self.size]
-            if self._frontier.root() != pending[0]:
-                self._problem(f"the ledger's entries up to {self.size} do not produce the root "
-                              f"signed in {pending[1]}: an entry was altered")
-            else:
-                self._verified[self.size] = pending[0]
-                self.covered = max(self.covered, self.size)
 
     def _document(self, idx: int, event: str, body: Mapping[str, Any], time: datetime) -> None:
         raw = body.get("document_sha256")

@@ -266,8 +266,16 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except BaseException:
+            for hook in session.info.pop("after_rollback", ()):
+                hook()
+            raise
+        finally:
+            session.close()
         # Work that must follow a commit, never a rollback (checkpoint log lines).
         for hook in session.info.pop("after_commit", ()):
             hook()
