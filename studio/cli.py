@@ -50,7 +50,7 @@ from studio.cli_common import (
     out,
 )
 from studio.cli_models import models_app
-from studio.cli_render import motion_app, render_app, verify
+from studio.cli_render import motion_app, qc, render_app, verify
 from studio.cli_users import users_app
 from studio.settings import Settings
 
@@ -72,6 +72,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 app.add_typer(motion_app, name="motion")
 app.command("verify")(verify)
+app.command("qc")(qc)
 
 OfficerOpt = Annotated[str, typer.Option("--officer", help="Who records this (for the ledger "
                                          "and the audit trail).")]

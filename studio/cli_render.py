@@ -360,3 +360,51 @@ def verify(
     _emit(as_json, report.to_json(), human)
     if not report.ok:
         raise typer.Exit(EXIT_DENY)
+
+
+def qc(
+    output: Annotated[Path, typer.Argument(help="The lip-synced render.")],
+    source: Annotated[Path, typer.Option("--source", help="The shot it was rendered from.")],
+    dub: Annotated[Path, typer.Option("--dub", help="The dub (dialogue) it was synced to.")],
+    no_identity: Annotated[bool, typer.Option("--no-identity", help="Skip the identity "
+                                              "distance (faster).")] = False,
+    report_path: Annotated[Path | None, typer.Option("--report", help="Also write the QC "
+                                                     "report JSON here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """QC of a lip-sync: sync to the dub, leak, range, identity, jitter, bilabials.
+
+    Exit 0: within every threshold; 1: needs review; 3: media QC cannot measure; 4: a file is
+    missing. Thresholds and how they were chosen: README, "QC on every render".
+    """
+    import json
+
+    from pipelines.qc.errors import QCInputError, QCNotFoundError
+    from pipelines.qc.files import qc_files
+
+    with _errors(as_json):
+        try:
+            report = qc_files(output, source, dub, identity=not no_identity)
+        except QCNotFoundError as exc:
+            _fail(EXIT_NOT_FOUND, str(exc), as_json, "not_found")
+        except QCInputError as exc:
+            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+    document = report.to_json()
+    if report_path is not None:
+        report_path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+    def human() -> None:
+        for t in report.tracks:
+            verdict = "[bold red]NEEDS REVIEW[/]" if t.needs_review else "[bold green]ok[/]"
+            identity = "n/a" if t.identity is None else f"{t.identity:.3f}"
+            out.print(f"{report.output}: {verdict}\n  sync to the dub {t.sync:.2f} "
+                      f"(lag {t.sync_lag:+d}; envelope {t.sync_envelope:.2f})  leak "
+                      f"{t.leak:+.2f}  range {t.range:.2f}×  identity {identity}  jitter "
+                      f"{t.jitter:.2f}×  bilabials closed {t.bilabials_closed}/"
+                      f"{t.bilabials_total}", highlight=False)
+            for reason in t.reasons:
+                out.print(f"  - {reason}", highlight=False)
+
+    _emit(as_json, {"ok": not report.needs_review, **document}, human)
+    if report.needs_review:
+        raise typer.Exit(EXIT_DENY)

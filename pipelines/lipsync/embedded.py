@@ -3,13 +3,18 @@
 Per frame and face (see ``model`` for the shape model):
 
 1. the head pose (smoothed without lag) carries the performer's closed-mouth template, displaced
-   by this frame's mouth shape, onto the picture: the *target* mesh; the recorded mesh (lightly
+   by this frame's mouth shape (the drive's jaw calibrated to the performer's own range in the
+   shot, :func:`calibrated`), onto the picture: the *target* mesh; the recorded mesh (lightly
    smoothed) is the *source*;
 2. a piecewise-affine warp moves the source's lips, chin and jaw to the target, inside a ring of
    fixed anchors, so that nothing outside the lower face changes;
-3. where the target mouth is open, the interior is painted from the performer's own open mouth
+3. around the lips the texture comes from a *neutral reference* instead: the first frame of
+   the track whose recorded mouth is at rest, warped to the same target (``_neutralised``),
+   so the lips carry nothing of the original actor's articulation; it fades into the
+   frame's own warp well inside the anchors;
+4. where the target mouth is open, the interior is painted from the performer's own open mouth
    (``pipelines.faces.mouth``);
-4. edits fade in and out over :data:`RAMP_FRAMES` where a track starts or ends, so a face that
+5. edits fade in and out over :data:`RAMP_FRAMES` where a track starts or ends, so a face that
    enters or leaves the picture does not snap.
 """
 
@@ -39,6 +44,7 @@ CALIBRATION_GAIN: Final = (1.0, 2.5)
 REFERENCE_MARGIN: Final = 0.01
 """A recorded frame whose inner-lip gap is within this (iod units) of the model's closed gap
 shows the performer's mouth at rest: it may become the track's neutral reference."""
+_MASK_SCALE: Final = 4
 NEUTRAL_REACH: Final = 0.25
 """How far (× mouth width) beyond the lips the neutral reference's texture reaches before it
 fades into the frame's own (over as much again)."""
@@ -200,27 +206,43 @@ class EmbeddedLipSync:
         edit's outer edge is still the identity.
         """
         ref_rgb, ref_source = reference
-        roi = edit.region
-        rx, ry, _ = edit.prepared.warp.maps(ref_source, edit.target, roi, exact=edit.lips)
-        neutral = cv2.remap(ref_rgb, rx, ry, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         width = float(np.linalg.norm(edit.mesh[MOUTH_LEFT] - edit.mesh[MOUTH_RIGHT]))
         reach = max(1, round(NEUTRAL_REACH * width))
-        lips = np.zeros((roi.height, roi.width), dtype=np.uint8)
-        ring = np.round((edit.mesh[list(OUTER_RING)] - (roi.x0, roi.y0)) * 16).astype(np.int32)
+        outer = edit.mesh[list(OUTER_RING)]
+        # Only the lips and 2 × reach around them change: warp and blend that rectangle alone.
+        near = Roi.around(outer, edit.prepared.face.frame_size, margin=2 * reach)
+        roi = edit.region
+        sub = Roi(max(near.x0, roi.x0), max(near.y0, roi.y0), min(near.x1, roi.x1),
+                  min(near.y1, roi.y1))
+        if sub.empty:
+            return warped
+        rx, ry, _ = edit.prepared.warp.maps(ref_source, edit.target, sub, exact=edit.lips)
+        neutral = cv2.remap(ref_rgb, rx, ry, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # The fade is smooth at the scale of the reach: drawn at 1/_MASK_SCALE resolution
+        # (a large dilation and blur at full size would cost more than the warp itself).
+        k = max(1, min(_MASK_SCALE, reach // 2))
+        lips = np.zeros((max(1, -(-sub.height // k)), max(1, -(-sub.width // k))), np.uint8)
+        origin = (sub.x0, sub.y0)
+        ring = np.round((outer - origin) * (16 / k)).astype(np.int32)
         cv2.fillPoly(lips, [ring], 255, lineType=cv2.LINE_AA, shift=4)
-        mask = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                                          (2 * reach + 1, 2 * reach + 1)))
-        alpha = cv2.GaussianBlur(mask, (0, 0), reach / 2.0).astype(np.float32) / 255.0
+        r = max(1, round(reach / k))
+        mask = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,
+                                                                             2 * r + 1)))
+        mask = cv2.GaussianBlur(mask, (0, 0), r / 2.0)
+        alpha = cv2.resize(mask, (sub.width, sub.height), interpolation=cv2.INTER_LINEAR)
         # Between the lips the frame's own warp stays: the reference's closed seam stretched
         # open reads as lip, where a real opening (or the painted interior) must read as one.
-        inner = np.zeros_like(mask)
-        ring = np.round((edit.mesh[list(INNER_RING)] - (roi.x0, roi.y0)) * 16).astype(np.int32)
+        inner = np.zeros_like(alpha)
+        ring = np.round((edit.mesh[list(INNER_RING)] - origin) * 16).astype(np.int32)
         cv2.fillPoly(inner, [ring], 255, lineType=cv2.LINE_AA, shift=4)
-        alpha *= 1.0 - cv2.GaussianBlur(inner, (0, 0), 1.0).astype(np.float32) / 255.0
-        out = warped.astype(np.float32)
-        out += alpha[..., None] * (neutral.astype(np.float32) - out)
-        result: NDArray[np.uint8] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-        return result
+        inner = cv2.GaussianBlur(inner, (0, 0), 1.0)
+        weight = np.asarray(cv2.multiply(alpha, 255 - inner, scale=1.0 / 255.0,
+                                         dtype=cv2.CV_32F), dtype=np.float32) / 255.0
+        rest = np.float32(1.0) - weight
+        view = warped[sub.y0 - roi.y0:sub.y1 - roi.y0, sub.x0 - roi.x0:sub.x1 - roi.x0]
+        view[...] = cv2.blendLinear(np.ascontiguousarray(neutral), np.ascontiguousarray(view),
+                                    weight, rest)
+        return warped
 
     @staticmethod
     def _exemplar(prepared: PreparedTrack, rgb: NDArray[np.uint8], edit: MeshEdit

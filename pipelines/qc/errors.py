@@ -13,3 +13,7 @@ class QCInputError(QCError, ValueError):
 
 class QCModelMissingError(QCError, FileNotFoundError):
     """dlib's 68-point predictor is not installed (nothing is downloaded at run time)."""
+
+
+class QCNotFoundError(QCInputError, FileNotFoundError):
+    """A file named for QC does not exist (CLI exit 4)."""
