@@ -635,9 +635,15 @@ def ledger_prove(
 def ledger_verify(as_json: JsonOpt = False) -> None:
     """Recompute the whole ledger from its stored entries; report any edit, gap or reorder."""
     with _errors(as_json):
+        from consent.checkpoint_log import CheckpointLog
+
         reg = _registry()
+        # The data folder's checkpoint log and every witness's: a checkpoint any of them
+        # holds must still match the recomputed tree.
+        logs = [*([reg.ledger.log] if reg.ledger.log else []),
+                *map(CheckpointLog, _settings().witness_logs)]
         with reg.store.session() as s:
-            report = reg.ledger.verify(s)
+            report = reg.ledger.verify(s, logs=logs)
 
     def human() -> None:
         if report.ok:

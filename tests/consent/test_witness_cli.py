@@ -64,3 +64,10 @@ def test_witness_cosigns_then_refuses_a_rollback(data: Path, tmp_path: Path,
     code, refused = witness(data, state)
     assert code == 1, refused
     assert refused["ok"] is False and "rollback" in str(refused["message"])
+
+    # ledger verify reads the witness's log too: the rolled-back tree is named.
+    monkeypatch.setenv("STUDIO_WITNESS_LOGS", str(state / "cosigned.log"))
+    result = runner.invoke(app, ["--data", str(data), "ledger", "verify", "--json"])
+    assert result.exit_code == 1, result.output
+    kinds = {p["kind"] for p in json.loads(result.output)["problems"]}
+    assert "truncated" in kinds, result.output
