@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from pipelines.qc.report import (
     assess_track,
     bilabial_frames,
 )
+
+if TYPE_CHECKING:
+    from pipelines.lipsync.interface import SpeechDrive
 
 
 def _exists(path: Path, what: str) -> Path:
@@ -42,7 +46,6 @@ def qc_files(output: str | os.PathLike[str], source: str | os.PathLike[str],
     from pipelines.lipsync import drive_from_recording
     from pipelines.media import load_audio, probe
     from pipelines.media.errors import MediaError
-    from pipelines.quality import frame_loudness, identity_distances
     from pipelines.speech.dub import DubError, prepare_dub
     from pipelines.speech.recognition import RecognitionError
 
@@ -61,6 +64,19 @@ def qc_files(output: str | os.PathLike[str], source: str | os.PathLike[str],
         drive = drive_from_recording(prepared, fps, n)
     except (MediaError, DubError, RecognitionError) as exc:
         raise QCInputError(str(exc)) from exc
+    return qc_render(out_path, src_path, drive, identity=identity, thresholds=thresholds,
+                     dub_name=dub_path.name)
+
+
+def qc_render(output: Path, source: Path, drive: SpeechDrive, *, identity: bool = True,
+              thresholds: QCThresholds = DEFAULT_THRESHOLDS, track_id: int | None = None,
+              dub_name: str = "") -> QCReport:
+    """The QC report of a render whose drive is at hand (a render job has it: no second
+    phone recognition). ``output`` and ``source`` must have the drive's frame count."""
+    from pipelines.quality import frame_loudness, identity_distances
+
+    n, fps = drive.frame_count, drive.frame_rate
+    src_path, out_path = Path(source), Path(output)
     source_mouth = video_mouth_series(src_path)
     output_mouth = video_mouth_series(out_path)
     if len(output_mouth) != len(source_mouth):
@@ -68,14 +84,16 @@ def qc_files(output: str | os.PathLike[str], source: str | os.PathLike[str],
                            f"{len(source_mouth)} source frames")
     if not np.isfinite(output_mouth).any() or not np.isfinite(source_mouth).any():
         raise QCInputError("no face found in the output or the source")
+    if len(source_mouth) != n:
+        raise QCInputError(f"the drive has {n} frames, the source {len(source_mouth)}")
     worst: float | None = None
     if identity:
         from pipelines.faces import DlibEmbedder
 
         _, worst_id = identity_distances(src_path, out_path, DlibEmbedder(), every=5)
         worst = None if np.isnan(worst_id) else worst_id
-    loudness = frame_loudness(prepared.dialogue_mono_16k, fps, n)
+    loudness = frame_loudness(drive.dialogue, fps, n)
     track = assess_track(output_mouth, source_mouth, drive.shapes[:, 0], loudness,
                          bilabial_frames(drive.timeline, float(fps), n), identity=worst,
-                         thresholds=thresholds)
-    return QCReport(out_path.name, src_path.name, dub_path.name, (track,), thresholds)
+                         track_id=track_id, thresholds=thresholds)
+    return QCReport(out_path.name, src_path.name, dub_name, (track,), thresholds)

@@ -14,7 +14,7 @@ from pipelines.lipsync import EmbeddedLipSync, LipSyncJob, SpeechDrive, run_lips
 from pipelines.media import VideoReader
 from pipelines.qc.dlib_mouth import video_mouth_series
 from pipelines.qc.errors import QCInputError, QCNotFoundError
-from pipelines.qc.files import qc_files
+from pipelines.qc.files import qc_files, qc_render
 from pipelines.qc.report import assess_track, best_lag, bilabial_frames
 from pipelines.speech.dub import PreparedDub
 from studio.cli import app
@@ -119,3 +119,11 @@ def test_cli_flags_an_untouched_source(tmp_path: Path) -> None:
                                  "--no-identity", "--report", str(report)])
     assert result.exit_code == 1, result.output
     assert "NEEDS REVIEW" in result.output and report.is_file()
+
+
+def test_qc_render_with_the_jobs_drive(render: Path, drive_b: SpeechDrive) -> None:
+    """What a render job would call: the drive it rendered with, no second recognition."""
+    report = qc_render(render, SHOT, drive_b, identity=False, track_id=1, dub_name="b.wav")
+    (track,) = report.tracks
+    assert track.track_id == 1 and not report.needs_review, track.reasons
+    assert report.to_json()["tracks"][0]["identity"] is None
