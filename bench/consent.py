@@ -60,10 +60,11 @@ import sqlalchemy
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, func, insert, select, text
 
+from bench import _floor
 from consent import merkle
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
-from consent.documents import Grant, PerformerKey, PerformerRecord, sign_draft
+from consent.documents import Grant, PerformerKey, PerformerRecord, SignedDocument, sign_draft
 from consent.gate import AuthorizationRequest, IdentityMatch
 from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
@@ -82,7 +83,8 @@ from consent.store import (
 from tests.factory import SCRIPT_SHA, SOURCE_SHA, grant_draft, match, request
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_SCHEMA = "bench_consent"
+#: Per process: two runs at once (two people, or a run and the test suite) must not share it.
+PG_SCHEMA = f"bench_consent_{os.getpid()}"
 ORIGIN = "bench.local/ledger"
 OFFICER = "Bench Officer"
 OUT = ROOT / "bench" / "out" / "consent.json"
@@ -137,15 +139,30 @@ class Result:
     #: "max": measured must be <= target; "min": measured must be >= target.
     sense: str = "max"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The same work done the plainest way, in this run (bench/_floor.py), in ``unit``.
+    floor: float | None = None
+    #: When set, the target is this ratio to the floor (measured/floor for costs,
+    #: floor/measured for rates); ``target`` is then only shown.
+    target_ratio: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.floor is None or self.floor <= 0 or self.measured <= 0:
+            return None
+        return self.measured / self.floor if self.sense == "max" else self.floor / self.measured
 
     @property
     def status(self) -> str:
+        if self.target_ratio is not None and self.ratio is not None:
+            return "PASS" if self.ratio <= self.target_ratio else "FAIL"
         if self.target is None:
             return "info"
         ok = self.measured <= self.target if self.sense == "max" else self.measured >= self.target
         return "PASS" if ok else "FAIL"
 
     def target_text(self) -> str:
+        if self.target_ratio is not None:
+            return f"<= {self.target_ratio:g}x floor"
         if self.target is None:
             return "-"
         return f"{'<=' if self.sense == 'max' else '>='} {_num(self.target)} {self.unit}"
@@ -153,6 +170,7 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "backend": self.backend, "measured": self.measured,
                 "unit": self.unit, "target": self.target, "sense": self.sense,
+                "floor": self.floor, "ratio": self.ratio, "target_ratio": self.target_ratio,
                 "status": self.status, **self.extra}
 
 
@@ -893,11 +911,13 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(results: list[Result]) -> None:
-    rows = [("metric", "backend", "target", "measured", "status")]
+    rows = [("metric", "backend", "target", "floor", "ratio", "measured", "status")]
     for r in results:
-        rows.append((r.metric, r.backend, r.target_text(), f"{_num(r.measured)} {r.unit}",
-                     r.status))
-    widths = [max(len(row[c]) for row in rows) for c in range(5)]
+        rows.append((r.metric, r.backend, r.target_text(),
+                     "-" if r.floor is None else f"{_num(r.floor)} {r.unit}",
+                     "-" if r.ratio is None else f"{r.ratio:.2f}x",
+                     f"{_num(r.measured)} {r.unit}", r.status))
+    widths = [max(len(row[c]) for row in rows) for c in range(7)]
     line = "-+-".join("-" * w for w in widths)
     for k, row in enumerate(rows):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
@@ -951,6 +971,13 @@ class Bench:
             "revoked_grants": len(pop.revoke_grants), "revoked_keys": len(pop.revoke_keys)}
         calls = make_calls(pop, self.n_calls, args.seed + 1)
         self.phase("sign_population", t)
+        # Grants a decision must check: every grant of every performer it names.
+        grants_checked = statistics.fmean(
+            max(1, sum(len(pop.grants.get(m.performer_id, [])) for m in c.matches
+                       if m.performer_id)) for c in calls)
+        sample = SignedDocument.from_bytes(pop.grant_rows[0]["document"], Grant)
+        signer = performer_key(0, args.seed).public_key
+        row_bytes = len(pop.grant_rows[0]["document"])
 
         backends = [("sqlite", 5.0), *([("postgresql", 10.0)] if self.use_pg else [])]
         for backend, target in backends:
@@ -993,6 +1020,22 @@ class Bench:
                        "denied": stats["denied"]}))
             self.results.append(Result("authorize p50", backend, stats["p50_ms"], "ms"))
             self.results.append(Result("authorize mean", backend, stats["mean_ms"], "ms"))
+            # The floor: one Ed25519 verify + one canonicalisation of a grant + one raw
+            # commit of a grant-sized row, measured now on this machine.
+            commit_s = (_floor.sqlite_commit_s(row_bytes) if backend == "sqlite"
+                        else _floor.postgres_commit_s(args.pg_url, row_bytes))
+            floor = _floor.gate_floor(sample.body, sample.signatures[0].sig, signer, commit_s)
+            per_grant_ms = stats["mean_ms"] / grants_checked
+            self.details[f"authorize_{backend}"]["floor"] = {
+                **floor, "grants_checked_per_decision": grants_checked}
+            self.results.append(Result(
+                "decision cost per grant checked (mean)", backend, per_grant_ms, "ms",
+                floor=floor["total_s"] * 1e3, target_ratio=3.0,
+                extra={"grants_checked_per_decision": grants_checked, **floor}))
+            log(f"[{backend}] floor: verify {floor['verify_s'] * 1e6:.0f} us + canonicalise "
+                f"{floor['canonicalise_s'] * 1e6:.0f} us + commit {commit_s * 1e6:.0f} us; "
+                f"{grants_checked:.1f} grants checked per decision, "
+                f"{per_grant_ms * 1e3:.0f} us each")
             log(f"[{backend}] authorize p50 {stats['p50_ms']:.2f} ms, p99 "
                 f"{stats['p99_ms']:.2f} ms, mean {stats['mean_ms']:.2f} ms "
                 f"({stats['allowed']} allowed / {stats['denied']} denied)")
@@ -1023,9 +1066,14 @@ class Bench:
             self.phase(f"appends_{backend}", t)
             self.details[f"appends_{backend}"] = stats
             target = 2000.0 if backend == "sqlite" else None
+            # The floor: raw commits of one row of the same size as a ledger entry's data.
+            row_bytes = len(canonical_bytes(decision_body(0)[0]))
+            commit_s = (_floor.sqlite_commit_s(row_bytes) if backend == "sqlite"
+                        else _floor.postgres_commit_s(self.args.pg_url, row_bytes))
             self.results.append(Result(
                 "ledger appends", backend, stats["per_s"], "/s", target, "min",
-                extra={"p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"]}))
+                extra={"p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"],
+                       "floor_row_bytes": row_bytes}, floor=1 / commit_s))
             if self.args.profile or (target is not None and stats["per_s"] < target):
                 self.profiles[f"appends_{backend}"] = profile_calls(
                     f"append[{backend}]", more, 500)
@@ -1092,6 +1140,8 @@ class Bench:
         print(f"consent benchmarks ({'quick' if args.quick else 'full'}: {', '.join(what)})")
         print_table(self.results)
         print()
+        print(f"machine: {_floor.cpu_model()} ({os.cpu_count()} CPUs); load average "
+              f"{LOADAVG_START[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
         print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items())
               + f"; total {total:.1f}")
         code_now = code_fingerprint()
@@ -1102,6 +1152,7 @@ class Bench:
                   f"imported at its start ({CODE_AT_START.get('consent_sources_sha256')})")
         meta = {**machine(), "code_at_start": CODE_AT_START, "code_at_end": code_now,
                 "loadavg_start": LOADAVG_START, "loadavg_end": os.getloadavg(),
+                "cpu_model": _floor.cpu_model(),
                 "quick": args.quick,
                 "args": {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in vars(args).items() if k != "pg_url"},
