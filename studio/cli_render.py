@@ -193,11 +193,14 @@ def motion_extract(
     import tempfile
 
     from pipelines.faces.analysis import analyse_shot
+    from pipelines.media.errors import MediaError
     from pipelines.reenact import extract_motion
     from studio.identity import embedder_for, sha256_file
     from studio.motion_seals import issue_motion_file
 
     with _errors(as_json):
+        if not driver.is_file():
+            _fail(EXIT_NOT_FOUND, f"{driver}: no such file", as_json, "not_found")
         if out_path.exists():
             _fail(EXIT_REJECTED, f"{out_path} exists; not overwriting", as_json, "exists")
         try:
@@ -215,7 +218,7 @@ def motion_extract(
                 motion = extract_motion(analysis, neutral_frame=neutral_frame,  # type: ignore[arg-type]
                                         embedder=embedder.name,
                                         video_sha256=sha256_file(driver))
-        except ValueError as exc:
+        except (ValueError, MediaError) as exc:  # not a video, no face, bad neutral frame
             _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
         try:
             issued = issue_motion_file(registry, settings, motion, out_path,

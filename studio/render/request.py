@@ -80,8 +80,10 @@ class RenderRequest:
             raise RequestError("a reenactment needs either a driving video (--driver) or a "
                                "motion file (--motion)")
         for label in (*self.tracks, *self.speakers.values()):
-            if not _LABEL.match(label):
-                raise RequestError(f"track {label!r}: track labels look like t1, t2, …")
+            # fullmatch: `$` would let "t1\n" through. A label that names no face is a
+            # usage error like an unknown face (exit 2).
+            if not _LABEL.fullmatch(label):
+                raise SelectionError(f"track {label!r}: track labels look like t1, t2, …")
         # A speaker map can only choose among the chosen faces (checked again, against the
         # authorised segments, once the shot is identified).
         stray = sorted({t for t in self.speakers.values() if self.tracks
