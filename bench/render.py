@@ -10,7 +10,9 @@ data folder seeded like ``make run``: ingest (hashes), identify (mesh + dlib ide
 consent gate, the embedded lip-sync with the RivaGAN watermark, the re-check, C2PA signing,
 the ledger and the publish. The shot is GRID bbaf2n (the demo performer) upscaled to
 1280×720, looped to the length asked; the dub is GRID brbk7n's audio looped to match.
-Reported: frames per second end to end, each stage's share (from the job's log), and peak
+Reported: frames per second end to end against the floor (a plain PyAV decode -> RGB ->
+x264 of the same shot at the render's preset and CRF, timed in the same run; target <= 1.5x),
+each stage's share (from the job's log), and peak
 RSS (``VmHWM``), whose ratio between the long and the short clip shows whether memory grows
 with length (docs/ARCHITECTURE.md: it must not).
 """
@@ -29,7 +31,6 @@ import argparse
 import itertools
 import json
 import multiprocessing as mp
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,7 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from bench._floor import Machine, Row, media_floor, report
+
 OUT = ROOT / "bench" / "out" / "render.json"
+#: End to end within 1.5x a plain decode -> RGB -> x264 of the same clip at the same settings
+#: (issue 19), measured in the same run.
+TARGET_RATIO = 1.5
 GRID = ROOT / "assets" / "media" / "grid"
 
 
@@ -116,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from studio.bootstrap import SeedReport, open_registry, seed_demo
     from studio.settings import Settings
 
+    machine = Machine()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         folder = Path(tmp)
@@ -126,9 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for loops in ([1] if args.quick else [1, 10]):
             log(f"making a {75 * loops}-frame 720p shot and its dub …")
             shot, dub = make_inputs(folder, loops)
+            log("plain PyAV decode -> RGB -> x264 of the same shot (the floor) …")
+            settings = Settings.from_env(data)
+            floor = media_floor(shot, frames=75 * loops, crf=settings.render_crf,
+                                preset=settings.render_preset)
+            log(f"  floor {floor['fps']:.1f} fps")
             log("rendering …")
             row = run(data, shot, dub)
             row["loops"] = loops
+            row["floor"] = floor
             rows.append(row)
             log(f"  {row['fps']:.1f} fps, peak RSS {row['peak_rss_mb']:.0f} MB")
     print("| 720p clip | frames | end-to-end fps | wall s | stages (s) | peak RSS MB |")
@@ -140,9 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(rows) == 2:
         ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
         print(f"\npeak RSS ratio x10 / x1: {ratio:.2f} (flat memory: ≈ 1)")
-    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    print()
+    summary = report([Row(f"end-to-end 720p, {r['frames']} frames", r["fps"], "fps",
+                          floor=r["floor"]["fps"], target_ratio=TARGET_RATIO, rate=True,
+                          note=f"x264 {r['floor']['preset']} CRF {r['floor']['crf']}")
+                      for r in rows], machine)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1))
+    args.out.write_text(json.dumps({**summary, "renders": rows}, indent=1))
     return 0
 
 
