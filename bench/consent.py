@@ -64,7 +64,14 @@ from bench import _floor
 from consent import merkle
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
-from consent.documents import Grant, PerformerKey, PerformerRecord, SignedDocument, sign_draft
+from consent.documents import (
+    Grant,
+    PerformerKey,
+    PerformerRecord,
+    SignedDocument,
+    clear_verified_cache,
+    sign_draft,
+)
 from consent.gate import AuthorizationRequest, IdentityMatch
 from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
@@ -997,6 +1004,7 @@ class Bench:
             # documents are the same on both backends; a warm cache would favour the second).
             for cache in _consent_caches().values():
                 cache.cache_clear()
+            clear_verified_cache()
             # The first decision of a process reads every ledger leaf once (and checks the
             # tree against the signed checkpoints); later ones read only the new leaves.
             # A new Registry: the one that loaded the population has its view already.

@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
@@ -380,8 +382,8 @@ class SignedDocument(Generic[P]):
         """Parse a received envelope; the signatures are *not* checked here (see verify).
 
         Parsing is a pure function of the bytes, so results are memoised by content: the
-        gate re-reads the same stored documents at every decision. Signatures are never
-        memoised; :meth:`verify` runs the cryptography each time.
+        gate re-reads the same stored documents at every decision. The signature check is
+        memoised separately, by the signed bytes' hash (see :meth:`verify`).
         """
         return _parse_cached(bytes(raw), payload_type)
 
@@ -430,13 +432,44 @@ class SignedDocument(Generic[P]):
         return next((s for s in self.signatures if s.keyid == key_id), None)
 
     def verify(self, key: PublicKey) -> None:
-        """Raise :class:`SignatureError` unless ``key`` signed these canonical bytes."""
+        """Raise :class:`SignatureError` unless ``key`` signed these canonical bytes.
+
+        A successful check is remembered (see :data:`_VERIFIED`): Ed25519 verification is a
+        pure function of (message, signature, public key), so the same triple verifies the
+        same way again. Failures are never remembered.
+        """
         sig = self.signature_by(key.key_id)
         if sig is None:
             raise SignatureError(
                 f"{self.payload.document_type} carries no signature by key {short_id(key.key_id)}"
             )
+        token = (self.sha256, sig.sig, key.raw)  # sha256: of signed_bytes, computed once
+        with _VERIFIED_LOCK:
+            if token in _VERIFIED:
+                _VERIFIED.move_to_end(token)
+                return
         key.verify(sig.sig, self.signed_bytes)
+        with _VERIFIED_LOCK:
+            _VERIFIED[token] = None
+            if len(_VERIFIED) > VERIFIED_CACHE_SIZE:
+                _VERIFIED.popitem(last=False)
+
+
+#: Signature checks that succeeded, keyed by exactly what the check depends on: the SHA-256
+#: of the signed (canonical) bytes, the signature and the public key's bytes. Never by a
+#: document or database id: a stored row whose bytes were changed hashes differently and is
+#: checked afresh, and a key that did not sign the bytes is never found. Entries are tuples
+#: of strings and bytes (~350 bytes each, not tracked by the garbage collector), so a large bound is
+#: cheap; least recently used entries leave first.
+VERIFIED_CACHE_SIZE = 65_536
+_VERIFIED: OrderedDict[tuple[str, bytes, bytes], None] = OrderedDict()
+_VERIFIED_LOCK = threading.Lock()
+
+
+def clear_verified_cache() -> None:
+    """Forget every remembered signature check (benchmarks start cold; tests)."""
+    with _VERIFIED_LOCK:
+        _VERIFIED.clear()
 
 
 # Small on purpose: a big cache of parsed models holds ~100 k GC-tracked objects, and the

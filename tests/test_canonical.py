@@ -351,3 +351,65 @@ def test_fast_path_escaping_matches_rfc8785(text: str) -> None:
 
     assert canonical_bytes({"k": text, "list": [text]}) == bytes(rfc8785.dumps(
         {"k": text, "list": [text]}))
+
+
+_keys_and_floats = st.recursive(
+    st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x1F600,
+                                            exclude_categories=["Cs"]),
+                              max_size=4), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400)
+@given(_keys_and_floats)
+def test_mixed_path_gives_exactly_the_rfc8785_bytes(value: Any) -> None:
+    """Documents with floats or non-ASCII keys (sorted by UTF-16 code units, so astral
+    characters sort before U+E000-U+FFFF) take the mixed writer: same bytes as rfc8785."""
+    import rfc8785
+
+    assert canonical_bytes({"k": value, "\uffff": 0.5, "\U0001f600": [value]}) == bytes(
+        rfc8785.dumps({"k": value, "\uffff": 0.5, "\U0001f600": [value]}))
+
+
+def test_only_floats_reach_rfc8785(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decision carries match distances: the floats, not the whole document, go through
+    rfc8785's pure-Python encoder."""
+    import rfc8785
+
+    real = rfc8785.dumps
+    seen: list[Any] = []
+
+    def spy(value: Any) -> bytes:
+        seen.append(value)
+        return bytes(real(value))
+
+    monkeypatch.setattr(rfc8785, "dumps", spy)
+    doc: dict[str, Any] = {"identities": [{"distance": 0.31, "threshold": 0.6, "track_id": "t1"}],
+           "operator": "Zoë", "ñ": [1, 2.5e-7, None, True], "n": 2**53 - 1}
+    assert canonical_bytes(doc) == bytes(real(doc))
+    assert seen and all(type(v) is float for v in seen)
+
+
+@pytest.mark.parametrize("value", [{"a": 2**53, "b": 0.5}, {"\ud800": 0.5}, {"a": [float("nan")]},
+                                   {1: 0.5}, {"a": {1, 2}}])
+def test_mixed_path_refuses_what_rfc8785_refuses(value: Any) -> None:
+    with pytest.raises(DocumentError):
+        canonical_bytes(value)
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(st.text("\x00\\\"u01 ", max_size=8),
+                       st.text("\x00\\\"u01 ", max_size=8) | st.floats(allow_nan=False,
+                                                                      allow_infinity=False),
+                       max_size=6))
+def test_float_markers_cannot_be_forged_by_strings(value: dict[str, Any]) -> None:
+    """Floats stand in as marker strings while the C encoder runs; strings made of the
+    marker's own characters (NUL, backslash, quote, u, digits) must not be taken for one."""
+    import rfc8785
+
+    doc: dict[str, Any] = {"x": 0.25, "v": value, "w": list(value.values())}
+    assert canonical_bytes(doc) == bytes(rfc8785.dumps(doc))
