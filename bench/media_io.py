@@ -42,6 +42,7 @@ from typing import Any
 
 import av
 
+from bench._floor import Machine, Row, media_floor, report
 from pipelines.media import SourceAudio, VideoReader, VideoWriter, probe
 from pipelines.media.writer import Codec
 from tests.media import mediagen as gen
@@ -49,6 +50,9 @@ from tests.media import mediagen as gen
 OUT = ROOT / "bench" / "out" / "media_io.json"
 SIZE = (1280, 720)
 RATE = 25
+#: The pipelines' reader and writer (RGB frames in Python, audio remuxed) within 1.25x of a
+#: plain PyAV decode -> RGB -> x264 at the same settings, timed in the same run.
+TARGET_RATIO = 1.25
 _t0 = time.perf_counter()
 
 
@@ -151,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(*args.child)
         return 0
 
+    machine = Machine()
     short_s = 4 if args.quick else 10
     copies = 10
     results: dict[str, Any] = {
@@ -175,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"timing {name}")
             frames, seconds = transcode(short, tmp / f"out{suffix}", codec, write=write)
             speed[name] = {"frames": frames, "seconds": seconds, "fps": frames / seconds}
+        log("timing the floor: plain PyAV decode -> RGB -> x264 (CRF 18, medium), no audio")
+        floor = media_floor(short, frames=int(speed["decode+encode h264"]["frames"]), crf=18,
+                            preset="medium")
+        speed["floor h264"] = floor
         results["speed"] = speed
 
         memory: dict[str, dict[str, Any]] = {}
@@ -208,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"media I/O benchmark ({'quick' if args.quick else 'full'}; "
           f"{os.cpu_count()} CPUs, PyAV {av.__version__})")
     table(rows)
+    print()
+    results["against_floor"] = report([Row(
+        "VideoReader -> VideoWriter H.264 + AAC remux", speed["decode+encode h264"]["fps"],
+        "fps", floor=floor["fps"], target_ratio=TARGET_RATIO, rate=True,
+        note=f"{short_s} s 720p, CRF 18 medium")], machine)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     log(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
