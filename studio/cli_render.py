@@ -228,8 +228,9 @@ def motion_extract(
             _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json,
                   "bad_request")
         if issued.decision is None:
-            _fail(EXIT_DENY, "the driving performance matches no enrolled performer; it is "
-                  "not kept", as_json, "denied")
+            _fail(EXIT_DENY, "the driving performance matches no enrolled performer "
+                  "throughout (every identity sample must be the same consenting performer); "
+                  "it is not kept", as_json, "denied")
     decision, match = issued.decision, issued.match
     if issued.path is None:
         _emit(as_json, {"ok": False, "error": "denied", "decision": decision.to_json()},

@@ -97,9 +97,10 @@ def authorization_request(
                 for t in wanted]
     if operation == "reenact":
         if driver_performer is None:
-            raise RequestError("the driving performance matches no enrolled performer: the "
-                               "person whose performance drives the face must have "
-                               "consented too (performance_driving)")
+            raise RequestError("the driving performance matches no enrolled performer "
+                               "throughout (every identity sample of it must be the same "
+                               "enrolled performer): the person whose performance drives the "
+                               "face must have consented too (performance_driving)")
         subjects.append(Subject(performer_id=driver_performer,
                                 technique=Technique.PERFORMANCE_DRIVING, track_id=DRIVER_TRACK))
     return AuthorizationRequest(
@@ -137,6 +138,16 @@ def driver_verdict(motion: Motion, registry: Registry, embedder: FaceEmbedder) -
     templates = registry.consented_templates(embedder.name, inactive_grants=True)
     (match,) = match_tracks([TrackEvidence(DRIVER_TRACK, list(ident.embeddings))], templates,
                             embedder)
+    if match.performer_id is None:
+        return match
+    # The verdict above is a median: a driving video that cuts (or dissolves) from the
+    # consenting driver to someone else keeps the other person's frames in the motion
+    # (extract_motion joins disjoint tracks) under a majority of the driver's samples. A
+    # performance is one person's: every identity sample must be the matched performer.
+    mine = templates[match.performer_id]
+    worst = max(min(embedder.distance(e, t.vector) for t in mine) for e in ident.embeddings)
+    if worst > match.threshold:
+        return match.model_copy(update={"performer_id": None, "distance": round(worst, 4)})
     return match
 
 
