@@ -37,6 +37,8 @@ from studio.settings import Settings
 
 #: Files an old render (before staging existed) left in its job folder.
 _JOB_MEDIA = ("work", "render.mp4", "signed.mp4", "render.visemes.json", "render.reenact.json")
+#: What a render publishes beside its output (``<output><suffix>``), by operation.
+SIDECAR_SUFFIXES = (".visemes.json", ".reenact.json")
 #: A folder being created (before its lock is taken) is left alone for this long.
 _NEW_GRACE_S = 3600.0
 
@@ -99,10 +101,14 @@ class Staging:
                                    f"{owner or 'another job'}; choose another name") from None
             self.record(name=name)
             break
-        if (self.settings.outputs_dir / name).exists():
-            (names / name).unlink(missing_ok=True)
-            self.record(name=None)
-            raise RequestError(f"an output named {name} already exists; choose another name")
+        # The output and the sidecar that goes with it: a sidecar left behind (its video
+        # withdrawn by hand) would otherwise refuse the publication only after all the work.
+        for taken in (name, *(name + kind for kind in SIDECAR_SUFFIXES)):
+            if (self.settings.outputs_dir / taken).exists():
+                (names / name).unlink(missing_ok=True)
+                self.record(name=None)
+                raise RequestError(f"an output named {taken} already exists; choose another "
+                                   "name")
 
     def close(self, registry: Registry) -> None:
         """Release the lock and clean the job up (it published or it did not)."""

@@ -51,3 +51,16 @@ def test_a_malformed_track_label_is_a_usage_error(settings: Settings, label: str
         assert exc is None, output
         assert got == 2, output
         assert "track labels look like t1" in output
+
+
+def test_a_sidecar_left_in_outputs_refuses_the_name_before_any_work(settings: Settings) -> None:
+    """A sidecar left behind (its video withdrawn by hand) used to let the render run to the
+    publication, which then failed on the sidecar's link; the name is refused at once."""
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    (settings.outputs_dir / "stale.mp4.visemes.json").write_text("{}")
+    got, output, exc = _run(settings, "render", "lipsync", str(DEMO_SHOT), "--dub",
+                            str(DEMO_SHOT), "--output", "stale.mp4", *RELEASE)
+    assert exc is None, output
+    assert got == 3 and "stale.mp4.visemes.json already exists" in output, output
+    assert "ingest" not in output and "identify" not in output  # before any work
+    assert sorted(p.name for p in settings.outputs_dir.iterdir()) == ["stale.mp4.visemes.json"]
