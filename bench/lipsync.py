@@ -33,7 +33,7 @@ What is measured (docs/QUALITY.md, "Lip-sync", "Both", "Speed"), all with
 6. **Speed at 720p.** A GRID clip upscaled to 1280×720 (``to_720p``), written once to a
    temporary H.264 file (CRF 12, with its own audio): end-to-end fps (analysis with dlib
    embeddings + dub preparation and drive + render + encode; no TTS), render-only fps
-   (``run_lipsync``: decode + edit + encode), the plain ``copy_video`` decode + encode fps at
+   (``run_lipsync``: decode + edit + encode), the floor (a plain PyAV decode -> RGB -> x264) fps at
    the same CRF/preset, and render wall / plain wall. Target ≥ 25 fps end to end. Median of the
    rounds. ``--long`` adds the same on a 10× concatenation (one round).
 
@@ -70,6 +70,7 @@ import av
 import cv2
 import numpy as np
 
+from bench._floor import Machine, Row, media_floor, report
 from bench.faces import to_720p
 from pipelines.edits import EditPermits
 from pipelines.faces import DlibEmbedder
@@ -116,6 +117,9 @@ SYNC_DROP = 0.5          # r(A) < 0.5 × reference mean
 IDENTITY_MAX = 0.35
 PSNR_MIN = 40.0
 FPS_MIN = 25.0
+#: End to end within 1.5x a plain PyAV decode -> RGB -> x264 of the same clip at the same
+#: settings, timed in the same run (issue 19).
+TARGET_RATIO = 1.5
 
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(LipSyncJob)}
 CRF = int(_DEFAULTS["crf"])
@@ -345,12 +349,9 @@ def end_to_end(src: Path, work: Path, embedder: DlibEmbedder) -> dict[str, float
             "render_internal_s": result.seconds, "total_s": t3 - t0}
 
 
-def plain(src: Path, work: Path) -> float:
-    dst = work / "speed_plain.mp4"
-    t0 = time.perf_counter()
-    copy_video(src, dst, crf=CRF, preset=PRESET)
-    took = time.perf_counter() - t0
-    dst.unlink(missing_ok=True)
+def plain(src: Path, frames: int) -> float:
+    """Seconds of the floor: a plain PyAV decode -> RGB -> x264 at the same CRF and preset."""
+    took: float = media_floor(src, frames=frames, crf=CRF, preset=PRESET)["wall_s"]
     return took
 
 
@@ -362,7 +363,7 @@ def speed(repeat: int, rounds: int, work: Path, embedder: DlibEmbedder) -> dict[
     copies: list[float] = []
     for i in range(rounds):
         e2e.append(end_to_end(src, work, embedder))
-        copies.append(plain(src, work))
+        copies.append(plain(src, frames))
         log(f"  round {i + 1}: total {e2e[-1]['total_s']:.2f} s (analysis "
             f"{e2e[-1]['analysis_s']:.2f}, drive {e2e[-1]['drive_s']:.2f}, render "
             f"{e2e[-1]['render_s']:.2f}); plain decode+encode {copies[-1]:.2f} s")
@@ -394,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preview", type=Path, default=PREVIEW)
     args = parser.parse_args(argv)
     load_start = os.getloadavg()
+    machine = Machine()
     embedder = DlibEmbedder()
     pairs = [(CLIPS[i], CLIPS[(i + 1) % len(CLIPS)]) for i in range(1 if args.quick else 5)]
 
@@ -490,6 +492,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines.append(f"\nload average start {load_start[0]:.2f}, end {load_end[0]:.2f} "
                  f"({os.cpu_count()} CPUs, shared)")
     print("\n".join(lines))
+    print()
+    against_floor = report([Row(f"lip-sync end to end, 720p {s['frames']} frames",
+                                s["fps_end_to_end"], "fps", floor=s["fps_plain"],
+                                target_ratio=TARGET_RATIO, rate=True,
+                                note=f"x264 {PRESET} CRF {CRF}")
+                            for s in speeds.values()], machine)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
@@ -499,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "closed_percentile": CLOSED_PERCENTILE, "dilate_frac": DEFAULT_DILATE_FRAC,
                  "loadavg_start": load_start, "loadavg_end": load_end,
                  "quick": args.quick, "long": args.long},
+        "against_floor": against_floor,
         "reference": ref, "reference_mean": ref_mean, "swaps": swaps, "speed": speeds,
         "table": lines,
     }, indent=1, default=float))
