@@ -35,7 +35,12 @@ from studio.cli_common import (
 )
 from studio.provenance.manifest import ProvenanceError
 from studio.render.events import ProgressEvent
-from studio.render.request import RenderRequest, RequestError, SelectionError
+from studio.render.request import (
+    InputNotFoundError,
+    RenderRequest,
+    RequestError,
+    SelectionError,
+)
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
@@ -249,8 +254,11 @@ def motion_extract(
 
 
 def _request_exit(exc: RequestError) -> int:
-    """A face that is unknown or may not be edited is a usage error (2); the rest, 3."""
-    return EXIT_USAGE if isinstance(exc, SelectionError) else EXIT_REJECTED
+    """A face that is unknown or may not be edited is a usage error (2), a missing input
+    file is not found (4); the rest, 3."""
+    if isinstance(exc, SelectionError):
+        return EXIT_USAGE
+    return EXIT_NOT_FOUND if isinstance(exc, InputNotFoundError) else EXIT_REJECTED
 
 
 def _run(request: RenderRequest, as_json: bool) -> None:

@@ -20,6 +20,10 @@ class RequestError(ValueError):
     """The request is incomplete or unsafe; nothing was run."""
 
 
+class InputNotFoundError(RequestError):
+    """An input file (shot, dub, stem, script, driver, motion) is not there (CLI exit 4)."""
+
+
 class SelectionError(RequestError):
     """The request picks a face (``--track``, ``--speaker``, a UI choice) that is unknown or
     that the render may not edit: a usage error (CLI exit 2), said before any work."""
@@ -69,7 +73,7 @@ class RenderRequest:
         for name in ("source", "dub", "m_and_e", "script", "driver", "motion"):
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
-                raise RequestError(f"{name}: {value} is not a readable file")
+                raise InputNotFoundError(f"{name}: {value} is not a readable file")
         if self.operation == "lipsync":
             if (self.dub is None) == (self.script is None):
                 raise RequestError("a lip-sync needs either a dub track (--dub) or a translated "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,23 @@ def test_a_sidecar_left_in_outputs_refuses_the_name_before_any_work(settings: Se
     assert got == 3 and "stale.mp4.visemes.json already exists" in output, output
     assert "ingest" not in output and "identify" not in output  # before any work
     assert sorted(p.name for p in settings.outputs_dir.iterdir()) == ["stale.mp4.visemes.json"]
+
+
+@pytest.mark.parametrize("option", ["source", "--dub", "--script", "--m-and-e"])
+def test_a_missing_render_input_is_not_found(settings: Settings, tmp_path: Path,
+                                             option: str) -> None:
+    missing = str(tmp_path / "missing.wav")
+    args = {"source": str(DEMO_SHOT), "--dub": str(DEMO_SHOT)}
+    if option == "source":
+        args["source"] = missing
+    elif option == "--script":
+        del args["--dub"]
+        args["--script"] = missing
+    else:
+        args[option] = missing
+    source = args.pop("source")
+    got, output, exc = _run(settings, "render", "lipsync", source,
+                            *[x for kv in args.items() for x in kv], *RELEASE, "--json")
+    assert exc is None, output
+    assert got == 4, output
+    assert json.loads(output)["message"].endswith("missing.wav is not a readable file")
