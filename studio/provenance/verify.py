@@ -112,9 +112,14 @@ class VerifyReport:
     @property
     def publication(self) -> str:
         """``published`` only with a verified ledger inclusion of ``output_published`` for
-        this file's hash (or the recovered original's)."""
+        this file's hash; ``original published`` for a recovered copy whose original's is."""
         if self.ledger is not None:
-            return "published" if self.ledger.verified else "ledger proof failed"
+            if not self.ledger.verified:
+                return "ledger proof failed"
+            # A recovered copy is not the file the ledger names: its original is. Frame
+            # hashes are perceptual, so the copy may also differ locally (a face replaced
+            # keeps them within the match distance): never "published" for this file.
+            return "published" if self.manifest is not None else "original published"
         if self.manifest is not None or (self.recovered is not None and self.recovered.matched):
             return "signed, not published"
         return "not published"
@@ -318,7 +323,9 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
                     f"watermark ({stored.payload_hex}) and confirmed by frame hashes "
                     f"({match.distance:.1f}/64 bits apart). It describes the original output "
                     f"{stored.sha256[:16]}…; this copy was re-encoded or stripped, so the "
-                    "manifest's hash binding cannot hold for it.")
+                    "manifest's hash binding cannot hold for it, and it may have been edited "
+                    "too: frame hashes are perceptual, a local change (a face replaced) still "
+                    "matches them.")
 
 
 def _grants_now(registry: Registry, consent: ConsentReference) -> list[GrantNow]:
