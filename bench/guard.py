@@ -37,7 +37,6 @@ if str(ROOT) not in sys.path:
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -216,10 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--long", action="store_true", help="also a 300-frame 720p shot")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    from bench._floor import Machine
     from bench.render import make_inputs
     from studio.bootstrap import SeedReport, open_registry, seed_demo
     from studio.settings import Settings
 
+    # The guard's figures are shares of the same render's time (their own floor); the
+    # machine and load are kept so that runs compare.
+    machine = Machine()
     costs = []
     with tempfile.TemporaryDirectory(prefix="bench-guard-") as tmp:
         folder = Path(tmp)
@@ -257,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in splits:
         print(f"  {r['clip']} {r['track']}: {r['frames']} frames, {r['samples']} samples, "
               f"traced as {r['performer']}, segments {r['segments']}")
-    print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(machine.finish().line())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"costs": costs, "splits": splits}, indent=1))
+    args.out.write_text(json.dumps({"machine": machine.to_json(), "costs": costs,
+                                    "splits": splits}, indent=1))
     return 0
 
 
