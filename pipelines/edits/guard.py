@@ -25,6 +25,11 @@ from pipelines.faces.warp import Roi
 #: How far beyond the face mesh's hull an edit may reach, in face sizes (the larger side of
 #: the mesh's box): a mouth that opens wider than the source moves the chin below the hull.
 DEFAULT_MARGIN = 0.12
+#: How many frames either side of a frame where another face has no mesh the guard looks for
+#: it: a face hidden between two sightings (occluded by the performer crossing in front,
+#: undetected while half covered) is protected over the hull of both sightings, which holds
+#: every straight path between them.
+HIDDEN_SPAN = 50
 
 
 @runtime_checkable
@@ -144,6 +149,22 @@ def face_mask(mesh: NDArray[Any], region: Roi, frame_size: tuple[int, int], marg
     return box, mask
 
 
+def hidden_mesh(faces: FaceMeshes, index: int, span: int = HIDDEN_SPAN
+                ) -> NDArray[Any] | None:
+    """Where a face seen within ``span`` frames before *and* after ``index`` may be while
+    unseen: the points of both sightings (their hull covers the straight path between them);
+    None when it is not seen on both sides."""
+    before = next((m for k in range(1, min(span, index) + 1)
+                   if (m := faces.mesh(index - k)) is not None), None)
+    if before is None:
+        return None
+    after = next((m for k in range(1, span + 1) if (m := faces.mesh(index + k)) is not None),
+                 None)
+    if after is None:
+        return None
+    return np.concatenate([np.asarray(before)[:, :2], np.asarray(after)[:, :2]])
+
+
 @dataclass
 class TrackChange:
     """What changed for one face: frames, the union of the written boxes, and the runs of
@@ -258,6 +279,8 @@ class EditGuard:
                 if tid == edit.track_id:
                     continue
                 other = faces.mesh(index)
+                if other is None:
+                    other = hidden_mesh(faces, index)
                 if other is not None:
                     covered = face_mask(other, box, self.frame_size, 0.0)
                     if covered is not None:
