@@ -15,7 +15,7 @@ from consent.errors import ConsentError, DuplicateError, NotFoundError
 from consent.merkle import MerkleError
 from consent.registry import Registry
 from studio.bootstrap import open_registry
-from studio.settings import Settings
+from studio.settings import Settings, SettingsError
 
 EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 2, 3, 4, 5
 
@@ -33,7 +33,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 
 def _settings() -> Settings:
-    return Settings.from_env(State.data_dir)
+    try:
+        return Settings.from_env(State.data_dir)
+    except SettingsError as exc:
+        # Read before any command-specific option, so there is no --json to honour yet.
+        _fail(EXIT_USAGE, str(exc), False, "settings")
 
 
 def _registry() -> Registry:

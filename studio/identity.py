@@ -419,8 +419,9 @@ def identify(video: Path, registry: Registry, embedder: FaceEmbedder, *,
     """Track every face of ``video`` and say which consented performer each one is.
 
     Streams the clip once (memory does not grow with its length). A track that matches no
-    performer with an active, evidence-linked grant gets ``performer_id=None``: the gate
-    leaves it untouched (or denies, per project).
+    performer with an evidence-linked grant gets ``performer_id=None``: the gate leaves it
+    untouched (or denies, per project); one that matches a performer whose grants no longer
+    pass is named, and the gate denies for the reason.
     """
     saturated = 0
 

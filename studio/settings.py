@@ -110,8 +110,8 @@ class Settings:
             c2pa_trust_anchors=_path(os.environ.get("STUDIO_C2PA_TRUST_ANCHORS")),
             c2pa_verify_after_sign=os.environ.get("STUDIO_C2PA_VERIFY_AFTER_SIGN", "1") != "0",
             c2pa_thumbnail=os.environ.get("STUDIO_C2PA_THUMBNAILS", "0") == "1",
-            concurrent_renders=int(os.environ.get("STUDIO_CONCURRENT_RENDERS", "1")),
-            render_crf=int(os.environ.get("STUDIO_RENDER_CRF", "17")),
+            concurrent_renders=_int("STUDIO_CONCURRENT_RENDERS", "1", 1, 64),
+            render_crf=_int("STUDIO_RENDER_CRF", "17", 0, 51),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
             identity_gap_s=_gap(os.environ.get("STUDIO_IDENTITY_GAP_S", "1.0")),
             motion_trusted_keys=tuple(
@@ -123,13 +123,29 @@ class Settings:
         )
 
 
+class SettingsError(ValueError):
+    """An environment setting the studio cannot use; the CLI reports it as a usage error."""
+
+
+def _int(name: str, default: str, low: int, high: int) -> int:
+    value = os.environ.get(name, default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: a whole number, {low} to {high}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{name}={value!r}: a whole number, {low} to {high}")
+    return number
+
+
 def _gap(value: str) -> float:
     try:
         gap = float(value)
     except ValueError:
-        raise ValueError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1") from None
+        raise SettingsError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1") from None
+    # ``not <=`` also refuses NaN, which compares false with everything.
     if not 0.1 <= gap <= 1.0:
-        raise ValueError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1")
+        raise SettingsError(f"STUDIO_IDENTITY_GAP_S={value!r}: seconds, 0.1 to 1")
     return gap
 
 

@@ -309,3 +309,15 @@ def test_a_render_after_a_revocation_says_why_the_face_is_unknown(data: Path) ->
     assert code == 3, out
     assert "no face in the shot matches an enrolled performer" in out["message"]
     assert "whose grants were all revoked has had their face templates deleted" in out["message"]
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("STUDIO_IDENTITY_GAP_S", "5"), ("STUDIO_IDENTITY_GAP_S", "nan"),
+    ("STUDIO_RENDER_CRF", "abc"), ("STUDIO_CONCURRENT_RENDERS", "0")])
+def test_a_bad_environment_setting_is_a_usage_error(
+        data: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    code, output = run(data, "ledger", "verify")
+    assert code == 2, output
+    assert name in output
+    assert "Traceback" not in output

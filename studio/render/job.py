@@ -128,6 +128,7 @@ from studio.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
 class RenderDenied(Exception):
     """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
 
@@ -199,15 +200,15 @@ class RenderJob:
     listener: Listener | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     job_id: str = field(default_factory=new_job_id)
-    #: Called with a point's name (each stage as it starts, "signed", "stored", "linked"
-    #: inside the publication's transaction, "published"): tests put a revocation or a
-    #: crash exactly there.
-    between: Callable[[str], None] | None = None
     #: Longest unverifiable stretch (seconds) a face may be edited across (``IdentityTrace``);
     #: None: the settings' ``identity_gap_s``.
     max_gap_s: float | None = None
     #: Sees each frame as the edit guard leaves it, before the watermark (audits and tests).
     frame_tap: Callable[[int, NDArray[np.uint8]], None] | None = None
+    #: Called with a point's name (each stage as it starts, "signed", "stored", "linked"
+    #: inside the publication's transaction, "published"): tests put a revocation or a
+    #: crash exactly there.
+    between: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.settings.jobs_dir / self.job_id
@@ -335,7 +336,8 @@ class RenderJob:
                 source = analyse_shot(req.source, self.staging.folder / "work", embedder,
                                       max_faces=8, sample_every=max(1, max_gap - 1),
                                       max_samples=None, end_samples=True,
-                                      progress=frames, cancelled=self.cancel.is_set)
+                                      progress=frames,
+                                      cancelled=self.cancel.is_set)
                 if early is not None:
                     self._early_speech = early.result()
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
