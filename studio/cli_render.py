@@ -208,6 +208,11 @@ def motion_extract(
             _fail(EXIT_NOT_FOUND, f"{driver}: no such file", as_json, "not_found")
         if out_path.exists():
             _fail(EXIT_REJECTED, f"{out_path} exists; not overwriting", as_json, "exists")
+        if not out_path.parent.is_dir():
+            # Checked before the gate: a decision must not be ledgered for a file that
+            # cannot be written.
+            _fail(EXIT_NOT_FOUND, f"{out_path.parent}: no such folder for --out", as_json,
+                  "not_found")
         try:
             neutral_frame: int | str = int(neutral)
         except ValueError:

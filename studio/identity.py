@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -30,6 +29,7 @@ from pipelines.faces.landmarks import FaceMeshDetector
 from pipelines.faces.scan import ScanResult, faces_in_image, scan_video
 from pipelines.faces.tracking import Track
 from pipelines.media.reader import VfrPolicy, VideoReader
+from pipelines.media.still import read_still
 from studio.settings import Settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -96,10 +96,7 @@ def sha256_file(path: Path) -> str:
 def reference_frames(path: Path, every: int = 5) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     """RGB frames of a still (one) or a video (every ``every``-th), streamed."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"{path.name} is not a readable image")
-        yield 0, np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        yield 0, read_still(path)  # its size is checked from the header first
         return
     with VideoReader(path, on_vfr="conform") as reader:
         for frame in reader:

@@ -27,6 +27,7 @@ from consent.documents import format_validation_error
 from consent.errors import ConsentError, NotFoundError
 from consent.registry import Registry
 from consent.store import Store
+from pipelines.media.errors import MediaError
 from studio.accounts.models import JobRow
 from studio.provenance.manifest import ProvenanceError
 from studio.render import (
@@ -245,7 +246,8 @@ class JobManager:
         except ValidationError as exc:
             final = self._update(job_id, status=JobStatus.FAILED, message="refused",
                                  error=format_validation_error("request", exc))
-        except (ValueError, ProvenanceError, ConsentError, OSError, InterruptedError) as exc:
+        except (ValueError, MediaError, ProvenanceError, ConsentError, OSError,
+                InterruptedError) as exc:
             final = self._update(job_id, status=JobStatus.FAILED, message="failed",
                                  error=str(exc))
         except Exception as exc:  # a bug: say so, keep the studio running

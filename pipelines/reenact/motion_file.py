@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,11 +119,18 @@ def save_motion(motion: Motion, path: str | os.PathLike[str], *, seal: Sealer) -
         raise MotionFileError(f"{out.name}: a motion file is written only with a seal "
                               f"(1 to {_MAX_SEAL_BYTES} bytes)")
     arrays[_SEAL] = np.frombuffer(sealed, np.uint8)
-    tmp = out.with_name(out.name + ".part")
+    # A private temporary name, then a hard link that refuses an existing file: two
+    # extractions to the same path cannot overwrite each other's sealed file.
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.part")
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, out)
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise MotionFileError(f"{out}: exists; not overwriting") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -49,6 +49,7 @@ from pipelines.lipsync.pipeline import FrameHook, Progress
 from pipelines.media import SourceAudio, VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 from pipelines.media.probe import VideoStreamInfo
+from pipelines.media.still import check_still
 from pipelines.reenact.interface import (
     ClampReport,
     FrameEdit,
@@ -133,6 +134,7 @@ class _StillFace:
 
 
 def load_still(path: Path) -> NDArray[np.uint8]:
+    check_still(path)  # refused from its header when too large to decode
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ReenactError(f"{path.name}: not a readable image")

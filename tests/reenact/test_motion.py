@@ -213,3 +213,14 @@ def test_unsigned_and_version_1_files_are_refused_with_a_way_out(tmp_path: Path,
     with pytest.raises(MotionFileError, match="only with a seal"):
         save_motion(motion, tmp_path / "never.motion.npz", seal=lambda _digest: b"")
     assert not (tmp_path / "never.motion.npz").exists()
+
+
+def test_a_motion_file_is_never_overwritten(tmp_path: Path, motion: Motion) -> None:
+    """Two extractions to one path: the second is refused and the first file is kept whole
+    (a sealed file replaced under a reader would be a different performance)."""
+    first = save_motion(motion, tmp_path / "take.motion.npz", seal=_seal)
+    before = first.read_bytes()
+    with pytest.raises(MotionFileError, match="exists; not overwriting"):
+        save_motion(motion, first, seal=_seal)
+    assert first.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["take.motion.npz"]  # no temporary left

@@ -366,3 +366,8 @@ def test_cli_extract_and_refusals(issued: Issued, tmp_path: Path) -> None:
                      "--operator", "Op", "--json")
     assert code == 1 and json.loads(text)["error"] == "denied", text
     assert not (tmp_path / "x.npz").exists()
+    # An --out folder that does not exist: refused before the gate is asked (exit 4).
+    code, text = run("motion", "extract", str(DEMO_SHOT), "--out",
+                     str(tmp_path / "nowhere" / "x.npz"), "--project", "demo-dub",
+                     "--language", "en", "--territory", "FR", "--operator", "Op", "--json")
+    assert code == 4 and "no such folder" in json.loads(text)["message"], text
