@@ -20,7 +20,8 @@ from studio.settings import Settings, SettingsError
 EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 2, 3, 4, 5
 
 out = Console()
-err = Console(stderr=True)
+# Errors are never wrapped: a path or an id broken across lines cannot be copied.
+err = Console(stderr=True, soft_wrap=True)
 
 
 class State:

@@ -116,7 +116,7 @@ def test_no_edit_outside_the_permits_reaches_the_frame(
                 assert not np.any(mask & ((xx - cx) ** 2 + (yy - cy) ** 2 > grown ** 2))
                 assert e.region.x0 <= box.x0 and box.x1 <= e.region.x1
                 assert e.region.y0 <= box.y0 and box.y1 <= e.region.y1
-                may[box.y0:box.y1, box.x0:box.x1] |= mask
+                may[box.y0:box.y1, box.x0:box.x1] |= mask.astype(bool)
         changed = np.any(frame != source, axis=2)
         assert not np.any(changed & ~may), f"frame {index}: pixels changed outside permits"
         # No face's pixels change but by an applied edit of its own track.

@@ -331,3 +331,29 @@ def test_found_after_an_eighty_percent_centre_crop(marked_720p: list[np.ndarray]
     cropped = _h264([f[y:y + ch, x:x + cw] for f in marked_720p], tmp_path / "crop.mp4", 23)
     found = WatermarkDetector().detect_file(cropped)
     assert found.payload == PAYLOAD_A, found
+
+
+class _Declares:
+    """Stands for a verify report whose own manifest declares ``payload``."""
+
+    def __init__(self, payload: int) -> None:
+        self.payload = payload
+
+    def _expected_payload(self) -> int:
+        return self.payload
+
+
+def test_verify_confirms_the_declared_payload_with_a_longer_vote(
+        files: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick sequential read can stop short on a small re-encoded picture; when the
+    file's own manifest declares a payload, verify votes over more frames before it says
+    "not found" — and a file that does not carry that payload stays "not found"."""
+    from studio.provenance import verify
+
+    marked = Path(str(files["dir"])) / "a.mp4"
+    nothing = WatermarkDetector().decide(np.zeros((0, wm.PAYLOAD_BITS), np.float32))
+    monkeypatch.setattr(WatermarkDetector, "detect_file", lambda self, path: nothing)
+    confirmed = verify._detect(marked, _Declares(PAYLOAD_A))  # type: ignore[arg-type]
+    assert confirmed.closest([PAYLOAD_A]) == PAYLOAD_A
+    assert confirmed.frames_used > wm.MAX_FRAMES
+    assert verify._detect(UNMARKED, _Declares(PAYLOAD_A)) is nothing  # type: ignore[arg-type]
