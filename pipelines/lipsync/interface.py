@@ -22,14 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+# One edit type for every backend: the guard defines what it accepts.
+from pipelines.edits.guard import FrameEdit as FrameEdit
 from pipelines.faces.landmark_file import TrackLandmarks
 from pipelines.faces.mouth import MouthExemplar
-from pipelines.faces.warp import Roi
 from pipelines.media.audio import Audio
 
 
@@ -63,21 +64,6 @@ class FaceTrackInput:
     landmarks: TrackLandmarks
     exemplar: MouthExemplar | None
     frame_size: tuple[int, int]
-
-
-@runtime_checkable
-class FrameEdit(Protocol):
-    """One face's edit of one frame."""
-
-    @property
-    def frame_index(self) -> int: ...
-
-    @property
-    def track_id(self) -> int: ...
-
-    @property
-    def region(self) -> Roi:
-        """Every pixel the edit may change lies inside this rectangle."""
 
 
 class LipSyncBackend(Protocol):
