@@ -67,6 +67,7 @@ from studio.provenance.watermark import (
     frame_logits,
     payload_bits,
 )
+from tests.media.mediagen import lavfi_frames
 
 CLIPS = ["lrwp9a", "bbaf2n", "id2_vcd_swwp2s"]
 PAYLOAD = payload_code.encode(0x00C0)  # issued payloads are code words
@@ -196,21 +197,6 @@ def write_clip(frames: Sequence[np.ndarray], path: Path, crf: int) -> Path:
     h, w = (d // 2 * 2 for d in frames[0].shape[:2])
     encode([np.ascontiguousarray(f[:h, :w]) for f in frames], path, crf)
     return path
-
-
-def lavfi_frames(graph: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
-    source, _, chain = graph.partition("|")
-    name, _, opts = source.partition("=")
-    spec = f"{name}={opts + ':' if opts else ''}size={size[0]}x{size[1]}:rate=25"
-    if chain:
-        spec += "," + chain
-    frames: list[np.ndarray] = []
-    with av.open(spec, format="lavfi") as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) >= count:
-                break
-    return frames
 
 
 def pan(still: np.ndarray, size: tuple[int, int], count: int) -> list[np.ndarray]:

@@ -169,3 +169,20 @@ def y4m_header_only(path: Path, width: int, height: int) -> Path:
     header = f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\nFRAME\n".encode()
     path.write_bytes(header + bytes(4096))
     return path
+
+
+def lavfi_frames(graph: str, size: tuple[int, int], count: int) -> list[RGB]:
+    """``count`` RGB frames of an FFmpeg lavfi source; ``|`` separates the source from a
+    filter chain (the size goes to the source): ``"testsrc|hue=H=t"``."""
+    source, _, chain = graph.partition("|")
+    name, _, opts = source.partition("=")
+    spec = f"{name}={opts + ':' if opts else ''}size={size[0]}x{size[1]}:rate=25"
+    if chain:
+        spec += "," + chain
+    frames: list[RGB] = []
+    with av.open(spec, format="lavfi") as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) >= count:
+                break
+    return frames

@@ -20,6 +20,7 @@ from studio.provenance.watermark import (
     bits_payload,
     payload_bits,
 )
+from tests.media.mediagen import lavfi_frames
 
 MEDIA = Path(__file__).resolve().parents[2] / "assets" / "media"
 CLIP_A = MEDIA / "grid" / "brbk7n.mpg"
@@ -187,21 +188,6 @@ SMALL_CORPUS_LAVFI = [
 ]
 
 
-def _lavfi(graph: str, size: tuple[int, int], count: int) -> list[np.ndarray]:
-    source, _, chain = graph.partition("|")
-    name, _, opts = source.partition("=")
-    spec = f"{name}={opts + ':' if opts else ''}size={size[0]}x{size[1]}:rate=25"
-    if chain:
-        spec += "," + chain
-    frames: list[np.ndarray] = []
-    with av.open(spec, format="lavfi") as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) >= count:
-                break
-    return frames
-
-
 def _h264(frames: list[np.ndarray], path: Path, crf: int) -> Path:
     h, w = (d // 2 * 2 for d in frames[0].shape[:2])
     with av.open(str(path), "w") as out:
@@ -217,7 +203,7 @@ def _h264(frames: list[np.ndarray], path: Path, crf: int) -> Path:
 
 def test_ffmpeg_testsrc_is_not_found(tmp_path: Path) -> None:
     """The issue's case: a 640×360 testsrc clip read as 'payload 47076667, confidence 0.66'."""
-    clip = _h264(_lavfi("testsrc", (640, 360), 75), tmp_path / "testsrc.mp4", 23)
+    clip = _h264(lavfi_frames("testsrc", (640, 360), 75), tmp_path / "testsrc.mp4", 23)
     found = WatermarkDetector().detect_file(clip)
     assert found.payload is None and found.closest(ISSUED) is None, found
     assert found.frames_used <= wm.GIVE_UP_AFTER
@@ -232,7 +218,7 @@ def test_no_false_found_on_a_varied_unmarked_corpus(tmp_path: Path) -> None:
     for i, graph in enumerate(SMALL_CORPUS_LAVFI):
         size, crf = ((320, 240), 20) if i % 2 else ((480, 270), 32)
         name = "".join(c if c.isalnum() else "_" for c in graph)
-        clips.append(_h264(_lavfi(graph, size, 12), tmp_path / f"{name}.mp4", crf))
+        clips.append(_h264(lavfi_frames(graph, size, 12), tmp_path / f"{name}.mp4", crf))
     for clip in sorted(MEDIA.glob("grid/*.mpg")):
         with av.open(str(clip)) as c:
             frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(20), c.decode(video=0),
