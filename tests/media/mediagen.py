@@ -186,3 +186,17 @@ def lavfi_frames(graph: str, size: tuple[int, int], count: int) -> list[RGB]:
             if len(frames) >= count:
                 break
     return frames
+
+
+def strip_by_reencode(src: Path, dst: Path, *, crf: int, size: tuple[int, int] = (360, 288)
+                      ) -> Path:
+    """What a platform does to an upload: the frames re-encoded to plain H.264, every byte of
+    metadata (and so any C2PA manifest) gone; only an invisible watermark can survive."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in source.decode(video=0):
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    return dst

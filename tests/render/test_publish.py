@@ -44,7 +44,7 @@ from studio.render import (
     staging,
 )
 from studio.settings import Settings
-from tests.media.mediagen import write_video
+from tests.media.mediagen import strip_by_reencode, write_video
 
 from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
 
@@ -190,13 +190,7 @@ def test_a_stripped_copy_of_an_unpublished_file_recovers_nothing(
     report says what the payload was."""
     r = revoked_before_publish
     stripped = tmp_path / "stripped.mp4"
-    with av.open(str(r.signed_copy)) as src, av.open(str(stripped), "w") as dst:
-        stream = dst.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
-        stream.options = {"crf": "18"}
-        for frame in src.decode(video=0):
-            dst.mux(stream.encode(frame.reformat(format="yuv420p")))
-        dst.mux(stream.encode(None))
+    strip_by_reencode(r.signed_copy, stripped, crf=18)
     report = verify_file(stripped, r.registry, ManifestStore(r.settings.manifests_dir),
                          trust_anchors_pem=trust_anchors(r.settings))
     assert report.manifest is None and report.provenance == "Missing", report.to_json()

@@ -31,7 +31,7 @@ from studio.render import (
     Stage,
 )
 from studio.settings import Settings
-from tests.media.mediagen import write_video
+from tests.media.mediagen import strip_by_reencode, write_video
 from tests.provenance.test_independent_readers import encypher_verify
 
 from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
@@ -147,13 +147,7 @@ def test_a_tampered_output_is_invalid_and_a_stripped_copy_is_recovered(
     assert bad.manifest is not None and bad.manifest.failure_codes
 
     stripped = tmp_path / "stripped.mp4"
-    with av.open(str(outcome.output)) as src, av.open(str(stripped), "w") as dst:
-        stream = dst.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
-        stream.options = {"crf": "23"}
-        for frame in src.decode(video=0):
-            dst.mux(stream.encode(frame.reformat(format="yuv420p")))
-        dst.mux(stream.encode(None))
+    strip_by_reencode(outcome.output, stripped, crf=23)
     found = verify_file(stripped, registry, store, trust_anchors_pem=anchors)
     assert found.manifest is None and found.recovered is not None, found.to_json()
     assert found.recovered.original_sha256 == outcome.output_sha256
