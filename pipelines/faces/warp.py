@@ -32,6 +32,7 @@ from pipelines.faces.landmarks import (
     NOSE_TIP,
     RIGHT_EYE_INNER,
     RIGHT_EYE_OUTER,
+    Landmarks,
 )
 
 Points = NDArray[np.float64]
@@ -67,6 +68,22 @@ class Similarity:
         m[:, :2] = self.scale * self.rotation[:2, :2]
         m[:, 2] = self.translation[:2]
         return m
+
+
+def canonical_axes(mesh: Landmarks | Points) -> Similarity:
+    """The similarity from canonical units to ``mesh``'s pixels defined by the mesh itself."""
+    p = np.asarray(mesh, dtype=np.float64)
+    x = p[LEFT_EYE_OUTER] - p[RIGHT_EYE_OUTER]
+    scale = float(np.linalg.norm(x))
+    if scale <= 0:
+        raise ValueError("degenerate mesh: eye corners coincide")
+    x /= scale
+    down = p[NOSE_BOTTOM] - p[168]
+    y = down - (down @ x) * x
+    y /= np.linalg.norm(y)
+    z = np.cross(x, y)
+    rotation = np.stack([x, y, z], axis=1)
+    return Similarity(scale, rotation, p[168].copy())
 
 
 def fit_similarity(canonical: Points, observed: Points) -> Similarity:

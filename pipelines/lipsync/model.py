@@ -48,18 +48,21 @@ from scipy.spatial import Delaunay  # type: ignore[import-untyped]
 from pipelines.faces.geometry import mouth_opening
 from pipelines.faces.landmark_file import TrackLandmarks
 from pipelines.faces.landmarks import (
-    LEFT_EYE_OUTER,
     LIPS_INNER_LOWER,
     LIPS_INNER_UPPER,
     MOUTH_LEFT,
     MOUTH_RIGHT,
     NOSE_BOTTOM,
     NOSE_TIP,
-    RIGHT_EYE_OUTER,
-    Landmarks,
 )
 from pipelines.faces.mouth import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER
-from pipelines.faces.warp import STABLE_POINTS, Similarity, fit_similarity, smoothstep
+from pipelines.faces.warp import (
+    STABLE_POINTS,
+    Similarity,
+    canonical_axes,
+    fit_similarity,
+    smoothstep,
+)
 
 Points = NDArray[np.float64]
 
@@ -73,22 +76,6 @@ OPEN_VOWEL_JAW: Final = 0.8
 ANCHOR_PUSH: Final = 1.25
 _POSE_SIGMA: Final = 1.2   # frames; zero-phase smoothing of the head pose
 _SOURCE_SIGMA: Final = 0.8  # frames; light smoothing of where the texture is sampled
-
-
-def canonical_axes(mesh: Landmarks | Points) -> Similarity:
-    """The similarity from canonical units to ``mesh``'s pixels defined by the mesh itself."""
-    p = np.asarray(mesh, dtype=np.float64)
-    x = p[LEFT_EYE_OUTER] - p[RIGHT_EYE_OUTER]
-    scale = float(np.linalg.norm(x))
-    if scale <= 0:
-        raise ValueError("degenerate mesh: eye corners coincide")
-    x /= scale
-    down = p[NOSE_BOTTOM] - p[168]
-    y = down - (down @ x) * x
-    y /= np.linalg.norm(y)
-    z = np.cross(x, y)
-    rotation = np.stack([x, y, z], axis=1)
-    return Similarity(scale, rotation, p[168].copy())
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,10 +32,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
+from pipelines.edits.stream import FrameHook, Progress, StreamControls, edit_stream
+from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.lipsync.interface import (
     FaceTrackInput,
@@ -46,12 +45,8 @@ from pipelines.lipsync.interface import (
 from pipelines.media import VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 
-FrameHook = Callable[[int, NDArray[np.uint8]], None]
-"""``hook(frame_index, rgb)`` after the faces are edited, before encoding (e.g. a watermark)."""
-Progress = Callable[[int, int], None]
 
-
-class LipSyncError(ValueError):
+class LipSyncError(PipelineInputError):
     """The job cannot run as asked (wrong timing, unknown track, …)."""
 
 
@@ -118,21 +113,12 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
     guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
-    written = 0
     try:
         with VideoReader(analysis.source, on_vfr="conform") as reader, \
                 VideoWriter(output, reader.output, codec=job.codec, crf=job.crf,
                             preset=job.preset, audio=job.audio) as writer:
-            for frame in reader:
-                if cancelled is not None and cancelled():
-                    raise InterruptedError("lip-sync cancelled")
-                guard.apply(frame.index, frame.rgb)
-                if frame_hook is not None:
-                    frame_hook(frame.index, frame.rgb)
-                writer.write(frame)
-                written += 1
-                if progress is not None:
-                    progress(written, total)
+            written = edit_stream(reader, guard, writer, total=total, what="lip-sync",
+                                  controls=StreamControls(progress, cancelled, frame_hook))
         if written != total:
             output.unlink(missing_ok=True)
             raise LipSyncError(f"decoded {written} frames, the analysis saw {total}: the source "

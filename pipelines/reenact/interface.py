@@ -31,8 +31,8 @@ from typing import Any, Final, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.edits.guard import FrameEdit
 from pipelines.faces.mouth import MouthExemplar
-from pipelines.lipsync.interface import FrameEdit
 from pipelines.reenact.model import REGIONS, Features, MeshTrack
 
 __all__ = [

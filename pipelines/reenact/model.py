@@ -8,7 +8,7 @@ is read) and the *performer* (whose picture is moved).
 1. **Canonical frame.** Every mesh is expressed in canonical units by the similarity that maps
    a reference set of stable points (``warp.STABLE_POINTS``: eye corners, nose ridge, forehead)
    onto it; the reference is the generalised-Procrustes mean of the track, rotated by
-   ``lipsync.model.canonical_axes`` so that x runs along the eyes (image right), y down the
+   ``faces.warp.canonical_axes`` so that x runs along the eyes (image right), y down the
    nose, z into the picture, and scaled so that the inter-ocular distance (outer corners) is 1.
    A face's *motion* is then the change of its canonical mesh, free of head pose and of the
    face's size in the picture.
@@ -54,8 +54,13 @@ from pipelines.faces.landmarks import (
     RIGHT_EYE_OUTER,
 )
 from pipelines.faces.mouth import LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER
-from pipelines.faces.warp import STABLE_POINTS, Similarity, fit_similarity, smoothstep
-from pipelines.lipsync.model import canonical_axes
+from pipelines.faces.warp import (
+    STABLE_POINTS,
+    Similarity,
+    canonical_axes,
+    fit_similarity,
+    smoothstep,
+)
 
 Points = NDArray[np.float64]
 

@@ -41,11 +41,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
+from pipelines.edits.stream import FrameHook, Progress, StreamControls, edit_stream
+from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.geometry import mouth_opening
 from pipelines.faces.mouth import MIN_EXEMPLAR_GAP, MouthExemplar
 from pipelines.faces.scan import faces_in_image
-from pipelines.lipsync.pipeline import FrameHook, Progress
 from pipelines.media import SourceAudio, VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 from pipelines.media.probe import VideoStreamInfo
@@ -63,7 +64,7 @@ from pipelines.reenact.motion import Motion, plan_drive
 SIDECAR_SCHEMA = "consent-dubbing-studio/reenact/1"
 
 
-class ReenactError(ValueError):
+class ReenactError(PipelineInputError):
     """The job cannot run as asked (no face in the still, unknown face, bad rate, …)."""
 
 
@@ -194,20 +195,11 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
     others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
     guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
     streams_out.append(guard)
-    written = 0
     with VideoReader(analysis.source, on_vfr="conform") as reader, \
             VideoWriter(job.output, reader.output, codec=job.codec, crf=job.crf,
                         preset=job.preset, audio=job.audio) as writer:
-        for frame in reader:
-            if cancelled is not None and cancelled():
-                raise InterruptedError("reenactment cancelled")
-            guard.apply(frame.index, frame.rgb)
-            if frame_hook is not None:
-                frame_hook(frame.index, frame.rgb)
-            writer.write(frame)
-            written += 1
-            if progress is not None:
-                progress(written, total)
+        written = edit_stream(reader, guard, writer, total=total, what="reenactment",
+                              controls=StreamControls(progress, cancelled, frame_hook))
     if written != total:
         raise ReenactError(f"decoded {written} frames, the analysis saw {total}: the source "
                            "changed between the two reads")
@@ -245,16 +237,10 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
     like = VideoStreamInfo.new(w, h, rate, frame_count=total)
     with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
                      audio=job.audio) as writer:
-        for index in range(total):
-            if cancelled is not None and cancelled():
-                raise InterruptedError("reenactment cancelled")
-            frame = rgb.copy()
-            guard.apply(index, frame)
-            if frame_hook is not None:
-                frame_hook(index, frame)
-            writer.write(frame)
-            if progress is not None:
-                progress(index + 1, total)
+        # A fresh copy of the still per frame: the guard edits it in place.
+        edit_stream(((index, rgb.copy()) for index in range(total)), guard, writer,
+                    total=total, what="reenactment",
+                    controls=StreamControls(progress, cancelled, frame_hook))
     return total, rate
 
 
