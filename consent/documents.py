@@ -9,6 +9,8 @@ Who signs what:
 
 * ``consent_grant`` and a performer's ``consent_revocation``: a key registered to the
   performer (self, guardian, estate or union designee).
+* ``output_approval`` (a performer's approval or rejection of one output): a key registered
+  to the performer, like a grant.
 * ``performer``, ``performer_key`` and a consent officer's ``consent_revocation``: the
   registry's own key. That makes the binding "this key belongs to this performer" as
   tamper-evident as the grant itself: editing a database row cannot forge it.
@@ -41,6 +43,8 @@ from consent.fields import (
     AfterDeathPolicy,
     Alteration,
     AlwaysTrue,
+    ApprovalDecision,
+    ApprovalRequirement,
     Channel,
     Day,
     HumanName,
@@ -63,6 +67,15 @@ class Model(BaseModel):
     """Strict base: unknown fields are errors and models are immutable once parsed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    #: The schema versions a document of this type may carry (read and verified as received).
+    schema_versions: ClassVar[tuple[int, ...]] = (SCHEMA_VERSION,)
+
+    @classmethod
+    def draft_version(cls, draft: dict[str, Any]) -> int:
+        """The version a new document is signed at: the oldest one that holds every field of
+        the draft, so documents without a newer field keep their former bytes exactly."""
+        return SCHEMA_VERSION
 
 
 # --------------------------------------------------------------------------- grant parts
@@ -161,6 +174,8 @@ class Grant(Model):
     """A performer's consent to specific uses of their likeness (CONSENT.md)."""
 
     document_type: ClassVar[str] = "consent_grant"
+    #: Version 2 adds ``approval``; a version 1 grant is ``approval: not_required``.
+    schema_versions: ClassVar[tuple[int, ...]] = (1, 2)
 
     type: Literal["consent_grant"]
     schema_version: StrictInt
@@ -180,9 +195,22 @@ class Grant(Model):
     )
     evidence: Evidence
     disclosure: Disclosure
+    #: Schema 2 only, and stated there: must each output wait for the performer's approval?
+    approval: ApprovalRequirement | None = None
+
+    @classmethod
+    def draft_version(cls, draft: dict[str, Any]) -> int:
+        return 2 if draft.get("approval") is not None else 1
+
+    @property
+    def approval_required(self) -> bool:
+        return self.approval is ApprovalRequirement.REQUIRED
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
+        if (self.schema_version >= 2) != (self.approval is not None):
+            raise ValueError("approval (required | not_required) is stated in a schema_version "
+                             "2 grant, and only there (version 1 grants are not_required)")
         if self.valid_until <= self.valid_from:
             raise ValueError("valid_until must be later than valid_from")
         if self.representation.kind == "none" and self.scope.description_of_use is None:
@@ -190,6 +218,32 @@ class Grant(Model):
                 "without counsel or a union agreement, scope.description_of_use is mandatory"
             )
         return self
+
+
+class ApprovalSigner(Model):
+    """Who signed an approval: the holder of the performer's key (self, guardian, estate or
+    union designee), as the key's registry binding names the role."""
+
+    role: SignatoryRole
+    name: HumanName
+
+
+class OutputApproval(Model):
+    """A performer's approval or rejection of one output (the exact file, by SHA-256) made
+    under one of their grants that requires approval (``studio consent approve``)."""
+
+    document_type: ClassVar[str] = "output_approval"
+
+    type: Literal["output_approval"]
+    schema_version: StrictInt
+    approval_id: Identifier
+    performer_id: Identifier
+    grant_id: Identifier
+    output_sha256: Sha256Hex
+    decision: ApprovalDecision
+    note: LongText | None = None
+    signed_by: ApprovalSigner
+    signed_at: Timestamp
 
 
 class RevocationTarget(Model):
@@ -320,8 +374,10 @@ class MotionSeal(Model):
     payload_sha256: Sha256Hex
 
 
-Payload = Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey | MotionSeal
-P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey, MotionSeal)
+Payload = (Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey | MotionSeal
+           | OutputApproval)
+P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey, MotionSeal,
+            OutputApproval)
 
 
 # --------------------------------------------------------------------------- envelope
@@ -403,9 +459,10 @@ class SignedDocument(Generic[P]):
                 f"expected a {payload_type.document_type} document, got type {kind!r}"
             )
         version = body.get("schema_version")
-        if version != SCHEMA_VERSION or isinstance(version, bool):
+        if version not in payload_type.schema_versions or isinstance(version, bool):
             raise UnsupportedSchemaError(
-                f"unsupported schema_version {version!r} for {kind}; supported: {SCHEMA_VERSION}"
+                f"unsupported schema_version {version!r} for {kind}; supported: "
+                f"{_versions(payload_type)}"
             )
         try:
             payload = payload_type.model_validate(body)
@@ -506,16 +563,20 @@ def _parse_signatures(value: Any) -> tuple[Signature, ...]:
     return tuple(out)
 
 
+def _versions(model: type[Payload]) -> str:
+    return ", ".join(str(v) for v in model.schema_versions)
+
 
 def sign_draft(model: type[P], draft: dict[str, Any], keys: list[PrivateKey]) -> SignedDocument[P]:
     """Validate a draft (from YAML or JSON) exactly as an import would, then sign it."""
-    body = {"type": model.document_type, "schema_version": SCHEMA_VERSION, **draft}
+    body = {"type": model.document_type, "schema_version": model.draft_version(draft), **draft}
     if body["type"] != model.document_type:
         raise DocumentError(f"draft has type {body['type']!r}, expected {model.document_type}")
     version = body["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if version not in model.schema_versions or isinstance(version, bool):
         raise UnsupportedSchemaError(
-            f"unsupported schema_version {body['schema_version']!r}; supported: {SCHEMA_VERSION}"
+            f"unsupported schema_version {body['schema_version']!r}; supported: "
+            f"{_versions(model)}"
         )
     try:
         payload = model.model_validate(body)

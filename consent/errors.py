@@ -75,6 +75,25 @@ class PassphraseError(ConsentError):
     code = "key.passphrase"
 
 
+class ApprovalError(ConsentError):
+    """A performer's approval of an output cannot be recorded (``consent approve``)."""
+
+    code = "approval.invalid"
+
+
+class ApprovalNotPublishedError(ApprovalError):
+    """The approval names an output the ledger does not record as published under that
+    grant, or was signed before that publication: nothing to approve (yet)."""
+
+    code = "approval.not_published"
+
+
+class ApprovalNotRequiredError(ApprovalError):
+    """The grant the approval names does not require approval of its outputs."""
+
+    code = "approval.not_required"
+
+
 class MotionSealError(ConsentError):
     """A motion file's registry seal is missing, or does not vouch for this file and render."""
 

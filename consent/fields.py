@@ -204,6 +204,19 @@ class Alteration(StrEnum):
     FULL_FACE = "full_face"
 
 
+class ApprovalRequirement(StrEnum):
+    """Whether each output made under a grant waits for the performer's signed approval
+    (grant schema version 2; version 1 grants are ``not_required``)."""
+
+    REQUIRED = "required"
+    NOT_REQUIRED = "not_required"
+
+
+class ApprovalDecision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class AfterDeathPolicy(StrEnum):
     NONE = "none"
     UNTIL_DATE = "until_date"

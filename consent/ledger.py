@@ -57,6 +57,9 @@ class EventType(StrEnum):
     OUTPUT_PUBLISHED = "output_published"
     TEMPLATES_ENROLLED = "templates_enrolled"
     TEMPLATES_DELETED = "templates_deleted"
+    #: A performer's signed approval / rejection of one output (consent.approval).
+    APPROVAL_RECORDED = "approval_recorded"
+    APPROVAL_REJECTED = "approval_rejected"
 
 
 def derived_refs(event_type: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:

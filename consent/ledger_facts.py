@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from consent import merkle
+from consent.approval import APPROVAL_EVENTS, ApprovalLeaves
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
 from consent.ledger import node_reader
@@ -135,6 +136,8 @@ class LedgerFacts:
         self.revoked: dict[str, DocumentFact] = {}
         #: Key id -> index of the key_added leaf of its successor (rotation).
         self.retired_at: dict[str, int] = {}
+        #: Published outputs and performers' approvals of them (consent.approval).
+        self.approvals = ApprovalLeaves()
 
     # ---------------------------------------------------------------- loading
 
@@ -228,7 +231,8 @@ class LedgerFacts:
         self._frontier.push(leaf)
         self._last_leaf = leaf
         self.size = idx + 1
-        if event_type not in DOCUMENT_EVENTS and self._quick_look(idx, event_type, data):
+        if (event_type not in DOCUMENT_EVENTS and event_type not in APPROVAL_EVENTS
+                and self._quick_look(idx, event_type, data)):
             pass  # decisions and outputs: nothing the gate needs beyond their time
         else:
             self._parse(idx, event_type, data)
@@ -280,6 +284,8 @@ class LedgerFacts:
                     self.newest_time = time
                 if event_type in DOCUMENT_EVENTS:
                     self._document(idx, event_type, body, time)
+                elif event_type in APPROVAL_EVENTS:
+                    self.approvals.add(idx, event_type, body, time)
             except (KeyError, TypeError, ValueError) as exc:
                 self._problem(f"ledger entry {idx} is malformed ({exc!r})")
 

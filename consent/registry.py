@@ -21,10 +21,12 @@ from sqlalchemy import String, bindparam, cast, insert, literal, select, union_a
 from sqlalchemy.orm import Session
 
 from consent import gate
+from consent.approval import ApprovalStatus
 from consent.checkpoint_log import CheckpointLog
 from consent.documents import (
     Grant,
     MotionSeal,
+    OutputApproval,
     P,
     PerformerKey,
     PerformerRecord,
@@ -34,20 +36,24 @@ from consent.documents import (
     sign_draft,
 )
 from consent.errors import (
+    ApprovalNotPublishedError,
+    ApprovalNotRequiredError,
     ClockError,
     DocumentError,
     DuplicateError,
     ExpiredError,
     KeyUnusableError,
+    LedgerError,
     NotFoundError,
     SignatureError,
     UnknownKeyError,
 )
-from consent.fields import SignatoryRole, format_timestamp
+from consent.fields import ApprovalDecision, SignatoryRole, format_timestamp
 from consent.keys import PrivateKey, PublicKey, short_id
 from consent.ledger import EventType, Ledger, LedgerEntry
 from consent.ledger_facts import LedgerFacts, StoredDocuments
 from consent.store import (
+    ApprovalRow,
     DecisionRow,
     GrantRow,
     IdentityTemplateRow,
@@ -760,13 +766,33 @@ class Registry:
         if row.document != decision.content_bytes():
             raise DocumentError(f"decision {decision.decision_id} differs from the "
                                 "recorded one")
-        return self.ledger.append(s, EventType.OUTPUT_PUBLISHED, {
+        body: dict[str, Any] = {
             "output_sha256": output_sha256, "manifest_id": manifest_id,
             "decision_id": decision.decision_id, "decision_index": row.ledger_index,
             "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
-                       for g in decision.grants_used]},
+                       for g in decision.grants_used]}
+        required = self._approvals_required(s, decision)
+        if required:  # held until approved (consent.approval); absent: as before
+            body["approval_required"] = required
+        return self.ledger.append(s, EventType.OUTPUT_PUBLISHED, body,
             at=now, refs=[("output", output_sha256), ("decision", decision.decision_id)]
             + [("grant", g.grant_id) for g in decision.grants_used])
+
+    def _approvals_required(self, s: Session, decision: gate.Decision) -> list[dict[str, str]]:
+        """The grants (with their performer) of ``decision`` that require the performer's
+        approval of each output: read from the exact grant bytes the decision used."""
+        out: dict[tuple[str, str], None] = {}
+        for used in decision.grants_used:
+            row = s.get(GrantRow, used.grant_id)
+            if row is None:
+                raise NotFoundError(f"no grant {used.grant_id}")
+            doc = SignedDocument.from_bytes(row.document, Grant)
+            if doc.sha256 != used.sha256:
+                raise DocumentError(f"grant {used.grant_id} differs from the one decision "
+                                    f"{decision.decision_id} used")
+            if doc.payload.approval_required:
+                out[(used.grant_id, doc.payload.performer.performer_id)] = None
+        return [{"grant_id": g, "performer_id": p} for g, p in out]
 
     def publish_output(
         self,
@@ -818,6 +844,119 @@ class Registry:
         outputs = tuple(_output(e) for e in entries
                         if any(g.get("grant_id") == grant_id for g in e.body.get("grants", [])))
         return RevocationReport(status, outputs)
+
+    # ------------------------------------------------------------------ approvals
+
+    def import_approval(self, raw: bytes, *, officer: str,
+                        now: datetime | None = None) -> ApprovalStatus:
+        """Verify a performer's signed approval (or rejection) of one published output and
+        record it; return the output's approval status afterwards.
+
+        The signature must verify with a key registered to the performer that is neither
+        revoked nor retired (as for grants), held in the role the approval names; the
+        grant must be the performer's and require approval; the ledger must record the
+        output as published under that grant, before the approval was signed."""
+        now = self._now(now)
+        doc = SignedDocument.from_bytes(raw, OutputApproval)
+        a = doc.payload
+        pid = a.performer_id
+        with self.store.session() as s:
+            self.ledger.lock(s)  # what is checked below is what the append follows
+            self._record(s, pid)
+            keys = self._key_statuses(s, pid)
+            candidates = sorted((sig for sig in doc.signatures if sig.keyid in keys),
+                                key=lambda sig: keys[sig.keyid].status != "active")
+            if not candidates:
+                foreign = [row for sig in doc.signatures
+                           if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
+                if foreign:
+                    raise UnknownKeyError(
+                        f"approval {a.approval_id} is for {pid} but signed with key "
+                        f"{short_id(foreign[0].key_id)} of performer {foreign[0].performer_id}")
+                ids = ", ".join(short_id(sig.keyid) for sig in doc.signatures)
+                raise UnknownKeyError(f"approval {a.approval_id} is signed by {ids}, which is "
+                                      f"not a key registered to {pid}")
+            key = keys[candidates[0].keyid]
+            doc.verify(self._binding(s, key.key_id).key)
+            if key.status != "active":
+                raise KeyUnusableError(f"approval {a.approval_id} is signed with key "
+                                       f"{short_id(key.key_id)}, which is {key.status}")
+            if key.holder_role != a.signed_by.role.value:
+                raise SignatureError(f"approval {a.approval_id} names a "
+                                     f"{a.signed_by.role.value} signer but key "
+                                     f"{short_id(key.key_id)} belongs to a {key.holder_role}")
+            grant_row = s.get(GrantRow, a.grant_id)
+            if grant_row is None or grant_row.performer_id != pid:
+                raise NotFoundError(f"performer {pid} has no grant {a.grant_id}")
+            grant = SignedDocument.from_bytes(grant_row.document, Grant).payload
+            if not grant.approval_required:
+                raise ApprovalNotRequiredError(
+                    f"grant {a.grant_id} does not require approval of its outputs "
+                    f"(approval: {(grant.approval or 'not_required')})")
+            with self._facts_lock:
+                facts = self._ledger_facts(s)
+                _facts_sound(facts.problems)
+                output = facts.approvals.outputs.get(a.output_sha256)
+            if output is None or not any(r.grant_id == a.grant_id and r.performer_id == pid
+                                         for r in output.required):
+                raise ApprovalNotPublishedError(
+                    f"the ledger records no output {a.output_sha256[:12]}… published under "
+                    f"grant {a.grant_id} and awaiting {pid}'s approval; an output is approved "
+                    "once published (held), never before")
+            if a.signed_at < output.time - gate.CLOCK_SKEW:
+                raise ApprovalNotPublishedError(
+                    f"approval {a.approval_id} was signed at {format_timestamp(a.signed_at)}, "
+                    f"before the output was published ({format_timestamp(output.time)})")
+            if a.signed_at > now + gate.CLOCK_SKEW:
+                raise DocumentError(f"approval {a.approval_id} claims to be signed at "
+                                    f"{format_timestamp(a.signed_at)}, in the future")
+            if s.get(ApprovalRow, a.approval_id) is not None:
+                raise DuplicateError(f"approval {a.approval_id} is already recorded")
+            if s.scalar(select(ApprovalRow.approval_id).where(
+                    ApprovalRow.document_sha256 == doc.sha256)):
+                raise DuplicateError("an identical approval document is already recorded")
+            event = (EventType.APPROVAL_RECORDED if a.decision is ApprovalDecision.APPROVED
+                     else EventType.APPROVAL_REJECTED)
+            index = self.ledger.append(s, event, {
+                "approval_id": a.approval_id, "approval_sha256": doc.sha256,
+                "performer_id": pid, "grant_id": a.grant_id,
+                "output_sha256": a.output_sha256, "decision": a.decision.value,
+                "signer_key_id": key.key_id}, at=now,
+                refs=[("output", a.output_sha256), ("grant", a.grant_id),
+                      ("performer", pid), ("approval", a.approval_id)],
+                document=raw, checkpoint=True)
+            s.add(ApprovalRow(approval_id=a.approval_id, performer_id=pid,
+                              grant_id=a.grant_id, output_sha256=a.output_sha256,
+                              decision=a.decision.value, signer_key_id=key.key_id,
+                              document=raw, document_sha256=doc.sha256, recorded_at=now,
+                              recorded_by=officer, ledger_index=index))
+            s.flush()
+        # Read back in a new transaction: the ledger view reads committed leaves only.
+        return self.approval_status(a.output_sha256)
+
+    def approval_status(self, output_sha256: str) -> ApprovalStatus:
+        """Whether a published output may be delivered: ``not_required``, ``awaiting``,
+        ``approved`` or ``rejected``, from the ledger's leaves (:mod:`consent.approval`).
+        Raises NotFoundError for an output the ledger does not record as published, and
+        LedgerError when the ledger shows tampering (no status is trusted then)."""
+        with self.store.session() as s, self._facts_lock:
+            facts = self._ledger_facts(s)
+            _facts_sound(facts.problems)
+            if facts.covered < facts.newest_checkpoint:
+                raise LedgerError(f"the ledger is not consistent with the newest signed "
+                                  f"checkpoint (size {facts.newest_checkpoint})")
+            status = facts.approvals.status(output_sha256, facts.key_status, facts.covered)
+        if status is None:
+            raise NotFoundError(f"the ledger records no published output {output_sha256}")
+        return status
+
+    def approval_document(self, approval_id: str) -> SignedDocument[OutputApproval]:
+        """A recorded approval as received (for reports and delivery copies)."""
+        with self.store.session() as s:
+            row = s.get(ApprovalRow, approval_id)
+            if row is None:
+                raise NotFoundError(f"no approval {approval_id}")
+            return SignedDocument.from_bytes(row.document, OutputApproval)
 
     # ------------------------------------------------------------------ identity templates
 
@@ -939,6 +1078,12 @@ _REVOCATIONS_OF = select(
     RevocationRow.document
 ).where(RevocationRow.performer_id.in_(bindparam("pids", expanding=True))
         | RevocationRow.target_id.in_(bindparam("targets", expanding=True)))
+
+
+def _facts_sound(problems: Sequence[str]) -> None:
+    if problems:
+        raise LedgerError(f"the ledger shows tampering, no approval status is trusted: "
+                          f"{problems[0]}")
 
 
 def _output(entry: LedgerEntry) -> PublishedOutput:

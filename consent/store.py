@@ -124,6 +124,24 @@ class RevocationRow(Base):
     ledger_index: Mapped[int] = mapped_column(BigInteger)
 
 
+class ApprovalRow(Base):
+    """A performer's signed approval or rejection of one output (exact bytes received)."""
+
+    __tablename__ = "approvals"
+
+    approval_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    performer_id: Mapped[str] = mapped_column(String(64), index=True)
+    grant_id: Mapped[str] = mapped_column(String(64))
+    output_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    signer_key_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    document_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
+
+
 class LedgerEntryRow(Base):
     """A leaf of the Merkle log: canonical JSON of ids and hashes, never personal data."""
 

@@ -20,21 +20,25 @@ trigger); that is what the ledger's checkpoints, checkpoint log and witness are 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, text
 
-#: Tables only ever appended to.
-APPEND_ONLY = (
+#: Tables only ever appended to, as of migration 0003 (which guards exactly these) ...
+APPEND_ONLY_0003 = (
     "performer_records", "performer_keys", "production_keys", "grants", "revocations",
     "ledger_entries", "ledger_nodes", "ledger_refs", "decisions", "ledger_checkpoints",
 )
+#: ... and now (0004 added performers' approvals of outputs).
+APPEND_ONLY = (*APPEND_ONLY_0003, "approvals")
 TEMPLATES = "identity_templates"
 
 _ABORT = "SELECT RAISE(ABORT, '{table} is append-only: the consent registry never {verb}s it')"
 
 
-def _sqlite_triggers() -> dict[str, str]:
+def _sqlite_triggers(tables: Sequence[str] = APPEND_ONLY) -> dict[str, str]:
     out = {}
-    for table in APPEND_ONLY:
+    for table in tables:
         for verb in ("update", "delete"):
             out[f"guard_{table}_{verb}"] = (
                 f"CREATE TRIGGER IF NOT EXISTS guard_{table}_{verb} BEFORE {verb.upper()} ON "
@@ -54,14 +58,15 @@ def _sqlite_triggers() -> dict[str, str]:
     return out
 
 
-def install(conn: Connection) -> None:
-    """Create the guards for this connection's backend (idempotent)."""
+def install(conn: Connection, append_only: Sequence[str] = APPEND_ONLY) -> None:
+    """Create the guards for this connection's backend (idempotent). ``append_only``: the
+    tables a migration guards (an older one cannot name tables a later one creates)."""
     if conn.dialect.name == "sqlite":
-        for statement in _sqlite_triggers().values():
+        for statement in _sqlite_triggers(append_only).values():
             conn.exec_driver_sql(statement)
     elif conn.dialect.name == "postgresql":
         # Nobody but the owner may rewrite; the app role gets its grants explicitly.
-        tables = ", ".join((*APPEND_ONLY, TEMPLATES))
+        tables = ", ".join((*append_only, TEMPLATES))
         conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM PUBLIC"))
 
 

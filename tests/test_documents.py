@@ -595,7 +595,7 @@ def test_multiline_text_allows_newlines_only() -> None:
 # --------------------------------------------------------------------------- schema and type
 
 
-@pytest.mark.parametrize("version", [2, "1", True, 0, -1, None, [1]])
+@pytest.mark.parametrize("version", [3, "1", True, 0, -1, None, [1]])
 def test_unsupported_schema_version(version: Any) -> None:
     with pytest.raises(UnsupportedSchemaError, match="unsupported schema_version"):
         parse(grant_body() | {"schema_version": version})
@@ -608,7 +608,7 @@ def test_missing_schema_version() -> None:
         parse(body)
 
 
-@pytest.mark.parametrize("version", [2, "1", True])
+@pytest.mark.parametrize("version", [3, "1", True])
 def test_unsupported_schema_version_in_draft(version: Any) -> None:
     with pytest.raises(UnsupportedSchemaError):
         sign_draft(Grant, {**grant_draft(), "schema_version": version}, [KEY])

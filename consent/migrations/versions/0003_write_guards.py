@@ -25,7 +25,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    write_guards.install(op.get_bind())
+    # The tables of this revision: later ones guard the tables they add.
+    write_guards.install(op.get_bind(), write_guards.APPEND_ONLY_0003)
 
 
 def downgrade() -> None:
