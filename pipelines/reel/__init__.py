@@ -18,6 +18,7 @@ Every refusal is a :class:`~pipelines.reel.errors.ReelError` (``errors``).
 """
 
 from .detect import DetectorSettings, ShotDetector, detect_shots
+from .editlist import MAX_EDIT_LIST_BYTES, load_edit_list
 from .errors import (
     ConformError,
     DialogueError,
@@ -33,6 +34,7 @@ from .evaluate import DetectionScore, KindScore, score
 from .shots import Shot, ShotList, Transition, TransitionKind
 
 __all__ = [
+    "MAX_EDIT_LIST_BYTES",
     "ConformError",
     "DetectionScore",
     "DetectorSettings",
@@ -51,5 +53,6 @@ __all__ = [
     "Transition",
     "TransitionKind",
     "detect_shots",
+    "load_edit_list",
     "score",
 ]

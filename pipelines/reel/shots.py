@@ -40,6 +40,7 @@ class TransitionKind(StrEnum):
     CUT = "cut"
     DISSOLVE = "dissolve"
     FADE = "fade"
+    WIPE = "wipe"  # edit lists only: any transition other than a dissolve
 
 
 @dataclass(frozen=True)
