@@ -374,10 +374,64 @@ class MotionSeal(Model):
     payload_sha256: Sha256Hex
 
 
+class TokenInput(Model):
+    name: Identifier
+    sha256: Sha256Hex
+
+
+class TokenSegment(Model):
+    """An authorised (track, frame range) as the decision lists it, with its grant."""
+
+    track_id: Identifier
+    first_frame: StrictInt = Field(ge=0)
+    last_frame: StrictInt = Field(ge=0)
+    performer_id: Identifier
+    grant_id: Identifier
+
+
+class TokenTrace(Model):
+    """One face track's verified frame runs (the identity trace the edit guard also needs)."""
+
+    track_id: Identifier
+    runs: tuple[tuple[StrictInt, StrictInt], ...] = Field(max_length=100_000)
+
+
+class RenderDecisionToken(Model):
+    """The registry's word to a render worker (``consent.decision_token``): this job's chunk
+    may edit exactly these segments of exactly these inputs, under this ledgered decision,
+    until ``expires_at``. A worker holds no database; this is all it may act on."""
+
+    document_type: ClassVar[str] = "render_decision"
+
+    type: Literal["render_decision"]
+    schema_version: StrictInt
+    job_id: Identifier
+    chunk_id: Identifier
+    operation: Identifier
+    decision_id: Identifier
+    decision_ledger_index: StrictInt = Field(ge=0)
+    decision_sha256: Sha256Hex
+    inputs: tuple[TokenInput, ...] = Field(min_length=1, max_length=16)
+    segments: tuple[TokenSegment, ...] = Field(min_length=1, max_length=10_000)
+    traces: tuple[TokenTrace, ...] = Field(max_length=64)
+    watermark_payload: StrictInt = Field(ge=0, lt=2**32)
+    issued_at: Timestamp
+    expires_at: Timestamp
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.expires_at <= self.issued_at:
+            raise ValueError("a decision token expires after it is issued")
+        for seg in self.segments:
+            if seg.last_frame < seg.first_frame:
+                raise ValueError("a segment's last frame comes before its first")
+        return self
+
+
 Payload = (Grant | Revocation | PerformerKey | PerformerRecord | ProductionKey | MotionSeal
-           | OutputApproval)
+           | RenderDecisionToken | OutputApproval)
 P = TypeVar("P", Grant, Revocation, PerformerKey, PerformerRecord, ProductionKey, MotionSeal,
-            OutputApproval)
+            RenderDecisionToken, OutputApproval)
 
 
 # --------------------------------------------------------------------------- envelope

@@ -122,3 +122,28 @@ class SealScopeError(MotionSealError):
     """A sound seal used outside what it covers (another project, embedder or performer)."""
 
     code = "motion.out_of_scope"
+
+
+class DecisionTokenError(ConsentError):
+    """A render worker's signed decision is missing, or does not allow this work: the worker
+    refuses (``consent.decision_token``)."""
+
+    code = "decision_token.invalid"
+
+
+class ForgedDecisionError(DecisionTokenError):
+    """Not signed by the registry's key, or the bytes under the signature were changed."""
+
+    code = "decision_token.forged"
+
+
+class ExpiredDecisionError(DecisionTokenError):
+    """The decision's validity ended (or has not started: a clock far behind)."""
+
+    code = "decision_token.expired"
+
+
+class DecisionScopeError(DecisionTokenError):
+    """A sound decision handed to other work: another job or chunk, or other input files."""
+
+    code = "decision_token.out_of_scope"
