@@ -18,6 +18,17 @@ Every refusal is a :class:`~pipelines.reel.errors.ReelError` (``errors``).
 """
 
 from .detect import DetectorSettings, ShotDetector, detect_shots
+from .dialogue import (
+    CrossingLine,
+    DialogueAssignment,
+    DialogueLine,
+    ShotDialogue,
+    ShotLine,
+    assign_dialogue,
+    lines_by_character,
+    load_dialogue,
+    stem_lines,
+)
 from .editlist import MAX_EDIT_LIST_BYTES, load_edit_list
 from .errors import (
     ConformError,
@@ -36,9 +47,12 @@ from .shots import Shot, ShotList, Transition, TransitionKind
 __all__ = [
     "MAX_EDIT_LIST_BYTES",
     "ConformError",
+    "CrossingLine",
     "DetectionScore",
     "DetectorSettings",
+    "DialogueAssignment",
     "DialogueError",
+    "DialogueLine",
     "EditListError",
     "EditListMismatchError",
     "KindScore",
@@ -48,11 +62,17 @@ __all__ = [
     "ReplacementMismatchError",
     "Shot",
     "ShotDetector",
+    "ShotDialogue",
+    "ShotLine",
     "ShotList",
     "ShotListError",
     "Transition",
     "TransitionKind",
+    "assign_dialogue",
     "detect_shots",
+    "lines_by_character",
+    "load_dialogue",
     "load_edit_list",
     "score",
+    "stem_lines",
 ]
