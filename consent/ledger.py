@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, func, insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from consent import merkle
+from consent import driver_sql, merkle
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
 from consent.errors import LedgerError, NotFoundError
@@ -34,7 +34,7 @@ from consent.note import (
     open_checkpoint,
     sign_checkpoint,
 )
-from consent.store import CheckpointRow, LedgerEntryRow, LedgerNodeRow, LedgerRefRow, Store
+from consent.store import CheckpointRow, LedgerEntryRow, LedgerRefRow, Store
 
 #: A checkpoint is signed at least every this many events ...
 CHECKPOINT_EVERY = 256
@@ -234,10 +234,11 @@ class Ledger:
         one is also signed every ``checkpoint_every`` events or ``checkpoint_interval``.
         """
         self._lock(session)
-        # Core statements on the session's connection: an append is on the hot path of every
-        # decision, and the ORM's unit of work would cost more than the hashing.
-        conn = session.connection()
-        index = self.size(session)
+        # Fixed statements on the driver's own cursor (see consent.driver_sql): an append is
+        # on the hot path of every decision, and SQLAlchemy's per-statement set-up cost
+        # several times the hashing and the commit together.
+        cur = driver_sql.cursor(session)
+        index = _size(cur)
         ref_list = sorted(set(refs))
         content = {"index": index, "type": event_type.value, "time": format_timestamp(at),
                    **body, "refs": [list(r) for r in ref_list]}
@@ -246,19 +247,15 @@ class Ledger:
         data = canonical_bytes(content)
         leaf = merkle.leaf_hash(data)
         try:
-            nodes = merkle.nodes_completed_by_append(index, leaf, _reader(session))
+            nodes = merkle.nodes_completed_by_append(index, leaf, _driver_reader(cur))
         except merkle.MerkleError as exc:
             raise LedgerError(f"the ledger's stored hashes are incomplete, nothing can be "
                               f"appended (tampering? run `studio ledger verify`): {exc}"
                               ) from exc
-        conn.execute(insert(LedgerEntryRow),
-                     {"idx": index, "event_type": event_type.value, "data": data,
-                      "created_at": at})
-        conn.execute(insert(LedgerNodeRow),
-                     [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes])
-        ref_rows = [{"entry_idx": index, "ref_kind": k, "ref_id": v} for k, v in ref_list]
-        if ref_rows:
-            conn.execute(insert(LedgerRefRow), ref_rows)
+        cur.execute(_INSERT_ENTRY, (index, event_type.value, data, cur.bind_time(at)))
+        cur.executemany(_INSERT_NODE, [(lv, i, h) for (lv, i), h in nodes])
+        if ref_list:
+            cur.executemany(_INSERT_REF, [(index, k, v) for k, v in ref_list])
         session.info["ledger_appended"] = True
         if checkpoint or self._checkpoint_due(session, index + 1, at):
             self._sign_checkpoint(session, index + 1, at, sync=checkpoint)
@@ -281,8 +278,7 @@ class Ledger:
 
     @staticmethod
     def size(session: Session) -> int:
-        top = session.connection().scalar(select(func.max(LedgerEntryRow.idx)))
-        return 0 if top is None else int(top) + 1
+        return _size(driver_sql.cursor(session))
 
     @staticmethod
     def entry(session: Session, index: int) -> LedgerEntry:
@@ -354,8 +350,8 @@ class Ledger:
         on the decision path are left to the OS to flush."""
         root = self.root(session, size)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
-        session.connection().execute(insert(CheckpointRow), {
-            "size": size, "root": root, "note": note, "created_at": at})
+        cur = driver_sql.cursor(session)
+        cur.execute(_INSERT_CHECKPOINT, (size, root, note, cur.bind_time(at)))
         # Known at once (many appends may share one transaction); forgotten if the
         # transaction rolls back, so that the next append looks again.
         self._last_checkpoint = (size, at)
@@ -402,27 +398,45 @@ class Ledger:
 _LAST_CHECKPOINT = (select(CheckpointRow.size, CheckpointRow.created_at)
                     .order_by(CheckpointRow.size.desc()).limit(1))
 
-_NODES = select(LedgerNodeRow.idx, LedgerNodeRow.hash).where(
-    LedgerNodeRow.level == bindparam("level"),
-    LedgerNodeRow.idx.in_(bindparam("idxs", expanding=True)),
-)
-
+_SIZE = "SELECT max(idx) FROM ledger_entries"
+_INSERT_ENTRY = "INSERT INTO ledger_entries (idx, event_type, data, created_at) VALUES (?, ?, ?, ?)"
+_INSERT_NODE = "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_INSERT_REF = "INSERT INTO ledger_refs (entry_idx, ref_kind, ref_id) VALUES (?, ?, ?)"
+_INSERT_CHECKPOINT = ("INSERT INTO ledger_checkpoints (size, root, note, created_at) "
+                      "VALUES (?, ?, ?, ?)")
 
 _MAX_OR_TERMS = 128
+#: Most values one IN list carries (SQLite's and psycopg's parameter limits are far above).
+_MAX_IN = 500
+
+
+def _size(cur: driver_sql.DriverCursor) -> int:
+    top = cur.one(_SIZE)
+    return 0 if top is None else int(top) + 1
 
 
 @functools.lru_cache(maxsize=_MAX_OR_TERMS)
-def _nodes_or(count: int) -> TextClause:
-    terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(count))
-    return text(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")  # noqa: S608
+def _nodes_or(count: int) -> str:
+    terms = " OR ".join(["(level = ? AND idx = ?)"] * count)
+    return f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=64)
+def _nodes_in(count: int) -> str:
+    marks = ", ".join(["?"] * count)
+    return f"SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx IN ({marks})"  # noqa: S608
 
 
 def node_reader(session: Session) -> merkle.NodeReader:
     """Batch reads of stored subtree hashes in the session's transaction."""
-    return _reader(session)
+    return _driver_reader(driver_sql.cursor(session))
 
 
 def _reader(session: Session) -> merkle.NodeReader:
+    return node_reader(session)
+
+
+def _driver_reader(cur: driver_sql.DriverCursor) -> merkle.NodeReader:
     def read(ids: Sequence[merkle.NodeId]) -> Mapping[merkle.NodeId, bytes]:
         wanted = sorted(set(ids))
         if not wanted:
@@ -430,24 +444,22 @@ def _reader(session: Session) -> merkle.NodeReader:
         by_level: dict[int, list[int]] = {}
         for level, idx in wanted:
             by_level.setdefault(level, []).append(idx)
-        conn = session.connection()
         found: dict[merkle.NodeId, bytes] = {}
-        if len(wanted) <= _MAX_OR_TERMS and len(by_level) > 1:
-            # A root or a proof: one node on each of ~log2(n) levels. One statement of
-            # primary-key equalities joined by OR (both backends use the index for each)
-            # instead of one round trip per level.
-            params: dict[str, int] = {}
-            for n, (level, idx) in enumerate(wanted):
-                params[f"l{n}"], params[f"i{n}"] = level, idx
-            for level, idx, value in conn.execute(_nodes_or(len(wanted)), params):
-                found[(level, idx)] = value
+        if len(wanted) <= _MAX_OR_TERMS and (len(by_level) > 1 or len(wanted) == 1):
+            # A root, a proof or an append: one node on each of ~log2(n) levels. One
+            # statement of primary-key equalities joined by OR (both backends use the index
+            # for each) instead of one round trip per level.
+            params = [v for node in wanted for v in node]
+            for level, idx, value in cur.rows(_nodes_or(len(wanted)), params):
+                found[(int(level), int(idx))] = driver_sql.as_bytes(value)
             return found
-        # Many nodes of few levels (appends, audits): one IN lookup per level; row-value IN
-        # lists are not index-friendly on SQLite.
+        # Many nodes of few levels (audits): IN lookups per level; row-value IN lists are
+        # not index-friendly on SQLite.
         for level, idxs in by_level.items():
-            for idx, value in conn.execute(_NODES, {"level": level, "idxs": idxs}):
-                found[(level, idx)] = value
+            for start in range(0, len(idxs), _MAX_IN):
+                chunk = idxs[start:start + _MAX_IN]
+                for idx, value in cur.rows(_nodes_in(len(chunk)), [level, *chunk]):
+                    found[(level, int(idx))] = driver_sql.as_bytes(value)
         return found
 
     return read
-

@@ -24,23 +24,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from consent import merkle
+from consent import driver_sql, merkle
 from consent.approval import APPROVAL_EVENTS, ApprovalLeaves
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
 from consent.ledger import node_reader
 from consent.note import NoteError, NoteVerifier, open_checkpoint
-from consent.store import CheckpointRow, LedgerEntryRow
 
-# Prepared once: they run at every decision. Checkpoints are read before leaves, so that
-# on PostgreSQL (a snapshot per statement) the leaves read cover every checkpoint read.
-_NEW_CHECKPOINTS = (select(CheckpointRow.size, CheckpointRow.note)
-                    .where(CheckpointRow.size > bindparam("seen")).order_by(CheckpointRow.size))
-_NEW_LEAVES = (select(LedgerEntryRow.idx, LedgerEntryRow.event_type, LedgerEntryRow.data)
-               .where(LedgerEntryRow.idx >= bindparam("start")).order_by(LedgerEntryRow.idx))
+# Fixed driver statements (consent.driver_sql): they run at every decision. Checkpoints are
+# read before leaves, so that on PostgreSQL (a snapshot per statement) the leaves read cover
+# every checkpoint read.
+_NEW_CHECKPOINTS = "SELECT size, note FROM ledger_checkpoints WHERE size > ? ORDER BY size"
+_NEW_LEAVES = "SELECT idx, event_type, data FROM ledger_entries WHERE idx >= ? ORDER BY idx"
 
 DOCUMENT_EVENTS = frozenset({
     "performer_registered", "performer_updated", "key_added", "production_key_added",
@@ -147,11 +144,12 @@ class LedgerFacts:
 
     def refresh(self, session: Session) -> None:
         """Read what was appended since the last call; check every checkpoint known."""
-        conn = session.connection()
-        self._read_checkpoints(session)
-        rows = conn.execute(_NEW_LEAVES, {"start": max(self.size - 1, 0)})
+        cur = driver_sql.cursor(session)
+        self._read_checkpoints(cur)
+        rows = cur.execute(_NEW_LEAVES, (max(self.size - 1, 0),))
         first = self.size > 0
-        for idx, event_type, data in rows:
+        for idx, event_type, raw in rows:
+            data = driver_sql.as_bytes(raw)
             if first:
                 first = False
                 if idx != self.size - 1 or merkle.leaf_hash(data) != self._last_leaf:
@@ -166,10 +164,8 @@ class LedgerFacts:
             return
         self._settle_checkpoints(session)
 
-    def _read_checkpoints(self, session: Session) -> None:
-        rows = session.connection().execute(_NEW_CHECKPOINTS,
-                                            {"seen": self._db_checkpoints_seen})
-        for size, note in rows:
+    def _read_checkpoints(self, cur: driver_sql.DriverCursor) -> None:
+        for size, note in cur.rows(_NEW_CHECKPOINTS, (self._db_checkpoints_seen,)):
             self._db_checkpoints_seen = max(self._db_checkpoints_seen, int(size))
             self._learn(note, f"database checkpoint {size}", int(size))
         for n, log in enumerate(self._logs):

@@ -17,10 +17,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, insert, literal, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent import gate
+from consent import driver_sql, gate, registry_sql
 from consent.approval import ApprovalStatus
 from consent.checkpoint_log import CheckpointLog
 from consent.documents import (
@@ -665,13 +665,13 @@ class Registry:
         exist, comes from the leaves (:class:`LedgerFacts`), never from the rows alone.
         """
         pids = sorted(set(performer_ids))
-        conn = s.connection()  # Core reads: this runs at every decision
+        cur = driver_sql.cursor(s)  # fixed driver statements: this runs at every decision
         with self._facts_lock:
             facts = self._ledger_facts(s)
             rows: dict[str, dict[str, list[tuple[Any, bytes]]]] = {
                 kind: {p: [] for p in pids} for kind in ("record", "key", "grant")}
             owner: dict[str, str] = {}
-            for kind, pid, ref, doc in conn.execute(_DOCUMENTS_OF, {"pids": pids}):
+            for kind, pid, ref, doc in registry_sql.documents_of(cur, pids):
                 if kind == "record":
                     rows[kind][pid].append((int(ref), doc))
                 else:
@@ -684,12 +684,11 @@ class Registry:
             # Look revocations up by performer *and* by target, so that editing one column
             # of a revocation row cannot hide it; file each under the target's performer.
             revocations: dict[str, list[tuple[str, bytes]]] = {p: [] for p in pids}
-            for pid, target_id, rid, doc in conn.execute(
-                    _REVOCATIONS_OF, {"pids": pids, "targets": list(owner) or [""]}):
+            for pid, target_id, rid, doc in registry_sql.revocations_of(cur, pids, list(owner)):
                 revocations.setdefault(owner.get(target_id, pid), []).append((rid, doc))
             production: list[bytes] = []
             shared_problems: list[str] = []
-            for key_id, doc in conn.execute(_PRODUCTION_KEYS):
+            for key_id, doc in registry_sql.production_keys(cur):
                 fact = facts.production_keys.get(key_id)
                 if fact is None or not fact.matches(doc):
                     shared_problems.append(f"production key {key_id[:12]} on file is not the "
@@ -743,9 +742,8 @@ class Registry:
             at=now, refs=[("decision", decision.decision_id)]
             + [("grant", g.grant_id) for g in decision.grants_used])
         decision = replace(decision, ledger_index=index)
-        s.connection().execute(insert(DecisionRow), {
-            "decision_id": decision.decision_id, "allowed": decision.allowed,
-            "document": content, "decided_at": now, "ledger_index": index})
+        registry_sql.insert_decision(driver_sql.cursor(s), decision.decision_id,
+                                     decision.allowed, content, now, index)
         return decision
 
     def record_output(self, decision: gate.Decision, output_sha256: str, manifest_id: str,
@@ -1074,25 +1072,6 @@ class Registry:
             if hashlib.sha256(row.document).hexdigest() != draft.get("decision_sha256"):
                 raise DocumentError(f"decision {row.decision_id} differs from the recorded one")
         return self._sign(RenderDecisionToken, draft)
-
-
-# Prepared once: building statements costs more than running them on the decision path.
-_DOCUMENTS_OF = union_all(
-    select(literal("record"), PerformerRow.performer_id,
-           cast(PerformerRow.revision, String), PerformerRow.document)
-    .where(PerformerRow.performer_id.in_(bindparam("pids", expanding=True))),
-    select(literal("key"), PerformerKeyRow.performer_id, PerformerKeyRow.key_id,
-           PerformerKeyRow.document)
-    .where(PerformerKeyRow.performer_id.in_(bindparam("pids", expanding=True))),
-    select(literal("grant"), GrantRow.performer_id, GrantRow.grant_id, GrantRow.document)
-    .where(GrantRow.performer_id.in_(bindparam("pids", expanding=True))),
-)
-_PRODUCTION_KEYS = select(ProductionKeyRow.key_id, ProductionKeyRow.document)
-_REVOCATIONS_OF = select(
-    RevocationRow.performer_id, RevocationRow.target_id, RevocationRow.revocation_id,
-    RevocationRow.document
-).where(RevocationRow.performer_id.in_(bindparam("pids", expanding=True))
-        | RevocationRow.target_id.in_(bindparam("targets", expanding=True)))
 
 
 def _facts_sound(problems: Sequence[str]) -> None:

@@ -1,0 +1,90 @@
+"""The registry's per-decision reads and its decision insert, as fixed driver statements.
+
+A decision runs these at every call; through SQLAlchemy each cost ~20x its own work (see
+:mod:`consent.driver_sql`). What they return is raw stored bytes and ids, which the
+registry only ever checks against the ledger's leaves (:mod:`consent.ledger_facts`): no row
+read here is trusted on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from consent.driver_sql import DriverCursor, as_bytes
+
+
+@functools.lru_cache(maxsize=64)
+def _marks(count: int) -> str:
+    return ", ".join(["?"] * count)
+
+
+@functools.lru_cache(maxsize=64)
+def _documents_sql(count: int) -> str:
+    marks = _marks(count)
+    # Fixed text: only the number of placeholders varies.
+    return (
+        f"SELECT 'record', performer_id, CAST(revision AS VARCHAR(64)), document "  # noqa: S608
+        f"FROM performer_records WHERE performer_id IN ({marks}) "
+        f"UNION ALL SELECT 'key', performer_id, key_id, document "
+        f"FROM performer_keys WHERE performer_id IN ({marks}) "
+        f"UNION ALL SELECT 'grant', performer_id, grant_id, document "
+        f"FROM grants WHERE performer_id IN ({marks})")
+
+
+@functools.lru_cache(maxsize=256)
+def _revocations_sql(pids: int, targets: int) -> str:
+    # Fixed text: only the number of placeholders varies.
+    return (
+        "SELECT performer_id, target_id, revocation_id, document FROM revocations "  # noqa: S608
+        f"WHERE performer_id IN ({_marks(pids)}) OR target_id IN ({_marks(targets)})")
+
+
+#: The IN lists are split at this many values (far below both drivers' parameter limits).
+_CHUNK = 200
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+def documents_of(cur: DriverCursor, pids: Sequence[str]
+                 ) -> Iterator[tuple[str, str, str, bytes]]:
+    """(kind, performer id, ref, stored bytes) of every record revision, key binding and
+    grant of ``pids``; kind is record (ref: the revision), key or grant."""
+    for chunk in _chunks(pids):
+        params = [*chunk, *chunk, *chunk]
+        for kind, pid, ref, doc in cur.rows(_documents_sql(len(chunk)), params):
+            yield str(kind), pid, ref, as_bytes(doc)
+
+
+def revocations_of(cur: DriverCursor, pids: Sequence[str], targets: Sequence[str]
+                   ) -> Iterator[tuple[str, str, str, bytes]]:
+    """(performer id, target id, revocation id, stored bytes) of every revocation row that
+    names one of ``pids`` or one of ``targets`` (each row once)."""
+    seen: set[str] = set()
+    target_list = list(targets) or [""]
+    for pid_chunk in _chunks(pids):
+        for target_chunk in _chunks(target_list):
+            sql = _revocations_sql(len(pid_chunk), len(target_chunk))
+            for pid, target, rid, doc in cur.rows(sql, [*pid_chunk, *target_chunk]):
+                if rid not in seen:
+                    seen.add(rid)
+                    yield pid, target, rid, as_bytes(doc)
+
+
+def production_keys(cur: DriverCursor) -> Iterator[tuple[str, bytes]]:
+    for key_id, doc in cur.rows("SELECT key_id, document FROM production_keys"):
+        yield key_id, as_bytes(doc)
+
+
+_INSERT_DECISION = ("INSERT INTO decisions (decision_id, allowed, document, decided_at, "
+                    "ledger_index) VALUES (?, ?, ?, ?, ?)")
+
+
+def insert_decision(cur: DriverCursor, decision_id: str, allowed: bool, document: bytes,
+                    decided_at: datetime, ledger_index: int) -> None:
+    cur.execute(_INSERT_DECISION, (decision_id, bool(allowed), document,
+                                   cur.bind_time(decided_at), ledger_index))
