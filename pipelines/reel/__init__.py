@@ -17,6 +17,13 @@ character and the deliverables are built on top of them and live in ``studio/``.
 Every refusal is a :class:`~pipelines.reel.errors.ReelError` (``errors``).
 """
 
+from .conform import (
+    INTRA_CODECS,
+    ConformMode,
+    ConformReport,
+    ShotConform,
+    conform_reel,
+)
 from .detect import DetectorSettings, ShotDetector, detect_shots
 from .dialogue import (
     CrossingLine,
@@ -45,8 +52,11 @@ from .evaluate import DetectionScore, KindScore, score
 from .shots import Shot, ShotList, Transition, TransitionKind
 
 __all__ = [
+    "INTRA_CODECS",
     "MAX_EDIT_LIST_BYTES",
     "ConformError",
+    "ConformMode",
+    "ConformReport",
     "CrossingLine",
     "DetectionScore",
     "DetectorSettings",
@@ -61,6 +71,7 @@ __all__ = [
     "ReelNotFoundError",
     "ReplacementMismatchError",
     "Shot",
+    "ShotConform",
     "ShotDetector",
     "ShotDialogue",
     "ShotLine",
@@ -69,6 +80,7 @@ __all__ = [
     "Transition",
     "TransitionKind",
     "assign_dialogue",
+    "conform_reel",
     "detect_shots",
     "lines_by_character",
     "load_dialogue",

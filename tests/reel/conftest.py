@@ -26,3 +26,12 @@ def test_reel(reel_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def test_reel_truth() -> ShotList:
     return reelgen.truth(reelgen.TEST_REEL, start_timecode="01:00:00:00")
+
+
+@pytest.fixture(scope="session")
+def prores_reel(reel_dir: Path) -> Path:
+    """The test reel as ProRes 422 HQ in QuickTime (intra-only: shots copy as packets),
+    timecode 01:00:00:00, stereo AAC."""
+    return reelgen.build_reel(reel_dir / "reel.mov", reelgen.TEST_REEL, codec="prores",
+                              pix_fmt="yuv422p10le", options={"profile": "3"},
+                              timecode="01:00:00:00", audio=True)

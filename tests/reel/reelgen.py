@@ -288,3 +288,62 @@ def _lead(seg: Segment) -> int:
 def _tail(transition: tuple[str, ...]) -> int:
     """Frames at the end of the previous shot that ``transition`` uses."""
     return int(transition[1]) if transition[0] in ("dissolve", "fade") else 0
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def decoded_frames(path: Path) -> Iterator[RGB]:
+    """Every frame of ``path`` as RGB, decoded by PyAV directly (not the studio's reader)."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def psnr(a: RGB, b: RGB) -> float:
+    """PSNR in dB of two RGB frames; ``inf`` when identical."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * float(np.log10(255.0 ** 2 / mse))
+
+
+def shot_psnr(reference: Path, test: Path, shots: ShotList,
+              offsets: dict[int, tuple[Path, int]] | None = None) -> dict[int, float]:
+    """The lowest frame PSNR of each shot of ``test`` against ``reference``, streaming both;
+    ``offsets`` maps a shot to another reference (a replacement file, whose frame 0 is the
+    shot's first frame)."""
+    worst: dict[int, float] = {}
+    others = {i: decoded_frames(p) for i, (p, _) in (offsets or {}).items()}
+    ref = decoded_frames(reference)
+    for index, frame in enumerate(decoded_frames(test)):
+        shot = shots.shot_at(index).index
+        base = next(ref)
+        if shot in others:
+            base = next(others[shot])
+        worst[shot] = min(worst.get(shot, float("inf")), psnr(base, frame))
+    return worst
+
+
+def replacement(source: Path, shots: ShotList, index: int, path: Path, *,
+                codec: str = "libx264", pix_fmt: str = "yuv420p",
+                options: dict[str, str] | None = None) -> Path:
+    """A stand-in render of shot ``index``: the source's frames with a white box over the
+    lower middle (where a mouth would be re-rendered), same size, rate and frame count."""
+    shot = shots[index]
+
+    def frames() -> Iterator[RGB]:
+        for i, rgb in enumerate(decoded_frames(source)):
+            if shot.start <= i < shot.end:
+                out = rgb.copy()
+                h, w = out.shape[:2]
+                out[h // 2: h * 3 // 4, w // 3: w * 2 // 3] = 255
+                yield out
+            elif i >= shot.end:
+                return
+    return gen.write_video(path, frames(), codec=codec, pix_fmt=pix_fmt, options=options)
+
+
+def plain_reencode(source: Path, path: Path, *, crf: int, preset: str) -> Path:
+    """The codec's own bound: ``source`` decoded and encoded again by plain PyAV + libx264 at
+    ``crf``/``preset`` (no studio code), to hold a re-encoding conform's PSNR against."""
+    return gen.write_video(path, decoded_frames(source), options={"crf": str(crf),
+                                                                   "preset": preset})
