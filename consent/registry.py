@@ -746,6 +746,27 @@ class Registry:
                                      decision.allowed, content, now, index)
         return decision
 
+    def record_refusal(
+        self,
+        request: gate.AuthorizationRequest,
+        identity_matches: Sequence[gate.IdentityMatch],
+        reason: str,
+        now: datetime | None = None,
+        *,
+        known_tracks: Sequence[str] = (),
+    ) -> gate.Decision:
+        """Record a deny the gate could not be asked for, and return it: a render whose
+        request names no subject (no face in the shot matches a performer with consent).
+        The decision has one failed ``identity`` rule saying ``reason``; like any decision it
+        is ledgered, so every refusal of a render leaves a record."""
+        now = self._now(now)
+        tracks = sorted({*known_tracks, *(m.track_id for m in identity_matches)})
+        decision = gate.Decision(False, now, request, (gate.RuleResult("identity", False, reason),),
+                                 (), tuple(identity_matches), tuple(tracks),
+                                 decision_id=_new_id("dec"))
+        with self.store.session() as s:
+            return self._ledger_decision(s, request, decision, now)
+
     def record_output(self, decision: gate.Decision, output_sha256: str, manifest_id: str,
                       now: datetime | None = None) -> int:
         """Ledger the publication of an output made under an *allowed* decision.

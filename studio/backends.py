@@ -29,6 +29,7 @@ import yaml
 
 from consent.gate import ModelUse
 from pipelines.models import registry
+from studio.errors import BackendError as BackendError
 
 if TYPE_CHECKING:
     from pipelines.faces.analysis import ShotAnalysis
@@ -41,10 +42,6 @@ Operation = Literal["lipsync", "reenact"]
 EMBEDDED: Final = "embedded-mesh"
 NEURAL: Final[dict[str, tuple[str, ...]]] = {"lipsync": ("musetalk-1.5",),
                                             "reenact": ("liveportrait",)}
-
-
-class BackendError(ValueError):
-    """A backend that is unknown, not for this operation, or unusable as configured."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.errors import SettingsError as SettingsError
+
 DEFAULT_ORIGIN = "studio.local/consent-ledger"
 
 
@@ -121,10 +123,6 @@ class Settings:
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_WITNESS_LOGS", "").split(os.pathsep)) if p is not None),
         )
-
-
-class SettingsError(ValueError):
-    """An environment setting the studio cannot use; the CLI reports it as a usage error."""
 
 
 def _int(name: str, default: str, low: int, high: int) -> int:

@@ -20,6 +20,7 @@ import dlib  # type: ignore[import-untyped]
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.errors import ModelMissingError, PipelineError
 from pipelines.faces.landmarks import (
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
@@ -64,11 +65,11 @@ class FaceEmbedder(Protocol):
     def distance(self, a: Embedding, b: Embedding) -> float: ...
 
 
-class ModelFileMissingError(FileNotFoundError):
+class ModelFileMissingError(ModelMissingError):
     """A weights file the backend needs is not where it should be (nothing is downloaded)."""
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(PipelineError, ImportError):
     """An optional package a backend needs is not installed."""
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipelines.errors import PipelineError, PipelineNotFoundError
 
-class MediaError(Exception):
+
+class MediaError(PipelineError):
     """Base class: the file at ``path`` cannot be handled safely, for ``reason``."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
@@ -21,7 +23,7 @@ class MediaError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
-class MediaNotFoundError(MediaError):
+class MediaNotFoundError(MediaError, PipelineNotFoundError):
     """The path does not exist (or is not a regular file)."""
 
 

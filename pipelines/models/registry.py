@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 
+from pipelines.errors import ModelMissingError, PipelineError
 from pipelines.models.manifests import MANIFESTS
 from pipelines.models.spec import BackendManifest, ModelFile, ModelLicence
 
@@ -79,7 +80,7 @@ Problem = Literal["missing", "size", "mismatch"]
 Status = Literal["ok", "pinned", "unverified", "pinned-now", "missing", "size", "mismatch"]
 
 
-class UnknownBackendError(LookupError):
+class UnknownBackendError(PipelineError, LookupError):
     """No manifest for this backend name."""
 
     def __init__(self, backend: str) -> None:
@@ -88,7 +89,7 @@ class UnknownBackendError(LookupError):
                          f"{', '.join(sorted(MANIFESTS))})")
 
 
-class ModelFileError(FileNotFoundError):
+class ModelFileError(ModelMissingError):
     """A backend's file is missing, or is not the expected file (size or SHA-256).
 
     The message names the file, the hash it must have (and whether that hash is published or
@@ -116,7 +117,7 @@ class ModelFileError(FileNotFoundError):
                          f"at {location}")
 
 
-class CommercialUseError(PermissionError):
+class CommercialUseError(PipelineError, PermissionError):
     """A commercial production asked for a model whose licence does not allow it."""
 
     def __init__(self, backend: str, model_licence: ModelLicence, reason: str = "") -> None:

@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter1d  # type: ignore[import-untyped]
 
+from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.landmark_file import TrackLandmarks
 from pipelines.reenact.interface import ClampReport, MotionDrive, ReenactOptions
@@ -51,7 +52,7 @@ from pipelines.reenact.model import SURFACE, FaceModel, Features, sample_rows
 POSE_FIELDS: Final = ("yaw", "pitch", "roll", "log_scale", "tx", "ty")
 
 
-class MotionError(ValueError):
+class MotionError(PipelineInputError):
     """A motion cannot be extracted or used as asked (no face, bad neutral frame, …)."""
 
 

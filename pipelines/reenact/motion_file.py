@@ -50,6 +50,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.errors import PipelineInputError
 from pipelines.reenact.model import SURFACE, Features
 from pipelines.reenact.motion import POSE_FIELDS, DriverIdentity, Motion
 
@@ -65,7 +66,7 @@ Sealer = Callable[[str], bytes]
 """Given the payload digest, the signed seal to store with it (the registry issues it)."""
 
 
-class MotionFileError(ValueError):
+class MotionFileError(PipelineInputError):
     """A motion file that cannot be used: corrupt, truncated, unsealed, or of another
     schema/version."""
 

@@ -61,6 +61,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.errors import PipelineInputError
 from pipelines.media.audio import (
     EBU_R128,
     MAX_RATE,
@@ -96,7 +97,7 @@ _MIN_LOUDNESS_S = Fraction(2, 5)
 _CHANNELS: dict[Layout, int] = {"mono": 1, "stereo": 2, "5.1": 6}
 
 
-class DubError(ValueError):
+class DubError(PipelineInputError):
     """A dub that cannot be prepared for its shot, with a reason a person can act on."""
 
 

@@ -42,6 +42,8 @@ from audiotsm import wsola  # type: ignore[import-untyped]
 from audiotsm.io.array import ArrayReader, ArrayWriter  # type: ignore[import-untyped]
 from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
+from pipelines.errors import PipelineInputError
+
 from .script import Cue, Script
 from .tts import PAUSE, Phoneme, Speech, Synthesizer
 
@@ -64,7 +66,7 @@ DEFAULT_MAX_FACTOR = 1.25
 FitStatus = Literal["fits", "stretched", "too_long", "too_short"]
 
 
-class DialogueRenderError(ValueError):
+class DialogueRenderError(PipelineInputError):
     """The fitted lines cannot be placed on the track without truncating or overlapping."""
 
     def __init__(self, problems: list[str]) -> None:

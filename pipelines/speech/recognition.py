@@ -85,6 +85,7 @@ import onnxruntime  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from pocketsphinx import Config, Decoder, get_model_path  # type: ignore[import-untyped]
 
+from pipelines.errors import PipelineInputError
 from pipelines.media.audio import Audio, downmix, resample
 
 __all__ = [
@@ -121,7 +122,7 @@ _FRAME_SAMPLES = ANALYSIS_RATE // _FRAMES_PER_S
 _CHUNK_SEARCH_S = 10.0
 
 
-class RecognitionError(ValueError):
+class RecognitionError(PipelineInputError):
     """Audio that cannot be analysed: empty, too long, or not finite."""
 
 

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import pysubs2
 
+from pipelines.errors import PipelineInputError
+
 __all__ = [
     "MAX_SCRIPT_BYTES",
     "Cue",
@@ -77,7 +79,7 @@ FORMATS = ("srt", "vtt")
 # --------------------------------------------------------------------------- errors
 
 
-class ScriptError(ValueError):
+class ScriptError(PipelineInputError):
     """A dubbing script that cannot be used; the message says what to fix."""
 
 

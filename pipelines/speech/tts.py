@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipelines.errors import PipelineError, PipelineInputError
+
 __all__ = [
     "MAX_PITCH",
     "MAX_RATE_WPM",
@@ -94,11 +96,11 @@ _PARAM_RANGE = 4
 _STRESS_MARKS = str.maketrans("", "", "ˈˌ")
 
 
-class TTSError(RuntimeError):
+class TTSError(PipelineError, RuntimeError):
     """The espeak-ng engine failed (could not load, initialise, select a voice or speak)."""
 
 
-class UnsupportedLanguageError(ValueError):
+class UnsupportedLanguageError(PipelineInputError):
     """No installed espeak-ng voice speaks the requested language."""
 
     def __init__(self, language: str, supported: list[str]) -> None:
@@ -110,7 +112,7 @@ class UnsupportedLanguageError(ValueError):
         )
 
 
-class UnsupportedVoiceVariantError(ValueError):
+class UnsupportedVoiceVariantError(PipelineInputError):
     """The requested voice variant is not one of espeak-ng's variants."""
 
 

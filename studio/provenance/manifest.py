@@ -45,11 +45,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from studio.errors import StudioError
+
 # --------------------------------------------------------------------------------------
 # Errors
 
 
-class ProvenanceError(Exception):
+class ProvenanceError(StudioError):
     """Base class: anything the provenance layer refuses or cannot do."""
 
     code = "provenance.error"

@@ -18,6 +18,7 @@ from pipelines.faces.embedding import FaceEmbedder
 from pipelines.models import registry as model_registry
 from pipelines.reenact.motion import Motion
 from studio import backends
+from studio.errors import NoConsentedFaceError
 from studio.identity import IdentifyResult, TrackEvidence, match_tracks
 from studio.render.request import Operation, RenderRequest, RequestError, SelectionError
 from studio.settings import Settings
@@ -70,11 +71,12 @@ def authorization_request(
     if not wanted:
         # A revocation deletes the performer's templates (CONSENT.md, "Biometric templates"),
         # so after one their face is unknown here and the gate cannot be asked about them.
-        raise RequestError(
+        raise NoConsentedFaceError(
             "no face in the shot matches an enrolled performer "
             f"(tracks found: {', '.join(matched) or 'none'}); enrol the performer or "
             "choose another shot (a performer whose grants were all revoked has had their "
-            "face templates deleted and is no longer recognised)")
+            "face templates deleted and is no longer recognised)", tuple(matched),
+            tuple(identity.matches))
     for tid in wanted:
         if tid not in matched:
             raise SelectionError(f"there is no face track {tid} in the shot (tracks: "
@@ -110,6 +112,25 @@ def authorization_request(
         script_sha256=script_sha256,
         commercial=backends.project_commercial(settings, project_id, commercial),
         models=(choice.model_use(),), operator=operator)
+
+
+def refusal_request(settings: Settings, choice: backends.BackendChoice, *,
+                    operation: Operation, project_id: str, language: str, territory: str,
+                    channel: Channel, operator: str, source_sha256: str,
+                    commercial: bool = True, episode: str | None = None,
+                    scene: str | None = None) -> AuthorizationRequest:
+    """The request of a render that names no subject (no face of the shot matches a performer
+    with consent), for the ledger's record of the refusal: every field checked as in any
+    request, the subjects left empty since there is no one to ask the gate about."""
+    placeholder = Subject(performer_id="nobody", technique=Technique.LIP_SYNC, track_id="t1")
+    alteration = Alteration.MOUTH_REGION if operation == "lipsync" else Alteration.FULL_FACE
+    checked = AuthorizationRequest(
+        operation=operation, project_id=project_id, episode=episode, scene=scene,
+        language=language, territory=territory, channel=channel, alteration=alteration,
+        subjects=(placeholder,), source_media_sha256=source_sha256,
+        commercial=backends.project_commercial(settings, project_id, commercial),
+        models=(choice.model_use(),), operator=operator)
+    return checked.model_copy(update={"subjects": ()})
 
 
 def render_authorization(req: RenderRequest, identity: IdentifyResult, inputs: Mapping[str, str],

@@ -86,6 +86,9 @@ from pipelines.reenact import (
 from pipelines.speech import load_script
 from pipelines.speech.dub import prepare_dub
 from studio import __version__, backends
+from studio.errors import OutputExistsError
+from studio.errors import RenderCancelled as RenderCancelled
+from studio.errors import RenderDenied as RenderDenied
 from studio.identity import (
     IdentifyResult,
     embedder_for,
@@ -127,21 +130,6 @@ from studio.render.staging import Staging
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class RenderDenied(Exception):
-    """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
-
-    def __init__(self, decision: Decision, stage: Stage) -> None:
-        self.decision = decision
-        self.stage = stage
-        reasons = "; ".join(decision.reasons) or "denied"
-        super().__init__(f"consent denied at {stage} (decision {decision.decision_id}): "
-                         f"{reasons}")
-
-
-class RenderCancelled(Exception):
-    """The operator cancelled; nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -709,7 +697,7 @@ def _link(path: Path, target: Path) -> Path:
     try:
         os.link(path, target)
     except FileExistsError:
-        raise RequestError(f"an output named {target.name} already exists; choose another "
+        raise OutputExistsError(f"an output named {target.name} already exists; choose another "
                            "name") from None
     except OSError:
         # Another filesystem: copy beside the target, then link (still atomic, no clobber).
@@ -718,7 +706,7 @@ def _link(path: Path, target: Path) -> Path:
         try:
             os.link(tmp, target)
         except FileExistsError:
-            raise RequestError(f"an output named {target.name} already exists; choose "
+            raise OutputExistsError(f"an output named {target.name} already exists; choose "
                                "another name") from None
         finally:
             tmp.unlink(missing_ok=True)

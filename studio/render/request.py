@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from consent.fields import Channel
+from studio.errors import InputNotFoundError, RequestError, SelectionError
 
 Operation = Literal["lipsync", "reenact"]
 
@@ -16,18 +17,8 @@ _LABEL = re.compile(r"^t[1-9][0-9]{0,5}$")
 OUTPUT_SUFFIXES = (".mp4", ".mov")
 
 
-class RequestError(ValueError):
-    """The request is incomplete or unsafe; nothing was run."""
-
-
-class InputNotFoundError(RequestError):
-    """An input file (shot, dub, stem, script, driver, motion) is not there (CLI exit 4)."""
-
-
-class SelectionError(RequestError):
-    """The request picks a face (``--track``, ``--speaker``, a UI choice) that is unknown or
-    that the render may not edit: a usage error (CLI exit 2), said before any work."""
-
+__all__ = ["InputNotFoundError", "Operation", "RenderRequest", "RequestError",
+           "SelectionError"]
 
 @dataclass(frozen=True)
 class RenderRequest:

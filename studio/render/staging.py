@@ -31,8 +31,8 @@ from typing import Any
 
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
+from studio.errors import OutputExistsError
 from studio.provenance.store import ManifestStore
-from studio.render.request import RequestError
 from studio.settings import Settings
 
 #: Files an old render (before staging existed) left in its job folder.
@@ -82,7 +82,7 @@ class Staging:
         os.replace(tmp, self.folder / "state.json")
 
     def reserve(self, name: str, registry: Registry) -> None:
-        """Reserve ``name`` in the outputs folder for this job, or refuse (RequestError)."""
+        """Reserve ``name`` in the outputs folder for this job, or refuse (OutputExistsError)."""
         names = staging_root(self.settings) / "names"
         # Written whole, then linked into place: the link is atomic and never replaces, so a
         # reservation is never seen half-written and two jobs cannot both hold a name.
@@ -97,7 +97,7 @@ class Staging:
                     if _read(names / name) == owner:
                         (names / name).unlink(missing_ok=True)
                     continue  # the owner had died: its name is free again
-                raise RequestError(f"an output named {name} is being rendered by "
+                raise OutputExistsError(f"an output named {name} is being rendered by "
                                    f"{owner or 'another job'}; choose another name") from None
             self.record(name=name)
             break
@@ -107,7 +107,7 @@ class Staging:
             if (self.settings.outputs_dir / taken).exists():
                 (names / name).unlink(missing_ok=True)
                 self.record(name=None)
-                raise RequestError(f"an output named {taken} already exists; choose another "
+                raise OutputExistsError(f"an output named {taken} already exists; choose another "
                                    "name")
 
     def close(self, registry: Registry) -> None:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from studio.errors import UploadError as UploadError
+
 MB = 1024 * 1024
 
 
@@ -60,10 +62,6 @@ _IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
 
 _IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _NEUTRAL = ".upload"
-
-
-class UploadError(ValueError):
-    """An upload was refused; the message says why in words a person can act on."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""The studio's error family: every way a studio operation (not the registry, not the media
+layer) refuses, grouped by what the person asking can do about it.
+
+The registry's family is :mod:`consent.errors`, the media and model layer's
+:mod:`pipelines.errors`; :mod:`studio.services.errors` is the one table that turns any of them
+into an exit code, an HTTP status and a message. Every class carries a stable ``code`` (the
+``error`` field of ``--json`` output).
+
+Request errors subclass :class:`ValueError` as well, as they always have: callers that predate
+this module catch them so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the gate's types; imported lazily (CLI start-up)
+    from consent.gate import Decision, IdentityMatch
+    from studio.render.events import Stage
+
+
+class StudioError(Exception):
+    """Base class: anything the studio refuses or cannot do."""
+
+    code = "studio.error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- usage
+
+class UsageError(StudioError, ValueError):
+    """The command or form was filled in wrongly (options that exclude each other)."""
+
+    code = "usage"
+
+
+class SettingsError(UsageError):
+    """An environment setting the studio cannot use; the CLI reports it as a usage error."""
+
+    code = "settings"
+
+
+# ---------------------------------------------------------------------------- requests
+
+class RequestError(StudioError, ValueError):
+    """The request is incomplete or unsafe; nothing was run."""
+
+    code = "bad_request"
+
+
+class InputNotFoundError(RequestError):
+    """An input file (shot, dub, stem, script, driver, motion) is not there (CLI exit 4)."""
+
+    code = "not_found"
+
+
+class SelectionError(RequestError):
+    """The request picks a face (``--track``, ``--speaker``, a UI choice) that is unknown or
+    that the render may not edit: a usage error (CLI exit 2), said before any work."""
+
+    code = "bad_selection"
+
+
+class OutputExistsError(RequestError):
+    """The output name (or a file the command would write) is taken: never overwritten
+    (a conflict, CLI exit 5)."""
+
+    code = "exists"
+
+
+class NoConsentedFaceError(RequestError):
+    """No face of the shot matches a performer with consent, so the gate cannot be asked
+    about anyone. The application layer ledgers this as a refusal
+    (:class:`ConsentRefused`)."""
+
+    code = "no_consented_face"
+
+    def __init__(self, message: str, tracks: tuple[str, ...] = (),
+                 matches: tuple[IdentityMatch, ...] = ()) -> None:
+        super().__init__(message)
+        self.tracks = tracks  # every face track of the shot
+        self.matches = matches  # their identity verdicts (none names a performer)
+
+
+class BackendError(RequestError):
+    """A backend that is unknown, not for this operation, or unusable as configured."""
+
+    code = "backend"
+
+
+class UploadError(RequestError):
+    """An upload was refused; the message says why in words a person can act on."""
+
+    code = "upload"
+
+
+class InputRejectedError(RequestError):
+    """Media, a dub, a script or a reference the pipelines' own checks refuse (said with the
+    pipeline's message)."""
+
+    code = "bad_input"
+
+
+# ---------------------------------------------------------------------------- outcomes
+
+class RenderDenied(StudioError):
+    """The consent gate denied the render (at step 3 or at the re-check); nothing published."""
+
+    code = "denied"
+
+    def __init__(self, decision: Decision, stage: Stage) -> None:
+        self.decision = decision
+        self.stage = stage
+        reasons = "; ".join(decision.reasons) or "denied"
+        super().__init__(f"consent denied at {stage} (decision {decision.decision_id}): "
+                         f"{reasons}")
+
+
+class ConsentRefused(StudioError):
+    """A refusal without a gate verdict on anyone (no face matches a performer with consent),
+    recorded in the ledger as a deny decision; ``decision`` is that record."""
+
+    code = "no_consented_face"
+
+    def __init__(self, message: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class RenderCancelled(StudioError):
+    """The operator cancelled; nothing was published."""
+
+    code = "cancelled"
+
+
+class JobStateError(StudioError):
+    """A job is not in a state that allows this (cancel a finished job)."""
+
+    code = "job_state"
+
+
+# ---------------------------------------------------------------------------- render workers
+
+
+class RenderWorkerError(StudioError, ConnectionError):
+    """A render task's worker was lost (killed, node gone) more often than it is retried, or
+    the cluster cannot be reached (``studio.executors``): nothing was published."""
+
+    code = "render_worker"
