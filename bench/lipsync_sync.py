@@ -25,6 +25,14 @@ independent) and clip B's *video* as the ground truth of how that audio moves a 
 * ``range/A``: the output's range over A's own original range (the performer's calibration).
 * ``env`` (secondary, the old proxy): best-lag (±3) r of the output opening with the dub's
   per-frame log-RMS (``quality.sync_score``).
+* ``oracle`` (what the goals allow): B's *real* mouth, with every frame outside B's voice
+  activity (the drive's ``voiced`` spans) set to B's closed value (p5), is the best output a
+  renderer that keeps "mouth closed in silence" could show. Its r with B's real mouth is the
+  ceiling of ``r_dub``; its ``leak`` against A is what the leak figure reads even with no
+  leak at all (GRID speakers often hold the mouth open before they speak, so closing it in
+  silence alone makes an output follow a shot whose actor rests closed). ``partial leak``:
+  the partial correlation of the output with A's mouth given the drive, the renderer's own
+  share measured without that shared silence structure.
 
 Table to stdout, JSON (with the per-frame series, used to set the QC thresholds) to
 ``bench/out/lipsync_sync.json``.
@@ -80,6 +88,23 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(x[ok], y[ok])[0, 1])
 
 
+def partial(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Partial correlation of ``x`` and ``y`` given ``z``."""
+    rxy, rxz, ryz = pearson(x, y), pearson(x, z), pearson(y, z)
+    return (rxy - rxz * ryz) / math.sqrt(max((1 - rxz**2) * (1 - ryz**2), 1e-12))
+
+
+def oracle(mouth: np.ndarray, voiced: Sequence[tuple[float, float]], fps: float) -> np.ndarray:
+    """``mouth`` closed (its p5) outside ``voiced``: the best silence-closed output."""
+    times = (np.arange(len(mouth)) + 0.5) / fps
+    inside = np.zeros(len(mouth), dtype=bool)
+    for start, end in voiced:
+        inside |= (times >= start) & (times < end)
+    out = mouth.copy()
+    out[~inside] = np.nanpercentile(mouth, 5)
+    return out
+
+
 def spread(x: np.ndarray) -> float:
     return float(np.nanpercentile(x, 95) - np.nanpercentile(x, 5))
 
@@ -124,6 +149,7 @@ def evaluate(pairs: Sequence[tuple[str, str]], work: Path) -> list[dict[str, Any
             loud = frame_loudness(dub.dialogue_mono_16k, fps, n)
             env = sync_score(out, loud)
             pbm = bilabial_frames(drive.timeline, float(fps), n)
+            best = oracle(mb, drive.voiced, float(fps))
             qc = assess_track(out, ma, jaw, loud, pbm)
             control = assess_track(ma.copy(), ma, jaw, loud, pbm)
             row = {"video": a, "audio": b, "frames": n, "r_dub": r_dub,
@@ -131,6 +157,8 @@ def evaluate(pairs: Sequence[tuple[str, str]], work: Path) -> list[dict[str, Any
                    "range": spread(out) / spread(mb), "range_vs_A": spread(out) / spread(ma),
                    "r_drive_dub": pearson(jaw, mb),
                    "render_leak": r_orig - pearson(jaw, ma), "env_r": env.r, "env_lag": env.lag,
+                   "oracle_r_dub": pearson(best, mb), "oracle_leak": pearson(best, ma) - r_ab,
+                   "partial_leak": partial(out, ma, jaw),
                    "seconds": time.perf_counter() - t0, "output_opening": out.tolist(),
                    "drive_jaw": drive.shapes[:, 0].tolist(),
                    "qc": qc.to_json(), "qc_no_lipsync": control.to_json()}
@@ -182,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "render_leak_max": max(r["render_leak"] for r in rows),
         "range_vs_A_min": min(r["range_vs_A"] for r in rows),
         "range_vs_A_max": max(r["range_vs_A"] for r in rows),
+        "oracle_r_dub_mean": mean(r["oracle_r_dub"] for r in rows),
+        "oracle_leak_max": max(r["oracle_leak"] for r in rows),
+        "oracle_leak_over_goal": sum(r["oracle_leak"] > LEAK_GOAL for r in rows),
+        "partial_leak_mean": mean(r["partial_leak"] for r in rows),
+        "partial_leak_max": max(r["partial_leak"] for r in rows),
         "pairs": len(rows),
     }
     lines += [
@@ -197,7 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"leak ≤ {LEAK_GOAL} every pair: "
         f"{'PASS' if summary['leak_max'] <= LEAK_GOAL else 'FAIL'}; range "
         f"{RANGE_GOAL[0]}–{RANGE_GOAL[1]} every pair: {summary['range_in_goal']}/{len(rows)} "
-        f"{'PASS' if summary['range_in_goal'] == len(rows) else 'FAIL'}"]
+        f"{'PASS' if summary['range_in_goal'] == len(rows) else 'FAIL'}",
+        f"ceilings under 'mouth closed in silence' (oracle: B's real mouth, closed outside B's "
+        f"voice activity): mean r {summary['oracle_r_dub_mean']:.3f}; leak max "
+        f"{summary['oracle_leak_max']:+.3f}, {summary['oracle_leak_over_goal']}/{len(rows)} "
+        f"pairs over {LEAK_GOAL} with no leak at all",
+        f"renderer leak as a partial correlation r(out, A | drive): mean "
+        f"{summary['partial_leak_mean']:+.3f}, max {summary['partial_leak_max']:+.3f}"]
     lines += ["", "QC figures (pipelines.qc.report) over the renders, and over the untouched "
               "source with the dub (no lip sync: the negative control):",
               "| figure | renders min / median / max | flagged | no lip sync min / median / "
