@@ -56,8 +56,21 @@ def _models() -> tuple[Any, Any]:
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
 
 
-def _largest(rects: Any) -> Any:
-    return max(rects, key=lambda r: r.width() * r.height()) if len(rects) else None
+Box = tuple[float, float, float, float]
+"""``(x0, y0, x1, y1)`` pixels: where a tracked face is (its mesh's extent)."""
+
+
+def _choose(rects: list[Any], near: Box | None) -> Any:
+    """The largest detection, or with ``near`` the one whose centre lies inside that box
+    (closest to its centre): the face of one track among several."""
+    if near is None:
+        return max(rects, key=lambda r: r.width() * r.height()) if rects else None
+    x0, y0, x1, y1 = near
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    inside = [r for r in rects if x0 <= (r.left() + r.right()) / 2.0 <= x1
+              and y0 <= (r.top() + r.bottom()) / 2.0 <= y1]
+    return min(inside, key=lambda r: ((r.left() + r.right()) / 2.0 - cx) ** 2
+               + ((r.top() + r.bottom()) / 2.0 - cy) ** 2) if inside else None
 
 
 class MouthMeter:
@@ -69,7 +82,7 @@ class MouthMeter:
         self._missed = 0
         self._count = 0
 
-    def _detect(self, gray: NDArray[np.uint8]) -> Any:
+    def _detect(self, gray: NDArray[np.uint8], near: Box | None) -> Any:
         import dlib
 
         height, width = gray.shape[:2]
@@ -77,14 +90,17 @@ class MouthMeter:
             k = DETECT_WIDTH / width
             small = cv2.resize(gray, (DETECT_WIDTH, max(1, round(height * k))),
                                interpolation=cv2.INTER_AREA)
-            found = _largest(self._detector(small, 0))
+            scaled = [dlib.rectangle(round(r.left() / k), round(r.top() / k),
+                                     round(r.right() / k), round(r.bottom() / k))
+                      for r in self._detector(small, 0)]
+            found = _choose(scaled, near)
             if found is not None:
-                return dlib.rectangle(round(found.left() / k), round(found.top() / k),
-                                      round(found.right() / k), round(found.bottom() / k))
-        return _largest(self._detector(gray, 0))
+                return found
+        return _choose(list(self._detector(gray, 0)), near)
 
-    def measure(self, rgb: NDArray[np.uint8]) -> float:
-        """Inner-lip gap / mouth width of the largest face in ``rgb``; NaN with no face."""
+    def measure(self, rgb: NDArray[np.uint8], near: Box | None = None) -> float:
+        """Inner-lip gap / mouth width of the largest face in ``rgb`` (with ``near``: of the
+        face detected inside that box, see :func:`_choose`); NaN with no face."""
         # dlib turns RGB into grey as the plain mean of the channels, and its predictor was
         # trained on such images: the luma weights of cv2's conversion move the inner-lip
         # points enough to change r(new, old) to 0.95 on GRID.
@@ -93,7 +109,7 @@ class MouthMeter:
             else rgb, dtype=np.uint8)
         due = self._count % DETECT_EVERY == 0 or self._missed > 0 or self._last is None
         self._count += 1
-        rect = self._detect(gray) if due else self._last
+        rect = self._detect(gray, near) if due else self._last
         if rect is None:
             self._missed += 1
             if self._last is None or self._missed > MAX_REUSE:

@@ -26,6 +26,8 @@ from pipelines.qc.report import (
 )
 
 if TYPE_CHECKING:
+    from pipelines.faces.landmark_file import TrackLandmarks
+    from pipelines.lipsync import LipSyncJob
     from pipelines.lipsync.interface import SpeechDrive
 
 
@@ -97,3 +99,96 @@ def qc_render(output: Path, source: Path, drive: SpeechDrive, *, identity: bool 
                          bilabial_frames(drive.timeline, float(fps), n), identity=worst,
                          track_id=track_id, thresholds=thresholds)
     return QCReport(out_path.name, src_path.name, dub_name, (track,), thresholds)
+
+
+def _track_boxes(landmarks: TrackLandmarks, chunk: int = 1024
+                 ) -> dict[int, tuple[float, float, float, float]]:
+    """Frame → the extent of the track's recorded mesh, read in chunks (memory stays flat)."""
+    boxes: dict[int, tuple[float, float, float, float]] = {}
+    for lo in range(0, len(landmarks), chunk):
+        xy = np.asarray(landmarks.meshes[lo:lo + chunk, :, :2], dtype=np.float64)
+        low, high = xy.min(axis=1), xy.max(axis=1)
+        for frame, a, b in zip(landmarks.frames[lo:lo + chunk].tolist(), low, high,
+                               strict=True):
+            boxes[int(frame)] = (float(a[0]), float(a[1]), float(b[0]), float(b[1]))
+    return boxes
+
+
+def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | None = None,
+                         dub_name: str = "", identity: bool = True,
+                         thresholds: QCThresholds = DEFAULT_THRESHOLDS) -> QCReport:
+    """The QC report of a finished lip-sync render, one :class:`TrackQC` per edited track.
+
+    For the render job: ``job`` is the :class:`~pipelines.lipsync.LipSyncJob` it ran (its
+    shot analysis, one drive per track; no second phone recognition), ``output`` the file it
+    wrote (default ``job.output``). Source and output are decoded once, side by side. Each
+    track's mouth is measured with dlib (``dlib_mouth``) on the face detected inside that
+    track's recorded mesh box, so two speakers in one shot are judged apart; frames where
+    the track is not seen are NaN (left out of every figure). Identity: dlib's embedding of
+    the track's face, source vs output, every 5th frame it is seen (worst distance).
+
+    Raises :class:`QCInputError` when the output is not a render of the job's shot (frame
+    count or rate) or a track's face is never found by dlib, :class:`QCNotFoundError` when
+    a file is missing.
+    """
+    from pipelines.faces import DlibEmbedder
+    from pipelines.faces.landmarks import FaceObservation
+    from pipelines.media import VideoReader
+    from pipelines.qc.dlib_mouth import MouthMeter
+    from pipelines.quality import frame_loudness
+
+    analysis = job.analysis
+    src_path = _exists(Path(analysis.source), "source")
+    out_path = _exists(Path(output) if output is not None else Path(job.output), "output")
+    video = analysis.info.require_video()
+    n, fps = analysis.scan.frame_count, Fraction(video.frame_rate)
+    tracks = sorted(job.drives)
+    boxes = {t: _track_boxes(analysis.landmarks(t)) for t in tracks}
+    meters = {t: (MouthMeter(), MouthMeter()) for t in tracks}
+    mouths = {t: (np.full(n, np.nan), np.full(n, np.nan)) for t in tracks}
+    embedder = DlibEmbedder() if identity else None
+    worst: dict[int, float] = {}
+    size = (video.width, video.height)
+    count = 0
+    try:
+        with VideoReader(src_path, on_vfr="conform") as src, \
+                VideoReader(out_path, on_vfr="conform") as out:
+            if Fraction(out.output.frame_rate) != fps:
+                raise QCInputError(f"{out_path.name} runs at {out.output.frame_rate} fps, the "
+                                   f"shot at {fps}: not a render of it")
+            for index, (a, b) in enumerate(zip(src, out, strict=False)):
+                count = index + 1
+                if index >= n:
+                    break
+                for t in tracks:
+                    box = boxes[t].get(index)
+                    if box is None:
+                        continue
+                    mouths[t][0][index] = meters[t][0].measure(a.rgb, box)
+                    mouths[t][1][index] = meters[t][1].measure(b.rgb, box)
+                    if embedder is not None and index % 5 == 0:
+                        mesh = analysis.landmarks(t).mesh(index)
+                        assert mesh is not None  # the box came from this mesh
+                        face = FaceObservation(box, mesh, 1.0, size)
+                        d = embedder.distance(embedder.embed(a.rgb, face),
+                                              embedder.embed(b.rgb, face))
+                        worst[t] = max(worst.get(t, 0.0), d)
+    except QCInputError:
+        raise
+    except Exception as exc:  # the reader's own errors: not a video we can decode
+        raise QCInputError(f"cannot decode {out_path.name} or {src_path.name} ({exc})") from exc
+    if count != n:
+        raise QCInputError(f"{out_path.name} has {count} frames, the shot {n}: not a render "
+                           "of it")
+    reports = []
+    for t in tracks:
+        source_mouth, output_mouth = mouths[t]
+        if not np.isfinite(source_mouth).any() or not np.isfinite(output_mouth).any():
+            raise QCInputError(f"track {t}: dlib finds no face in the source or the output")
+        drive = job.drives[t]
+        reports.append(assess_track(
+            output_mouth, source_mouth, drive.shapes[:, 0],
+            frame_loudness(drive.dialogue, fps, n),
+            bilabial_frames(drive.timeline, float(fps), n), identity=worst.get(t),
+            track_id=t, thresholds=thresholds))
+    return QCReport(out_path.name, src_path.name, dub_name, tuple(reports), thresholds)

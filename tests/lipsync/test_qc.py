@@ -14,7 +14,7 @@ from pipelines.lipsync import EmbeddedLipSync, LipSyncJob, SpeechDrive, run_lips
 from pipelines.media import VideoReader
 from pipelines.qc.dlib_mouth import video_mouth_series
 from pipelines.qc.errors import QCInputError, QCNotFoundError
-from pipelines.qc.files import qc_files, qc_render
+from pipelines.qc.files import qc_files, qc_render, qc_report_for_render
 from pipelines.qc.report import assess_track, best_lag, bilabial_frames
 from pipelines.speech.dub import PreparedDub
 from studio.cli import app
@@ -127,3 +127,27 @@ def test_qc_render_with_the_jobs_drive(render: Path, drive_b: SpeechDrive) -> No
     (track,) = report.tracks
     assert track.track_id == 1 and not report.needs_review, track.reasons
     assert report.to_json()["tracks"][0]["identity"] is None
+
+
+def test_qc_report_for_render_judges_each_track_of_the_job(
+        render: Path, shot_a: ShotAnalysis, drive_b: SpeechDrive, dub_b: PreparedDub,
+        tmp_path: Path) -> None:
+    """The render job's entry point: the job it ran (analysis, drive per track), the file it
+    wrote; the same verdict and figures as the file-level QC of the same render."""
+    track = shot_a.tracks[0].track_id
+    job = LipSyncJob(shot_a, {track: drive_b}, dub_b.mix, render,
+                     permits=EditPermits.all_frames([track]))
+    report = qc_report_for_render(job, dub_name="b.wav")
+    (qc,) = report.tracks
+    assert qc.track_id == track and not report.needs_review, qc.reasons
+    assert qc.identity is not None and qc.identity <= 0.35
+    (plain,) = qc_render(render, SHOT, drive_b, identity=False).tracks
+    assert abs(qc.sync - plain.sync) < 0.05 and abs(qc.leak - plain.leak) < 0.05
+    assert report.to_json()["dub"] == "b.wav"
+    with VideoReader(render) as reader:
+        head = [f.rgb.copy() for f, _ in zip(reader, range(40), strict=False)]
+    short = write_video(tmp_path / "short.mp4", head)
+    with pytest.raises(QCInputError, match="not a render of it"):
+        qc_report_for_render(job, output=short, identity=False)
+    with pytest.raises(QCNotFoundError):
+        qc_report_for_render(job, output=tmp_path / "none.mp4")
