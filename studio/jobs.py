@@ -21,6 +21,7 @@ from typing import Any
 from consent.errors import NotFoundError
 from consent.registry import Registry
 from studio.errors import ConsentRefused, JobStateError, RenderCancelled, RenderDenied
+from studio.executors import Executor, executor_for
 from studio.render import ProgressEvent, RenderRequest, Stage, staging
 from studio.services.context import AppContext
 from studio.services.errors import internal, translate
@@ -38,12 +39,14 @@ class JobManager:
     """See the module docstring. Thread-safe; one per studio process."""
 
     def __init__(self, settings: Settings, registry: Registry, store: JobStore, *,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, executor: Executor | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
         self.records = JobRecords(store)
         self._ctx = AppContext(settings, registry)
+        # Where each render's pipeline runs: here, or on a Ray cluster (studio.executors).
+        self.executor = executor or executor_for(settings, registry)
         self.workers = max(1, workers or settings.concurrent_renders)
         self._pool = ThreadPoolExecutor(max_workers=self.workers,
                                         thread_name_prefix="studio-render")
@@ -68,6 +71,7 @@ class JobManager:
         run = start_render(self._ctx, request, job_id=job_id,
                            listener=lambda event: self._progress(job_id, event))
         job = run.job
+        self.executor.prepare(job)
         at = now()
         record = JobRecord(job.job_id, username, request.operation, JobStatus.QUEUED, at, at,
                            message="waiting for a free render slot", summary=summary(request))
@@ -117,6 +121,7 @@ class JobManager:
             for run in jobs:
                 run.cancel()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self.executor.close()
 
     # -- internals -------------------------------------------------------------------------------
 

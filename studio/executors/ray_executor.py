@@ -1,0 +1,185 @@
+"""Step 4 of each render as a Ray task; consent, the ledger and publication stay on the head.
+
+For each job the head (the studio process, the only one with a database connection):
+
+1. runs steps 1-3 as for a local render (ingest, identify, the gate's ledgered decision);
+2. has the registry sign a decision token for the shot (``consent.decision_token``: job and
+   chunk id, input hashes, decision leaf and hash, segments, verified runs, watermark
+   payload, expiry) and submits :func:`studio.executors.worker.render_chunk` with resource
+   requests (``num_cpus``, ``num_gpus`` for a neural backend, ``memory``) and
+   ``max_retries``: Ray runs the task again, on any node, when its worker process or node
+   dies; an application error (a refused token, bad media) is not retried;
+3. follows the task (progress from the shared staging folder), cancels it when the job is
+   cancelled (a ``cancel`` file the worker polls, then Ray's cancel, then a forced one);
+4. takes the one finished attempt (``chunks/<chunk>/done``, renamed into place by the
+   worker: a retried task never yields two outputs) and runs steps 5-7 as always: the
+   re-check against the registry, the C2PA manifest, and one ``publish_output`` under the
+   ledger's lock. Only the head publishes, once per job, whatever the task's retries.
+
+A head that stops (crash, restart) takes its Ray job with it: Ray ends the tasks of a driver
+that is gone, the studio's next start marks the jobs interrupted and cleans their staging
+(``JobManager._recover``); a late worker finds no staging folder and refuses.
+
+The workers' settings carry no database URL and no key passphrase; they learn the
+registry's public key from the job's runtime environment (``STUDIO_REGISTRY_PUBLIC_KEY``,
+set here at ``ray.init``), or from their own environment when the head did not set it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from consent.decision_token import DEFAULT_VALIDITY, token_draft
+from consent.gate import Decision
+from consent.registry import Registry
+from studio.errors import RenderCancelled, RenderWorkerError
+from studio.executors.worker import (
+    TRUSTED_KEY_ENV,
+    ChunkResult,
+    ChunkTask,
+    chunk_dir,
+    render_chunk,
+)
+from studio.render.events import Stage
+from studio.render.pipeline_step import PipelineResult, PipelineScope, PipelineWork
+from studio.settings import Settings
+
+if TYPE_CHECKING:
+    from studio.render.job import RenderJob
+
+log = logging.getLogger(__name__)
+
+#: One chunk per shot for now: a shot is rendered whole by one task.
+SHOT_CHUNK = "shot"
+#: How long a cancelled task may take to notice before it is killed (seconds).
+CANCEL_GRACE_S = 10.0
+_POLL_S = 0.25
+
+
+class RayExecutor:
+    """See the module docstring. One per studio process; thread-safe."""
+
+    name = "ray"
+
+    def __init__(self, settings: Settings, registry: Registry, *,
+                 init: dict[str, Any] | None = None,
+                 validity: timedelta = DEFAULT_VALIDITY) -> None:
+        import ray
+
+        self._ray = ray
+        self.settings = settings
+        self.validity = validity
+        self._owns = False
+        if not ray.is_initialized():
+            env = {TRUSTED_KEY_ENV: registry.public_key.to_base64()}
+            options: dict[str, Any] = {"address": settings.ray_address,
+                                       "runtime_env": {"env_vars": env},
+                                       "include_dashboard": False, "log_to_driver": False,
+                                       "configure_logging": False}
+            options.update(init or {})
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = settings.ray_address or "a local Ray instance"
+                raise RenderWorkerError(f"cannot start or reach {where}: {exc}") from None
+            self._owns = True
+        self._task = ray.remote(render_chunk)
+        self._lock = threading.Lock()
+        #: job id → the Ray task rendering it (``studio workers``, cancel).
+        self.running: dict[str, Any] = {}
+
+    def prepare(self, job: RenderJob) -> None:
+        job.remote = self._run_remote
+
+    def close(self) -> None:
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns = False
+
+    # -- one job's step 4 ----------------------------------------------------------------------
+
+    def _run_remote(self, job: RenderJob, work: PipelineWork, scope: PipelineScope,
+                    decision: Decision, inputs: dict[str, str]) -> tuple[PipelineResult, str]:
+        ray = self._ray
+        settings = job.settings
+        draft = token_draft(decision, job_id=job.job_id, chunk_id=SHOT_CHUNK, inputs=inputs,
+                            traces={f"t{k}": v for k, v in scope.permits.verified.items()},
+                            watermark_payload=scope.payload, issued_at=datetime.now(UTC),
+                            validity=self.validity)
+        token = job.registry.issue_decision_token(draft)
+        job._note(Stage.RUN, "decision token issued to the render workers",
+                  chunk=SHOT_CHUNK, token_sha256=token.sha256,
+                  expires_at=draft["expires_at"])
+        # Workers get no database and no passphrase: the registry is the head's alone.
+        task = ChunkTask(job.job_id, SHOT_CHUNK, token.to_bytes(), work,
+                         replace(settings, database_url="", registry_passphrase=None))
+        neural = job._choice.neural
+        ref = self._task.options(
+            num_cpus=settings.ray_task_cpus,
+            num_gpus=settings.ray_task_gpus if neural else 0,
+            memory=settings.ray_task_memory_mb * 1024 * 1024,
+            max_retries=settings.ray_max_retries, retry_exceptions=False,
+            name=f"render:{job.job_id}:{SHOT_CHUNK}").remote(task)
+        folder = chunk_dir(work.out_dir, SHOT_CHUNK)
+        with self._lock:
+            self.running[job.job_id] = ref
+        try:
+            while not ray.wait([ref], timeout=_POLL_S)[0]:
+                _report(job, folder)
+                if job.cancel.is_set():
+                    self._cancel(ref, folder)
+                    raise RenderCancelled(f"render {job.job_id} cancelled; nothing was "
+                                          "published")
+            out = self._result(ref, job.job_id)
+        finally:
+            with self._lock:
+                self.running.pop(job.job_id, None)
+        attempts = sorted(p.name for p in folder.glob("attempt-*"))
+        job._note(Stage.RUN, "rendered by a worker", node=out.node, pid=out.pid,
+                  attempt=out.attempt, abandoned_attempts=attempts,
+                  first_to_finish=out.won)
+        return out.result, out.audio_note
+
+    def _result(self, ref: Any, job_id: str) -> ChunkResult:
+        ray = self._ray
+        try:
+            out = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause
+            if isinstance(cause, Exception):  # the worker's own error, as it raised it
+                raise cause from None
+            raise RenderWorkerError(f"render task of {job_id} failed: {exc}") from None
+        except ray.exceptions.RayError as exc:  # worker or node lost past its retries
+            raise RenderWorkerError(f"the render task of {job_id} was lost: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(out, ChunkResult):
+            raise RenderWorkerError(f"the render task of {job_id} returned {type(out)!r}")
+        return out
+
+    def _cancel(self, ref: Any, folder: Path) -> None:
+        """Stop the task: the cancel file (seen within a frame or two), Ray's cancel (an
+        interrupt in the worker), and past the grace period a forced cancel (kills it)."""
+        ray = self._ray
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "cancel").touch()
+        ray.cancel(ref)
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while time.monotonic() < deadline:
+            if ray.wait([ref], timeout=_POLL_S)[0]:
+                return
+        ray.cancel(ref, force=True)
+
+
+def _report(job: RenderJob, folder: Path) -> None:
+    try:
+        state = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
+        job.progress.frames(int(state["done"]), int(state["total"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not started yet, or being replaced: the next poll reads it

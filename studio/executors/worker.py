@@ -1,0 +1,204 @@
+"""The render worker's entry: step 4 of one chunk (a shot), under a registry-signed decision.
+
+A worker holds no database URL, no registry key and no passphrase (the head strips them from
+the settings it sends); the only registry material it has is the registry's *public* key,
+pinned in its environment (:data:`TRUSTED_KEY_ENV`, base64 of the raw Ed25519 key). It:
+
+1. hashes the input files it is about to read and checks the decision token against the
+   pinned key, the job and chunk ids and those hashes (``consent.decision_token``): a forged,
+   edited, expired or foreign token refuses the task (``DecisionTokenError``), before any
+   pixel is read;
+2. builds what it may edit *from the token only*: the tracks, the edit guard's segments and
+   verified runs, the watermark payload;
+3. renders into its own attempt folder under the job's staging folder (storage every node
+   sees), reporting progress to ``progress.json`` and stopping when the head drops a
+   ``cancel`` file there (or Ray interrupts it);
+4. moves the finished attempt to ``done`` with one ``rename``: whichever attempt of a retried
+   task finishes first wins, a later one discards its own work and returns the winner's.
+
+Nothing here signs, ledgers or publishes: the head re-checks, stamps and publishes once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consent.decision_token import verify_token
+from consent.documents import RenderDecisionToken
+from consent.errors import DecisionScopeError, DecisionTokenError
+from consent.keys import PublicKey
+from pipelines.edits import EditPermits, EditSegment
+from pipelines.reenact import StillSource
+from studio.identity import sha256_file
+from studio.render.pipeline_step import (
+    PipelineResult,
+    PipelineScope,
+    PipelineWork,
+    run_pipeline,
+)
+from studio.render.request import RenderRequest
+from studio.settings import Settings
+
+#: The worker's trust anchor: the registry's public key (base64, raw 32 bytes).
+TRUSTED_KEY_ENV = "STUDIO_REGISTRY_PUBLIC_KEY"
+_INPUT_NAMES = ("source", "dub", "m_and_e", "script", "driver", "motion")
+#: How often the worker looks for the head's cancel file and writes its progress (seconds).
+_POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One chunk of a render, as the head sends it."""
+
+    job_id: str
+    chunk_id: str
+    token: bytes
+    work: PipelineWork
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    result: PipelineResult
+    audio_note: str
+    attempt: str
+    node: str
+    pid: int
+    #: False: another attempt of this task had finished first; its result is returned.
+    won: bool
+
+
+def chunk_dir(staging_folder: Path, chunk_id: str) -> Path:
+    return staging_folder / "chunks" / chunk_id
+
+
+def input_hashes(request: RenderRequest) -> dict[str, str]:
+    """SHA-256 of every input file of ``request``, by the decision's input names."""
+    return {n: sha256_file(Path(getattr(request, n))) for n in _INPUT_NAMES
+            if getattr(request, n) is not None}
+
+
+def trusted_registry_key() -> PublicKey:
+    value = os.environ.get(TRUSTED_KEY_ENV, "").strip()
+    if not value:
+        raise DecisionTokenError(f"this worker has no registry key pinned ({TRUSTED_KEY_ENV}); "
+                                 "it refuses all render work")
+    try:
+        return PublicKey.from_base64(value)
+    except ValueError as exc:
+        raise DecisionTokenError(f"{TRUSTED_KEY_ENV} is not a registry public key: {exc}"
+                                 ) from None
+
+
+def scope_from_token(token: RenderDecisionToken, work: PipelineWork) -> PipelineScope:
+    """What the worker may edit: the signed segments and verified runs, nothing it was sent
+    otherwise. A still's faces are numbered from 0, its labels from t1 (as the job does)."""
+    if token.operation != work.request.operation:
+        raise DecisionScopeError(f"the decision is for a {token.operation}, the work is a "
+                                 f"{work.request.operation}")
+    shift = 1 if isinstance(work.source, StillSource) else 0
+    segments = tuple(EditSegment(int(s.track_id[1:]) - shift, s.first_frame, s.last_frame)
+                     for s in token.segments)
+    verified = {int(t.track_id[1:]): tuple((a, b) for a, b in t.runs) for t in token.traces}
+    allowed: dict[str | None, str] = {s.track_id: s.performer_id for s in token.segments}
+    return PipelineScope(allowed, EditPermits(segments, verified), token.watermark_payload)
+
+
+def render_chunk(task: ChunkTask) -> ChunkResult:
+    """The Ray task body (module docstring)."""
+    key = trusted_registry_key()
+    token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
+                         inputs=input_hashes(task.work.request))
+    scope = scope_from_token(token, task.work)
+    folder = chunk_dir(task.work.out_dir, task.chunk_id)
+    if not task.work.out_dir.is_dir():
+        # The head cleaned the job up (cancelled, crashed): there is nothing to render for.
+        raise DecisionScopeError(f"job {task.job_id} has no staging folder any more")
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "done"
+    if done.is_dir():  # an earlier attempt finished; a retry only returns its result
+        return _finished(done, won=False)
+    attempt = folder / f"attempt-{secrets.token_hex(4)}"
+    attempt.mkdir()
+    node, pid = socket.gethostname(), os.getpid()
+    _write_json(attempt / "attempt.json", {"node": node, "pid": pid, "job_id": task.job_id,
+                                           "chunk_id": task.chunk_id,
+                                           "started": datetime.now(UTC).isoformat()})
+    cancel_file, every = folder / "cancel", _Every(_POLL_S)
+    seen_cancel = False
+
+    def cancelled() -> bool:
+        nonlocal seen_cancel
+        if not seen_cancel and every.due("cancel"):
+            seen_cancel = cancel_file.exists()
+        return seen_cancel
+
+    def progress(done_frames: int, total: int) -> None:
+        if done_frames >= total or every.due("progress"):
+            _write_json(folder / "progress.json", {"done": done_frames, "total": total,
+                                                   "attempt": attempt.name})
+
+    work = replace(task.work, out_dir=attempt)
+    try:
+        result, note = run_pipeline(work, scope, task.settings, progress=progress,
+                                    cancelled=cancelled)
+        with (attempt / "result.pickle").open("wb") as fh:
+            pickle.dump((result, note, node, pid), fh)
+        try:
+            os.rename(attempt, done)  # atomic: one attempt's output is the chunk's
+        except OSError:
+            if not done.is_dir():
+                raise
+            return _finished(done, won=False)  # a twin attempt won the race
+    finally:
+        if attempt.exists():
+            shutil.rmtree(attempt, ignore_errors=True)
+    return _finished(done, won=True)
+
+
+class _Every:
+    """True at most once per ``seconds`` for each name (polls of shared storage)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def due(self, name: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(name, -self.seconds) < self.seconds:
+            return False
+        self._last[name] = now
+        return True
+
+
+def _finished(done: Path, *, won: bool) -> ChunkResult:
+    with (done / "result.pickle").open("rb") as fh:
+        # Written by a worker of this job into staging, which only the studio writes; Ray's
+        # own task arguments and results travel as pickles between the same processes.
+        result, note, node, pid = pickle.load(fh)  # noqa: S301
+    moved = _rebase(result, done)
+    return ChunkResult(moved, note, done.name, node, pid, won)
+
+
+def _rebase(result: PipelineResult, folder: Path) -> PipelineResult:
+    """The result's files as they lie after the attempt folder became ``done``."""
+    return replace(result, output=folder / result.output.name,
+                   sidecar=folder / result.sidecar.name)
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}")
+    with contextlib.suppress(OSError):  # progress is best effort; the render is not
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        os.replace(tmp, path)

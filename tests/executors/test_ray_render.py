@@ -1,0 +1,237 @@
+"""Renders on a real Ray cluster (tests/executors/conftest.py) with the PostgreSQL registry:
+a multi-shot job completes, a worker killed mid-task is retried and the output published once,
+a cancelled job stops its task, and a worker refuses a forged, expired or foreign decision."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from consent.decision_token import token_draft
+from consent.documents import RenderDecisionToken, sign_draft
+from consent.errors import DecisionScopeError, ExpiredDecisionError, ForgedDecisionError
+from consent.gate import Decision
+from consent.keys import PrivateKey
+from consent.ledger import EventType, Ledger
+from consent.registry import Registry
+from studio.executors.ray_executor import SHOT_CHUNK, RayExecutor
+from studio.executors.worker import ChunkTask, chunk_dir, input_hashes, render_chunk
+from studio.jobs import JobManager, JobStatus
+from studio.render import RenderRequest
+from studio.render.pipeline_step import PipelineWork
+from studio.render.staging import staging_root
+from studio.settings import Settings
+from tests.factory import match, request
+
+from .conftest import DEMO_SHOT, OTHER_VOICE
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _request(language: str, name: str) -> RenderRequest:
+    return RenderRequest(operation="lipsync", source=DEMO_SHOT, project_id="demo-dub",
+                         language=language, source_language="en", territory="FR",
+                         operator="Test Operator", dub=OTHER_VOICE, output_name=name)
+
+
+@pytest.fixture(scope="module")
+def manager(pg_settings: Settings, pg_registry: Registry, cluster: Cluster
+            ) -> Iterator[JobManager]:
+    executor = RayExecutor(pg_settings, pg_registry)
+    jobs = JobManager(pg_settings, pg_registry, pg_registry.store, workers=3,
+                      executor=executor)
+    yield jobs
+    jobs.shutdown()
+
+
+def _until(what: str, check: Callable[[], Any], *, job: JobManager | None = None,
+           job_id: str | None = None) -> Any:
+    """Wait while the work progresses: fail when the job ends first, never on a short clock
+    (a generous bound only stops a hang)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if job is not None and job_id is not None and job.get(job_id).status.finished:
+            value = check()
+            if value:
+                return value
+            raise AssertionError(f"{job_id} ended ({job.get(job_id)}) before {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _published(registry: Registry, sha256: str) -> int:
+    with registry.store.session() as s:
+        return len(Ledger.entries_referencing(s, "output", sha256, EventType.OUTPUT_PUBLISHED))
+
+
+def _publications(registry: Registry) -> int:
+    with registry.store.session() as s:
+        size = Ledger.size(s)
+        return sum(Ledger.entry(s, i).event_type is EventType.OUTPUT_PUBLISHED
+                   for i in range(size))
+
+
+def _ledger_ok(registry: Registry) -> None:
+    with registry.store.session() as s:
+        report = registry.ledger.verify(s)
+    assert report.ok, report
+
+
+def _log(settings: Settings, job_id: str) -> list[dict[str, Any]]:
+    lines = (settings.jobs_dir / job_id / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _worker_note(settings: Settings, job_id: str) -> dict[str, Any]:
+    notes = [e for e in _log(settings, job_id) if e["message"] == "rendered by a worker"]
+    assert len(notes) == 1, notes
+    return notes[0]
+
+
+def _running_attempt(settings: Settings, job_id: str, min_frames: int) -> dict[str, Any]:
+    """The attempt rendering ``job_id`` once it has written ``min_frames`` frames."""
+    folder = chunk_dir(staging_root(settings) / "jobs" / job_id, SHOT_CHUNK)
+    try:
+        progress = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
+        attempt = json.loads((folder / progress["attempt"] / "attempt.json")
+                             .read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return {}
+    return attempt if progress["done"] >= min_frames else {}
+
+
+# -- a multi-shot job ----------------------------------------------------------------------------
+
+
+def test_a_multi_shot_job_renders_on_the_workers_and_publishes_each_shot_once(
+        manager: JobManager, pg_settings: Settings, pg_registry: Registry) -> None:
+    shots = [_request(lang, f"scene1.{lang}.mp4") for lang in ("fr", "de")]
+    jobs = [manager.submit(r, "otto") for r in shots]
+    done = [manager.wait(j.job_id) for j in jobs]
+    assert [d.status for d in done] == [JobStatus.DONE] * 2, [d.error for d in done]
+    for record in done:
+        assert record.outcome is not None
+        sha = record.outcome["output_sha256"]
+        assert _published(pg_registry, sha) == 1
+        note = _worker_note(pg_settings, record.job_id)
+        assert note["pid"] != os.getpid()  # rendered by a Ray worker, not the head
+        assert note["first_to_finish"] is True
+        assert Path(record.outcome["output"]).is_file()
+    names = {p.name for p in pg_settings.outputs_dir.iterdir()}
+    assert {"scene1.fr.mp4", "scene1.de.mp4"} <= names
+    _ledger_ok(pg_registry)
+
+
+# -- a worker killed mid-task --------------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_output_published_once(
+        manager: JobManager, pg_settings: Settings, pg_registry: Registry) -> None:
+    job = manager.submit(_request("fr", "killed.fr.mp4"), "otto")
+    attempt = _until("the worker to render 10 frames",
+                     lambda: _running_attempt(pg_settings, job.job_id, 10),
+                     job=manager, job_id=job.job_id)
+    os.kill(int(attempt["pid"]), signal.SIGKILL)
+    record = manager.wait(job.job_id)
+    assert record.status is JobStatus.DONE, record.error
+    note = _worker_note(pg_settings, job.job_id)
+    assert note["pid"] != attempt["pid"]  # another worker process ran it again
+    assert len(note["abandoned_attempts"]) == 1  # the killed attempt, never published
+    assert record.outcome is not None
+    assert _published(pg_registry, record.outcome["output_sha256"]) == 1
+    with pg_registry.store.session() as s:
+        outputs = Ledger.entries_referencing(s, "output", record.outcome["output_sha256"],
+                                             EventType.OUTPUT_PUBLISHED)
+    assert len(outputs) == 1
+    assert sorted(p.name for p in pg_settings.outputs_dir.iterdir()
+                  if p.name.startswith("killed.")) == ["killed.fr.mp4",
+                                                       "killed.fr.mp4.visemes.json"]
+    # Staging is gone, the killed attempt's files with it.
+    assert not (staging_root(pg_settings) / "jobs" / job.job_id).exists()
+    _ledger_ok(pg_registry)
+
+
+# -- cancel --------------------------------------------------------------------------------------
+
+
+def test_a_cancelled_job_stops_its_task(manager: JobManager, pg_settings: Settings,
+                                        pg_registry: Registry) -> None:
+    executor = cast(RayExecutor, manager.executor)
+    job = manager.submit(_request("de", "cancelled.de.mp4"), "otto")
+    _until("the worker to start rendering", lambda: _running_attempt(pg_settings, job.job_id, 1),
+           job=manager, job_id=job.job_id)
+    ref = executor.running[job.job_id]
+    before = _publications(pg_registry)
+    manager.cancel(job.job_id)
+    record = manager.wait(job.job_id)
+    assert record.status is JobStatus.CANCELLED, record
+    ready, _ = ray.wait([ref], timeout=60)
+    assert ready  # the task has ended, not merely been abandoned
+    assert job.job_id not in executor.running
+    assert not any(p.name.startswith("cancelled.") for p in pg_settings.outputs_dir.iterdir())
+    assert _publications(pg_registry) == before  # nothing was ledgered as published
+    _ledger_ok(pg_registry)
+
+
+# -- a worker refuses what the registry did not sign for it ---------------------------------------
+
+
+def _decision(registry: Registry) -> Decision:
+    segment = {"track_id": "t1", "first_frame": 0, "last_frame": 74,
+               "performer_id": "demo-performer"}
+    decision = registry.authorize(
+        request("demo-performer", project_id="demo-dub", language="fr", territory="FR",
+                segments=[segment]),
+        [match(performer_id="demo-performer")])
+    assert decision.allowed, decision.reasons
+    return decision
+
+
+def _refused(task: ChunkTask) -> BaseException:
+    ref = ray.remote(render_chunk).options(max_retries=0, num_cpus=1).remote(task)
+    with pytest.raises(Exception) as caught:
+        ray.get(ref)
+    return cast(BaseException, caught.value)
+
+
+def test_a_worker_refuses_forged_expired_and_foreign_decisions(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster, tmp_path: Path) -> None:
+    decision = _decision(pg_registry)
+    req = _request("fr", "refused.fr.mp4")
+    inputs = input_hashes(req)
+    # Nothing is analysed: a worker must refuse before it reads the work.
+    work = PipelineWork(req, cast(Any, None), cast(Any, None), tmp_path)
+    now = datetime.now(UTC)
+
+    def task(raw: bytes, job_id: str = "job-x") -> ChunkTask:
+        return ChunkTask(job_id, SHOT_CHUNK, raw, work, pg_settings)
+
+    def draft(**changes: Any) -> dict[str, Any]:
+        values: dict[str, Any] = dict(job_id="job-x", chunk_id=SHOT_CHUNK, inputs=inputs,
+                                      traces={"t1": [(0, 74)]}, watermark_payload=7,
+                                      issued_at=now)
+        values.update(changes)
+        return token_draft(decision, **values)
+
+    forged = sign_draft(RenderDecisionToken, draft(), [PrivateKey.generate()]).to_bytes()
+    assert isinstance(_refused(task(forged)), ForgedDecisionError)
+    expired = pg_registry.issue_decision_token(
+        draft(issued_at=now - timedelta(hours=2), validity=timedelta(hours=1))).to_bytes()
+    assert isinstance(_refused(task(expired)), ExpiredDecisionError)
+    sound = pg_registry.issue_decision_token(draft()).to_bytes()
+    assert isinstance(_refused(task(sound, job_id="job-y")), DecisionScopeError)
+    assert not tmp_path.joinpath("chunks").exists()  # refused before anything was written
