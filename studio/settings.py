@@ -49,6 +49,9 @@ class Settings:
     #: blur, between two identity samples) that a render may still edit between two verified
     #: frames (``STUDIO_IDENTITY_GAP_S``, 0.1-1 s; the identity trace of studio/identity.py).
     identity_gap_s: float = 1.0
+    #: Sealed shot analyses kept for reuse by the next render of the same bytes
+    #: (``STUDIO_ANALYSIS_CACHE_MB``; 0 turns it off; studio/render/analysis_cache.py).
+    analysis_cache_mb: int = 2048
     #: Public keys (PEM or base64 files) whose motion-file seals a render accepts besides
     #: this registry's own key (say, the key it had before a rotation). The extraction must
     #: still be in this registry's ledger.
@@ -116,6 +119,7 @@ class Settings:
             render_crf=_int("STUDIO_RENDER_CRF", "17", 0, 51),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
             identity_gap_s=_gap(os.environ.get("STUDIO_IDENTITY_GAP_S", "1.0")),
+            analysis_cache_mb=_int("STUDIO_ANALYSIS_CACHE_MB", "2048", 0, 1_048_576),
             motion_trusted_keys=tuple(
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_MOTION_TRUSTED_KEYS", "").split(os.pathsep)) if p is not None),

@@ -1,0 +1,230 @@
+"""The operator's scan becomes the render's identify step: shot analyses kept for reuse.
+
+Tracking every face of a shot (mesh per frame, identity embeddings along each track) is about
+a third of a render. The operator usually ran it already: the studio's "Scan shot" finds the
+faces to choose from. Both now run the same analysis (:func:`render_analysis_params`), and
+the result is kept here, so the render that follows reuses it instead of tracking again.
+
+What makes reuse safe:
+
+* **Bound by hash.** An entry is keyed by the SHA-256 of the shot's bytes (the render's own
+  ingest hash), the analysis parameters, the embedder and the format. Another file, a changed
+  file or other parameters never hit.
+* **Sealed.** Each entry's files are listed with their SHA-256 and the list is MACed (HMAC-SHA256
+  with ``keys/analysis-hmac.key``, made on first use, mode 0600; the same trust as the template
+  key beside it). An entry whose seal or any file fails is deleted and the render tracks
+  afresh; a cached analysis is never taken on trust.
+* **Only the tracking is reused.** Identity is decided again at every render from the cached
+  embeddings against the registry's *current* templates, and the gate decides as always: a
+  revocation or a purged template takes effect whatever the cache holds.
+* **Immutable entries.** Entries are written to a temporary folder and renamed into place; a
+  render hard-links (else copies) an entry's files into its own staging folder *before*
+  checking the seal, so an eviction during the render cannot pull files from under it.
+
+The cache is bounded (``STUDIO_ANALYSIS_CACHE_MB``, default 2048; 0 turns it off); the least
+recently used entries go first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Final
+
+from pipelines.faces.analysis import ShotAnalysis
+from pipelines.faces.analysis_file import (
+    FORMAT,
+    AnalysisFileError,
+    analysis_files,
+    load_analysis,
+    save_analysis,
+)
+from pipelines.media.probe import MediaInfo
+from studio.identity import sha256_file
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEAL: Final = "seal.json"
+_KEY_BYTES: Final = 32
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Everything besides the shot's bytes that shapes an analysis."""
+
+    max_faces: int
+    sample_every: int
+    max_samples: int | None
+    end_samples: bool
+    embedder: str
+
+    def key(self, source_sha256: str) -> str:
+        doc = json.dumps({"format": FORMAT, "source": source_sha256, **asdict(self)},
+                         sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def identity_gap_frames(settings: Settings, frame_rate: Fraction | float | None,
+                        gap_s: float | None = None) -> int:
+    """The identity trace's largest gap in frames (``STUDIO_IDENTITY_GAP_S`` at this rate)."""
+    seconds = settings.identity_gap_s if gap_s is None else gap_s
+    return max(1, round(seconds * float(frame_rate or 25)))
+
+
+def render_analysis_params(settings: Settings, frame_rate: Fraction | float | None,
+                           embedder: str, gap_s: float | None = None) -> AnalysisParams:
+    """The analysis a render needs: up to 8 faces and the continuous identity trace (one
+    sample every gap - 1 frames, every sample kept, each run's last frame embedded)."""
+    max_gap = identity_gap_frames(settings, frame_rate, gap_s)
+    return AnalysisParams(max_faces=8, sample_every=max(1, max_gap - 1), max_samples=None,
+                          end_samples=True, embedder=embedder)
+
+
+class AnalysisCache:
+    """Sealed shot analyses under ``<data>/analysis/`` (module docstring)."""
+
+    def __init__(self, root: Path, key_path: Path, limit_bytes: int) -> None:
+        self.root = root
+        self.key_path = key_path
+        self.limit_bytes = limit_bytes
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> AnalysisCache:
+        return cls(settings.data_dir / "analysis", settings.keys_dir / "analysis-hmac.key",
+                   settings.analysis_cache_mb * 1024 * 1024)
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit_bytes > 0
+
+    # -- reading --------------------------------------------------------------------------
+
+    def load(self, params: AnalysisParams, source_sha256: str, source: Path, info: MediaInfo,
+             into: Path) -> ShotAnalysis | None:
+        """The cached analysis of these bytes with these parameters, its files placed in
+        ``into`` (a folder of the caller's); None when there is none or it fails its seal."""
+        if not self.enabled:
+            return None
+        entry = self.root / params.key(source_sha256)
+        if not entry.is_dir():
+            return None
+        try:
+            _place(entry, into)
+        except FileNotFoundError:
+            shutil.rmtree(into, ignore_errors=True)
+            return None  # evicted while we linked it: track afresh
+        reason = self._check_seal(into, params.key(source_sha256))
+        if reason is None:
+            try:
+                analysis = load_analysis(into, source, info)
+                if analysis.scan.frame_count == (info.video.frame_count if info.video else -1):
+                    os.utime(entry)  # most recently used
+                    return analysis
+                reason = "its frame count differs from the shot's"
+            except AnalysisFileError as exc:
+                reason = str(exc)
+        log.warning("discarding cached analysis %s: %s", entry.name, reason)
+        shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(into, ignore_errors=True)
+        return None
+
+    def _check_seal(self, folder: Path, key: str) -> str | None:
+        try:
+            seal = json.loads((folder / SEAL).read_text(encoding="utf-8"))
+            body, mac = seal["body"], bytes.fromhex(seal["mac"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return "no readable seal"
+        expected = hmac.new(self._key(), _canonical(body), hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, expected):
+            return "its seal does not verify"
+        if body.get("key") != key:
+            return "it is sealed for another shot or other parameters"
+        files = {p.relative_to(folder).as_posix(): p for p in analysis_files(folder)}
+        if sorted(files) != sorted(body.get("files", {})):
+            return "its files differ from the sealed list"
+        for name, path in files.items():
+            if sha256_file(path) != body["files"][name]:
+                return f"{name} differs from its sealed hash"
+        return None
+
+    # -- writing --------------------------------------------------------------------------
+
+    def store(self, params: AnalysisParams, source_sha256: str, analysis: ShotAnalysis) -> None:
+        """Keep ``analysis`` (a no-op when disabled or already kept)."""
+        if not self.enabled:
+            return
+        key = params.key(source_sha256)
+        entry = self.root / key
+        if entry.is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{secrets.token_hex(8)}"
+        try:
+            save_analysis(analysis, tmp)
+            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in analysis_files(tmp)}
+            body = {"key": key, "files": files, "created": time.time()}
+            mac = hmac.new(self._key(), _canonical(body), hashlib.sha256).hexdigest()
+            (tmp / SEAL).write_text(json.dumps({"body": body, "mac": mac}), encoding="utf-8")
+            try:
+                tmp.rename(entry)
+            except OSError:
+                if not entry.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._evict(keep=entry)
+
+    def _evict(self, keep: Path) -> None:
+        entries = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}
+        total = sum(sizes.values())
+        for path in sorted(entries, key=lambda p: p.stat().st_mtime):
+            if total <= self.limit_bytes:
+                break
+            if path == keep:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            total -= sizes[path]
+
+    def _key(self) -> bytes:
+        try:
+            return self.key_path.read_bytes()
+        except FileNotFoundError:
+            pass
+        self.key_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return self.key_path.read_bytes()  # another process made it first
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(_KEY_BYTES))
+        return self.key_path.read_bytes()
+
+
+def _canonical(body: object) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _place(entry: Path, into: Path) -> None:
+    """Hard-link (else copy) every file of ``entry`` under ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for path in entry.rglob("*"):
+        target = into / path.relative_to(entry)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
