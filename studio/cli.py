@@ -52,6 +52,7 @@ from studio.cli_common import (
 from studio.cli_models import models_app
 from studio.cli_render import motion_app, qc, render_app, verify
 from studio.cli_users import users_app
+from studio.cli_workers import workers
 from studio.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(motion_app, name="motion")
 app.command("verify")(verify)
 app.command("qc")(qc)
+app.command("workers")(workers)
 
 OfficerOpt = Annotated[str, typer.Option("--officer", help="Who records this (for the ledger "
                                          "and the audit trail).")]

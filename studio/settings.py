@@ -59,6 +59,18 @@ class Settings:
     #: Checkpoint logs of ledger witnesses (``studio ledger witness``) the gate also reads:
     #: a database rolled back behind a witnessed checkpoint is refused.
     witness_logs: tuple[Path, ...] = ()
+    #: Where step 4 of a render runs (``studio.executors``): ``local`` (this process, the
+    #: default, no Ray) or ``ray`` (tasks on the Ray cluster at ``ray_address``; the data
+    #: folder must be on storage every node sees).
+    executor: str = "local"
+    #: ``ray://host:10001``, ``host:6379`` or ``auto``; None: start a local Ray instance.
+    ray_address: str | None = None
+    #: What one render task asks the cluster for (``STUDIO_RAY_TASK_CPUS``, ``…_GPUS``,
+    #: ``…_MEMORY_MB``) and how often a task whose worker died is run again.
+    ray_task_cpus: float = 1.0
+    ray_task_gpus: float = 0.0
+    ray_task_memory_mb: int = 1024
+    ray_max_retries: int = 2
 
     @property
     def checkpoint_log_path(self) -> Path:
@@ -126,6 +138,12 @@ class Settings:
             witness_logs=tuple(
                 p for p in (_path(v) for v in os.environ.get(
                     "STUDIO_WITNESS_LOGS", "").split(os.pathsep)) if p is not None),
+            executor=_choice("STUDIO_EXECUTOR", "local", ("local", "ray")),
+            ray_address=os.environ.get("RAY_ADDRESS") or None,
+            ray_task_cpus=_float("STUDIO_RAY_TASK_CPUS", "1", 0.0, 256.0),
+            ray_task_gpus=_float("STUDIO_RAY_TASK_GPUS", "0", 0.0, 16.0),
+            ray_task_memory_mb=_int("STUDIO_RAY_TASK_MEMORY_MB", "1024", 64, 1_048_576),
+            ray_max_retries=_int("STUDIO_RAY_MAX_RETRIES", "2", 0, 20),
         )
 
 
@@ -137,6 +155,24 @@ def _int(name: str, default: str, low: int, high: int) -> int:
         raise SettingsError(f"{name}={value!r}: a whole number, {low} to {high}") from None
     if not low <= number <= high:
         raise SettingsError(f"{name}={value!r}: a whole number, {low} to {high}")
+    return number
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r}: one of {', '.join(allowed)}")
+    return value
+
+
+def _float(name: str, default: str, low: float, high: float) -> float:
+    value = os.environ.get(name, default)
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: a number, {low:g} to {high:g}") from None
+    if not low <= number <= high:  # also refuses NaN
+        raise SettingsError(f"{name}={value!r}: a number, {low:g} to {high:g}")
     return number
 
 

@@ -144,7 +144,7 @@ class RayExecutor:
         attempts = sorted(p.name for p in folder.glob("attempt-*"))
         job._note(Stage.RUN, "rendered by a worker", node=out.node, pid=out.pid,
                   attempt=out.attempt, abandoned_attempts=attempts,
-                  first_to_finish=out.won)
+                  first_to_finish=out.won, pipeline_s=round(out.result.seconds, 3))
         return out.result, out.audio_note
 
     def _result(self, ref: Any, job_id: str) -> ChunkResult:

@@ -60,31 +60,12 @@ from consent.errors import MotionSealError, SealScopeError
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
 from consent.motion_seal import CheckedSeal
 from consent.registry import Registry
-from pipelines.edits import EditPermits
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.embedding import FaceEmbedder
-from pipelines.lipsync import (
-    LipSyncJob,
-    LipSyncResult,
-    SpeechDrive,
-    drive_from_recording,
-    drive_from_script,
-    run_lipsync,
-)
-from pipelines.media import SourceAudio, load_audio, probe
-from pipelines.media.audio import Audio
+from pipelines.lipsync import LipSyncResult
+from pipelines.media import probe
 from pipelines.models import registry
-from pipelines.reenact import (
-    Motion,
-    ReenactJob,
-    ReenactOptions,
-    ReenactResult,
-    StillSource,
-    extract_motion,
-    run_reenact,
-)
-from pipelines.speech import load_script
-from pipelines.speech.dub import prepare_dub
+from pipelines.reenact import Motion, ReenactResult, StillSource, extract_motion
 from studio import __version__, backends
 from studio.errors import OutputExistsError
 from studio.errors import RenderCancelled as RenderCancelled
@@ -113,7 +94,6 @@ from studio.provenance.manifest import (
 )
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
-from studio.provenance.watermark import WatermarkEmbedder
 from studio.render import staging
 from studio.render.analysis_cache import (
     AnalysisCache,
@@ -122,7 +102,15 @@ from studio.render.analysis_cache import (
 )
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
-from studio.render.request import RenderRequest, RequestError, SelectionError
+from studio.render.pipeline_step import (
+    PipelineResult,
+    PipelineScope,
+    PipelineWork,
+    PreparedSpeech,
+    prepare_speech,
+    run_pipeline,
+)
+from studio.render.request import RenderRequest, RequestError
 from studio.render.segments import (
     edit_permits,
     manifest_segments,
@@ -135,6 +123,11 @@ from studio.render.staging import Staging
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Step 4 run elsewhere (``RenderJob.remote``): (job, work, what may be edited, the allowed
+#: decision, input hashes) → the pipeline's result and its audio note.
+RemotePipeline = Callable[["RenderJob", PipelineWork, PipelineScope, Decision, dict[str, str]],
+                          tuple[PipelineResult, str]]
 
 
 @dataclass(frozen=True)
@@ -175,14 +168,6 @@ def new_job_id() -> str:
     return f"job-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
 
 
-@dataclass(frozen=True)
-class PreparedSpeech:
-    frames: int
-    drives: dict[str | None, SpeechDrive]
-    audio: Audio
-    note: str
-
-
 @dataclass
 class RenderJob:
     """Run one :class:`RenderRequest` (module docstring). ``cancel`` may be set from any thread."""
@@ -202,6 +187,9 @@ class RenderJob:
     #: inside the publication's transaction, "published"): tests put a revocation or a
     #: crash exactly there.
     between: Callable[[str], None] | None = None
+    #: Runs step 4 elsewhere (a render worker, ``studio.executors``): given the job, the work
+    #: and the allowed decision, returns what ``run_pipeline`` would. None: in this process.
+    remote: RemotePipeline | None = None
 
     def __post_init__(self) -> None:
         self.folder = self.settings.jobs_dir / self.job_id
@@ -383,18 +371,18 @@ class RenderJob:
         payload = ManifestStore(self.settings.manifests_dir).allocate_payload(
             random.SystemRandom())
         self.staging.record(payload=payload)  # released at cleanup unless published
-        result: LipSyncResult | ReenactResult
-        if req.operation == "lipsync":
-            assert isinstance(source, ShotAnalysis)
-            self._enter(Stage.RUN, "rendering", total=source.scan.frame_count)
-            result, audio_note = self._lipsync(req, source, allowed, payload, permits)
+        work = PipelineWork(req, source, self._choice, self.staging.folder, motion=motion,
+                            speech=self._early_speech, driver_analysis=self._driver_analysis)
+        scope = PipelineScope(allowed, permits, payload)
+        self._enter(Stage.RUN, "rendering", total=work.frame_total)
+        result: PipelineResult
+        if self.remote is None:
+            result, audio_note = run_pipeline(work, scope, self.settings,
+                                              progress=self.progress.frames,
+                                              cancelled=self.cancel.is_set,
+                                              frame_tap=self.frame_tap)
         else:
-            assert motion is not None
-            total = source.scan.frame_count if isinstance(source, ShotAnalysis) \
-                else motion.frame_count
-            self._enter(Stage.RUN, "rendering", total=total)
-            result, audio_note = self._reenact(req, source, allowed, motion, payload,
-                                               permits)
+            result, audio_note = self.remote(self, work, scope, decision, inputs)
         self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
                    audio=audio_note)
 
@@ -468,68 +456,7 @@ class RenderJob:
                                     self._driver_performer)
 
     def _speech(self, req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
-        """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's
-        phones and mix, or a script spoken by TTS (one drive per speaker)."""
-        duration = Fraction(frames) / rate
-        if req.dub is not None:
-            dub = prepare_dub(load_audio(req.dub), duration,
-                              m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
-                              tolerance_s=req.dub_tolerance_s)
-            return PreparedSpeech(frames, {None: drive_from_recording(dub, rate, frames)},
-                                  dub.mix, "; ".join(dub.notes))
-        assert req.script is not None
-        script = load_script(req.script, duration=duration)
-        spoken = drive_from_script(script, req.language, rate, frames)
-        return PreparedSpeech(frames, dict(spoken.drives), spoken.dialogue,
-                              "; ".join(spoken.fit.problems))
-
-    def _lipsync(self, req: RenderRequest, analysis: ShotAnalysis,
-                 allowed: dict[str | None, str], payload: int, permits: EditPermits
-                 ) -> tuple[LipSyncResult, str]:
-        video = analysis.info.video
-        assert video is not None
-        frames = analysis.scan.frame_count
-        speech = self._early_speech
-        if speech is None or speech.frames != frames:  # the probe's count was not exact
-            speech = self._speech(req, frames, video.frame_rate)
-        track_ids = [int(str(t)[1:]) for t in allowed]
-        drives: dict[int, SpeechDrive] = {}
-        for speaker, drive in speech.drives.items():
-            if speaker is None and len(speech.drives) == 1 and req.dub is not None:
-                drives = dict.fromkeys(track_ids, drive)  # one dub stem: the chosen face(s)
-            elif speaker is not None and speaker in req.speakers:
-                drives[int(req.speakers[speaker][1:])] = drive
-            elif len(track_ids) == 1 and (speaker is None or not req.speakers):
-                drives[track_ids[0]] = drive
-        stray = sorted(t for t in drives if t not in track_ids)
-        if stray:  # the authorization refused these already; never build a drive for one
-            raise SelectionError(f"--speaker names {', '.join(f't{t}' for t in stray)}, not "
-                                 "among the faces this render may edit")
-        missing = [t for t in track_ids if t not in drives]
-        if missing:
-            raise RequestError(
-                "map each script speaker to a face with --speaker NAME=tN (speakers: "
-                f"{', '.join(str(s) for s in speech.drives)}; faces without lines: "
-                f"{', '.join(f't{m}' for m in missing)})")
-        audio, note = speech.audio, speech.note
-        marker = WatermarkEmbedder(payload)
-
-        def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
-            if self.frame_tap is not None:
-                self.frame_tap(index, rgb)
-            rgb[...] = marker.mark(rgb, index)
-
-        job = LipSyncJob(analysis, drives, audio, self.staging.folder / "render.mp4",
-                         crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.staging.folder / "render.visemes.json", permits=permits)
-        backend = backends.lipsync_backend(self.settings, self._choice)
-        bind = getattr(backend, "bind_source", None)
-        if bind is not None:  # neural backends batch frames read ahead from the source
-            bind(analysis.source)
-        result = run_lipsync(job, backend, progress=self.progress.frames,
-                             cancelled=self.cancel.is_set, frame_hook=watermark)
-        return result, note
-
+        return prepare_speech(req, frames, rate)
 
     def _driver(self, req: RenderRequest, embedder: FaceEmbedder, inputs: dict[str, str]
                 ) -> tuple[Motion, IdentityMatch]:
@@ -591,36 +518,6 @@ class RenderJob:
                 f"the motion file's sealed embeddings match "
                 f"{match.performer_id or 'no enrolled performer'}, but it was issued for "
                 f"{seal.driver_performer_id}'s performance")
-
-    def _reenact(self, req: RenderRequest, source: ShotAnalysis | StillSource,
-                 allowed: dict[str | None, str], motion: Motion, payload: int,
-                 permits: EditPermits) -> tuple[ReenactResult, str]:
-        marker = WatermarkEmbedder(payload)
-
-        def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
-            if self.frame_tap is not None:
-                self.frame_tap(index, rgb)
-            rgb[...] = marker.mark(rgb, index)
-
-        faces = [int(str(t)[1:]) for t in allowed]
-        if isinstance(source, StillSource):
-            faces = [f - 1 for f in faces]  # still faces are numbered from 0, labels from t1
-        audio: SourceAudio | None = None
-        note = "no audio"
-        if req.driver is not None and probe(req.driver).audio:
-            audio, note = SourceAudio(req.driver), "the driving performance's audio"
-        elif isinstance(source, ShotAnalysis) and source.info.audio:
-            audio, note = SourceAudio(req.source), "the source shot's audio"
-        job = ReenactJob(source, dict.fromkeys(faces, motion), self.staging.folder / "render.mp4",
-                         options=ReenactOptions(head_pose=req.head_pose), audio=audio,
-                         crf=self.settings.render_crf, preset=self.settings.render_preset,
-                         sidecar=self.staging.folder / "render.reenact.json", permits=permits)
-        drivers = None if self._driver_analysis is None \
-            else dict.fromkeys(faces, self._driver_analysis)
-        backend = backends.reenact_backend(self.settings, self._choice, job, drivers)
-        result = run_reenact(job, backend, progress=self.progress.frames,
-                             cancelled=self.cancel.is_set, frame_hook=watermark)
-        return result, note
 
     def _manifest(self, req: RenderRequest, inputs: dict[str, str],
                   result: LipSyncResult | ReenactResult, decision: Decision, payload: int
