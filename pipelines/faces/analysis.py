@@ -19,7 +19,7 @@ from pipelines.faces.geometry import is_frontal, mouth_opening, observation_pose
 from pipelines.faces.landmark_file import LandmarkRecorder, TrackLandmarks
 from pipelines.faces.landmarks import FaceObservation, RGBImage
 from pipelines.faces.mouth import ExemplarKeeper, MouthExemplar
-from pipelines.faces.scan import ScanResult, scan_video
+from pipelines.faces.scan import FrameCallback, ScanResult, scan_video
 from pipelines.faces.tracking import Track
 from pipelines.media import VideoReader, probe
 from pipelines.media.probe import MediaInfo
@@ -66,6 +66,7 @@ def analyse_shot(
     on_vfr: str = "refuse",
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    on_frame: FrameCallback | None = None,
 ) -> ShotAnalysis:
     """Read ``source`` once; meshes go to ``work_dir/landmarks``.
 
@@ -75,6 +76,8 @@ def analyse_shot(
     as ten frames of mesh tracking. ``max_samples=None`` with ``end_samples`` keeps every
     sample and embeds each run's last frame: the continuous identity trace a render checks
     frame by frame (``studio.identity``), one embedding per ``sample_every`` frames.
+    ``on_frame(index, rgb, faces)`` sees each frame's settled (track id, observation) pairs
+    (e.g. for thumbnails).
     """
     path = Path(source)
     info = probe(path)
@@ -95,6 +98,8 @@ def analyse_shot(
                 keeper.offer(track_id, index, rgb, obs.landmarks,
                              mouth_opening(obs.landmarks),
                              is_frontal(pose, max_yaw=25.0, max_pitch=20.0))
+            if on_frame is not None:
+                on_frame(index, rgb, faces)
             if progress is not None:
                 progress(index + 1, total)
             if cancelled is not None and cancelled():

@@ -35,12 +35,13 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Final
 
-from pipelines.faces.analysis import ShotAnalysis
+from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.analysis_file import (
     FORMAT,
     AnalysisFileError,
@@ -48,6 +49,8 @@ from pipelines.faces.analysis_file import (
     load_analysis,
     save_analysis,
 )
+from pipelines.faces.embedding import FaceEmbedder
+from pipelines.faces.scan import FrameCallback
 from pipelines.media.probe import MediaInfo
 from studio.identity import sha256_file
 from studio.settings import Settings
@@ -228,3 +231,26 @@ def _place(entry: Path, into: Path) -> None:
             os.link(path, target)
         except OSError:
             shutil.copyfile(path, target)
+
+
+def analyse_for_render(settings: Settings, video: Path, source_sha256: str, info: MediaInfo,
+                       embedder: FaceEmbedder, work: Path, *, gap_s: float | None = None,
+                       on_frame: FrameCallback | None = None,
+                       progress: Callable[[int, int], None] | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> tuple[ShotAnalysis, bool]:
+    """The analysis a render of ``video`` needs, its files in ``work``, and whether it was
+    reused: the sealed one of these bytes if kept, else tracked now and kept (the studio's
+    "Scan shot" and the render both come here, so the render reuses the operator's scan).
+    ``on_frame`` sees the frames only when the shot is tracked now."""
+    rate = info.video.frame_rate if info.video is not None else None
+    params = render_analysis_params(settings, rate, embedder.name, gap_s)
+    cache = AnalysisCache.for_settings(settings)
+    cached = cache.load(params, source_sha256, video, info, work)
+    if cached is not None:
+        return cached, True
+    analysis = analyse_shot(video, work, embedder, max_faces=params.max_faces,
+                            sample_every=params.sample_every, max_samples=params.max_samples,
+                            end_samples=params.end_samples, on_frame=on_frame,
+                            progress=progress, cancelled=cancelled)
+    cache.store(params, source_sha256, analysis)
+    return analysis, False

@@ -95,11 +95,7 @@ from studio.provenance.manifest import (
 from studio.provenance.signing import detect_mime, sign_file
 from studio.provenance.store import ManifestStore, frame_hashes_of
 from studio.render import staging
-from studio.render.analysis_cache import (
-    AnalysisCache,
-    identity_gap_frames,
-    render_analysis_params,
-)
+from studio.render.analysis_cache import analyse_for_render, identity_gap_frames
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
 from studio.render.pipeline_step import (
@@ -302,12 +298,6 @@ class RenderJob:
             info = probe(req.source)
             rate = info.video.frame_rate if info.video is not None else None
             max_gap = identity_gap_frames(self.settings, rate, self.max_gap_s)
-            # The operator's scan of these very bytes, if the studio kept it (sealed; only the
-            # tracking is reused: identity and consent are decided afresh below).
-            params = render_analysis_params(self.settings, rate, embedder.name, self.max_gap_s)
-            cache = AnalysisCache.for_settings(self.settings)
-            cached = cache.load(params, inputs["source"], req.source, info,
-                                self.staging.folder / "work")
             # The dub's phones (or the script's speech) are worked out on the other core
             # while the faces are tracked: they need only the shot's timing.
             with ThreadPoolExecutor(1, thread_name_prefix="speech") as pool:
@@ -317,21 +307,16 @@ class RenderJob:
                     if timing is not None and timing.frame_count > 0:
                         early = pool.submit(self._speech, req, timing.frame_count,
                                             timing.frame_rate)
-                if cached is not None:
-                    source = cached
+                # The continuous identity trace (render_analysis_params), or the operator's
+                # scan of these very bytes if the studio kept it (sealed; only the tracking
+                # is reused: identity and consent are decided afresh below).
+                source, reused = analyse_for_render(
+                    self.settings, req.source, inputs["source"], info, embedder,
+                    self.staging.folder / "work", gap_s=self.max_gap_s, progress=frames,
+                    cancelled=self.cancel.is_set)
+                if reused:
                     self._note(Stage.IDENTIFY, "reused the sealed analysis of this shot",
-                               tracks=len(cached.tracks))
-                else:
-                    # The continuous identity trace (render_analysis_params): one identity
-                    # sample every gap - 1 frames, every sample kept, each run's last frame
-                    # embedded.
-                    source = analyse_shot(req.source, self.staging.folder / "work", embedder,
-                                          max_faces=params.max_faces,
-                                          sample_every=params.sample_every,
-                                          max_samples=params.max_samples,
-                                          end_samples=params.end_samples,
-                                          progress=frames, cancelled=self.cancel.is_set)
-                    cache.store(params, inputs["source"], source)
+                               tracks=len(source.tracks))
                 if early is not None:
                     self._early_speech = early.result()
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
