@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent import driver_sql, merkle
@@ -212,7 +212,7 @@ class Ledger:
 
     def _lock(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            driver_sql.cursor(session).execute(_PG_LOCK, (_PG_LOCK_KEY,))
         # SQLite: the engine opens every transaction with BEGIN IMMEDIATE (one writer).
 
     def append(
@@ -253,9 +253,13 @@ class Ledger:
                               f"appended (tampering? run `studio ledger verify`): {exc}"
                               ) from exc
         cur.execute(_INSERT_ENTRY, (index, event_type.value, data, cur.bind_time(at)))
-        cur.executemany(_INSERT_NODE, [(lv, i, h) for (lv, i), h in nodes])
+        # One multi-row INSERT each (one round trip on PostgreSQL, where executemany
+        # costs a pipeline synchronisation).
+        cur.execute(_rows_insert(_INSERT_NODE, len(nodes)),
+                    [v for (lv, i), h in nodes for v in (lv, i, h)])
         if ref_list:
-            cur.executemany(_INSERT_REF, [(index, k, v) for k, v in ref_list])
+            cur.execute(_rows_insert(_INSERT_REF, len(ref_list)),
+                        [v for k, ref in ref_list for v in (index, k, ref)])
         session.info["ledger_appended"] = True
         if checkpoint or self._checkpoint_due(session, index + 1, at):
             self._sign_checkpoint(session, index + 1, at, sync=checkpoint)
@@ -400,14 +404,21 @@ _LAST_CHECKPOINT = (select(CheckpointRow.size, CheckpointRow.created_at)
 
 _SIZE = "SELECT max(idx) FROM ledger_entries"
 _INSERT_ENTRY = "INSERT INTO ledger_entries (idx, event_type, data, created_at) VALUES (?, ?, ?, ?)"
-_INSERT_NODE = "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)"
-_INSERT_REF = "INSERT INTO ledger_refs (entry_idx, ref_kind, ref_id) VALUES (?, ?, ?)"
+_INSERT_NODE = "INSERT INTO ledger_nodes (level, idx, hash) VALUES "
+_INSERT_REF = "INSERT INTO ledger_refs (entry_idx, ref_kind, ref_id) VALUES "
+_PG_LOCK = "SELECT pg_advisory_xact_lock(?)"
 _INSERT_CHECKPOINT = ("INSERT INTO ledger_checkpoints (size, root, note, created_at) "
                       "VALUES (?, ?, ?, ?)")
 
 _MAX_OR_TERMS = 128
 #: Most values one IN list carries (SQLite's and psycopg's parameter limits are far above).
 _MAX_IN = 500
+
+
+@functools.lru_cache(maxsize=128)
+def _rows_insert(head: str, rows: int) -> str:
+    """``head`` followed by ``rows`` rows of three placeholders."""
+    return head + ", ".join(["(?, ?, ?)"] * rows)
 
 
 def _size(cur: driver_sql.DriverCursor) -> int:

@@ -22,11 +22,12 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from consent import driver_sql, merkle
+from consent import driver_sql, ledger_snapshot, merkle
 from consent.approval import APPROVAL_EVENTS, ApprovalLeaves
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
@@ -104,12 +105,33 @@ class Provenance:
     problems: list[str]
 
 
+#: A saved view (consent.ledger_snapshot) is rewritten once this many leaves, or a quarter
+#: of the tree if more, were read since the last one: rare, since each write costs O(size).
+SNAPSHOT_EVERY = 4096
+
+
 class LedgerFacts:
-    """An incrementally refreshed, checkpoint-checked view of the ledger's leaves."""
+    """An incrementally refreshed, checkpoint-checked view of the ledger's leaves.
+
+    ``snapshot``/``snapshot_key``: where to keep a saved copy of the view and the HMAC key
+    that authenticates it (see :mod:`consent.ledger_snapshot`); without them every new
+    process reads every leaf.
+    """
 
     def __init__(self, origin: str, verifier: NoteVerifier,
-                 logs: Sequence[CheckpointLog] = ()) -> None:
+                 logs: Sequence[CheckpointLog] = (), *,
+                 snapshot: Path | None = None, snapshot_key: bytes | None = None) -> None:
         self.origin = origin
+        self._snapshot = snapshot if snapshot_key is not None else None
+        self._snapshot_key = snapshot_key or b""
+        self._snapshot_tried = False
+        #: Tree size of the snapshot on disk (read or written by this view).
+        self.snapshot_size = 0
+        #: Whether this view started from a saved snapshot rather than leaf 0.
+        self.from_snapshot = False
+        # Leaves parsed for state outside the tables the snapshot writes (outputs and
+        # approvals): saved as leaves and parsed again when a snapshot is loaded.
+        self._replay: list[tuple[int, str, bytes]] = []
         self._verifier = verifier
         self._logs = list(logs)
         self._log_offsets = [0] * len(self._logs)
@@ -126,7 +148,7 @@ class LedgerFacts:
         self.covered = 0
         #: Largest tree size any known signed checkpoint claims.
         self.newest_checkpoint = 0
-        self.performers: dict[str, PerformerLeaves] = {}
+        self.performers: dict[str, PerformerLeaves] = _PerformerTable()
         self.production_keys: dict[str, DocumentFact] = {}
         self.revocations: dict[str, DocumentFact] = {}
         #: Grant or key id -> the first revocation leaf naming it.
@@ -145,6 +167,10 @@ class LedgerFacts:
     def refresh(self, session: Session) -> None:
         """Read what was appended since the last call; check every checkpoint known."""
         cur = driver_sql.cursor(session)
+        if not self._snapshot_tried:
+            self._snapshot_tried = True
+            if self.size == 0 and self._snapshot is not None:
+                self._load_snapshot(session, self._snapshot)
         self._read_checkpoints(cur)
         rows = cur.execute(_NEW_LEAVES, (max(self.size - 1, 0),))
         first = self.size > 0
@@ -163,6 +189,8 @@ class LedgerFacts:
                           "(truncated or rolled back)")
             return
         self._settle_checkpoints(session)
+        if self._snapshot is not None and self._snapshot_due():
+            self._save_snapshot(self._snapshot)
 
     def _read_checkpoints(self, cur: driver_sql.DriverCursor) -> None:
         for size, note in cur.rows(_NEW_CHECKPOINTS, (self._db_checkpoints_seen,)):
@@ -232,6 +260,8 @@ class LedgerFacts:
             pass  # decisions and outputs: nothing the gate needs beyond their time
         else:
             self._parse(idx, event_type, data)
+            if event_type not in DOCUMENT_EVENTS:
+                self._replay.append((idx, event_type, data))
         pending = self._pending.get(self.size)
         if pending is not None:
             del self._pending[self.size]
@@ -316,6 +346,86 @@ class LedgerFacts:
             found = self.performers[pid] = PerformerLeaves()
         return found
 
+    # ---------------------------------------------------------------- snapshot
+
+    def _snapshot_due(self) -> bool:
+        """Only a view without findings whose whole tree a matched checkpoint covers."""
+        return (not self.problems and not self._pending and self.covered == self.size
+                and self.size - self.snapshot_size >= max(SNAPSHOT_EVERY, self.size // 4))
+
+    def _save_snapshot(self, path: Path) -> None:
+        # Every table _document fills is written here; the other parsed leaves are replayed.
+        performers = self.performers
+        assert isinstance(performers, _PerformerTable)
+        state = {
+            "origin": self.origin, "size": self.size,
+            "root": self._frontier.root().hex(), "last_leaf": self._last_leaf.hex(),
+            "frontier": [[level, h.hex()] for level, h in self._frontier.state()],
+            "newest_time": None if self.newest_time is None else self.newest_time.isoformat(),
+            "covered": self.covered, "newest_checkpoint": self.newest_checkpoint,
+            "db_checkpoints_seen": self._db_checkpoints_seen,
+            "logs": [[str(log.path), offset]
+                     for log, offset in zip(self._logs, self._log_offsets, strict=True)],
+            "production_keys": list(ledger_snapshot.rows(self.production_keys)),
+            "revocations": list(ledger_snapshot.rows(self.revocations)),
+            "revoked": list(ledger_snapshot.rows(self.revoked)),
+            "retired_at": self.retired_at,
+            "replay": [[i, e, d.decode()] for i, e, d in self._replay],
+        }
+        try:
+            ledger_snapshot.write(path, self._snapshot_key, state, performers.as_text())
+        except (OSError, ValueError):
+            return  # an unwritable data folder only costs the next process a full read
+        self.snapshot_size = self.size
+
+    def _load_snapshot(self, session: Session, path: Path) -> None:
+        """Start from a saved view if it is ours and the database still holds its tree."""
+        saved = ledger_snapshot.read(path, self._snapshot_key, self.origin)
+        if saved is None:
+            return
+        state, texts = saved
+        try:
+            size = int(state["size"])
+            root = bytes.fromhex(state["root"])
+            frontier = merkle.Frontier.restored(
+                size, [(int(lv), bytes.fromhex(h)) for lv, h in state["frontier"]])
+            if frontier.root() != root or size == 0:
+                return
+            # The database must still hold that tree (else: read every leaf, which names
+            # what changed).
+            if merkle.root(size, node_reader(session)) != root:
+                return
+            revocations = {rid: DocumentFact(*ledger_snapshot.fact_args(row))
+                           for rid, row in state["revocations"]}
+            production = {kid: DocumentFact(*ledger_snapshot.fact_args(row))
+                          for kid, row in state["production_keys"]}
+            revoked = {str(target): DocumentFact(*ledger_snapshot.fact_args(row))
+                       for target, row in state["revoked"]}
+            retired = {str(k): int(v) for k, v in state["retired_at"].items()}
+            newest = state["newest_time"]
+            offsets = {str(p): int(o) for p, o in state["logs"]}
+            replay = [(int(i), str(e), str(d).encode()) for i, e, d in state["replay"]]
+            performers = _PerformerTable(texts)
+        except (KeyError, TypeError, ValueError, merkle.MerkleError):
+            return
+        self.size = size
+        self._frontier = frontier
+        self._last_leaf = bytes.fromhex(state["last_leaf"])
+        self.covered = self.snapshot_size = size
+        self.newest_checkpoint = int(state["newest_checkpoint"])
+        self._db_checkpoints_seen = int(state["db_checkpoints_seen"])
+        self._log_offsets = [offsets.get(str(log.path), 0) for log in self._logs]
+        self.newest_time = None if newest is None else datetime.fromisoformat(newest)
+        self.performers = performers
+        self.production_keys = production
+        self.revocations = revocations
+        self.revoked = revoked
+        self.retired_at = retired
+        for idx, event_type, data in replay:
+            self._parse(idx, event_type, data)
+        self._replay = replay
+        self.from_snapshot = True
+
     # ---------------------------------------------------------------- provenance
 
     def key_status(self, key_id: str) -> str:
@@ -378,3 +488,64 @@ def _vouched(kind: str, pid: str, rows: Iterable[tuple[Any, bytes]],
             problems.append(f"the ledger records {kind} {ref} of {pid} (entry {fact.index}) "
                             "but the registry no longer holds it (deleted row: tampering)")
     return kept
+
+
+class _PerformerTable(dict[str, PerformerLeaves]):
+    """Performer id -> PerformerLeaves; those loaded from a snapshot stay JSON text until
+    first asked for (a decision names one or two performers out of thousands)."""
+
+    def __init__(self, text: dict[str, bytes] | None = None) -> None:
+        super().__init__()
+        self._text: dict[str, bytes] = text or {}
+
+    def __missing__(self, pid: str) -> PerformerLeaves:
+        raw = self._text.pop(pid)  # KeyError: unknown performer
+        value = json.loads(raw)
+        leaves = PerformerLeaves(
+            {int(k): DocumentFact(*ledger_snapshot.fact_args(r)) for k, r in value["r"]},
+            {str(k): DocumentFact(*ledger_snapshot.fact_args(r)) for k, r in value["k"]},
+            {str(k): DocumentFact(*ledger_snapshot.fact_args(r)) for k, r in value["g"]})
+        self[pid] = leaves
+        return leaves
+
+    def get(self, pid: str, default: Any = None) -> Any:
+        try:
+            return self[pid]
+        except KeyError:
+            return default
+
+    def __contains__(self, pid: object) -> bool:
+        return dict.__contains__(self, pid) or pid in self._text
+
+    def _all(self) -> None:
+        for pid in list(self._text):
+            self[pid]  # loads it
+
+    def __iter__(self) -> Any:
+        self._all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self._text)
+
+    def keys(self) -> Any:
+        self._all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+    def as_text(self) -> dict[str, str]:
+        """Every performer as the JSON text :meth:`__missing__` reads."""
+        out = {pid: text.decode() for pid, text in self._text.items()}
+        for pid, leaves in dict.items(self):
+            out[pid] = json.dumps({
+                "r": list(ledger_snapshot.rows(leaves.records)),
+                "k": list(ledger_snapshot.rows(leaves.keys)),
+                "g": list(ledger_snapshot.rows(leaves.grants))}, separators=(",", ":"))
+        return out

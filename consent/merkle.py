@@ -15,6 +15,7 @@ verifiers need no storage at all and follow RFC 9162 §2.1.3.2 and §2.1.4.2 ste
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
@@ -428,6 +429,25 @@ class Frontier:
             level += 1
         self._stack.append((level, value))
         self.size += 1
+
+    def state(self) -> list[tuple[int, bytes]]:
+        """The perfect subtrees' (level, hash), largest first (see :meth:`restored`)."""
+        return list(self._stack)
+
+    @classmethod
+    def restored(cls, size: int, stack: Sequence[tuple[int, bytes]]) -> Frontier:
+        """A frontier from :meth:`state`; refuses one whose levels do not spell ``size``."""
+        _check_int("size", size)
+        levels = [level for level, _ in stack]
+        if (sum(1 << level for level in levels) != size
+                or any(a <= b for a, b in itertools.pairwise(levels))):
+            raise MerkleError(f"frontier levels {levels} do not make a tree of size {size}")
+        for level, value in stack:
+            _check_hash(f"frontier node at level {level}", value)
+        out = cls()
+        out.size = size
+        out._stack = list(stack)
+        return out
 
     def root(self) -> bytes:
         if not self._stack:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent import driver_sql, gate, registry_sql
+from consent import driver_sql, gate, ledger_snapshot, registry_sql
 from consent.approval import ApprovalStatus
 from consent.checkpoint_log import CheckpointLog
 from consent.documents import (
@@ -182,8 +182,13 @@ class Registry:
         self.ledger = Ledger(store, key, origin, log=log)
         # What the leaves say, checked against every signed checkpoint known (database, the
         # checkpoint log, witnesses' logs): the gate's only source for which documents exist.
-        self._facts = LedgerFacts(origin, self.ledger.verifier,
-                                  [*([log] if log else []), *map(CheckpointLog, witness_logs)])
+        # A saved copy of the view sits beside the checkpoint log (consent.ledger_snapshot).
+        self._facts = LedgerFacts(
+            origin, self.ledger.verifier,
+            [*([log] if log else []), *map(CheckpointLog, witness_logs)],
+            snapshot=(checkpoint_log.with_name(checkpoint_log.name + ".view")
+                      if checkpoint_log is not None else None),
+            snapshot_key=ledger_snapshot.mac_key(key.crypto_key.private_bytes_raw()))
         self._facts_lock = threading.RLock()
         self._templates = TemplateStore(template_key) if template_key is not None else None
 
