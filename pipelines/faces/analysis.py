@@ -90,8 +90,8 @@ def analyse_shot(
     with LandmarkRecorder(folder) as recorder, \
             VideoReader(path, on_vfr="conform" if on_vfr == "conform" else "refuse") as reader:
 
-        def on_frame(index: int, rgb: RGBImage, faces: list[tuple[int, FaceObservation]]
-                     ) -> None:
+        def record(index: int, rgb: RGBImage, faces: list[tuple[int, FaceObservation]]
+                   ) -> None:
             recorder.add(index, faces)
             for track_id, obs in faces:
                 pose = observation_pose(obs)
@@ -108,5 +108,5 @@ def analyse_shot(
         every = sample_every or max(5, round(float(info.video.frame_rate) / 2))
         scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
                           sample_every=every, max_samples=max_samples,
-                          end_samples=end_samples, on_frame=on_frame)
+                          end_samples=end_samples, on_frame=record)
     return ShotAnalysis(path, info, scan, folder, dict(keeper.best))
