@@ -9,6 +9,7 @@ Human-readable output by default, ``--json`` for scripts. Exit codes:
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import sys
@@ -23,13 +24,14 @@ from rich.table import Table
 from consent.canonical import parse_json
 from consent.documents import (
     Grant,
+    OutputApproval,
     Revocation,
     SignedDocument,
     format_validation_error,
     sign_draft,
 )
 from consent.errors import ConsentError, DuplicateError, NotFoundError
-from consent.fields import SignatoryRole, format_timestamp
+from consent.fields import ApprovalDecision, SignatoryRole, format_timestamp
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
 from consent.keys import PrivateKey, load_public_key, short_id
 from consent.ledger import Ledger
@@ -426,6 +428,102 @@ def import_(
             message = (f"imported grant {status.grant_id} for {status.performer_id}: "
                        f"{status.status} ({status.detail})")
     _emit(as_json, result, lambda: out.print(message, highlight=False))
+
+
+@consent_app.command("approve")
+def approve(
+    output: Annotated[Path | None, typer.Argument(help="The output file to approve or reject "
+                                                  "(its SHA-256 is what is signed).")] = None,
+    performer_id: Annotated[str, typer.Option("--performer", help="Your performer id.")] = "",
+    grant_id: Annotated[str, typer.Option("--grant", help="The grant the output was made "
+                                          "under.")] = "",
+    decision: Annotated[ApprovalDecision, typer.Option("--decision")
+                        ] = ApprovalDecision.APPROVED,
+    key: Annotated[Path, typer.Option("--key", help="Your private key file.")] = Path(),
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the signed "
+                                           "approval.")] = Path(),
+    sha256: Annotated[str | None, typer.Option("--sha256", help="The output's SHA-256, "
+                                               "instead of the file.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why (shown to the studio).")
+                    ] = None,
+    signer_name: Annotated[str | None, typer.Option("--name", help="Your name as signer "
+                                                    "(default: the performer id).")] = None,
+    role: Annotated[SignatoryRole, typer.Option("--role", help="Whose key signs: self, or a "
+                                                "guardian, estate or union designee.")
+                    ] = SignatoryRole.SELF,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The performer's side, offline: sign an approval (or rejection) of one output made
+    under a grant that requires it; hand the file to the consent officer."""
+    from consent.approval import approval_draft
+
+    if (output is None) == (sha256 is None) or not performer_id or not grant_id \
+            or key == Path() or out_path == Path():
+        _fail(EXIT_USAGE, "give the output (a file or --sha256), --performer, --grant, --key "
+              "and --out", as_json, "usage")
+    with _errors(as_json):
+        if output is not None:
+            with output.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        else:
+            digest = (sha256 or "").lower()
+        private = PrivateKey.load(key, _passphrase(passphrase_file))
+        doc = sign_draft(OutputApproval, approval_draft(
+            performer_id=performer_id, grant_id=grant_id, output_sha256=digest,
+            decision=decision, signer_role=role.value, signer_name=signer_name or performer_id,
+            signed_at=utc_now(), note=note), [private])
+        if out_path.exists():
+            raise DuplicateError(f"{out_path} exists; not overwriting a signed document")
+        out_path.write_bytes(doc.to_bytes() + b"\n")
+    _emit(as_json, {"ok": True, "approval_id": doc.payload.approval_id,
+                    "decision": decision.value, "output_sha256": digest,
+                    "key_id": private.key_id, "out": str(out_path)},
+          lambda: out.print(f"signed {decision.value} of output {digest[:16]}… under grant "
+                            f"{grant_id} with {short_id(private.key_id)} → {out_path}",
+                            highlight=False))
+
+
+@consent_app.command("import-approval")
+def import_approval(
+    file: Annotated[Path, typer.Argument(help="A performer-signed approval or rejection.")],
+    officer: OfficerOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a performer's signed approval of an output and record it (consent officer)."""
+    with _errors(as_json):
+        status = _registry().import_approval(_read_input(file), officer=officer)
+    _emit(as_json, {"ok": True, "approval": status.to_json()},
+          lambda: out.print(f"recorded; output {status.output_sha256[:16]}… is now "
+                            f"{status.state.value}"
+                            + ("" if status.deliverable else " (not deliverable)"),
+                            highlight=False))
+
+
+@consent_app.command("approval-status")
+def approval_status(
+    output: Annotated[str, typer.Argument(help="An output file, or its SHA-256.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Whether a published output may be delivered (exit 1 while awaiting or rejected)."""
+    with _errors(as_json):
+        path = Path(output)
+        if path.is_file():
+            with path.open("rb") as fh:
+                output = hashlib.file_digest(fh, "sha256").hexdigest()
+        status = _registry().approval_status(output.lower())
+
+    def human() -> None:
+        out.print(f"output {status.output_sha256}: approval {status.state.value}"
+                  + ("" if status.deliverable else " (not deliverable)"), highlight=False)
+        for d in status.decisions:
+            out.print(f"  {d.performer_id} ({d.grant_id}): {d.decision.value} "
+                      f"[{d.approval_id}, ledger entry {d.index}]", highlight=False)
+        for why in status.ignored:
+            out.print(f"  not counted: {why}", highlight=False)
+    _emit(as_json, {"ok": True, "approval": status.to_json()}, human)
+    if not status.deliverable:
+        raise typer.Exit(EXIT_DENY)
 
 
 @consent_app.command()

@@ -353,6 +353,9 @@ def verify(
         out.print(f"  consent now {'[green]' if r.consent_now == 'active' else '[red]'}"
                   f"{r.consent_now}[/]")
         out.print(f"  watermark   {r.watermark_status}")
+        held = r.approval is not None and not r.approval.deliverable
+        out.print(f"  approval    {'[red]' if held else ''}{r.approval_state}"
+                  f"{' (held: not deliverable)[/]' if held else ''}", highlight=False)
         within = r.segments_check in ("edited within authorised", "not recorded")
         out.print(f"  segments    {'[green]' if within else '[red]'}{r.segments_check}[/]",
                   highlight=False)
@@ -370,7 +373,12 @@ def verify(
             state = "verified" if r.ledger.verified else "[red]FAILED[/]"
             out.print(f"  ledger: output event at index {r.ledger.index} of "
                       f"{r.ledger.tree_size}, inclusion proof {state}")
-        elif report_ is not None:
+        if r.approval_error is not None:
+            out.print(f"  [red]approval unknown[/]: {r.approval_error}", highlight=False)
+        for d in [] if r.approval is None else r.approval.decisions:
+            out.print(f"  {d.decision.value} by {d.performer_id} (grant {d.grant_id}, "
+                      f"approval {d.approval_id}, ledger entry {d.index})", highlight=False)
+        if r.ledger is None and report_ is not None:
             out.print("  [red]signed, not published[/]: the ledger has no publication event "
                       "for this file (a render that never published; do not use it)")
 

@@ -338,9 +338,15 @@ class ConsentReference:
     ledger_checkpoint: str
     ledger_checkpoint_sha256: str
     registry_key_id: str
+    #: Grants (among ``grant_ids``) whose performer must approve this output before it is
+    #: delivered: the file is published *held*. The approval itself comes later, so the
+    #: registry's ledger records it, not this manifest (docs/provenance.md).
+    approval_required: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(len(self.grant_ids) > 0, "consent reference: no grant ids")
+        _require(set(self.approval_required) <= set(self.grant_ids),
+                 "consent reference: approval required by a grant it does not list")
         _require(len(self.grant_ids) == len(self.grant_sha256s),
                  "consent reference: one SHA-256 per grant id is required")
         _require(len(set(self.grant_ids)) == len(self.grant_ids),
@@ -363,7 +369,10 @@ class ConsentReference:
             "ledger_checkpoint": {"note": self.ledger_checkpoint,
                                   "sha256": self.ledger_checkpoint_sha256},
             "registry_key_id": self.registry_key_id,
-        }
+        } | ({} if not self.approval_required else {"approval": {
+            "required_by_grants": list(self.approval_required),
+            "status_at_signing": "awaiting",
+            "recorded_in": "registry ledger (approval_recorded / approval_rejected)"}})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ConsentReference:
@@ -379,8 +388,10 @@ class ConsentReference:
                 ledger_checkpoint=str(data["ledger_checkpoint"]["note"]),
                 ledger_checkpoint_sha256=str(data["ledger_checkpoint"]["sha256"]),
                 registry_key_id=str(data["registry_key_id"]),
+                approval_required=tuple(str(g) for g in
+                                        data.get("approval", {}).get("required_by_grants", ())),
             )
-        except (KeyError, TypeError, ValueError, ManifestInputError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ManifestInputError) as exc:
             raise ManifestReadError(f"the {CONSENT_LABEL} assertion is malformed: {exc}") from None
 
 

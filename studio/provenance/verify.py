@@ -15,6 +15,12 @@ Four independent checks, each reported with what it found and how sure it is:
    does not verify.
 4. **Watermark**: RivaGAN detection over frames sampled across the file, with its confidence.
 
+With the ledger proof comes the output's **performer approval** (``Registry.approval_status``):
+``not_required``, or, for an output made under a grant that requires approval, ``awaiting``,
+``approved`` or ``rejected``. An approval is given after the file was signed and published,
+so the file's own manifest cannot name it: the ledger does (docs/provenance.md). A held
+(awaiting) or rejected output does not verify.
+
 A copy whose metadata was stripped (re-encoded, screen-captured) has no manifest; when the
 watermark is found, the manifest store is searched by its payload and the candidate is confirmed
 by perceptual frame hashes, and the report says plainly that the manifest was *recovered*: its
@@ -30,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consent.errors import NotFoundError
+from consent.approval import ApprovalStatus
+from consent.errors import ConsentError, NotFoundError
 from consent.ledger import EventType, Ledger
 from consent.merkle import MerkleError
 from consent.registry import Registry
@@ -109,6 +116,9 @@ class VerifyReport:
     #: The authorised and edited face segments the manifest states (None: not recorded).
     segments: FaceSegments | None = None
     segments_error: str | None = None
+    #: The performer approval of the published output (None: not published, or unknown).
+    approval: ApprovalStatus | None = None
+    approval_error: str | None = None
 
     # -- the badges a person reads first ----------------------------------------------------
 
@@ -194,12 +204,20 @@ class VerifyReport:
         return "edited within authorised"
 
     @property
+    def approval_state(self) -> str:
+        """``not_required``, ``awaiting``, ``approved``, ``rejected``; ``unknown`` without a
+        publication (or when the ledger cannot be trusted: see ``approval_error``)."""
+        return "unknown" if self.approval is None else self.approval.state.value
+
+    @property
     def ok(self) -> bool:
-        """Intact provenance, published (ledgered), consent still active, and no edit outside
-        the authorised segments the manifest states."""
+        """Intact provenance, published (ledgered), consent still active, no edit outside
+        the authorised segments the manifest states, and deliverable (approved by the
+        performer, or no approval required)."""
         return (self.provenance in ("Valid", "Trusted") and self.consent_now == "active"
                 and self.publication == "published"
-                and self.segments_check in ("edited within authorised", "not recorded"))
+                and self.segments_check in ("edited within authorised", "not recorded")
+                and self.approval is not None and self.approval.deliverable)
 
     def to_json(self) -> dict[str, Any]:
         report = self.manifest
@@ -207,7 +225,7 @@ class VerifyReport:
             "file": str(self.path), "sha256": self.sha256, "ok": self.ok,
             "badges": {"provenance": self.provenance, "signer": self.signer_trust,
                        "consent": self.consent_now, "watermark": self.watermark_status,
-                       "publication": self.publication},
+                       "publication": self.publication, "approval": self.approval_state},
             "published": self.publication == "published",
             "manifest": None if report is None else _report_json(report),
             "manifest_error": self.manifest_error,
@@ -232,6 +250,8 @@ class VerifyReport:
             "segments": None if self.segments is None else {
                 **self.segments.to_json(), "check": self.segments_check},
             "segments_check": self.segments_check,
+            "approval": None if self.approval is None else self.approval.to_json(),
+            "approval_error": self.approval_error,
         }
 
 
@@ -295,6 +315,11 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
     if report.recovered is not None and not report.recovered.matched:
         output_sha = ""  # a payload alone names no output
     report.ledger = _ledger_proof(registry, output_sha)
+    if report.ledger is not None:
+        try:
+            report.approval = registry.approval_status(output_sha)
+        except ConsentError as exc:  # a tampered ledger: no status is trusted
+            report.approval_error = exc.message
     return report
 
 
