@@ -803,6 +803,12 @@ class Registry:
             at=now, refs=[("output", output_sha256), ("decision", decision.decision_id)]
             + [("grant", g.grant_id) for g in decision.grants_used])
 
+    def approvals_required(self, decision: gate.Decision) -> tuple[str, ...]:
+        """The grants of ``decision`` whose performer must approve each output (what a
+        manifest names; the publication leaf records the same)."""
+        with self.store.session() as s:
+            return tuple(r["grant_id"] for r in self._approvals_required(s, decision))
+
     def _approvals_required(self, s: Session, decision: gate.Decision) -> list[dict[str, str]]:
         """The grants (with their performer) of ``decision`` that require the performer's
         approval of each output: read from the exact grant bytes the decision used."""

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consent.errors import MotionSealError, SealScopeError
+from consent.errors import ConsentError, MotionSealError, SealScopeError
 from consent.gate import AuthorizationRequest, Decision, IdentityMatch
 from consent.motion_seal import CheckedSeal
 from consent.registry import Registry
@@ -146,6 +146,10 @@ class RenderOutcome:
     untouched: tuple[str, ...] = ()
     #: What the edit guard applied and dropped (``GuardReport.to_json``).
     guard: dict[str, Any] = field(default_factory=dict)
+    #: The performer approval the output waits for, as published: ``not_required``, or
+    #: ``awaiting`` (held, not deliverable) when a grant used requires approval
+    #: (``studio consent approval-status`` says what it is now).
+    approval: str = "not_required"
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "output": str(self.output),
@@ -157,7 +161,8 @@ class RenderOutcome:
                 "output_ledger_index": self.output_ledger_index, "frames": self.frames,
                 "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir),
                 "backend": {"name": self.backend, "model": self.model, "licence": self.licence},
-                "untouched_faces": list(self.untouched), "guard": self.guard}
+                "untouched_faces": list(self.untouched), "guard": self.guard,
+                "approval": self.approval}
 
 
 def new_job_id() -> str:
@@ -427,12 +432,22 @@ class RenderJob:
                                 signed.manifest_label, payload, recheck, out_index,
                                 result.frame_count, time.monotonic() - started, self.folder,
                                 self._choice.name, self._choice.model, self._choice.licence,
-                                recheck.untouched_tracks, result.guard.to_json())
+                                recheck.untouched_tracks, result.guard.to_json(),
+                                self._approval(signed.sha256))
         self._save("outcome.json", outcome.to_json())
         self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
         return outcome
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _approval(self, output_sha256: str) -> str:
+        """The published output's approval state; ``unknown`` (never a failed render: it is
+        published) when the ledger cannot say, as ``studio verify`` will then report."""
+        try:
+            return self.registry.approval_status(output_sha256).state.value
+        except ConsentError as exc:
+            self._note(Stage.PUBLISH, f"approval status unknown: {exc}")
+            return "unknown"
 
     def _authorization(self, req: RenderRequest, identity: IdentifyResult,
                        inputs: dict[str, str]) -> AuthorizationRequest:
@@ -518,7 +533,8 @@ class RenderJob:
             decision_leaf_index=int(decision.ledger_index or 0),
             ledger_checkpoint=note,
             ledger_checkpoint_sha256=hashlib.sha256(note.encode()).hexdigest(),
-            registry_key_id=self.registry.public_key.key_id)
+            registry_key_id=self.registry.public_key.key_id,
+            approval_required=self.registry.approvals_required(decision))
         # Every input is added from its file (``path``): the SDK carries and validates any
         # manifest it has. Only the script travels inside the manifest (``embed``), when small.
         others = []
