@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.lipsync import SpeechDrive, drive_from_script
-from pipelines.lipsync.drive import loudness_envelope
+from pipelines.lipsync.drive import ONSET_LEAD_S, anticipated, loudness_envelope
 from pipelines.media.audio import Audio
 from pipelines.speech import load_script
 from pipelines.speech.tts import UnsupportedLanguageError
@@ -28,9 +28,12 @@ def test_recorded_dub_rests_in_silence_and_closes_on_bilabials(drive_b: SpeechDr
     voiced = np.zeros(75, bool)
     for a, b in drive_b.voiced:
         voiced[int(a * 25): int(np.ceil(b * 25))] = True
-    # Well outside speech the jaw is shut.
+    # Well outside speech (beyond the onset lead: the mouth starts its first gesture ahead of
+    # the voice) the jaw is shut.
     first = int(drive_b.voiced[0][0] * 25)
-    assert np.all(drive_b.shapes[: max(first - 3, 1), 0] < 0.02)
+    lead = int(np.ceil(ONSET_LEAD_S * 25))
+    assert np.all(drive_b.shapes[: max(first - lead - 3, 1), 0] < 0.02)
+    assert drive_b.shapes[first - lead:first + 1, 0].max() > 0.02  # anticipation
     assert drive_b.shapes[voiced, 0].max() > 0.3
     assert (drive_b.shapes[:, 2] >= 0.99).any()
 
@@ -64,3 +67,15 @@ def test_unsupported_language_lists_the_supported_ones() -> None:
     script = load_script(SCRIPT.encode(), fmt="srt", duration=Fraction(3))
     with pytest.raises(UnsupportedLanguageError, match="supported languages"):
         drive_from_script(script, "tlh", Fraction(25), 75)
+
+
+def test_anticipation_moves_only_utterance_onsets() -> None:
+    units = [("SIL", 0.0, 1.0), ("B", 1.0, 1.1), ("IH", 1.1, 1.2), ("SIL", 1.2, 1.25),
+             ("N", 1.25, 1.3), ("+NSN+", 1.3, 2.0)]
+    out = anticipated(units, 0.2)
+    assert out[0] == ("SIL", 0.0, 0.8) and out[1] == ("B", 0.8, 1.1)
+    assert out[2] == ("IH", 1.1, 1.2)
+    # A pause shorter than the lead gives what it has; a phone after speech is not moved.
+    assert ("N", 1.2, 1.3) in out and all(u[0] != "SIL" or u[1] != 1.2 for u in out)
+    assert out[-1] == ("+NSN+", 1.3, 2.0)
+    assert anticipated(units, 0.0) == units
