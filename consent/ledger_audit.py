@@ -9,7 +9,8 @@ What is recomputed, and why each matters to someone who can write the database:
   at its size (a leaf rewritten together with its hashes; a truncated tail);
 * every index row against the leaves: ``ledger_refs``, and the ids, columns and exact
   bytes of every stored document (grants, revocations, performer records, key bindings,
-  production keys, decisions) against the hash its leaf records; identity templates
+  production keys, performers' approvals of outputs, decisions) against the hash its leaf
+  records; identity templates
   against the enrolment and deletion events.
 
 Leaves are read in index-ordered batches; the tree is rebuilt in memory (about 140 MB per
@@ -35,6 +36,7 @@ from consent.ledger import LedgerReport, Problem, derived_refs
 from consent.ledger_facts import DocumentFact
 from consent.note import NoteError, NoteVerifier, open_checkpoint
 from consent.store import (
+    ApprovalRow,
     CheckpointRow,
     DecisionRow,
     GrantRow,
@@ -78,6 +80,7 @@ class _Leaves:
         self.production: dict[str, DocumentFact] = {}
         self.grants: dict[str, DocumentFact] = {}
         self.revocations: dict[str, DocumentFact] = {}
+        self.approvals: dict[str, DocumentFact] = {}
         self.decisions = array("q")
         self.templates_enrolled: dict[str, int] = {}
         self.template_owner: dict[str, str] = {}
@@ -105,6 +108,11 @@ class _Leaves:
             self.revocations[body["revocation_id"]] = DocumentFact(
                 idx, time, event, pid, body["revocation_sha256"], raw,
                 f"{body['target_kind']}:{body['target_id']}")
+        elif event in ("approval_recorded", "approval_rejected"):
+            self.approvals[body["approval_id"]] = DocumentFact(
+                idx, time, event, pid, body["approval_sha256"], raw,
+                f"{body['grant_id']}:{body['output_sha256']}:{body['decision']}:"
+                f"{body['signer_key_id']}")
         elif event == "decision":
             self.decisions.append(idx)
         elif event == "templates_enrolled":
@@ -375,6 +383,20 @@ def _check_documents(session: Session, leaves: _Leaves, found: _Findings) -> Non
                      ("document_sha256", rv.document_sha256, fact.payload_sha256),
                      ("ledger_index", rv.ledger_index, fact.index)])
     _missing(found, "revocation", leaves.revocations, seen)
+
+    seen = set()
+    for ap in session.scalars(select(ApprovalRow)):
+        seen.add(ap.approval_id)
+        fact = leaves.approvals.get(ap.approval_id)
+        _compare(found, "approval", f"approval {ap.approval_id}", fact, ap.document,
+                 [] if fact is None else [
+                     ("grant:output:decision:signer",
+                      f"{ap.grant_id}:{ap.output_sha256}:{ap.decision}:{ap.signer_key_id}",
+                      fact.detail),
+                     ("performer_id", ap.performer_id, fact.performer_id),
+                     ("document_sha256", ap.document_sha256, fact.payload_sha256),
+                     ("ledger_index", ap.ledger_index, fact.index)])
+    _missing(found, "approval", leaves.approvals, seen)
 
     _check_decisions(session, leaves, found)
     _check_templates(session, leaves, found)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from consent.approval import ApprovalState, approval_draft
 from consent.documents import Grant, OutputApproval, SignedDocument, sign_draft
@@ -29,7 +29,7 @@ from consent.fields import ApprovalDecision
 from consent.keys import PrivateKey, load_public_key
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
-from consent.store import LedgerRefRow
+from consent.store import ApprovalRow, LedgerRefRow
 from tests.consent.helpers import OFFICER, drop_guards
 from tests.factory import Clock, grant_draft, match, request, signed_grant
 
@@ -150,6 +150,25 @@ def test_status_comes_from_the_leaves_not_the_index(held: Registry, performer: P
         s.execute(delete(LedgerRefRow).where(LedgerRefRow.ref_id == OUT_A))
     fresh = Registry(held.store, held._key, "test.local/ledger", clock=held.clock)
     assert fresh.approval_status(OUT_A).state is ApprovalState.REJECTED
+
+
+def test_ledger_verify_names_an_edited_or_deleted_approval_row(
+        held: Registry, performer: PrivateKey, clock: Clock) -> None:
+    doc = approval(performer, clock, decision=ApprovalDecision.REJECTED)
+    held.import_approval(doc.raw, officer=OFFICER)
+    drop_guards(held.store)
+    with held.store.session() as s:
+        s.execute(update(ApprovalRow).values(decision="approved"))
+        report = held.ledger.verify(s)
+    assert not report.ok
+    assert any("edited row" in p.detail and doc.payload.approval_id in p.detail
+               for p in report.problems)
+    with held.store.session() as s:
+        s.execute(delete(ApprovalRow))
+        report = held.ledger.verify(s)
+    assert any("deleted row" in p.detail for p in report.problems)
+    # The status never came from the row: still rejected.
+    assert held.approval_status(OUT_A).state is ApprovalState.REJECTED
 
 
 def test_unknown_output_has_no_status(held: Registry) -> None:
