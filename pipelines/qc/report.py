@@ -59,17 +59,17 @@ DEFAULT_THRESHOLDS: Final = QCThresholds(
 """Chosen from ``bench/lipsync_sync.py``: its 30 swapped GRID pairs rendered by the embedded
 backend (which pass review unless a figure is really off) and, as the negative control, the
 same 30 with *no* lip sync (the untouched source judged against the dub, which must be
-flagged). Distributions measured (min / median / max):
+flagged). Distributions measured (min / median / max; docs/lipsync_qc.md has the full table):
 
-* ``sync_min`` 0.6: renders 0.69 / 0.93 / 0.97; no lip sync 0.03 / 0.41 / 0.74 (26 of 30
-  flagged by sync alone; the other 4 are caught by leak).
-* ``leak_max`` 0.2: renders −0.09 / 0.02 / 0.18; no lip sync 0.26 / 0.67 / 1.09 (all flagged).
-* ``range`` 0.5–1.6× the source's: renders 0.27 / 0.81 / 0.96; the five below 0.5 are the
+* ``sync_min`` 0.6: renders 0.71 / 0.93 / 0.97; no lip sync 0.05 / 0.41 / 0.76 (23 of 30
+  flagged by sync alone; the others are caught by leak).
+* ``leak_max`` 0.2: renders −0.13 / 0.01 / 0.18; no lip sync 0.24 / 0.67 / 1.15 (all flagged).
+* ``range`` 0.5–1.6× the source's: renders 0.27 / 0.83 / 0.94; the four below 0.5 are the
   lbbc2a shot, whose render does open too little (flagged, rightly). 1.6 leaves as much room
   above 1 as 0.5 leaves below it on a log scale (within a factor of about 2).
-* ``jitter_max`` 2.0: renders 0.54 / 0.82 / 1.23× the source's frame-to-frame change.
+* ``jitter_max`` 2.0: renders 0.57 / 0.83 / 1.13× the source's frame-to-frame change.
 * ``bilabials_min`` 0.75 with ``closed_margin`` 0.06 (gap / width; speech reads 0.1–0.3):
-  renders closed 100 % of P/B/M on every pair; no lip sync 0 % (median).
+  renders closed 100 % of P/B/M on every pair; no lip sync 50 % (median).
 * ``identity_max`` 0.35: the project's identity target (docs/QUALITY.md).
 """
 
