@@ -36,7 +36,7 @@ from typing import Any
 
 from consent.decision_token import verify_token
 from consent.documents import RenderDecisionToken
-from consent.errors import DecisionScopeError, DecisionTokenError
+from consent.errors import DecisionScopeError, DecisionTokenError, DocumentError
 from consent.keys import PublicKey
 from pipelines.edits import EditPermits, EditSegment
 from pipelines.reenact import StillSource
@@ -96,7 +96,7 @@ def trusted_registry_key() -> PublicKey:
                                  "it refuses all render work")
     try:
         return PublicKey.from_base64(value)
-    except ValueError as exc:
+    except (DocumentError, ValueError) as exc:
         raise DecisionTokenError(f"{TRUSTED_KEY_ENV} is not a registry public key: {exc}"
                                  ) from None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from typer.testing import CliRunner
 
 from consent.decision_token import token_draft
 from consent.documents import RenderDecisionToken, sign_draft
@@ -22,6 +23,7 @@ from consent.gate import Decision
 from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
+from studio.cli import app
 from studio.executors.ray_executor import SHOT_CHUNK, RayExecutor
 from studio.executors.worker import ChunkTask, chunk_dir, input_hashes, render_chunk
 from studio.jobs import JobManager, JobStatus
@@ -145,6 +147,13 @@ def test_a_worker_killed_mid_task_is_retried_and_the_output_published_once(
     attempt = _until("the worker to render 10 frames",
                      lambda: _running_attempt(pg_settings, job.job_id, 10),
                      job=manager, job_id=job.job_id)
+    # `studio workers` sees the cluster and this task on it, then the kill.
+    result = CliRunner().invoke(app, ["--data", str(pg_settings.data_dir), "workers", "--json"])
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert len(view["nodes"]) == 3 and view["totals"]["cpus"] == 2
+    assert [(t["job_id"], t["pid"]) for t in view["render_tasks"]] \
+        == [(job.job_id, attempt["pid"])]
     os.kill(int(attempt["pid"]), signal.SIGKILL)
     record = manager.wait(job.job_id)
     assert record.status is JobStatus.DONE, record.error
