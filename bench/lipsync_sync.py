@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/lipsync_sync.py            # all 30 swapped GRID pairs, ~1 min
+    .venv/bin/python bench/lipsync_sync.py            # all 30 swapped GRID pairs, ~1-4 min
     .venv/bin/python bench/lipsync_sync.py --quick    # the 5 pairs with A = bbaf2n
 
 Every ordered pair (A, B) of distinct GRID clips: shot A is lip-synced with the embedded
