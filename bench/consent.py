@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, func, insert, select, text
 
 from bench import _floor
-from consent import merkle
+from consent import driver_sql, merkle
 from consent.canonical import canonical_bytes
 from consent.checkpoint_log import CheckpointLog
 from consent.documents import (
@@ -867,10 +867,18 @@ def explain_authorize(store: Store, registry: Registry, call: Call,
         if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             captured.append((statement, parameters))
 
+    def driver_hook(_dialect: str, statement: str, parameters: Any) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            captured.append((statement, tuple(parameters)))
+
+    # The hot statements go to the driver's cursor directly (consent.driver_sql), which
+    # SQLAlchemy's cursor events do not see: capture both.
     sqlalchemy.event.listen(store.engine, "before_cursor_execute", hook)
+    driver_sql.statement_hooks.append(driver_hook)
     try:
         registry.authorize(call.request, call.matches, at)
     finally:
+        driver_sql.statement_hooks.remove(driver_hook)
         sqlalchemy.event.remove(store.engine, "before_cursor_execute", hook)
     sqlite = store.dialect == "sqlite"
     prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "

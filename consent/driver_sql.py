@@ -26,6 +26,11 @@ from consent.store import UTCDateTime
 #: DBAPI placeholder styles this module writes (sqlite3: qmark; psycopg: format).
 _STYLES = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
+#: Called with (dialect name, SQL as sent, parameters) before every statement: for
+#: instruments such as bench/consent.py's EXPLAIN of a decision's reads (SQLAlchemy's own
+#: cursor events do not see these statements).
+statement_hooks: list[Callable[[str, str, Sequence[Any]], None]] = []
+
 
 class DriverCursor:
     """A DBAPI cursor of the session's connection plus the dialect's placeholder style."""
@@ -46,11 +51,19 @@ class DriverCursor:
         return _restyle(text, self._mark)
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
-        self._cursor.execute(_restyle(text, self._mark), params)
+        sql = _restyle(text, self._mark)
+        for hook in statement_hooks:
+            hook(self.dialect_name, sql, params)
+        self._cursor.execute(sql, params)
         return self._cursor
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(_restyle(text, self._mark), list(rows))
+        sql = _restyle(text, self._mark)
+        batch = list(rows)
+        for hook in statement_hooks:
+            for params in batch:
+                hook(self.dialect_name, sql, params)
+        self._cursor.executemany(sql, batch)
 
     def one(self, text: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
