@@ -150,3 +150,19 @@ class RenderWorkerError(StudioError, ConnectionError):
     the cluster cannot be reached (``studio.executors``): nothing was published."""
 
     code = "render_worker"
+
+
+# ---------------------------------------------------------------------------- reels
+
+
+class ReelNotFoundError(InputNotFoundError):
+    """No reel with that id in the studio's database (CLI exit 4)."""
+
+    code = "reel_not_found"
+
+
+class ReelInputError(InputRejectedError):
+    """A reel, edit list, cast or dialogue the reel job cannot use (CLI exit 3); the
+    pipelines' :class:`pipelines.reel.ReelError` arrives as this."""
+
+    code = "reel_input"

@@ -94,9 +94,12 @@ def conform_reel(source: str | os.PathLike[str], shots: ShotList,
                  output: str | os.PathLike[str], *, mode: ConformMode = "auto",
                  crf: int = 18, preset: str = "medium",
                  audio: Literal["source"] | Audio | None = "source",
-                 progress: Progress | None = None) -> ConformReport:
+                 progress: Progress | None = None, codec: Codec | None = None
+                 ) -> ConformReport:
     """Write the reel ``source`` to ``output`` with shot ``i`` taken from
-    ``replacements[i]``; see the module's docstring for the modes."""
+    ``replacements[i]``; see the module's docstring for the modes. ``codec`` (``"h264"`` or
+    ``"prores"``) asks for another codec than the source's (a ProRes master of an H.264
+    reel, an H.264 proxy of a ProRes one): every frame is then encoded once."""
     started = time.perf_counter()
     src = Path(source)
     out = Path(output)
@@ -119,10 +122,16 @@ def conform_reel(source: str | os.PathLike[str], shots: ShotList,
         raise ConformError(f"{out.name}: the output cannot overwrite its source")
     reps = _check_replacements(shots, video, replacements)
     chosen = _choose_mode(mode, info, reps, container_format)
+    if codec is not None and codec != _native_codec(video.codec):
+        if mode in ("smart", "copy"):
+            raise ConformError(f"{out.name}: a {codec} output of a {video.codec} source is "
+                               "encoded (mode='encode' or 'auto')")
+        chosen = "encode"
     tmp = out.with_name(f".{out.name}.part{os.getpid()}{out.suffix}")
     try:
         if chosen == "encode":
-            actions = _encode(src, info, shots, reps, tmp, crf, preset, audio, progress)
+            actions = _encode(src, info, shots, reps, tmp, crf, preset, audio, progress,
+                              codec or _native_codec(video.codec))
         else:
             actions = _copy(src, info, shots, reps, tmp, container_format, chosen, audio,
                             progress)
@@ -229,6 +238,11 @@ def _choose_mode(mode: ConformMode, info: MediaInfo, reps: dict[int, _Replacemen
     if all_copy and not reps:
         return "copy"
     return "encode"
+
+
+def _native_codec(codec: str) -> Codec:
+    """The writer's codec an encode keeps a source in."""
+    return "prores" if codec == "prores" else "h264"
 
 
 def _container_accepts(container_format: str, codec: str) -> bool:
@@ -421,9 +435,7 @@ class _ShotEncoder:
 
 def _encode(src: Path, info: MediaInfo, shots: ShotList, reps: dict[int, _Replacement],
             tmp: Path, crf: int, preset: str, audio: Literal["source"] | Audio | None,
-            progress: Progress | None) -> list[ShotConform]:
-    video = info.require_video()
-    codec: Codec = "prores" if video.codec == "prores" else "h264"
+            progress: Progress | None, codec: Codec) -> list[ShotConform]:
     feed: SourceAudio | Audio | None = None
     if isinstance(audio, Audio):
         feed = audio

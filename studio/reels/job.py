@@ -1,0 +1,653 @@
+"""The reel job: one reel in one language, shot by shot, then conformed and delivered.
+
+For every shot of the reel's shot list, in order:
+
+* the lines spoken in it are found (``pipelines.reel.assign_dialogue``: per-character stems
+  by voice activity, or a timed script's lines);
+* a shot in which no cast character speaks is **copied** (left to the conform untouched);
+* otherwise the shot is cut to a file and its faces are identified (the render's own
+  analysis, kept sealed so the render reuses it); the speaking character's performer's face
+  track is chosen and a :class:`~studio.render.job.RenderJob` lip-syncs it to that
+  character's dub, cut to the shot (the consent gate decides per shot and character inside
+  the render; the output is signed, watermarked and ledgered as any render's);
+* a shot whose speaking character's face is not on screen is copied and said so; one with no
+  consented face at all is a **refused** shot, ledgered (``refuse_unconsented_shot``), and a
+  gate deny is a refused shot with the gate's reasons: nothing of either is rendered.
+
+Each shot's state is written to the database as it changes (:mod:`studio.reels.store`), with
+the key of the inputs its render used (:func:`shot_key`): running the job again resumes after
+the last finished shot, and after one character's dub changes only the shots whose key
+changed (that character's) render again. Refused and failed shots are asked again on every
+run: consent may have been given since.
+
+Then the full reel is conformed (``pipelines.reel.conform_reel``: the source's frame count,
+rate and timecode; the rendered shots in place; the characters' stems mixed over the M&E and
+normalised to EBU R128) into an H.264 review proxy and a ProRes 422 HQ master (and the mix as
+WAV). The gate is asked once more for the reel as a whole (every rendered shot's subjects and
+segments, in reel frames, under the reel's own hash): each deliverable is signed (C2PA, each
+rendered shot an ingredient carrying its own manifest, the stems and M&E ingredients) and
+published under that decision (``Registry.publish_output``: the last check and the
+publication in one transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from consent.errors import ConsentError
+from consent.fields import Channel
+from consent.gate import AuthorizationRequest, Decision, IdentityMatch
+from pipelines.errors import PipelineError
+from pipelines.media import MediaError, probe
+from pipelines.media.audio import EBU_R128, Audio, downmix, load_audio, mix, normalise, resample
+from pipelines.reel import (
+    DialogueAssignment,
+    DialogueLine,
+    ReelError,
+    ReelNotFoundError,
+    Shot,
+    assign_dialogue,
+    conform_reel,
+    load_dialogue,
+    stem_lines,
+)
+from studio import __version__
+from studio.errors import (
+    ConsentRefused,
+    InputNotFoundError,
+    NoConsentedFaceError,
+    ReelInputError,
+    RenderDenied,
+    StudioError,
+)
+from studio.identity import IdentifyResult, sha256_file
+from studio.services.context import AppContext
+
+from .cutting import cut_shots, shot_audio, write_wav
+from .store import DialogueSource, Reel, ReelStore, ShotRecord, ShotState
+
+log = logging.getLogger(__name__)
+
+MIX_RATE = 48_000
+#: Changes to what a shot's key covers (a new field) make every key new.
+KEY_VERSION = 1
+
+#: Called with a shot's index once its state is settled, before the next shot (tests put an
+#: interruption there; a UI, progress).
+BetweenShots = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ReelRelease:
+    """The language version asked for, and who asks."""
+
+    language: str
+    territory: str
+    operator: str
+    channel: Channel = Channel.STREAMING
+    source_language: str | None = None
+    m_and_e: Path | None = None
+    commercial: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"language": self.language, "territory": self.territory,
+                "operator": self.operator, "channel": str(self.channel),
+                "source_language": self.source_language,
+                "m_and_e": None if self.m_and_e is None else str(self.m_and_e),
+                "commercial": self.commercial}
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """What one shot needs: the cast characters speaking in it and their dub for it."""
+
+    shot: Shot
+    characters: tuple[str, ...]
+    key: str
+    dubs: dict[str, Path] = field(default_factory=dict)  # stems: the dub cut to the shot
+    scripts: dict[str, Path] = field(default_factory=dict)  # scripts: the shot's lines
+    notes: tuple[str, ...] = ()  # lines of characters who are not cast
+
+
+@dataclass(frozen=True)
+class ReelOutcome:
+    job_id: str
+    shots: tuple[ShotRecord, ...]
+    rendered_now: tuple[int, ...]
+    deliverables: dict[str, Any]
+    notes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "shots": [s.to_json() for s in self.shots],
+                "rendered_now": list(self.rendered_now), "deliverables": self.deliverables,
+                "notes": list(self.notes)}
+
+
+def shot_key(reel: Reel, shot: Shot, release: ReelRelease, parts: list[dict[str, Any]]
+             ) -> str:
+    """SHA-256 of everything a shot's render depends on: the reel's bytes and the shot's
+    frames, the release, and per speaking character their performer and dub (``parts``)."""
+    body = {"v": KEY_VERSION, "reel": reel.source_sha256, "project": reel.project_id,
+            "frames": [shot.start, shot.end], "language": release.language,
+            "territory": release.territory, "channel": str(release.channel),
+            "source_language": release.source_language, "commercial": release.commercial,
+            "characters": parts}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class ReelJob:
+    """Run (or resume) ``reel`` in ``release.language`` (module docstring)."""
+
+    ctx: AppContext
+    reels: ReelStore
+    reel: Reel
+    release: ReelRelease
+    dialogue: list[DialogueSource]
+    between: BetweenShots | None = None
+
+    def __post_init__(self) -> None:
+        settings = self.ctx.settings
+        self.folder = settings.data_dir / "reels" / self.reel.reel_id
+        self.lang_folder = self.folder / self.release.language
+        self.notes: list[str] = []
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> ReelOutcome:
+        reel = self.reel
+        if not reel.source.is_file():
+            raise InputNotFoundError(f"the reel's source {reel.source} is gone")
+        if sha256_file(reel.source) != reel.source_sha256:
+            raise ReelInputError(f"{reel.source.name} changed since the reel was imported "
+                                 "(its SHA-256 differs): import it again")
+        if not self.dialogue:
+            raise ReelInputError(f"reel {reel.reel_id} has no dialogue in "
+                                 f"{self.release.language}")
+        self.lang_folder.mkdir(parents=True, exist_ok=True)
+        assignment = self._assign()
+        plans = self._plan(assignment)
+        job_id = self.reels.open_job(reel.reel_id, self.release.language,
+                                     self.release.to_json(), len(reel.shots))
+        try:
+            rendered = self._shots(job_id, plans)
+            record = self.reels.job(job_id)
+            if any(s.state is ShotState.FAILED for s in record.shots):
+                failed = [s.shot for s in record.shots if s.state is ShotState.FAILED]
+                self.reels.finish_job(job_id, "failed", error=f"shots {failed} failed; "
+                                      "nothing delivered (run the job again)")
+                return ReelOutcome(job_id, record.shots, rendered, {}, tuple(self.notes))
+            deliverables = self._deliver(record.deliverables, record.shots)
+            self.reels.finish_job(job_id, "done", deliverables=deliverables)
+            return ReelOutcome(job_id, self.reels.job(job_id).shots, rendered, deliverables,
+                               tuple(self.notes))
+        except BaseException as exc:
+            self.reels.finish_job(job_id, "interrupted", error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    # -- dialogue ---------------------------------------------------------------------------
+
+    def _assign(self) -> DialogueAssignment:
+        shots = self.reel.shots
+        stems = {d.character: d.path for d in self.dialogue if d.kind == "stem"}
+        scripts = dict.fromkeys(d.path for d in self.dialogue if d.kind == "script")
+        for d in self.dialogue:
+            if sha256_file(d.path) != d.sha256:
+                raise ReelInputError(f"{d.path.name} ({d.character}'s dialogue) changed since "
+                                     "it was given: give it again")
+        try:
+            lines: list[DialogueLine] = list(stem_lines(stems)) if stems else []
+            for script in scripts:
+                lines.extend(load_dialogue(script, shots))
+            assignment = assign_dialogue(lines, shots, crossing="split")
+        except ReelNotFoundError as exc:
+            raise InputNotFoundError(str(exc)) from None
+        except ReelError as exc:
+            raise ReelInputError(str(exc)) from None
+        for c in assignment.crossing:
+            self.notes.append(f"{c.line.origin} ({c.line.character}) crosses the cut between "
+                              f"shots {', '.join(map(str, c.shots))}: split between them")
+        for line in assignment.unnamed:
+            self.notes.append(f"{line.origin} names no character: not rendered")
+        return assignment
+
+    def _plan(self, assignment: DialogueAssignment) -> list[ShotPlan]:
+        reel, release = self.reel, self.release
+        rate = reel.shots.frame_rate
+        stems: dict[str, Audio] = {}
+        for d in self.dialogue:
+            if d.kind == "stem":
+                try:
+                    stems[d.character] = load_audio(d.path)
+                except MediaError as exc:
+                    raise ReelInputError(f"{d.character}'s stem {d.path.name}: {exc}") from None
+        plans: list[ShotPlan] = []
+        for shot in reel.shots:
+            speaking = assignment.shots[shot.index].by_character
+            cast = tuple(c for c in speaking if c in reel.cast)
+            notes = tuple(f"shot {shot.index}: {c} speaks but is not cast (`studio reel "
+                          f"cast`): not rendered" for c in speaking if c not in reel.cast)
+            self.notes.extend(notes)
+            parts: list[dict[str, Any]] = []
+            dubs: dict[str, Path] = {}
+            scripts: dict[str, Path] = {}
+            for c in cast:
+                part: dict[str, Any] = {"character": c, "performer": reel.cast[c]}
+                if c in stems:
+                    cut = shot_audio(stems[c], shot.start, shot.end, rate)
+                    digest = hashlib.sha256(cut.samples.tobytes()).hexdigest()
+                    path = self.lang_folder / "dubs" / f"s{shot.index:03d}-{digest[:16]}.wav"
+                    if not path.is_file():
+                        write_wav(cut, path)
+                    dubs[c] = path
+                    part["dub"] = digest
+                else:
+                    lines = assignment.lines(shot.index, c)
+                    srt = _shot_script(c, lines, shot, rate)
+                    digest = hashlib.sha256(srt.encode()).hexdigest()
+                    path = self.lang_folder / "scripts" / f"s{shot.index:03d}-{digest[:16]}.srt"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    if not path.is_file():
+                        path.write_text(srt, encoding="utf-8")
+                    scripts[c] = path
+                    part["script"] = digest
+                parts.append(part)
+            plans.append(ShotPlan(shot, cast, shot_key(reel, shot, release, parts), dubs,
+                                  scripts, notes))
+        return plans
+
+    # -- shots ------------------------------------------------------------------------------
+
+    def _shots(self, job_id: str, plans: list[ShotPlan]) -> tuple[int, ...]:
+        before = {s.shot: s for s in self.reels.job(job_id).shots}
+        todo = [p for p in plans if not self._kept(before[p.shot.index], p)]
+        cuts = {p.shot.index: self._cut_path(p.shot) for p in todo if p.characters}
+        missing = {i: path for i, path in cuts.items() if not path.is_file()}
+        try:
+            cut_shots(self.reel.source, self.reel.shots, missing)
+        except ReelError as exc:
+            raise ReelInputError(str(exc)) from None
+        rendered: list[int] = []
+        for plan in todo:
+            index = plan.shot.index
+            if not plan.characters:
+                reason = plan.notes[0] if plan.notes else "no dialogue"
+                self.reels.set_shot(job_id, ShotRecord(index, ShotState.COPIED, plan.key, (),
+                                                       reason))
+            else:
+                self.reels.set_shot(job_id, ShotRecord(index, ShotState.RENDERING, plan.key,
+                                                       plan.characters))
+                record = self._render(plan, cuts[index])
+                self.reels.set_shot(job_id, record)
+                if record.state is ShotState.RENDERED:
+                    rendered.append(index)
+            if self.between is not None:
+                self.between(index)
+        return tuple(rendered)
+
+    def _kept(self, record: ShotRecord, plan: ShotPlan) -> bool:
+        """A finished shot whose inputs are unchanged (and whose render is still there)."""
+        if not record.state.finished or record.input_key != plan.key:
+            return False
+        output = record.outcome.get("output")
+        return record.state is ShotState.COPIED or (
+            output is not None and Path(output).is_file())
+
+    def _cut_path(self, shot: Shot) -> Path:
+        return self.folder / "shots" / f"s{shot.index:03d}-{shot.start}-{shot.end}.mp4"
+
+    def _render(self, plan: ShotPlan, cut: Path) -> ShotRecord:
+        """Identify the shot's faces, choose the speaking character's, render it."""
+        from studio.render.request import RenderRequest
+        from studio.services.refusals import refuse_unconsented_shot
+        from studio.services.render import start_render
+
+        shot, release, ctx = plan.shot, self.release, self.ctx
+        index = shot.index
+        identity = self._identify(cut)
+        tracks = {t.track_id: t.match.performer_id for t in identity.tracks}
+        found = {c: tid for c in plan.characters for tid, pid in tracks.items()
+                 if pid == self.reel.cast[c]}
+        if not found:
+            speaking = ", ".join(f"{c} ({self.reel.cast[c]})" for c in plan.characters)
+            if not any(pid is not None for pid in tracks.values()):
+                exc = NoConsentedFaceError(
+                    f"shot {index} ({shot.record_tc_in}): {speaking} speaks, but no face in "
+                    f"the shot matches an enrolled performer with consent (tracks: "
+                    f"{', '.join(tracks) or 'none'})", tuple(tracks),
+                    tuple(identity.matches))
+                refused = refuse_unconsented_shot(
+                    ctx, exc, operation="lipsync", project_id=self.reel.project_id,
+                    language=release.language, territory=release.territory,
+                    channel=release.channel, operator=release.operator,
+                    source_sha256=sha256_file(cut), commercial=release.commercial)
+                return ShotRecord(index, ShotState.REFUSED, plan.key, plan.characters,
+                                  str(refused), {"decision_id": refused.decision.decision_id})
+            return ShotRecord(index, ShotState.COPIED, plan.key, plan.characters,
+                              f"{speaking} not on screen in shot {index}: left untouched")
+        character = next(c for c in plan.characters if c in found)  # the first to speak
+        others = [c for c in found if c != character]
+        if others and plan.dubs:
+            self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; one "
+                              f"dub stem drives one face per shot: only {character} rendered")
+        label = found[character]
+        name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
+                f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
+        request = RenderRequest(
+            operation="lipsync", source=cut, project_id=self.reel.project_id,
+            language=release.language, territory=release.territory, operator=release.operator,
+            channel=release.channel, source_language=release.source_language,
+            tracks=(label,), commercial=release.commercial, output_name=name,
+            dub=plan.dubs.get(character), script=plan.scripts.get(character),
+            speakers={character: label} if character in plan.scripts else {})
+        try:
+            outcome = start_render(ctx, request).run()
+        except (RenderDenied, ConsentRefused) as exc:
+            return ShotRecord(index, ShotState.REFUSED, plan.key, plan.characters, str(exc),
+                              {"decision_id": exc.decision.decision_id,
+                               "character": character, "track": label})
+        except (StudioError, ConsentError, PipelineError, ValueError) as exc:
+            return ShotRecord(index, ShotState.FAILED, plan.key, plan.characters,
+                              f"{type(exc).__name__}: {exc}",
+                              {"character": character, "track": label})
+        return ShotRecord(index, ShotState.RENDERED, plan.key, plan.characters, None, {
+            "character": character, "track": label, "performer": self.reel.cast[character],
+            "output": str(outcome.output), "sha256": outcome.output_sha256,
+            "manifest": outcome.manifest_label, "render_job": outcome.job_id,
+            "frames": outcome.frames, "seconds": round(outcome.seconds, 2),
+            "approval": outcome.approval, "untouched": list(outcome.untouched),
+            "backend": {"name": outcome.backend, "model": outcome.model,
+                        "licence": outcome.licence},
+            "decision": outcome.decision.to_json()})
+
+    def _identify(self, cut: Path) -> IdentifyResult:
+        """The shot's faces and who they are, from the render's own analysis (kept sealed by
+        :mod:`studio.render.analysis_cache`, so the render that follows reuses it)."""
+        from studio.identity import embedder_for, identify_scan
+        from studio.render.analysis_cache import analyse_for_render, identity_gap_frames
+
+        settings = self.ctx.settings
+        info = probe(cut)
+        rate = info.require_video().frame_rate
+        embedder = embedder_for(settings)
+        work = Path(tempfile.mkdtemp(prefix="scan-", dir=self.lang_folder))
+        try:
+            analysis, _ = analyse_for_render(settings, cut, sha256_file(cut), info, embedder,
+                                             work)
+            return identify_scan(analysis.scan, self.ctx.registry, embedder, max_faces=8,
+                                 max_gap=identity_gap_frames(settings, rate))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # -- deliverables -----------------------------------------------------------------------
+
+    def _deliver(self, previous: dict[str, Any], shots: tuple[ShotRecord, ...]
+                 ) -> dict[str, Any]:
+        rendered = [s for s in shots if s.state is ShotState.RENDERED]
+        inputs = {"reel": self.reel.source_sha256, "release": self.release.to_json(),
+                  "m_and_e": None if self.release.m_and_e is None
+                  else sha256_file(self.release.m_and_e),
+                  "dialogue": sorted((d.character, d.sha256) for d in self.dialogue),
+                  "shots": [(s.shot, s.state.value, s.input_key, s.outcome.get("sha256"))
+                            for s in shots]}
+        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        if previous.get("digest") == digest and all(
+                Path(item["path"]).is_file() for item in previous.get("items", [])):
+            return previous
+        if not rendered:
+            self.notes.append("no shot was rendered: nothing to deliver")
+            return {"digest": digest, "items": [], "note": "no shot was rendered"}
+        return Delivery(self, rendered, digest).run()
+
+
+def _shot_script(character: str, lines: tuple[Any, ...], shot: Shot, rate: Fraction) -> str:
+    """The character's lines in the shot as SRT, timed from the shot's first frame."""
+    cues = []
+    for n, sl in enumerate(lines, start=1):
+        a = max(Fraction(0), sl.line.start - Fraction(shot.start) / rate)
+        b = min(Fraction(shot.frames) / rate, sl.line.end - Fraction(shot.start) / rate)
+        cues.append(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{character}: "
+                    f"{sl.line.text or '...'}\n")
+    return "\n".join(cues)
+
+
+def _srt_time(t: Fraction) -> str:
+    ms = round(t * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+class Delivery:
+    """Conform, decide for the reel as a whole, sign and publish each deliverable."""
+
+    def __init__(self, job: ReelJob, rendered: list[ShotRecord], digest: str) -> None:
+        self.job = job
+        self.rendered = rendered
+        self.digest = digest
+        self.staging = job.lang_folder / f"deliver-{digest[:12]}"
+
+    def run(self) -> dict[str, Any]:
+        job = self.job
+        registry = job.ctx.registry
+        reel, release = job.reel, job.release
+        shots = reel.shots
+        replacements = {s.shot: Path(s.outcome["output"]) for s in self.rendered}
+        audio = self._mix()
+        self.staging.mkdir(parents=True, exist_ok=True)
+        base = f"{reel.reel_id}.{release.language}.{self.digest[:8]}"
+        made: list[tuple[str, Path, str]] = []
+        try:
+            proxy = self.staging / f"{base}.review.mp4"
+            conform_reel(reel.source, shots, replacements, proxy, mode="encode",
+                         audio=audio if audio is not None else "source", codec="h264")
+            made.append(("review", proxy, "video/mp4"))
+            master = self.staging / f"{base}.master.mov"
+            conform_reel(reel.source, shots, replacements, master, codec="prores",
+                         audio=audio if audio is not None else "source")
+            made.append(("master", master, "video/quicktime"))
+            if audio is not None:
+                made.append(("mix", write_wav(audio, self.staging / f"{base}.mix.wav"),
+                             "audio/wav"))
+        except ReelError as exc:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise ReelInputError(str(exc)) from None
+        auth, matches, known = reel_authorization(
+            reel, release, [(shots[s.shot], s.outcome["decision"]) for s in self.rendered])
+        decision = registry.authorize(auth, matches, known_tracks=known)
+        if not decision.allowed:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise RenderDenied(decision, _publish_stage())
+        items = []
+        try:
+            for kind, path, mime in made:
+                items.append(self._publish(kind, path, mime, auth, matches, known, decision))
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        return {"digest": self.digest, "decision_id": decision.decision_id,
+                "decision_ledger_index": decision.ledger_index, "items": items}
+
+    def _mix(self) -> Audio | None:
+        """The characters' stems summed, over the M&E when given, at EBU R128."""
+        job = self.job
+        stems = [d for d in job.dialogue if d.kind == "stem"]
+        if not stems and job.release.m_and_e is None:
+            return None
+        shots = job.reel.shots
+        length = round(Fraction(shots.frame_count) / shots.frame_rate * MIX_RATE)
+        dialogue = Audio(_fit(sum((_mono48(load_audio(d.path)) for d in stems),
+                                  start=_silence(1, length)), length), MIX_RATE)
+        out = dialogue
+        if job.release.m_and_e is not None:
+            me = resample(load_audio(job.release.m_and_e), MIX_RATE)
+            me = Audio(_fit(me.samples, length), MIX_RATE)
+            out = mix(dialogue, me, overrun="trim")
+        try:
+            return normalise(out, EBU_R128)
+        except ValueError:  # silent: nothing to bring to the target
+            return out
+
+    def _publish(self, kind: str, path: Path, mime: str, auth: AuthorizationRequest,
+                 matches: list[IdentityMatch], known: list[str], decision: Decision
+                 ) -> dict[str, Any]:
+        from studio.provenance.identity import signing_identity
+        from studio.provenance.signing import sign_file
+        from studio.provenance.store import ManifestStore, frame_hashes_of
+        from studio.render.job import _link
+
+        job = self.job
+        settings, registry = job.ctx.settings, job.ctx.registry
+        signed_path = path.with_name(f"signed-{path.name}")
+        inputs = self._manifest(kind, mime, decision)
+        signed = sign_file(path, signed_path, inputs, signing_identity(settings),
+                           verify_after_sign=settings.c2pa_verify_after_sign)
+        ManifestStore(settings.manifests_dir).put(
+            signed.sha256, signed.manifest_bytes,
+            frame_hashes=frame_hashes_of(signed_path) if mime.startswith("video/") else (),
+            mime=signed.mime, title=inputs.title)
+        target = settings.outputs_dir / path.name
+
+        def link() -> Callable[[], None]:
+            made = _link(signed_path, target)
+            return lambda: made.unlink(missing_ok=True)
+
+        publication = registry.publish_output(auth, matches, decision, signed.sha256,
+                                              signed.manifest_label, link, known_tracks=known)
+        if publication.output_index is None:
+            raise RenderDenied(publication.final_check, _publish_stage())
+        try:
+            approval = registry.approval_status(signed.sha256).state.value
+        except ConsentError:
+            approval = "unknown"
+        return {"kind": kind, "path": str(target), "sha256": signed.sha256,
+                "manifest": signed.manifest_label,
+                "output_ledger_index": publication.output_index, "approval": approval}
+
+    def _manifest(self, kind: str, mime: str, decision: Decision) -> Any:
+        from studio.provenance.manifest import (
+            ConsentReference,
+            IngredientInput,
+            LanguagePair,
+            ManifestInputs,
+            SoftwareAgent,
+        )
+        from studio.render.job import _mime
+
+        job = self.job
+        registry, reel, release = job.ctx.registry, job.reel, job.release
+        with registry.store.session() as s:
+            note = registry.ledger.checkpoint(s, datetime.now(UTC))
+        grants = dict.fromkeys((g.grant_id, g.sha256) for g in decision.grants_used)
+        consent = ConsentReference(
+            grant_ids=tuple(g for g, _ in grants), grant_sha256s=tuple(h for _, h in grants),
+            decision_id=decision.decision_id,
+            decision_leaf_index=int(decision.ledger_index or 0), ledger_checkpoint=note,
+            ledger_checkpoint_sha256=hashlib.sha256(note.encode()).hexdigest(),
+            registry_key_id=registry.public_key.key_id,
+            approval_required=registry.approvals_required(decision))
+        others = [IngredientInput(f"shot-{s.shot:03d}", f"lip-synced shot {s.shot}",
+                                  "componentOf", "video/mp4", s.outcome["sha256"],
+                                  s.outcome["output"]) for s in self.rendered]
+        for n, d in enumerate(job.dialogue, start=1):
+            if d.kind == "stem":
+                others.append(IngredientInput(f"dub-stem-{n}", "dub dialogue stem",
+                                              "componentOf", _mime(d.path, "audio/wav"),
+                                              d.sha256, str(d.path)))
+        if release.m_and_e is not None:
+            others.append(IngredientInput("m-and-e", "music and effects", "componentOf",
+                                          _mime(release.m_and_e, "audio/wav"),
+                                          sha256_file(release.m_and_e), str(release.m_and_e)))
+        backend = self.rendered[0].outcome.get("backend", {})
+        title = {"review": "review proxy", "master": "master", "mix": "dialogue mix"}[kind]
+        return ManifestInputs(
+            title=f"{reel.source.stem} ({release.language} {title})", mime=mime,
+            operation="lipsync",
+            agent=SoftwareAgent("consent-dubbing-studio", __version__,
+                                str(backend.get("name", "")), str(backend.get("model", "")),
+                                str(backend.get("licence", ""))),
+            source=IngredientInput("source-reel", "source reel", "parentOf",
+                                   _mime(reel.source, "video/mp4"), reel.source_sha256,
+                                   str(reel.source)),
+            consent=consent, others=tuple(others),
+            languages=LanguagePair(release.source_language, release.language)
+            if release.source_language
+            and release.source_language.lower() != release.language.lower() else None,
+            thumbnail=job.ctx.settings.c2pa_thumbnail if mime.startswith("video/") else False)
+
+
+def _publish_stage() -> Any:
+    from studio.render.events import Stage
+
+    return Stage.PUBLISH
+
+
+def _mono48(audio: Audio) -> Any:
+    if audio.samples.shape[0] != 1:
+        audio = downmix(audio, "mono")
+    return resample(audio, MIX_RATE).samples
+
+
+def _silence(channels: int, length: int) -> Any:
+    import numpy as np
+
+    return np.zeros((channels, length), dtype=np.float32)
+
+
+def _fit(samples: Any, length: int) -> Any:
+    """``samples`` cut or padded with silence to ``length``."""
+    import numpy as np
+
+    out = np.zeros((samples.shape[0], length), dtype=np.float32)
+    n = min(length, samples.shape[1])
+    out[:, :n] = samples[:, :n]
+    return out
+
+
+def reel_authorization(reel: Reel, release: ReelRelease,
+                       shots: list[tuple[Shot, dict[str, Any]]]
+                       ) -> tuple[AuthorizationRequest, list[IdentityMatch], list[str]]:
+    """The gate's request for the reel as a whole: every rendered shot's subjects and
+    authorised segments (track ``t1`` of shot 3 becomes ``s3:t1``, its frames reel frames),
+    under the reel's own hash; with the shots' identity verdicts, renamed the same way."""
+    subjects: list[dict[str, Any]] = []
+    segments: list[dict[str, Any]] = []
+    matches: list[IdentityMatch] = []
+    known: list[str] = []
+    models: dict[str, dict[str, Any]] = {}
+    first: dict[str, Any] | None = None
+    for shot, decision in shots:
+        request = decision["request"]
+        first = first or request
+        prefix = f"s{shot.index}:"
+        for subject in request["subjects"]:
+            subjects.append({**subject, "track_id": prefix + subject["track_id"]})
+        for seg in request["segments"]:
+            segments.append({**seg, "track_id": prefix + seg["track_id"],
+                             "first_frame": seg["first_frame"] + shot.start,
+                             "last_frame": seg["last_frame"] + shot.start})
+        for m in decision["identities"]:
+            matches.append(IdentityMatch.model_validate(
+                {**m, "track_id": prefix + m["track_id"]}))
+            known.append(prefix + m["track_id"])
+        known.extend(prefix + t for t in decision.get("untouched_tracks", []))
+        for model in request.get("models", []):
+            models[json.dumps(model, sort_keys=True)] = model
+    assert first is not None
+    body = {**first, "subjects": subjects, "segments": segments,
+        "source_media_sha256": reel.source_sha256, "script_sha256": None,
+        "models": list(models.values()), "episode": None, "scene": None}
+    return AuthorizationRequest.model_validate(body), matches, list(dict.fromkeys(known))
