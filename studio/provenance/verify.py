@@ -31,7 +31,6 @@ is (a watermark payload, nothing more) and earns no badge.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from consent.errors import ConsentError, NotFoundError
 from consent.ledger import EventType, Ledger
 from consent.merkle import MerkleError
 from consent.registry import Registry
+from pipelines.hashing import sha256_file
 from studio.provenance.manifest import (
     ConsentReference,
     FaceSegments,
@@ -55,6 +55,7 @@ from studio.provenance.watermark import (
     MAX_FRAMES,
     Detection,
     WatermarkDetector,
+    match_issued,
     sample_frames,
     strip_black_bars,
 )
@@ -283,10 +284,7 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    # hashlib here rather than studio.identity.sha256_file: that module loads the face stack
-    # (mediapipe, dlib), seconds of start-up a verifier does not need.
-    with path.open("rb") as fh:
-        report = VerifyReport(path, hashlib.file_digest(fh, "sha256").hexdigest())
+    report = VerifyReport(path, sha256_file(path))
     try:
         report.manifest = read_manifest(path, trust_anchors_pem=trust_anchors_pem)
     except NoManifestError as exc:
@@ -351,8 +349,18 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
                         f"watermark payload {detection.payload:08x} only: it was issued to a "
                         f"render that published nothing (released {released.get('released_at')})"
                         "; no manifest describes this file")
+    in_use = manifests.payloads_in_use()
     near = detection.payload if detection.payload is not None \
-        else detection.closest(manifests.payloads_in_use())
+        else detection.closest(in_use)
+    if near is None:
+        # A centre crop moves the pattern's scale and loses the bits the decoder read in the
+        # border: read again under crop hypotheses and take the issued payload that
+        # correlates best (match_issued; a name to check, never a detection).
+        try:
+            issued = match_issued(path, in_use)
+        except (OSError, ValueError):
+            issued = None
+        near = None if issued is None else issued.payload
     if near is None:
         return None
     try:

@@ -93,7 +93,7 @@ from studio.provenance.manifest import (
     WatermarkBinding,
 )
 from studio.provenance.signing import detect_mime, sign_file
-from studio.provenance.store import ManifestStore, frame_hashes_of
+from studio.provenance.store import STORED_CROPS, ManifestStore, frame_hashes_of
 from studio.render import staging
 from studio.render.analysis_cache import analyse_for_render, identity_gap_frames
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
@@ -394,7 +394,8 @@ class RenderJob:
         self._at("signed")
         store = ManifestStore(self.settings.manifests_dir)
         store.put(signed.sha256, signed.manifest_bytes, payload=payload,
-                  frame_hashes=frame_hashes_of(signed_path), mime=signed.mime,
+                  frame_hashes=frame_hashes_of(signed_path, crops=STORED_CROPS),
+                  mime=signed.mime,
                   title=manifest_inputs.title)
         result.output.unlink(missing_ok=True)
         self._at("stored")
