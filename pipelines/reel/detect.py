@@ -45,6 +45,8 @@ from .errors import ReelInputError, ReelNotFoundError
 from .shots import DEFAULT_START_TIMECODE, ShotList, Transition, TransitionKind
 
 Thumb = NDArray[np.float32]
+FLAT_WIDTH = 256
+"""Width of the grey picture whose spread of luma says whether a frame is flat."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class DetectorSettings:
     cut_threshold: float = 10.0
     cut_peak_ratio: float = 2.5
     cut_window: int = 5
+    cut_busy_ratio: float = 1.3
+    """A cut's difference must also exceed the busier side's largest by this factor."""
     dissolve_scales: tuple[int, ...] = (2, 4, 8, 16)
     dissolve_threshold: float = 9.0
     """Smallest difference ``D_k`` between the two ends of a dissolve window."""
@@ -86,6 +90,7 @@ class _Event:
 
 
 Progress = Callable[[int, int], None]
+STABILITY_REACH = 4
 
 
 def detect_shots(path: str | os.PathLike[str], *, settings: DetectorSettings | None = None,
@@ -107,10 +112,10 @@ def detect_shots(path: str | os.PathLike[str], *, settings: DetectorSettings | N
     if video.variable_frame_rate:
         raise ReelInputError(f"reel {info.path}: variable frame rate; conform it to a constant "
                              "rate before detecting shots (frames must be countable)")
-    detector = ShotDetector(video, settings or DetectorSettings())
+    detector = ShotDetector(settings)
     count = 0
-    for thumb in _thumbnails(info.path, video, detector.settings.width):
-        detector.push(thumb)
+    for thumb, luma_std in _thumbnails(info.path, video, detector.settings.width):
+        detector.push(thumb, luma_std)
         count += 1
         if progress is not None and count % 25 == 0:
             progress(count, video.frame_count)
@@ -124,9 +129,17 @@ def detect_shots(path: str | os.PathLike[str], *, settings: DetectorSettings | N
 
 
 def _thumbnails(path: os.PathLike[str], video: VideoStreamInfo, width: int
-                ) -> Iterator[Thumb]:
+                ) -> Iterator[tuple[Thumb, float]]:
+    """(RGB thumbnail, luma standard deviation at ``FLAT_WIDTH`` pixels wide) per frame.
+
+    Flatness is measured on a larger, grey picture: a fine texture (a cellular automaton,
+    film grain on grey) averages out to a flat small thumbnail but is not black.
+    """
     height = max(2, round(width * video.height / video.width / 2) * 2)
+    flat_w = min(FLAT_WIDTH, video.width)
+    flat_h = max(2, round(flat_w * video.height / video.width / 2) * 2)
     reformatter = VideoReformatter()
+    grey = VideoReformatter()
     try:
         with open_input(path) as container:
             stream = container.streams[video.index]
@@ -136,7 +149,9 @@ def _thumbnails(path: os.PathLike[str], video: VideoStreamInfo, width: int
             for frame in container.decode(stream):
                 small = reformatter.reformat(frame, width=width, height=height,
                                              format="rgb24", interpolation="AREA")
-                yield small.to_ndarray().astype(np.float32)
+                luma = grey.reformat(frame, width=flat_w, height=flat_h, format="gray",
+                                     interpolation="AREA").to_ndarray()
+                yield small.to_ndarray().astype(np.float32), float(luma.std())
     except av.FFmpegError as exc:
         raise ReelInputError(f"reel {path}: decoding failed ({exc})") from exc
     except MediaError as exc:
@@ -150,7 +165,8 @@ class ShotDetector:
     ``t + delay`` has arrived.
     """
 
-    def __init__(self, video: VideoStreamInfo | None, settings: DetectorSettings) -> None:
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        settings = settings or DetectorSettings()
         self.settings = settings
         k = settings.max_scale
         self.delay = k + settings.cut_window + 1
@@ -170,12 +186,15 @@ class ShotDetector:
 
     # ------------------------------------------------------------------ input
 
-    def push(self, thumb: Thumb) -> None:
+    def push(self, thumb: Thumb, luma_std: float | None = None) -> None:
+        """The next frame's thumbnail; ``luma_std``, its flatness measured on a larger
+        picture (default: on the thumbnail)."""
         t = self._n
         self._n += 1
         self._ring.append((t, thumb))
-        luma = thumb @ np.array([0.299, 0.587, 0.114], np.float32)
-        self._flat[t] = float(luma.std()) < self.settings.flat_std
+        if luma_std is None:
+            luma_std = float((thumb @ np.array([0.299, 0.587, 0.114], np.float32)).std())
+        self._flat[t] = luma_std < self.settings.flat_std
         if t > 0:
             self._d1[t] = float(np.abs(thumb - self._thumb(t - 1)).mean())
         for k in self.settings.dissolve_scales:
@@ -222,9 +241,13 @@ class ShotDetector:
         d = self._d1.get(t, 0.0)
         if d < s.cut_threshold:
             return False
-        others = [self._d1.get(u, 0.0) for u in range(t - s.cut_window, t + s.cut_window + 1)
-                  if u != t and 0 < u < self._n]
-        return d >= s.cut_peak_ratio * max(others, default=0.0)
+        before = [self._d1.get(u, 0.0) for u in range(max(1, t - s.cut_window), t)]
+        after = [self._d1.get(u, 0.0) for u in range(t + 1, min(self._n, t + s.cut_window + 1))]
+        calm = min(max(before, default=0.0), max(after, default=0.0))
+        busy = max(max(before, default=0.0), max(after, default=0.0))
+        # a peak over the calmer side (a busy shot may cut to a still one) and the largest
+        # difference around (a burst of motion in one shot is not a cut)
+        return d >= s.cut_peak_ratio * calm and d >= s.cut_busy_ratio * busy
 
     # ------------------------------------------------------------------ decisions
 
@@ -276,9 +299,39 @@ class ShotDetector:
             if any(self._cut_at(c) for c in range(lo + 1, hi + 1)):
                 continue
             event = self._fit_dissolve(lo, hi)
-            if event is not None:
+            if event is not None and self._stable(event, lo, hi):
                 return event
         return None
+
+    def _stable(self, event: _Event, lo: int, hi: int) -> bool:
+        """A dissolve stays put when its anchors move further out; steady camera motion
+        (a zoom, a pan) looks like a dissolve over any short window but the fitted span
+        grows with the window. Anchors move out by up to ``STABILITY_REACH`` frames, never
+        across a cut or into flat frames (the black of a fade); a span that cannot move out
+        on either side (cuts or the reel's ends right around it) is refused."""
+        new_lo, new_hi = lo, hi
+        while new_lo > 0 and lo - new_lo < STABILITY_REACH and self._has(new_lo - 1) and \
+                not self._cut_at(new_lo) and not self._is_flat(new_lo - 1):
+            new_lo -= 1
+        while hi - new_hi > -STABILITY_REACH and self._has(new_hi + 1) and \
+                not self._cut_at(new_hi + 1) and not self._is_flat(new_hi + 1):
+            new_hi += 1
+        if lo - new_lo < STABILITY_REACH and hi - new_hi > -STABILITY_REACH and \
+                not (self._is_flat(new_lo - 1) or self._is_flat(new_hi + 1)):
+            # boxed in by cuts or the reel's ends on both sides: a change that fills a
+            # whole short shot is that shot's own motion, not a dissolve between two
+            return False
+        if (new_lo, new_hi) == (lo, hi):
+            return True
+        wider = self._fit_dissolve(new_lo, new_hi)
+        return wider is not None and abs(wider.start - event.start) <= 2 and \
+            abs(wider.end - event.end) <= 2
+
+    def _is_flat(self, t: int) -> bool:
+        if t in self._flat:
+            return self._flat[t]
+        return any(a <= t < b for a, b in self._flat_runs[-4:]) or \
+            (self._flat_open is not None and t >= self._flat_open)
 
     def _cut_at(self, t: int) -> bool:
         return t in self._cuts if t < self._decided else self._is_cut(t)

@@ -40,8 +40,9 @@ def test_one_clip_is_one_shot(tmp_path: Path) -> None:
 
 
 def test_camera_motion_is_not_a_dissolve(tmp_path: Path) -> None:
-    """A continuous zoom (mandelbrot) and a moving test pattern: one shot each."""
-    for graph in ("mandelbrot", "testsrc2"):
+    """A continuous zoom (mandelbrot), a moving test pattern and a fine texture that is
+    flat at thumbnail size (cellauto: not black, no fade): one shot each."""
+    for graph in ("mandelbrot", "testsrc2", "cellauto"):
         frames = gen.lavfi_frames(graph, (320, 240), 60)
         clip = gen.write_video(tmp_path / f"{graph}.mp4", frames)
         assert len(detect_shots(clip)) == 1, graph
@@ -50,7 +51,7 @@ def test_camera_motion_is_not_a_dissolve(tmp_path: Path) -> None:
 def test_detector_memory_is_bounded() -> None:
     """1200 frames: the detector holds a fixed number of thumbnails and numbers."""
     settings = DetectorSettings()
-    detector = ShotDetector(None, settings)
+    detector = ShotDetector(settings)
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 255, (52, 64, 3)).astype(np.float32)
     for i in range(1200):
