@@ -21,10 +21,11 @@ start timecode (``pipelines.media.timecode``), out points exclusive as in CMX 36
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from pipelines.media.probe import MediaInfo, VideoStreamInfo
 from pipelines.media.timecode import timecode_at, timecode_to_frame
@@ -202,6 +203,40 @@ class ShotList:
         return (timecode_to_frame(timecode, self.frame_rate)
                 - timecode_to_frame(self.start_timecode, self.frame_rate))
 
+    # ------------------------------------------------------------------ storage
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types (the studio keeps a reel's shot list in its database)."""
+        return {
+            "frame_rate": [self.frame_rate.numerator, self.frame_rate.denominator],
+            "frame_count": self.frame_count,
+            "start_timecode": self.start_timecode,
+            "tail": _transition_json(self.tail),
+            "shots": [{"start": s.start, "end": s.end, "source": s.source,
+                       "source_in": s.source_in, "transition_in": _transition_json(s.transition_in)}
+                      for s in self.shots],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShotList:
+        """The inverse of :meth:`to_json`; a malformed document is a :class:`ShotListError`."""
+        try:
+            rate = Fraction(int(data["frame_rate"][0]), int(data["frame_rate"][1]))
+            start_tc = str(data["start_timecode"])
+            shots = tuple(
+                Shot(i, int(s["start"]), int(s["end"]), _transition_from(s["transition_in"]),
+                     timecode_at(start_tc, int(s["start"]), rate),
+                     timecode_at(start_tc, int(s["end"]), rate),
+                     None if s["source"] is None else str(s["source"]), int(s["source_in"]))
+                for i, s in enumerate(data["shots"]))
+            return cls(shots, rate, int(data["frame_count"]), start_tc,
+                       _transition_from(data["tail"]))
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+            if isinstance(exc, ShotListError):
+                raise
+            raise ShotListError(f"not a shot list document: {type(exc).__name__}: {exc}"
+                                ) from exc
+
     # ------------------------------------------------------------------ validation
 
     def check_matches(self, media: MediaInfo | VideoStreamInfo) -> None:
@@ -222,3 +257,16 @@ class ShotList:
 
 def _fps(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f}"
+
+
+def _transition_json(t: Transition | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"kind": t.kind.value, "boundary": t.boundary, "start": t.start, "end": t.end}
+
+
+def _transition_from(data: Mapping[str, Any] | None) -> Transition | None:
+    if data is None:
+        return None
+    return Transition(TransitionKind(data["kind"]), int(data["boundary"]), int(data["start"]),
+                      int(data["end"]))
