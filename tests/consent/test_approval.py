@@ -25,7 +25,7 @@ from consent.errors import (
     SignatureError,
     UnknownKeyError,
 )
-from consent.fields import ApprovalDecision
+from consent.fields import ApprovalDecision, SignatoryRole
 from consent.keys import PrivateKey, load_public_key
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
@@ -272,3 +272,18 @@ def test_signer_role_must_match_the_key(held: Registry, performer: PrivateKey,
     with pytest.raises(SignatureError, match="guardian"):
         held.import_approval(approval(performer, clock, role="guardian").raw,
                              officer=OFFICER)
+
+
+def test_a_registered_signatory_may_approve_for_the_performer(
+        held: Registry, clock: Clock) -> None:
+    """A union designee's key registered to perf-a (with its authority) signs as such."""
+    designee = PrivateKey.generate()
+    held.add_key("perf-a", designee.public_key, officer=OFFICER,
+                 holder_role=SignatoryRole.UNION_DESIGNEE, holder_name="Union Rep",
+                 authority_evidence="Union mandate 2026-17 for perf-a's approvals.")
+    with pytest.raises(SignatureError, match="union_designee"):
+        held.import_approval(approval(designee, clock).raw, officer=OFFICER)  # says "self"
+    status = held.import_approval(approval(designee, clock, role="union_designee").raw,
+                                  officer=OFFICER)
+    assert status.state is ApprovalState.APPROVED
+    assert status.decisions[0].signer_key_id == designee.key_id
