@@ -38,7 +38,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -54,6 +53,7 @@ import av
 import numpy as np
 
 from bench.watermark import bench_clip
+from pipelines.hashing import sha256_file
 from studio.provenance import payload_code
 from studio.provenance.certificates import create_local_identity
 from studio.provenance.manifest import (
@@ -96,11 +96,7 @@ def big_mp4(path: Path, megabytes: int) -> int:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def timed(fn: Callable[[], object], rounds: int) -> float:

@@ -15,10 +15,9 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from consent.canonical import parse_json
@@ -27,22 +26,21 @@ from consent.documents import (
     OutputApproval,
     Revocation,
     SignedDocument,
-    format_validation_error,
     sign_draft,
 )
-from consent.errors import ConsentError, DuplicateError, NotFoundError
+from consent.errors import ConsentError, DuplicateError
 from consent.fields import ApprovalDecision, SignatoryRole, format_timestamp
-from consent.gate import AuthorizationRequest, Decision, IdentityMatch
-from consent.keys import PrivateKey, load_public_key, short_id
-from consent.ledger import Ledger
+from consent.gate import Decision
+from consent.keys import PrivateKey, short_id
 from consent.registry import Registry, utc_now
-from studio.bootstrap import SeedReport, open_registry, seed_demo
+from studio.bootstrap import SeedReport
 from studio.cli_common import (
     EXIT_DENY,
     EXIT_REJECTED,
     EXIT_USAGE,
     JsonOpt,
     State,
+    _context,
     _emit,
     _errors,
     _fail,
@@ -52,13 +50,12 @@ from studio.cli_common import (
     out,
 )
 from studio.cli_models import models_app
+from studio.cli_reels import reel_app
 from studio.cli_render import motion_app, qc, render_app, verify
 from studio.cli_users import users_app
 from studio.cli_workers import workers
+from studio.services import consent_check, desk, faces, ledger
 from studio.settings import Settings
-
-if TYPE_CHECKING:
-    from studio.identity import IdentifyResult
 
 MAX_INPUT_BYTES = 1024 * 1024
 
@@ -74,6 +71,7 @@ app.add_typer(render_app, name="render")
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 app.add_typer(motion_app, name="motion")
+app.add_typer(reel_app, name="reel")
 app.command("verify")(verify)
 app.command("qc")(qc)
 app.command("workers")(workers)
@@ -149,19 +147,10 @@ def init(
 
 
 def _set_up(demo: bool) -> tuple[Settings, Registry, SeedReport]:
+    from studio.services.setup import set_up
+
     settings = _settings()
-    report = SeedReport()
-    registry = open_registry(settings, report)
-    report.say(f"database ready at {settings.database_url}")
-    if demo:
-        seed_demo(registry, report)
-    # Checkpoint first: after an upgrade to migration 0003 the gate counts a grant only once
-    # a signed checkpoint covers its import, and the purge must not see them as unusable.
-    with registry.store.session() as s:
-        note = registry.ledger.checkpoint(s, utc_now())
-    report.say(f"signed ledger checkpoint at size {note.splitlines()[1]}")
-    for pid, count in registry.purge_templates().items():
-        report.say(f"deleted {count} identity template(s) of {pid}: no active grant")
+    registry, report = set_up(settings, demo=demo)
     return settings, registry, report
 
 
@@ -257,15 +246,13 @@ def register(
 ) -> None:
     """Register a performer and their first key (consent officer)."""
     with _errors(as_json):
-        key = load_public_key(_read_input(public_key))
-        reg = _registry()
-        reg.register_performer(performer_id, legal_name, officer=officer,
-                               professional_name=professional_name,
-                               minor_until=_day(minor_until), deceased_on=_day(deceased_on))
-        reg.add_key(performer_id, key, officer=officer, holder_role=holder_role,
-                    holder_name=holder_name, authority_evidence=authority_evidence)
-    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id},
-          lambda: out.print(f"registered {performer_id} with key {short_id(key.key_id)}",
+        done = desk.register_performer(_context(), desk.PerformerRegistration(
+            performer_id, legal_name, _read_input(public_key), officer,
+            professional_name=professional_name,
+            holder=desk.KeyHolder(holder_role, holder_name, authority_evidence),
+            minor_until=_day(minor_until), deceased_on=_day(deceased_on)))
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": done.key_id},
+          lambda: out.print(f"registered {performer_id} with key {short_id(done.key_id)}",
                             highlight=False))
 
 
@@ -281,11 +268,10 @@ def add_key(
 ) -> None:
     """Register another key for a performer (e.g. a guardian's or an estate's)."""
     with _errors(as_json):
-        key = load_public_key(_read_input(public_key))
-        _registry().add_key(performer_id, key, officer=officer, holder_role=holder_role,
-                            holder_name=holder_name, authority_evidence=authority_evidence)
-    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id},
-          lambda: out.print(f"added key {short_id(key.key_id)} to {performer_id}",
+        done = desk.add_key(_context(), performer_id, _read_input(public_key), officer=officer,
+                            holder=desk.KeyHolder(holder_role, holder_name, authority_evidence))
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": done.key_id},
+          lambda: out.print(f"added key {short_id(done.key_id)} to {performer_id}",
                             highlight=False))
 
 
@@ -299,12 +285,12 @@ def rotate_key(
 ) -> None:
     """Replace a performer's key: the old one signs nothing new; its grants stay valid."""
     with _errors(as_json):
-        key = load_public_key(_read_input(public_key))
-        _registry().rotate_key(performer_id, old_key_id, key, officer=officer)
-    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": key.key_id,
+        done = desk.rotate_key(_context(), performer_id, old_key_id, _read_input(public_key),
+                               officer=officer)
+    _emit(as_json, {"ok": True, "performer_id": performer_id, "key_id": done.key_id,
                     "retired": old_key_id},
           lambda: out.print(f"{performer_id}: key {short_id(old_key_id)} retired, "
-                            f"{short_id(key.key_id)} active", highlight=False))
+                            f"{short_id(done.key_id)} active", highlight=False))
 
 
 @consent_app.command("sign-grant")
@@ -363,10 +349,10 @@ def add_production_key(
 ) -> None:
     """Register a production company's countersigning key (consent officer)."""
     with _errors(as_json):
-        pub = load_public_key(_read_input(public_key))
-        _registry().add_production_key(company, pub, officer=officer)
-    _emit(as_json, {"ok": True, "company": company, "key_id": pub.key_id},
-          lambda: out.print(f"registered countersigning key {short_id(pub.key_id)} for "
+        key_id = desk.add_production_key(_context(), company, _read_input(public_key),
+                                         officer=officer)
+    _emit(as_json, {"ok": True, "company": company, "key_id": key_id},
+          lambda: out.print(f"registered countersigning key {short_id(key_id)} for "
                             f"{company}", highlight=False))
 
 
@@ -412,18 +398,15 @@ def import_(
 ) -> None:
     """Verify a signed grant or revocation and record it (consent officer)."""
     with _errors(as_json):
-        raw = _read_input(file)
-        body = parse_json(raw)
-        kind = body.get("signed", {}).get("type") if isinstance(body, dict) and isinstance(
-            body.get("signed"), dict) else None
-        reg = _registry()
-        if kind == "consent_revocation":
-            rev = reg.import_revocation(raw, officer=officer).payload
+        done = desk.import_document(_context(), _read_input(file), officer=officer)
+        if done.revocation is not None:
+            rev = done.revocation
             result: dict[str, Any] = {"ok": True, "revocation_id": rev.revocation_id,
                                       "target": rev.target.model_dump()}
             message = f"recorded revocation of {rev.target.kind} {rev.target.id}"
         else:
-            status = reg.import_grant(raw, officer=officer)
+            assert done.grant is not None
+            status = done.grant
             result = {"ok": True, "grant": status.to_json()}
             message = (f"imported grant {status.grant_id} for {status.performer_id}: "
                        f"{status.status} ({status.detail})")
@@ -541,15 +524,8 @@ def revoke(
     if (grant_id is None) == (key_id is None):
         _fail(EXIT_USAGE, "give exactly one of --grant or --key", as_json, "usage")
     with _errors(as_json):
-        reg = _registry()
-        if grant_id is not None:
-            doc = reg.revoke_grant(grant_id, reason=reason, officer=officer,
-                                   performer_request_reference=request_ref)
-        else:
-            assert key_id is not None
-            doc = reg.revoke_key(key_id, reason=reason, officer=officer,
-                                 performer_request_reference=request_ref)
-        rev = doc.payload
+        rev = desk.revoke(_context(), desk.RevocationOrder(
+            officer, reason, request_ref, grant_id=grant_id, key_id=key_id)).payload
     _emit(as_json, {"ok": True, "revocation_id": rev.revocation_id,
                     "target": rev.target.model_dump(),
                     "revoked_at": format_timestamp(rev.revoked_at)},
@@ -565,7 +541,7 @@ def list_(
 ) -> None:
     """List grants with their current status (verified from the signed documents)."""
     with _errors(as_json):
-        grants = _registry().grants(performer_id=performer, project_id=project)
+        grants = desk.grants(_context(), performer_id=performer, project_id=project)
 
     def human() -> None:
         table = Table("grant", "performer", "status", "techniques", "languages", "until",
@@ -584,22 +560,18 @@ def list_(
 def performers(as_json: JsonOpt = False) -> None:
     """List registered performers and their keys."""
     with _errors(as_json):
-        reg = _registry()
-        rows = [(p, reg.keys(p.performer_id)) for p in reg.performers()]
+        rows = desk.performers(_context())
 
     def human() -> None:
         table = Table("performer", "name", "status", "keys", title="Performers")
-        for p, keys in rows:
-            status = ("deceased" if p.deceased_on else f"minor until {p.minor_until}"
-                      if p.minor_until else "")
-            table.add_row(p.performer_id, p.professional_name or p.legal_name, status,
+        for v in rows:
+            p = v.performer
+            table.add_row(p.performer_id, p.professional_name or p.legal_name, v.status,
                           "\n".join(f"{short_id(k.key_id)} {k.holder_role} {k.status}"
-                                    for k in keys))
+                                    for k in v.keys))
         out.print(table)
 
-    _emit(as_json, {"ok": True, "performers": [
-        {**p.model_dump(mode="json"), "keys": [k.to_json() for k in keys]} for p, keys in rows]},
-        human)
+    _emit(as_json, {"ok": True, "performers": [v.to_json() for v in rows]}, human)
 
 
 @consent_app.command()
@@ -613,40 +585,11 @@ def check(
 ) -> None:
     """Ask the gate: would this render be allowed now? The decision is ledgered."""
     with _errors(as_json):
-        body = _load_structured(request_file)
-        extra = set(body) - {"request", "identity_matches", "known_tracks"}
-        if extra or "request" not in body:
-            raise ConsentError("the file holds 'request' and optionally 'identity_matches' and "
-                               f"'known_tracks' (unexpected: {sorted(extra)})")
-        try:
-            request = AuthorizationRequest.model_validate(body["request"])
-            matches = [IdentityMatch.model_validate(m) for m in body.get("identity_matches", [])]
-        except ValidationError as exc:
-            raise ConsentError(format_validation_error("request", exc)) from None
-        known = [str(t) for t in body.get("known_tracks", [])]
-        registry = _registry()
-        if video is not None:
-            if matches or known:
-                raise ConsentError("give identity verdicts in the file or --video, not both")
-            scan = _identify(video, registry)
-            matches, known = scan.matches, scan.track_ids
-        decision = registry.authorize(request, matches, known_tracks=known)
+        decision = consent_check.check_document(_context(), consent_check.CheckDocument(
+            _load_structured(request_file), video))
     _emit(as_json, decision.to_json(), lambda: _print_decision(decision))
     if not decision.allowed:
         raise typer.Exit(EXIT_DENY)
-
-
-def _identify(video: Path, registry: Registry) -> IdentifyResult:
-    """Scan a shot for faces and match them; media problems become rejected input."""
-    from pipelines.media.errors import MediaError
-    from studio.identity import embedder_for, identify
-
-    if not video.is_file():
-        raise NotFoundError(f"{video} is not a file")
-    try:
-        return identify(video, registry, embedder_for(_settings()))
-    except MediaError as exc:
-        raise ConsentError(str(exc)) from None
 
 
 def _print_decision(decision: Decision) -> None:
@@ -668,7 +611,7 @@ def _print_decision(decision: Decision) -> None:
 def revoke_report(grant_id: str, as_json: JsonOpt = False) -> None:
     """Every output published under a grant, from the ledger (to withdraw after revocation)."""
     with _errors(as_json):
-        report = _registry().revocation_report(grant_id)
+        report = desk.revocation_report(_context(), grant_id)
 
     def human() -> None:
         g = report.grant
@@ -693,10 +636,8 @@ def revoke_report(grant_id: str, as_json: JsonOpt = False) -> None:
 def ledger_checkpoint(as_json: JsonOpt = False) -> None:
     """Sign a checkpoint of the ledger (C2SP signed note) and print it."""
     with _errors(as_json):
-        reg = _registry()
-        with reg.store.session() as s:
-            note = reg.ledger.checkpoint(s, utc_now())
-        vkey = reg.ledger.verifier.verifier_key()
+        signed = ledger.sign_checkpoint(_context())
+    note, vkey = signed.note, signed.verifier_key
     _emit(as_json, {"ok": True, "checkpoint": note, "verifier_key": vkey},
           lambda: out.print(f"{note}\nverifier key: {vkey}", highlight=False))
 
@@ -713,21 +654,16 @@ def ledger_prove(
     as_json: JsonOpt = False,
 ) -> None:
     """Print an inclusion proof (--index) or a consistency proof (--from/--to), verified."""
+    if index is None and old_size is None:
+        _fail(EXIT_USAGE, "give --index N, or --from A [--to B]", as_json, "usage")
     with _errors(as_json):
-        reg = _registry()
-        with reg.store.session() as s:
-            if index is not None:
-                proof = reg.ledger.inclusion_proof(s, index, size)
-                entry = Ledger.entry(s, index)
-                proof.verify()
-                result = {"ok": True, "entry": entry.body, **proof.to_json()}
-            elif old_size is not None:
-                cproof = reg.ledger.consistency_proof(s, old_size, new_size or
-                                                      Ledger.size(s))
-                cproof.verify()
-                result = {"ok": True, **cproof.to_json()}
-            else:
-                raise ConsentError("give --index N, or --from A [--to B]")
+        if index is not None:
+            found = ledger.inclusion_proof(_context(), index, size)
+            result = {"ok": True, "entry": found.entry.body, **found.proof.to_json()}
+        else:
+            assert old_size is not None
+            cproof = ledger.consistency_proof(_context(), old_size, new_size)
+            result = {"ok": True, **cproof.to_json()}
     _emit(as_json, result, lambda: out.print_json(json.dumps(result)))
 
 
@@ -735,15 +671,9 @@ def ledger_prove(
 def ledger_verify(as_json: JsonOpt = False) -> None:
     """Recompute the whole ledger from its stored entries; report any edit, gap or reorder."""
     with _errors(as_json):
-        from consent.checkpoint_log import CheckpointLog
-
-        reg = _registry()
         # The data folder's checkpoint log and every witness's: a checkpoint any of them
         # holds must still match the recomputed tree.
-        logs = [*([reg.ledger.log] if reg.ledger.log else []),
-                *map(CheckpointLog, _settings().witness_logs)]
-        with reg.store.session() as s:
-            report = reg.ledger.verify(s, logs=logs)
+        report = ledger.verify_ledger(_context())
 
     def human() -> None:
         if report.ok:
@@ -767,24 +697,10 @@ def ledger_grant_role(
 ) -> None:
     """PostgreSQL: migrate as the owner (this command's STUDIO_DATABASE_URL), then let ROLE
     INSERT and SELECT the ledger and document tables, never UPDATE or DELETE them."""
-    from consent import write_guards
-    from consent.store import Store
-
     with _errors(as_json):
-        store = Store.open(_settings().database_url)
-        if store.dialect != "postgresql":
-            raise ConsentError("roles exist on PostgreSQL only; SQLite is guarded by triggers")
-        with store.engine.begin() as conn:
-            write_guards.grant_app_role(conn, role)
-        store.dispose()
+        ledger.grant_role(_settings(), role)
     _emit(as_json, {"ok": True, "role": role},
           lambda: out.print(f"role {role} may now INSERT and SELECT the consent tables only"))
-
-
-def _proof(read: Any, old_size: int, new_size: int) -> list[bytes]:
-    from consent import merkle
-
-    return merkle.consistency_proof(old_size, new_size, read)
 
 
 @ledger_app.command("witness")
@@ -808,27 +724,16 @@ def ledger_witness(
     import functools
     import time
 
-    from consent.checkpoint_log import CheckpointLog
-    from consent.ledger import node_reader
-    from consent.store import Store
-    from consent.witness import Witness, WitnessError
+    from consent.witness import WitnessError
 
     with _errors(as_json):
-        settings = _settings()
-        key_path = registry_key or settings.registry_key_path.with_suffix(".pub")
-        verifier = Ledger.verifier_for(settings.ledger_origin,
-                                       load_public_key(key_path.read_bytes()))
         passphrase = os.environ.get("STUDIO_WITNESS_PASSPHRASE")
-        witness = Witness(state, name, passphrase.encode() if passphrase else None)
-        store = Store.open(settings.database_url, migrate_schema=False)
+        witnessing = ledger.Witnessing(_settings(), ledger.WitnessSetup(
+            state, name, registry_key, publish,
+            passphrase.encode() if passphrase else None))
         while True:
             try:
-                with store.session() as s:
-                    note = Ledger.latest_checkpoint(s)
-                    if note is None:
-                        raise NotFoundError("the ledger has no signed checkpoint yet")
-                    done = witness.cosign(note, verifier, settings.ledger_origin,
-                                          functools.partial(_proof, node_reader(s)))
+                done = witnessing.cosign()
             except WitnessError as exc:
                 if as_json:
                     out.print_json(json.dumps({"ok": False, "error": exc.code,
@@ -836,18 +741,16 @@ def ledger_witness(
                 else:
                     err.print(f"[bold red]witness refuses:[/] {exc.message}", highlight=False)
                 raise typer.Exit(EXIT_DENY) from exc
-            if publish:
-                CheckpointLog(settings.checkpoint_log_path).append([done.note])
             result = {"ok": True, "size": done.checkpoint.size,
                       "previous_size": done.previous_size, "checkpoint": done.note,
-                      "witness_key": witness.verifier.verifier_key()}
+                      "witness_key": witnessing.verifier_key}
             text = (f"cosigned checkpoint {done.checkpoint.size} (previous "
                     f"{done.previous_size})\n{done.note}")
             _emit(as_json, result, functools.partial(out.print, text, highlight=False))
             if not watch:
                 break
             time.sleep(watch)
-        store.dispose()
+        witnessing.close()
 
 
 # ---------------------------------------------------------------------------- faces
@@ -862,18 +765,9 @@ def faces_enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Enrol a performer's face from reference media (good frames only; stored encrypted)."""
-    from pipelines.media.errors import MediaError
-    from studio.identity import embedder_for, enrol
-
     with _errors(as_json):
-        for f in files:
-            if not f.is_file():
-                raise NotFoundError(f"{f} is not a file")
-        try:
-            report = enrol(_registry(), performer_id, files, embedder_for(_settings()),
-                           officer=officer, per_file=per_file)
-        except (MediaError, ValueError) as exc:
-            raise ConsentError(f"cannot enrol from the given files: {exc}") from None
+        report = faces.enrol(_context(), faces.Enrolment(performer_id, tuple(files), officer,
+                                                         per_file))
 
     def human() -> None:
         out.print(f"{performer_id}: {report.template_count} template(s) enrolled with "
@@ -898,7 +792,7 @@ def faces_scan(
 ) -> None:
     """Track the faces of a video and match each track to consented performers."""
     with _errors(as_json):
-        result = _identify(video, _registry())
+        result = faces.scan_shot(_context(), video)
 
     def human() -> None:
         out.print(f"{video.name}: {result.frame_count} frames, {len(result.tracks)} face "
@@ -924,7 +818,7 @@ def faces_scan(
 def faces_purge(as_json: JsonOpt = False) -> None:
     """Delete the templates of performers who no longer have an active grant."""
     with _errors(as_json):
-        purged = _registry().purge_templates()
+        purged = faces.purge(_context())
     _emit(as_json, {"ok": True, "purged": purged},
           lambda: out.print("\n".join(f"deleted {n} template(s) of {p}"
                                       for p, n in purged.items()) or "nothing to delete",

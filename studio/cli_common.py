@@ -11,13 +11,21 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from consent.errors import ConsentError, DuplicateError, NotFoundError
-from consent.merkle import MerkleError
 from consent.registry import Registry
 from studio.bootstrap import open_registry
+from studio.services.context import AppContext
+from studio.services.errors import (
+    EXIT_CONFLICT,
+    EXIT_DENY,
+    EXIT_NOT_FOUND,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    translate,
+)
 from studio.settings import Settings, SettingsError
 
-EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 1, 2, 3, 4, 5
+__all__ = ["EXIT_CONFLICT", "EXIT_DENY", "EXIT_NOT_FOUND", "EXIT_REJECTED", "EXIT_USAGE",
+           "JsonOpt", "State", "err", "out"]
 
 out = Console()
 # Errors are never wrapped: a path or an id broken across lines cannot be copied.
@@ -45,6 +53,11 @@ def _registry() -> Registry:
     return open_registry(_settings())
 
 
+def _context() -> AppContext:
+    """The data folder's settings and registry, for a use case (studio.services)."""
+    return AppContext.open(_settings())
+
+
 def _fail(code: int, message: str, as_json: bool, kind: str = "error") -> NoReturn:
     if as_json:
         out.print_json(json.dumps({"ok": False, "error": kind, "message": message}))
@@ -55,19 +68,17 @@ def _fail(code: int, message: str, as_json: bool, kind: str = "error") -> NoRetu
 
 @contextmanager
 def _errors(as_json: bool) -> Iterator[None]:
-    """Map registry errors to messages and exit codes; never a traceback for bad input."""
+    """Errors as messages and exit codes, by the one table (studio.services.errors); never a
+    traceback for bad input. An error no family claims is a bug and keeps its traceback."""
     try:
         yield
-    except NotFoundError as exc:
-        _fail(EXIT_NOT_FOUND, exc.message, as_json, exc.code)
-    except DuplicateError as exc:
-        _fail(EXIT_CONFLICT, exc.message, as_json, exc.code)
-    except ConsentError as exc:
-        _fail(EXIT_REJECTED, exc.message, as_json, exc.code)
-    except (MerkleError, OSError, ImportError) as exc:
-        # OSError: unreadable input files, or a configured model file that is missing
-        # (the message names it and its folder); ImportError: an optional backend's package.
-        _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        said = translate(exc)
+        if said is None:
+            raise
+        _fail(said.exit_code, said.message, as_json, said.kind)
 
 
 def _emit(as_json: bool, value: Any, human: Callable[[], None]) -> None:

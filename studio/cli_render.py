@@ -14,33 +14,24 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from consent.documents import format_validation_error
 from consent.fields import Channel
 from studio.cli_common import (
     EXIT_DENY,
-    EXIT_NOT_FOUND,
     EXIT_REJECTED,
     EXIT_USAGE,
     JsonOpt,
+    _context,
     _emit,
     _errors,
     _fail,
-    _registry,
-    _settings,
     err,
     out,
 )
-from studio.provenance.manifest import ProvenanceError
+from studio.errors import ConsentRefused, RenderCancelled, RenderDenied, UsageError
 from studio.render.events import ProgressEvent
-from studio.render.request import (
-    InputNotFoundError,
-    RenderRequest,
-    RequestError,
-    SelectionError,
-)
+from studio.render.request import RenderRequest
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
@@ -58,7 +49,7 @@ def _parse_speakers(values: list[str] | None) -> dict[str, str]:
     for item in values or []:
         name, sep, track = item.partition("=")
         if not sep or not name.strip() or not track.strip():
-            raise RequestError(f"--speaker {item!r}: write NAME=t1")
+            raise UsageError(f"--speaker {item!r}: write NAME=t1")
         speakers[name.strip()] = track.strip()
     return speakers
 
@@ -123,17 +114,14 @@ def render_lipsync(
 ) -> None:
     """Lip-sync a shot to a recorded dub or a translated script, under consent."""
     with _errors(as_json):
-        try:
-            request = RenderRequest(
-                operation="lipsync", source=source, project_id=project, language=language,
-                territory=territory, operator=operator, channel=channel,
-                source_language=source_language, episode=episode, scene=scene,
-                tracks=tuple(track or ()), commercial=not non_commercial, output_name=output,
-                dub=dub, m_and_e=m_and_e, script=script, speakers=_parse_speakers(speaker),
-                dub_tolerance_s=tolerance)
-        except RequestError as exc:
-            _fail(_request_exit(exc), str(exc), as_json, "bad_request")
-        _run(request, as_json)
+        request = RenderRequest(
+            operation="lipsync", source=source, project_id=project, language=language,
+            territory=territory, operator=operator, channel=channel,
+            source_language=source_language, episode=episode, scene=scene,
+            tracks=tuple(track or ()), commercial=not non_commercial, output_name=output,
+            dub=dub, m_and_e=m_and_e, script=script, speakers=_parse_speakers(speaker),
+            dub_tolerance_s=tolerance)
+    _run(request, as_json)
 
 
 @render_app.command("reenact")
@@ -162,15 +150,12 @@ def render_reenact(
 ) -> None:
     """Re-animate a performer's face from a driving performance, under both people's consent."""
     with _errors(as_json):
-        try:
-            request = RenderRequest(
-                operation="reenact", source=source, project_id=project, language=language,
-                territory=territory, operator=operator, channel=channel, episode=episode,
-                scene=scene, tracks=tuple(track or ()), commercial=not non_commercial,
-                output_name=output, driver=driver, motion=motion, head_pose=head_pose)
-        except RequestError as exc:
-            _fail(_request_exit(exc), str(exc), as_json, "bad_request")
-        _run(request, as_json)
+        request = RenderRequest(
+            operation="reenact", source=source, project_id=project, language=language,
+            territory=territory, operator=operator, channel=channel, episode=episode,
+            scene=scene, tracks=tuple(track or ()), commercial=not non_commercial,
+            output_name=output, driver=driver, motion=motion, head_pose=head_pose)
+    _run(request, as_json)
 
 
 @motion_app.command("extract")
@@ -195,48 +180,19 @@ def motion_extract(
     file written, sealed with the registry's key over its contents, the project, the grant
     and that decision. Renders refuse files without a valid seal.
     """
-    import tempfile
+    from studio.services.motion import MotionExtraction, Neutral, extract_motion_file
 
-    from pipelines.faces.analysis import analyse_shot
-    from pipelines.media.errors import MediaError
-    from pipelines.reenact import extract_motion
-    from studio.identity import embedder_for, sha256_file
-    from studio.motion_seals import issue_motion_file
-
+    neutral_frame: Neutral
+    if neutral in ("rest", "first"):
+        neutral_frame = "rest" if neutral == "rest" else "first"
+    elif neutral.isdigit():
+        neutral_frame = int(neutral)
+    else:
+        _fail(EXIT_USAGE, "--neutral is 'rest', 'first' or a frame number", as_json, "usage")
     with _errors(as_json):
-        if not driver.is_file():
-            _fail(EXIT_NOT_FOUND, f"{driver}: no such file", as_json, "not_found")
-        if out_path.exists():
-            _fail(EXIT_REJECTED, f"{out_path} exists; not overwriting", as_json, "exists")
-        if not out_path.parent.is_dir():
-            # Checked before the gate: a decision must not be ledgered for a file that
-            # cannot be written.
-            _fail(EXIT_NOT_FOUND, f"{out_path.parent}: no such folder for --out", as_json,
-                  "not_found")
-        try:
-            neutral_frame: int | str = int(neutral)
-        except ValueError:
-            neutral_frame = neutral
-        if neutral_frame not in ("rest", "first") and not isinstance(neutral_frame, int):
-            _fail(EXIT_REJECTED, "--neutral is 'rest', 'first' or a frame number", as_json)
-        settings = _settings()
-        registry = _registry()
-        embedder = embedder_for(settings)
-        try:
-            with tempfile.TemporaryDirectory(prefix="motion-") as work:
-                analysis = analyse_shot(driver, work, embedder)
-                motion = extract_motion(analysis, neutral_frame=neutral_frame,  # type: ignore[arg-type]
-                                        embedder=embedder.name,
-                                        video_sha256=sha256_file(driver))
-        except (ValueError, MediaError) as exc:  # not a video, no face, bad neutral frame
-            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
-        try:
-            issued = issue_motion_file(registry, settings, motion, out_path,
-                                       project_id=project, language=language,
-                                       territory=territory, channel=channel, operator=operator)
-        except ValidationError as exc:
-            _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json,
-                  "bad_request")
+        issued = extract_motion_file(_context(), MotionExtraction(
+            driver, out_path, project, language, territory, channel, operator, neutral_frame))
+        motion = issued.motion
         if issued.decision is None:
             _fail(EXIT_DENY, "the driving performance matches no enrolled performer "
                   "throughout (every identity sample must be the same consenting performer); "
@@ -258,53 +214,44 @@ def motion_extract(
                             f"(ledger {decision.ledger_index})", highlight=False))
 
 
-def _request_exit(exc: RequestError) -> int:
-    """A face that is unknown or may not be edited is a usage error (2), a missing input
-    file is not found (4); the rest, 3."""
-    if isinstance(exc, SelectionError):
-        return EXIT_USAGE
-    return EXIT_NOT_FOUND if isinstance(exc, InputNotFoundError) else EXIT_REJECTED
-
-
 def _run(request: RenderRequest, as_json: bool) -> None:
     # The render stack (torch, mediapipe, the pipelines) loads only when a render runs.
-    from pipelines.media.errors import MediaError
-    from studio.render.job import RenderCancelled, RenderDenied, RenderJob
+    from studio.services.render import start_render
 
-    settings = _settings()
-    registry = _registry()
     bar = _Bar(enabled=not as_json)
-    job = RenderJob(request, settings, registry, listener=bar)
+    with _errors(as_json):
+        run = start_render(_context(), request, listener=bar)
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         # First Ctrl-C cancels cleanly (nothing is published); a second one is the default.
-        job.cancel.set()
+        run.cancel()
         signal.signal(signal.SIGINT, previous)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, interrupt)
     try:
-        with bar.progress:
-            outcome = job.run()
-            bar.finish()
-    except RenderDenied as exc:
-        denied = exc
-        _emit(as_json, {"ok": False, "error": "denied", "stage": str(denied.stage),
-                        "job_id": job.job_id, "decision": denied.decision.to_json()},
-              lambda: err.print(f"[bold red]DENIED[/] at {denied.stage}: "
-                                + "; ".join(denied.decision.reasons), highlight=False))
-        raise typer.Exit(EXIT_DENY) from None
-    except RenderCancelled as exc:
-        _fail(EXIT_DENY, str(exc), as_json, "cancelled")
-    except ValidationError as exc:
-        _fail(EXIT_REJECTED, format_validation_error("request", exc), as_json, "bad_request")
-    except SelectionError as exc:  # a face that is unknown or may not be edited: usage
-        _fail(EXIT_USAGE, str(exc), as_json, "bad_selection")
-    except (ValueError, MediaError, ProvenanceError, InterruptedError) as exc:
-        # Media (not a video: /etc/passwd), script, dub and request problems: a message,
-        # never a traceback, and exit 3 (input rejected), which never reads as a deny.
-        _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+        with _errors(as_json):
+            try:
+                with bar.progress:
+                    outcome = run.run()
+                    bar.finish()
+            except RenderDenied as exc:
+                denied = exc
+                _emit(as_json, {"ok": False, "error": "denied", "stage": str(denied.stage),
+                                "job_id": run.job_id, "decision": denied.decision.to_json()},
+                      lambda: err.print(f"[bold red]DENIED[/] at {denied.stage}: "
+                                        + "; ".join(denied.decision.reasons), highlight=False))
+                raise typer.Exit(EXIT_DENY) from None
+            except ConsentRefused as exc:  # no consented face: input rejected, ledgered
+                refused = exc
+                _emit(as_json, {"ok": False, "error": refused.code, "message": refused.message,
+                                "job_id": run.job_id, "decision": refused.decision.to_json()},
+                      lambda: err.print(f"[bold red]error:[/] {refused.message}",
+                                        highlight=False))
+                raise typer.Exit(EXIT_REJECTED) from None
+            except RenderCancelled as exc:
+                _fail(EXIT_DENY, str(exc), as_json, "cancelled")
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)
@@ -328,20 +275,11 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Provenance, signer, consent status now, ledger proof and watermark of a file."""
-    from studio.provenance.identity import trust_anchors
-    from studio.provenance.store import ManifestStore
-    from studio.provenance.verify import VerifyReport, verify_file
+    from studio.provenance.verify import VerifyReport
+    from studio.services.verify import verify as verify_file
 
     with _errors(as_json):
-        if not file.is_file():
-            _fail(EXIT_NOT_FOUND, f"{file}: no such file", as_json, "not_found")
-        settings = _settings()
-        try:
-            report = verify_file(file, _registry(), ManifestStore(settings.manifests_dir),
-                                 trust_anchors_pem=trust_anchors(settings) or None,
-                                 watermark=not no_watermark)
-        except ProvenanceError as exc:
-            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+        report = verify_file(_context(), file, watermark=not no_watermark)
 
     def human(r: VerifyReport = report) -> None:
         colour = {"Trusted": "green", "Valid": "yellow", "Recovered": "yellow"}
@@ -404,16 +342,10 @@ def qc(
     """
     import json
 
-    from pipelines.qc.errors import QCInputError, QCNotFoundError
     from pipelines.qc.files import qc_files
 
-    with _errors(as_json):
-        try:
-            report = qc_files(output, source, dub, identity=not no_identity)
-        except QCNotFoundError as exc:
-            _fail(EXIT_NOT_FOUND, str(exc), as_json, "not_found")
-        except QCInputError as exc:
-            _fail(EXIT_REJECTED, str(exc), as_json, type(exc).__name__)
+    with _errors(as_json):  # a missing file: 4; media QC cannot measure: 3 (the one table)
+        report = qc_files(output, source, dub, identity=not no_identity)
     document = report.to_json()
     if report_path is not None:
         report_path.write_text(json.dumps(document, indent=1), encoding="utf-8")

@@ -9,7 +9,6 @@ nearest template, and the best performer must also beat the second best by a mar
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pipelines.faces.geometry import face_sharpness, is_frontal, observation_pos
 from pipelines.faces.landmarks import FaceMeshDetector
 from pipelines.faces.scan import ScanResult, faces_in_image, scan_video
 from pipelines.faces.tracking import Track
+from pipelines.hashing import sha256_file as sha256_file
 from pipelines.media.reader import VfrPolicy, VideoReader
 from pipelines.media.still import read_still
 from studio.settings import Settings
@@ -83,14 +83,6 @@ class EnrolmentReport:
     def to_json(self) -> dict[str, Any]:
         return {"performer_id": self.performer_id, "embedder": self.embedder,
                 "templates": self.template_count, "files": [f.to_json() for f in self.files]}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def reference_frames(path: Path, every: int = 5) -> Iterator[tuple[int, NDArray[np.uint8]]]:

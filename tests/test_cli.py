@@ -299,7 +299,8 @@ def test_list_shows_what_the_gate_says_of_a_minors_own_signature(data: Path,
 
 def test_a_render_after_a_revocation_says_why_the_face_is_unknown(data: Path) -> None:
     """A revocation deletes the performer's templates (CONSENT.md), so the face is no longer
-    recognised: the refusal says so instead of only "no face matches"."""
+    recognised: the refusal says so instead of only "no face matches", exits 3, and is a
+    deny decision in the ledger (issue 15: it used to leave no record)."""
     code, out = run(data, "consent", "revoke", "--grant", "demo-grant-0001", "--officer", "Olga",
                     "--reason", "performer withdrew", "--request-ref", "email 7")
     assert code == 0, out
@@ -309,6 +310,16 @@ def test_a_render_after_a_revocation_says_why_the_face_is_unknown(data: Path) ->
     assert code == 3, out
     assert "no face in the shot matches an enrolled performer" in out["message"]
     assert "whose grants were all revoked has had their face templates deleted" in out["message"]
+    # A refusal of record: a deny decision in the ledger whose one rule says why.
+    decision = out["decision"]
+    assert decision["allowed"] is False and decision["ledger_index"] is not None
+    assert decision["request"]["subjects"] == []
+    assert "no face in the shot matches" in decision["reasons"][0]
+    code, proof = run_json(data, "ledger", "prove", "--index", str(decision["ledger_index"]))
+    assert code == 0 and proof["entry"]["decision_id"] == decision["decision_id"]
+    assert proof["entry"]["allowed"] is False
+    code, report = run_json(data, "ledger", "verify")
+    assert code == 0 and report["ok"], report
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -16,12 +16,12 @@ from pipelines.models.registry import (
     UnknownBackendError,
     backend_dir,
     backends,
+    cached_sha256,
     check_commercial_use,
     licence,
     manifest,
     models_root,
     require_files,
-    sha256_file,
     verify_folder,
 )
 
@@ -36,11 +36,11 @@ __all__ = [
     "UnknownBackendError",
     "backend_dir",
     "backends",
+    "cached_sha256",
     "check_commercial_use",
     "licence",
     "manifest",
     "models_root",
     "require_files",
-    "sha256_file",
     "verify_folder",
 ]

@@ -37,7 +37,6 @@ checkpoint is hashed once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from pipelines.errors import ModelMissingError, PipelineError
+from pipelines.hashing import sha256_file as hash_file
 from pipelines.models.manifests import MANIFESTS
 from pipelines.models.spec import BackendManifest, ModelFile, ModelLicence
 
@@ -62,19 +62,18 @@ __all__ = [
     "UnknownBackendError",
     "backend_dir",
     "backends",
+    "cached_sha256",
     "check_commercial_use",
     "licence",
     "manifest",
     "models_root",
     "require_files",
-    "sha256_file",
     "verify_folder",
 ]
 
 MODELS_DIR_ENV: Final = "STUDIO_MODELS_DIR"
 PINS_FILE: Final = "pins.json"
 PIN_SCHEMA: Final = "consent-dubbing-studio/model-pins/1"
-_CHUNK: Final = 8 * 1024 * 1024
 
 Problem = Literal["missing", "size", "mismatch"]
 Status = Literal["ok", "pinned", "unverified", "pinned-now", "missing", "size", "mismatch"]
@@ -182,7 +181,7 @@ _hash_cache: dict[tuple[str, int, int, int, int], str] = {}
 _hash_lock = threading.Lock()
 
 
-def sha256_file(path: Path) -> str:
+def cached_sha256(path: Path) -> str:
     """SHA-256 of a file (lower-case hex), cached per (path, size, mtime, ctime, inode) in
     this process."""
     st = path.stat()
@@ -191,11 +190,7 @@ def sha256_file(path: Path) -> str:
         cached = _hash_cache.get(key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    value = digest.hexdigest()
+    value = hash_file(path)
     with _hash_lock:
         _hash_cache[key] = value
     return value
@@ -302,11 +297,11 @@ def _check(backend: str, f: ModelFile, folder: Path, pins: dict[str, dict[str, P
     if size is not None and location.stat().st_size != size:
         return FileCheck(f, location, "size", None, expected, origin)
     if expected is None:
-        digest = sha256_file(location) if digest_unverified else None
+        digest = cached_sha256(location) if digest_unverified else None
         return FileCheck(f, location, "unverified", digest, None, origin)
     if not hash_files:
         return FileCheck(f, location, "unverified", None, expected, origin)
-    digest = sha256_file(location)
+    digest = cached_sha256(location)
     if digest != expected:
         return FileCheck(f, location, "mismatch", digest, expected, origin)
     return FileCheck(f, location, "ok" if origin == "published" else "pinned", digest,

@@ -30,10 +30,8 @@ consent gate can check that the *driver* consented whenever the motion is used a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
-import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +44,7 @@ from scipy.ndimage import gaussian_filter1d  # type: ignore[import-untyped]
 from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.landmark_file import TrackLandmarks
+from pipelines.hashing import sha256_file as sha256_file
 from pipelines.reenact.interface import ClampReport, MotionDrive, ReenactOptions
 from pipelines.reenact.model import SURFACE, FaceModel, Features, sample_rows
 
@@ -110,14 +109,6 @@ class Motion:
     @property
     def duration(self) -> Fraction:
         return self.frame_count / self.frame_rate
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def euler(rotation: NDArray[np.float64]) -> tuple[float, float, float]:

@@ -39,6 +39,8 @@ from typing import Any, BinaryIO, Literal
 import c2pa  # type: ignore[import-untyped]
 from cryptography import x509
 
+from pipelines.hashing import sha256_file as sha256_file
+
 from .certificates import SigningIdentity, organisation_of
 from .manifest import (
     CONSENT_LABEL,
@@ -110,15 +112,6 @@ def _settings(*, thumbnail: bool = False, user_anchors: bytes | None = None,
 
 # --------------------------------------------------------------------------------------
 # Files
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path_for(path: Path) -> Path:

@@ -55,7 +55,6 @@ from studio.provenance.watermark import (
     MAX_FRAMES,
     Detection,
     WatermarkDetector,
-    match_issued,
     sample_frames,
     strip_black_bars,
 )
@@ -349,18 +348,8 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
                         f"watermark payload {detection.payload:08x} only: it was issued to a "
                         f"render that published nothing (released {released.get('released_at')})"
                         "; no manifest describes this file")
-    in_use = manifests.payloads_in_use()
     near = detection.payload if detection.payload is not None \
-        else detection.closest(in_use)
-    if near is None:
-        # A centre crop moves the pattern's scale and loses the bits the decoder read in the
-        # border: read again under crop hypotheses and take the issued payload that
-        # correlates best (match_issued; a name to check, never a detection).
-        try:
-            issued = match_issued(path, in_use)
-        except (OSError, ValueError):
-            issued = None
-        near = None if issued is None else issued.payload
+        else detection.closest(manifests.payloads_in_use())
     if near is None:
         return None
     try:

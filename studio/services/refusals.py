@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from consent.fields import Channel
 from studio.errors import ConsentRefused, NoConsentedFaceError
-from studio.render.authorization import choose_backend, refusal_request
 from studio.render.request import Operation
 from studio.services.context import AppContext
 
@@ -22,6 +21,8 @@ def refuse_unconsented_shot(ctx: AppContext, exc: NoConsentedFaceError, *,
                             episode: str | None = None, scene: str | None = None,
                             ) -> ConsentRefused:
     """Ledger the refusal of ``exc`` and return the error that reports it."""
+    from studio.render.authorization import choose_backend, refusal_request
+
     choice = choose_backend(ctx.settings, project_id, operation)
     request = refusal_request(ctx.settings, choice, operation=operation, project_id=project_id,
                               language=language, territory=territory, channel=channel,

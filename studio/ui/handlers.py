@@ -34,42 +34,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
 from argon2 import PasswordHasher
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
-from consent.documents import format_validation_error
-from consent.errors import ConsentError, NotFoundError
-from consent.fields import Channel, SignatoryRole
-from consent.gate import Decision, IdentityMatch
-from consent.keys import load_public_key, short_id
-from consent.ledger import EventType, Ledger
-from consent.merkle import MerkleError
-from consent.registry import Registry, utc_now
-from pipelines.media.errors import MediaError
+from consent.errors import NotFoundError
+from consent.fields import Channel
+from consent.gate import Decision
+from consent.keys import short_id
+from consent.registry import Registry
 from studio.accounts import AccessDenied, Accounts, Role, User
-from studio.identity import IdentifyResult, embedder_for, identify_scan, sha256_file
+from studio.errors import RequestError, UsageError
+from studio.identity import IdentifyResult, embedder_for, identify_scan
 from studio.jobs import JobManager, JobRecord, JobStatus
-from studio.provenance.manifest import ProvenanceError
-from studio.render import RenderRequest, RequestError
-from studio.render.authorization import (
-    authorization_request,
-    choose_backend,
-    driver_verdict,
-    gate_tracks,
-)
+from studio.render import RenderRequest
 from studio.render.request import Operation
+from studio.services import consent_check, desk, faces, jobs, ledger
+from studio.services.context import AppContext
+from studio.services.errors import internal, translate
+from studio.services.verify import verify as verify_file
 from studio.settings import Settings
 from studio.ui.downloads import Handoff
 from studio.ui.uploads import Kind, Upload, UploadDesk, UploadError, new_request_id
-
-if TYPE_CHECKING:
-    from pipelines.faces.embedding import FaceEmbedder
-    from pipelines.reenact.motion import Motion
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +85,9 @@ def requires(*roles: Role, one_time_password_ok: bool = False,
     """Refuse the call unless the signed-in user (``request``) has one of ``roles`` now, and
     (unless ``one_time_password_ok``) has replaced their one-time password.
 
-    Studio errors (registry refusals, bad uploads, bad requests) become a ``gr.Error`` with
-    their message; anything else is logged and reported as an internal error.
+    Errors become a ``gr.Error`` with the message of the one translation table
+    (:mod:`studio.services.errors`); an error no family claims is logged and reported as an
+    internal error.
     """
 
     def decorate(fn: Callable[Concatenate[H, P], R]) -> Callable[Concatenate[H, P], R]:
@@ -123,18 +113,12 @@ def requires(*roles: Role, one_time_password_ok: bool = False,
                 return fn(self, *args, **kwargs)
             except gr.Error:
                 raise
-            except ValidationError as exc:
-                raise gr.Error(format_validation_error("request", exc),
-                               print_exception=False) from None
-            except ConsentError as exc:
-                raise gr.Error(exc.message, print_exception=False) from None
-            except (UploadError, RequestError, MediaError, ProvenanceError, MerkleError,
-                    ValueError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
             except Exception as exc:
-                log.exception("handler %s failed", fn.__name__)
-                raise gr.Error(f"internal error ({type(exc).__name__}); see the studio log",
-                               print_exception=False) from None
+                said = translate(exc)
+                if said is None:  # no family claims it: a bug
+                    log.exception("handler %s failed", fn.__name__)
+                    said = internal(exc)
+                raise gr.Error(said.message, print_exception=False) from None
             finally:
                 _current_user.reset(token)
 
@@ -175,6 +159,8 @@ class Studio:
                  jobs: JobManager, uploads: UploadDesk, handoff: Handoff | None = None) -> None:
         self.settings = settings
         self.registry = registry
+        # What every use case runs against (studio.services).
+        self.ctx = AppContext(settings, registry)
         self.accounts = accounts
         self.jobs = jobs
         self.uploads = uploads
@@ -290,19 +276,6 @@ def _crop(rgb: NDArray[np.uint8], box: Sequence[float], size: int = 160) -> NDAr
         crop = rgb
     out = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def _motion_of(video: Path, embedder: FaceEmbedder) -> Motion:
-    """The driving performance of ``video`` as a motion (as the render extracts it)."""
-    import tempfile
-
-    from pipelines.faces.analysis import analyse_shot
-    from pipelines.reenact import extract_motion
-
-    with tempfile.TemporaryDirectory(prefix="studio-driver-") as work:
-        analysis = analyse_shot(video, Path(work), embedder)
-        return extract_motion(analysis, neutral_frame="rest", embedder=embedder.name,
-                              video_sha256=sha256_file(video))
 
 
 def scan_with_thumbnails(video: Path, registry: Registry, settings: Settings,
@@ -464,20 +437,15 @@ class Handlers:
 
     @requires(*EVERYONE)
     def list_performers(self, request: gr.Request) -> list[list[str]]:
-        reg = self.studio.registry
-        rows = []
-        for p in reg.performers():
-            status = ("deceased" if p.deceased_on else f"minor until {p.minor_until}"
-                      if p.minor_until else "")
-            keys = ", ".join(f"{short_id(k.key_id)} {k.status}"
-                             for k in reg.keys(p.performer_id))
-            rows.append([p.performer_id, p.professional_name or p.legal_name, status, keys])
-        return rows
+        return [[v.performer.performer_id, v.performer.professional_name
+                 or v.performer.legal_name, v.status,
+                 ", ".join(f"{short_id(k.key_id)} {k.status}" for k in v.keys)]
+                for v in desk.performers(self.studio.ctx)]
 
     @requires(*EVERYONE)
     def list_grants(self, request: gr.Request) -> list[list[str]]:
         rows = []
-        for g in self.studio.registry.grants():
+        for g in desk.grants(self.studio.ctx):
             d = g.to_json()
             rows.append([g.grant_id, g.performer_id, g.status, g.detail,
                          ", ".join(d.get("projects", [])), ", ".join(d.get("languages", [])),
@@ -491,15 +459,14 @@ class Handlers:
                            ) -> tuple[str, list[list[str]]]:
         pid, name = (performer_id or "").strip(), (legal_name or "").strip()
         if not pid or not name:
-            raise RequestError("a performer id and a legal name are required")
+            raise UsageError("a performer id and a legal name are required")
         upload = self._ingest(public_key, Kind.KEY, new_request_id("performer"),
                               "public key")
-        key = load_public_key(upload.path.read_bytes())
-        reg, who = self.studio.registry, actor().ledger_name
-        reg.register_performer(pid, name, professional_name=_text(professional_name),
-                               officer=who)
-        reg.add_key(pid, key, officer=who, holder_role=SignatoryRole.SELF)
-        message = (f"Registered performer **{pid}** with key `{short_id(key.key_id)}` "
+        who = actor().ledger_name
+        done = desk.register_performer(self.studio.ctx, desk.PerformerRegistration(
+            pid, name, upload.path.read_bytes(), who,
+            professional_name=_text(professional_name)))
+        message = (f"Registered performer **{pid}** with key `{short_id(done.key_id)}` "
                    f"(recorded by {html.escape(who)}).")
         return message, self.list_performers(request)
 
@@ -536,18 +503,16 @@ class Handlers:
     @requires(*OFFICER)
     def enrol_face(self, performer_id: str, files: Sequence[Any] | None,
                    request: gr.Request) -> str:
-        from studio.identity import enrol
-
         pid = (performer_id or "").strip()
         if not pid:
-            raise RequestError("choose the performer to enrol")
+            raise UsageError("choose the performer to enrol")
         request_id = new_request_id("enrol")
         uploads = [self._ingest(f, Kind.IMAGE_OR_VIDEO, request_id, "reference")
                    for f in files or []]
         if not uploads:
             raise UploadError("upload one or more reference images or videos")
-        report = enrol(self.studio.registry, pid, [u.path for u in uploads],
-                       embedder_for(self.studio.settings), officer=actor().ledger_name)
+        report = faces.enrol(self.studio.ctx, faces.Enrolment(
+            pid, tuple(u.path for u in uploads), actor().ledger_name))
         lines = [f"**{pid}**: {report.template_count} template(s) enrolled with "
                  f"{report.embedder}."]
         for f in report.files:
@@ -566,8 +531,8 @@ class Handlers:
     def import_grant(self, grant_file: Any, request: gr.Request,
                      ) -> tuple[str, list[list[str]]]:
         upload = self._ingest(grant_file, Kind.GRANT, new_request_id("grant"), "grant file")
-        status = self.studio.registry.import_grant(upload.path.read_bytes(),
-                                                   officer=actor().ledger_name)
+        status = desk.import_grant(self.studio.ctx, upload.path.read_bytes(),
+                                   officer=actor().ledger_name)
         message = (f"Imported grant **{status.grant_id}** for **{status.performer_id}**: "
                    f"{status.status} — {status.detail} (ledger entry {status.ledger_index}).")
         return message, self.list_grants(request)
@@ -578,11 +543,11 @@ class Handlers:
         gid, why, ref = (grant_id or "").strip(), (reason or "").strip(), \
             (request_reference or "").strip()
         if not gid or not why or not ref:
-            raise RequestError("the grant, a reason and the performer's request reference "
-                               "(letter, e-mail, call) are all required")
-        doc = self.studio.registry.revoke_grant(gid, reason=why, officer=actor().ledger_name,
-                                                performer_request_reference=ref)
-        report = self.studio.registry.revocation_report(gid)
+            raise UsageError("the grant, a reason and the performer's request reference "
+                             "(letter, e-mail, call) are all required")
+        doc = desk.revoke(self.studio.ctx, desk.RevocationOrder(
+            actor().ledger_name, why, ref, grant_id=gid))
+        report = desk.revocation_report(self.studio.ctx, gid)
         message = (f"Revoked grant **{gid}** ({doc.payload.revocation_id}). "
                    f"{len(report.outputs)} published output(s) were made under it — see the "
                    "revocation report.")
@@ -591,10 +556,7 @@ class Handlers:
     @requires(*REPORT_READERS)
     def revocation_report(self, grant_id: str, request: gr.Request,
                           ) -> tuple[str, list[list[str]]]:
-        gid = (grant_id or "").strip()
-        if not gid:
-            raise RequestError("choose a grant")
-        report = self.studio.registry.revocation_report(gid)
+        report = desk.revocation_report(self.studio.ctx, (grant_id or "").strip())
         g = report.grant
         text = (f"Grant **{g.grant_id}** ({g.performer_id}): **{g.status}** — {g.detail}. "
                 f"{len(report.outputs)} output(s) published under it.")
@@ -632,8 +594,7 @@ class Handlers:
         # (label, value): the page shows "t1 (performer)", the API takes and gets "t1".
         choices: list[tuple[str, str]] = []
         consented: list[str] = []
-        active = {g.performer_id for g in self.studio.registry.grants()
-                  if g.status == "active"}
+        active = {g.performer_id for g in desk.grants(self.studio.ctx) if g.status == "active"}
         for t in identity.tracks:
             pid = t.match.performer_id
             if not pid:
@@ -680,13 +641,11 @@ class Handlers:
         draft = self.studio.draft(draft_id, user)
         if draft.operation != "lipsync":
             raise RequestError("that shot was scanned for a reenactment (Reenact tab)")
-        script_sha = None
-        if script:
-            up = self._ingest(script, Kind.SCRIPT, draft.draft_id, "script")
-            script_sha = sha256_file(up.path)
-        decision = self._check(draft, user, project_id, language, territory, channel,
-                               _tracks(tracks), script_sha=script_sha,
-                               one_performance=script_sha is None)
+        script_up = self._ingest(script, Kind.SCRIPT, draft.draft_id, "script") if script \
+            else None
+        decision = consent_check.check_shot(self.studio.ctx, self._shot_check(
+            draft, user, project_id, language, territory, channel, tracks,
+            script=None if script_up is None else script_up.path))
         return decision_summary(decision), decision_rows(decision)
 
     @requires(*OPERATOR)
@@ -694,8 +653,6 @@ class Handlers:
                       channel: str, tracks: Sequence[str] | None, driver: Any, motion: Any,
                       request: gr.Request) -> tuple[str, list[list[str]]]:
         """The consent check of the Reenact tab: the face(s) and the driving performer."""
-        from studio.motion_seals import open_sealed_motion
-
         user = actor()
         draft = self.studio.draft(draft_id, user)
         if draft.operation != "reenact":
@@ -703,36 +660,29 @@ class Handlers:
         if bool(driver) == bool(motion):
             raise RequestError("give either a driving video or a motion file: the driving "
                                "performer's consent is part of the check")
-        embedder = embedder_for(self.studio.settings)
-        if motion:
-            up = self._ingest(motion, Kind.MOTION, draft.draft_id, "motion file")
-            # The render's own check of the registry's seal: a preview is never looser.
-            performance = open_sealed_motion(self.studio.registry, self.studio.settings,
-                                             up.path, project_id)[0].motion
-        else:
-            up = self._ingest(driver, Kind.VIDEO, draft.draft_id, "driving video")
-            performance = _motion_of(up.path, embedder)
-        verdict = driver_verdict(performance, self.studio.registry, embedder)
-        decision = self._check(draft, user, project_id, language, territory, channel,
-                               _tracks(tracks), one_performance=True, driver=verdict)
+        # The render's own reading of the performance (a motion file under the registry's
+        # seal for this project, or a driving video): a preview is never looser.
+        motion_up = self._ingest(motion, Kind.MOTION, draft.draft_id, "motion file") \
+            if motion else None
+        driver_up = self._ingest(driver, Kind.VIDEO, draft.draft_id, "driving video") \
+            if driver else None
+        decision = consent_check.check_shot(self.studio.ctx, self._shot_check(
+            draft, user, project_id, language, territory, channel, tracks,
+            driver=None if driver_up is None else driver_up.path,
+            motion=None if motion_up is None else motion_up.path))
         return decision_summary(decision), decision_rows(decision)
 
-    def _check(self, draft: Draft, user: User, project_id: str, language: str, territory: str,
-               channel: str, tracks: tuple[str, ...], *, one_performance: bool,
-               script_sha: str | None = None, driver: IdentityMatch | None = None) -> Decision:
-        """Build the request as the render does, and ask the gate (ledgered)."""
-        settings, project = self.studio.settings, (project_id or "").strip()
+    @staticmethod
+    def _shot_check(draft: Draft, user: User, project_id: str, language: str, territory: str,
+                    channel: str, tracks: Sequence[str] | None, *, script: Path | None = None,
+                    driver: Path | None = None, motion: Path | None = None,
+                    ) -> consent_check.ShotCheck:
+        """The check of a scanned shot, with the form's fields as the render takes them."""
         operation: Operation = "lipsync" if draft.operation == "lipsync" else "reenact"
-        choice = choose_backend(settings, project, operation)
-        auth = authorization_request(
-            settings, choice, draft.identity, operation=operation, project_id=project,
-            language=(language or "").strip(), territory=(territory or "").strip(),
-            channel=_channel(channel), operator=user.ledger_name,
-            source_sha256=sha256_file(draft.shot.path), one_performance=one_performance,
-            tracks=tracks, script_sha256=script_sha,
-            driver_performer=None if driver is None else driver.performer_id)
-        matches, known = gate_tracks(draft.identity, driver)
-        return self.studio.registry.authorize(auth, matches, known_tracks=known)
+        return consent_check.ShotCheck(
+            operation, draft.shot.path, draft.identity, (project_id or "").strip(),
+            (language or "").strip(), (territory or "").strip(), _channel(channel),
+            user.ledger_name, _tracks(tracks), script=script, driver=driver, motion=motion)
 
     # -- renders ---------------------------------------------------------------------------------
 
@@ -785,19 +735,13 @@ class Handlers:
         record = self.studio.jobs.submit(request_, user.username)
         return record.job_id, progress_html(record)
 
-    def _job(self, job_id: str, user: User) -> JobRecord:
-        record = self.studio.jobs.get((job_id or "").strip())
-        if record.username != user.username and not user.can(Role.AUDITOR):
-            raise AccessDenied("that job belongs to another user")
-        return record
-
     @requires(Role.OPERATOR, Role.AUDITOR)
     def job_status(self, job_id: str, request: gr.Request,
                    ) -> tuple[str, str, str | None, str | None, list[list[str]]]:
         """Progress, result and decision of a job (polled by the page while it runs)."""
         if not (job_id or "").strip():
             return progress_html(None), "", None, None, []
-        record = self._job(job_id, actor())
+        record = jobs.job_for(self.studio.jobs, actor(), job_id)
         text = f"Job `{record.job_id}`: **{record.status.value}**"
         if record.status is JobStatus.DONE and record.outcome:
             o = record.outcome
@@ -813,9 +757,9 @@ class Handlers:
         elif record.error:
             text += f" — {html.escape(record.error)}"
         video = None
-        if record.status is JobStatus.DONE and record.output and Path(record.output).is_file():
-            # The requester's own copy (ownership checked above by _job).
-            video = str(self.studio.handoff.give(Path(record.output), actor().username))
+        output = jobs.job_output(self.studio.jobs, actor(), record.job_id)
+        if output is not None:  # the requester's own copy (role and ownership checked)
+            video = str(self.studio.handoff.give(output, actor().username))
         rows = decision_rows(record.decision) if record.decision else []
         if record.decision:
             text += "\n\n" + decision_summary(record.decision)
@@ -823,35 +767,20 @@ class Handlers:
 
     @requires(*OPERATOR)
     def cancel_job(self, job_id: str, request: gr.Request) -> str:
-        user = actor()
-        record = self._job(job_id, user)
-        if record.username != user.username and user.role is not Role.ADMIN:
-            raise AccessDenied("only the job's owner or an admin can cancel it")
-        record = self.studio.jobs.cancel(record.job_id)
+        record = jobs.cancel_job(self.studio.jobs, actor(), job_id)
         return f"Cancelling job `{record.job_id}` — nothing will be published."
 
     @requires(Role.OPERATOR, Role.AUDITOR)
     def list_jobs(self, scope: str, request: gr.Request) -> list[list[str]]:
-        user = actor()
-        everyone = scope == "all users"
-        if everyone and not user.can(Role.AUDITOR):
-            raise AccessDenied("only auditors and admins see every user's jobs")
-        return [job_row(r) for r in self.studio.jobs.history(None if everyone
-                                                             else user.username)]
+        return [job_row(r) for r in jobs.list_jobs(self.studio.jobs, actor(),
+                                                   everyone=scope == "all users")]
 
     # -- verify ----------------------------------------------------------------------------------
 
     @requires(*EVERYONE)
     def verify(self, file: Any, request: gr.Request) -> tuple[str, str, dict[str, Any]]:
-        from studio.provenance.identity import trust_anchors
-        from studio.provenance.store import ManifestStore
-        from studio.provenance.verify import verify_file
-
         upload = self._ingest(file, Kind.ANY, new_request_id("verify"), "file")
-        settings = self.studio.settings
-        report = verify_file(upload.path, self.studio.registry,
-                             ManifestStore(settings.manifests_dir),
-                             trust_anchors_pem=trust_anchors(settings) or None)
+        report = verify_file(self.studio.ctx, upload.path)
         consent = report.consent_now
         badges = "".join([
             _badge("provenance", report.provenance,
@@ -888,33 +817,15 @@ class Handlers:
 
     @requires(*LEDGER_READERS)
     def ledger_latest(self, request: gr.Request) -> tuple[str, str]:
-        reg = self.studio.registry
-        with reg.store.session() as s:
-            note = Ledger.latest_checkpoint(s)
-            size = Ledger.size(s)
-        key = reg.ledger.verifier.verifier_key()
-        if note is None:
-            return "No checkpoint has been signed yet.", key
-        return (f"{note}\n(the ledger holds {size} entries now)"), key
+        return _checkpoint_text(ledger.latest_checkpoint(self.studio.ctx))
 
     @requires(*LEDGER_READERS)
     def ledger_sign_checkpoint(self, request: gr.Request) -> tuple[str, str]:
-        reg = self.studio.registry
-        with reg.store.session() as s:
-            reg.ledger.checkpoint(s, utc_now())
-        return self.ledger_latest(request)
+        return _checkpoint_text(ledger.sign_checkpoint(self.studio.ctx))
 
     @requires(*LEDGER_READERS)
     def ledger_search(self, kind: str, ref_id: str, request: gr.Request) -> list[list[str]]:
-        kinds = {"grant", "output", "decision", "performer", "key"}
-        kind = (kind or "grant").strip()
-        if kind not in kinds:
-            raise RequestError(f"search by one of {', '.join(sorted(kinds))}")
-        ref = (ref_id or "").strip()
-        if not ref:
-            raise RequestError(f"give a {kind} id (an output is found by its sha256)")
-        with self.studio.registry.store.session() as s:
-            entries = Ledger.entries_referencing(s, kind, ref)
+        entries = ledger.search(self.studio.ctx, kind, ref_id)
         return [[str(e.index), e.event_type.value,
                  e.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                  json.dumps(e.body, sort_keys=True)] for e in entries]
@@ -922,23 +833,26 @@ class Handlers:
     @requires(*LEDGER_READERS)
     def ledger_proof(self, index: float | int | str | None, request: gr.Request,
                      ) -> tuple[str, str]:
-        try:
-            idx = int(str(index).strip())
-        except ValueError:
-            raise RequestError("give the index of a ledger entry (a whole number)") from None
-        reg = self.studio.registry
-        with reg.store.session() as s:
-            proof = reg.ledger.inclusion_proof(s, idx)
-            entry = Ledger.entry(s, idx)
-        proof.verify()
-        document = json.dumps({"origin": reg.ledger.origin, "entry": entry.body,
-                               "event": entry.event_type.value, **proof.to_json()}, indent=1)
+        text_index = str(index).strip()
+        if not text_index.lstrip("-").isdigit():
+            raise UsageError("give the index of a ledger entry (a whole number)")
+        idx = int(text_index)
+        found = ledger.inclusion_proof(self.studio.ctx, idx)
+        proof, entry = found.proof, found.entry
+        document = json.dumps(found.to_json(), indent=1)
         path = self.studio.handoff.give_bytes(document.encode(),
                                               f"inclusion-proof-{idx}-of-{proof.size}.json")
         text = (f"Inclusion proof of entry **{idx}** ({entry.event_type.value}) in a tree of "
                 f"{proof.size}: {len(proof.hashes)} hashes, root `{proof.root.hex()[:16]}…` — "
                 "verified.")
         return text, str(path)
+
+
+def _checkpoint_text(checkpoint: ledger.Checkpoint) -> tuple[str, str]:
+    if checkpoint.note is None:
+        return "No checkpoint has been signed yet.", checkpoint.verifier_key
+    return (f"{checkpoint.note}\n(the ledger holds {checkpoint.size} entries now)",
+            checkpoint.verifier_key)
 
 
 def grant_choices(registry: Registry) -> list[str]:
@@ -953,4 +867,4 @@ def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-__all__ = ["EventType", "Handlers", "NotFoundError", "Studio", "actor", "requires"]
+__all__ = ["Handlers", "NotFoundError", "Studio", "actor", "requires"]

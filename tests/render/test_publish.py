@@ -286,7 +286,7 @@ def test_the_cli_refuses_an_existing_output_name_and_ledgers_nothing(same_name: 
     done = _cli(r.settings, "render", "lipsync", str(DEMO_SHOT), "--dub", str(OTHER_VOICE),
                 "--project", "demo-dub", "--language", "fr", "--territory", "FR",
                 "--operator", "Test Operator", "--output", "same.mp4", "--json")
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 5, done.stderr  # a conflict: the name is taken
     assert "already exists" in json.loads(done.stdout)["message"]
     assert _events(r.registry) == before
     assert _published_hashes(r.registry) == [r.first.output_sha256]
