@@ -256,7 +256,8 @@ class ReelStore:
                                                      ReelJobRow.language == language)).first()
             if row is None:
                 row = ReelJobRow(job_id=f"reeljob-{secrets.token_hex(5)}", reel_id=reel_id,
-                                 language=language, deliverables={}, created_at=now())
+                                 language=language, status="running", options=options,
+                                 deliverables={}, created_at=now(), updated_at=now())
                 s.add(row)
                 s.flush()
                 for i in range(shot_count):
