@@ -151,3 +151,16 @@ def test_qc_report_for_render_judges_each_track_of_the_job(
         qc_report_for_render(job, output=short, identity=False)
     with pytest.raises(QCNotFoundError):
         qc_report_for_render(job, output=tmp_path / "none.mp4")
+
+
+def test_the_meter_picks_the_face_of_the_track() -> None:
+    """Two faces: without a box the largest, with a track's box the face inside it."""
+    import dlib  # type: ignore[import-untyped]
+
+    from pipelines.qc.dlib_mouth import _choose
+
+    small, large = dlib.rectangle(10, 10, 60, 60), dlib.rectangle(200, 20, 320, 140)
+    assert _choose([small, large], None) == large
+    assert _choose([small, large], (0.0, 0.0, 80.0, 90.0)) == small
+    assert _choose([small, large], (100.0, 0.0, 150.0, 50.0)) is None
+    assert _choose([], None) is None
