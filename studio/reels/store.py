@@ -1,8 +1,7 @@
 """Typed reads and writes of the reel tables (:mod:`studio.reels.models`).
 
-The shot list is kept as JSON (:func:`shots_to_json` / :func:`shots_from_json`: every field of
-``pipelines.reel.ShotList``, rates as ``"num/den"``), so a reel's shots are exactly the ones
-it was imported with, whatever the detector or the edit list would say today.
+The shot list is kept as JSON (``ShotList.to_json`` / ``from_json``), so a reel's shots are
+exactly the ones it was imported with, whatever the detector or the edit list would say today.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, select
 
 from consent.store import Store
-from pipelines.reel.shots import Shot, ShotList, Transition, TransitionKind
+from pipelines.reel.shots import ShotList
 from studio.errors import ReelNotFoundError
 
 from .models import (
@@ -59,41 +57,6 @@ def migrate(engine: Engine) -> None:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------- shot lists
-
-
-def _transition_json(t: Transition | None) -> dict[str, Any] | None:
-    if t is None:
-        return None
-    return {"kind": t.kind.value, "boundary": t.boundary, "start": t.start, "end": t.end}
-
-
-def _transition(value: dict[str, Any] | None) -> Transition | None:
-    if value is None:
-        return None
-    return Transition(TransitionKind(value["kind"]), int(value["boundary"]),
-                      int(value["start"]), int(value["end"]))
-
-
-def shots_to_json(shots: ShotList) -> dict[str, Any]:
-    return {"frame_rate": f"{shots.frame_rate.numerator}/{shots.frame_rate.denominator}",
-            "frame_count": shots.frame_count, "start_timecode": shots.start_timecode,
-            "tail": _transition_json(shots.tail),
-            "shots": [{"index": s.index, "start": s.start, "end": s.end,
-                       "transition_in": _transition_json(s.transition_in),
-                       "record_tc_in": s.record_tc_in, "record_tc_out": s.record_tc_out,
-                       "source": s.source, "source_in": s.source_in} for s in shots]}
-
-
-def shots_from_json(value: dict[str, Any]) -> ShotList:
-    return ShotList(
-        tuple(Shot(int(s["index"]), int(s["start"]), int(s["end"]),
-                   _transition(s["transition_in"]), s["record_tc_in"], s["record_tc_out"],
-                   s["source"], int(s["source_in"])) for s in value["shots"]),
-        Fraction(value["frame_rate"]), int(value["frame_count"]), value["start_timecode"],
-        _transition(value["tail"]))
 
 
 # --------------------------------------------------------------------------- records
@@ -195,7 +158,7 @@ class ReelStore:
                 s.flush()
             s.add(ReelRow(reel_id=reel_id, project_id=project_id, source_path=str(source),
                           source_sha256=source_sha256, shots_from=shots_from,
-                          shot_list=shots_to_json(shots), created_at=at))
+                          shot_list=shots.to_json(), created_at=at))
         return self.reel(reel_id)
 
     def reel(self, reel_id: str) -> Reel:
@@ -206,7 +169,7 @@ class ReelStore:
             cast = {c.character: c.performer_id for c in s.scalars(
                 select(ReelCastRow).where(ReelCastRow.reel_id == reel_id))}
             return Reel(row.reel_id, row.project_id, Path(row.source_path), row.source_sha256,
-                        row.shots_from, shots_from_json(row.shot_list), cast, row.created_at)
+                        row.shots_from, ShotList.from_json(row.shot_list), cast, row.created_at)
 
     def reels(self) -> list[Reel]:
         with self.store.session() as s:
