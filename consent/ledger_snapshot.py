@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -52,11 +53,15 @@ def write(path: Path, key: bytes, state: Mapping[str, Any], performers: Mapping[
         lines.append(f"{pid}\t{text}".encode())
     body = b"\n".join(lines)
     tag = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per writer (processes, and registries within one process).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("wb") as fh:
-        fh.write(tag + b"\n" + body)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(tag + b"\n" + body)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read(path: Path, key: bytes, origin: str
