@@ -75,7 +75,8 @@ def test_the_front_ends_are_found() -> None:
 @pytest.mark.parametrize("path", FILES, ids=_module)
 def test_a_front_end_never_touches_the_store_the_ledger_or_the_gate_request(path: Path
                                                                              ) -> None:
-    importlib.import_module(_module(path))  # a front end that loads, not dead code
+    if path.name != "__main__.py":  # (that one runs the command when imported)
+        importlib.import_module(_module(path))  # a front end that loads, not dead code
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     assert _violations(tree) == []
 

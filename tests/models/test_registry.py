@@ -18,7 +18,7 @@ from pipelines.models.registry import (
     UnknownBackendError,
 )
 from pipelines.models.spec import BackendManifest, ModelFile, ModelLicence
-from studio.cli_models import models_app
+from studio.cli.models import models_app
 
 
 def _fill(folder: Path, backend: str, *, skip: str | None = None) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError
 
 from studio.accounts import Role
 from studio.accounts.service import MAX_FAILURES
-from studio.cli_users import ensure_first_admin
+from studio.cli.users import ensure_first_admin
 from studio.settings import Settings
 from studio.ui.handlers import CHANGE_FIRST, Handlers, Studio
 

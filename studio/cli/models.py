@@ -22,7 +22,7 @@ from rich.table import Table
 
 from pipelines.models import registry
 from pipelines.models.registry import FileCheck, PinStore, UnknownBackendError
-from studio.cli_common import EXIT_DENY, EXIT_NOT_FOUND, JsonOpt, _emit, _fail, _settings, out
+from studio.cli.common import EXIT_DENY, EXIT_NOT_FOUND, JsonOpt, _emit, _fail, _settings, out
 
 models_app = typer.Typer(help="Local model checkpoints: manifests, hashes, licences.",
                          no_args_is_help=True)

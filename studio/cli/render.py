@@ -1,6 +1,6 @@
 """``studio render …`` and ``studio verify FILE``: the render path and the provenance check.
 
-Mounted on the main ``studio`` app by :mod:`studio.cli`; shares :mod:`studio.cli_common` so
+Mounted on the main ``studio`` app by :mod:`studio.cli`; shares :mod:`studio.cli.common` so
 that every command speaks the same exit codes (0 ok, 1 denied or failed verification, 3 input
 rejected, 4 not found).
 """
@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from consent.fields import Channel
-from studio.cli_common import (
+from studio.cli.common import (
     EXIT_DENY,
     EXIT_REJECTED,
     EXIT_USAGE,

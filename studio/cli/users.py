@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from studio.accounts import Accounts, Role
-from studio.cli_common import JsonOpt, _emit, _errors, _registry, out
+from studio.cli.common import JsonOpt, _emit, _errors, _registry, out
 
 users_app = typer.Typer(help="Studio UI accounts: add, passwd, disable, enable, list.",
                         no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from studio.cli_common import EXIT_REJECTED, JsonOpt, _emit, _fail, _settings, out
+from studio.cli.common import EXIT_REJECTED, JsonOpt, _emit, _fail, _settings, out
 from studio.errors import RenderWorkerError
 
 

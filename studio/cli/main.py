@@ -34,7 +34,7 @@ from consent.gate import Decision
 from consent.keys import PrivateKey, short_id
 from consent.registry import Registry, utc_now
 from studio.bootstrap import SeedReport
-from studio.cli_common import (
+from studio.cli.common import (
     EXIT_DENY,
     EXIT_REJECTED,
     EXIT_USAGE,
@@ -49,11 +49,11 @@ from studio.cli_common import (
     err,
     out,
 )
-from studio.cli_models import models_app
-from studio.cli_reels import reel_app
-from studio.cli_render import motion_app, qc, render_app, verify
-from studio.cli_users import users_app
-from studio.cli_workers import workers
+from studio.cli.models import models_app
+from studio.cli.reels import reel_app
+from studio.cli.render import motion_app, qc, render_app, verify
+from studio.cli.users import users_app
+from studio.cli.workers import workers
 from studio.services import consent_check, desk, faces, ledger
 from studio.settings import Settings
 
@@ -171,7 +171,7 @@ def up(
     """Set up the data folder on its embedded defaults, create the first admin, and start the
     studio UI at http://127.0.0.1:7860."""
     from studio.accounts import Accounts
-    from studio.cli_users import ensure_first_admin
+    from studio.cli.users import ensure_first_admin
 
     with _errors(as_json):
         settings, registry, report = _set_up(demo=True)

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from consent.fields import Channel
-from studio.cli_common import JsonOpt, _context, _emit, _errors, out
+from studio.cli.common import JsonOpt, _context, _emit, _errors, out
 from studio.errors import UsageError
 
 reel_app = typer.Typer(help="Reels: shots, cast, dialogue, and language versions rendered "
@@ -53,8 +53,7 @@ def reel_cast(
     performer: Annotated[str, typer.Argument(help="The registered performer who plays them.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Cast a character: their lines drive the performer's face, under the performer's
-    consent."""
+    """Cast a character: their lines drive this performer's face, under their consent."""
     from studio.services import reels
 
     with _errors(as_json):
@@ -97,9 +96,7 @@ def reel_render(
     non_commercial: Annotated[bool, typer.Option("--non-commercial")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Render the reel in one language (resumes: finished shots with unchanged inputs are
-    kept), conform it, and deliver a review proxy, a master and the mix, signed and
-    ledgered."""
+    """Render a language version shot by shot (resumable), conform and deliver it."""
     from studio.reels.job import ReelRelease
     from studio.services import reels
 
