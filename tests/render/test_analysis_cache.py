@@ -23,6 +23,8 @@ from studio.settings import Settings
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
 
+pytestmark = pytest.mark.slow  # whole renders, several per test
+
 
 def _request(source: Path = DEMO_SHOT) -> RenderRequest:
     return RenderRequest(operation="lipsync", source=source, project_id="demo-dub",
