@@ -296,12 +296,15 @@ class ReelJob:
         return tuple(rendered)
 
     def _kept(self, record: ShotRecord, plan: ShotPlan) -> bool:
-        """A finished shot whose inputs are unchanged (and whose render is still there)."""
+        """A finished shot whose inputs are unchanged (and whose render is still there). A
+        shot copied because its speaker was not on screen is looked at again, like a
+        refused one: an enrolment or a grant may have changed that since."""
         if not record.state.finished or record.input_key != plan.key:
             return False
+        if record.state is ShotState.COPIED:
+            return not record.characters
         output = record.outcome.get("output")
-        return record.state is ShotState.COPIED or (
-            output is not None and Path(output).is_file())
+        return output is not None and Path(output).is_file()
 
     def _cut_path(self, shot: Shot) -> Path:
         return self.folder / "shots" / f"s{shot.index:03d}-{shot.start}-{shot.end}.mp4"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -142,17 +143,40 @@ def test_reel_job_renders_consented_shots_resumes_and_rerenders_only_changed(
     assert changed.deliverables["digest"] != done.deliverables["digest"]
 
 
-def test_a_reel_is_kept_with_its_shots_and_unknown_reels_are_not_found(
+def test_a_reel_is_kept_with_its_shots_and_the_cli_imports_casts_and_refuses(
         settings: Settings, registry: Registry, tmp_path: Path) -> None:
-    shots = reelgen.truth(reelgen.TEST_REEL, start_timecode="01:00:00:00")
-    store = ReelStore.open(registry.store)
-    reel = store.add_reel("demo-dub", tmp_path / "reel.mp4", "0" * 64, "edl", shots)
-    store.set_cast(reel.reel_id, "ANA", "demo-performer")
-    again = store.reel(reel.reel_id)
-    assert again.shots == shots and again.cast == {"ANA": "demo-performer"}
+    import json
+
     from studio.cli import app
 
-    result = CliRunner().invoke(app, ["--data", str(settings.data_dir), "reel", "status",
-                                      "reel-nothere", "--json"])
-    assert result.exit_code == 4, result.output
-    assert "no reel" in result.output
+    shots = reelgen.truth(reelgen.TEST_REEL, start_timecode="01:00:00:00")
+    store = ReelStore.open(registry.store)
+    kept = store.add_reel("demo-dub", tmp_path / "kept.mp4", "0" * 64, "edl", shots)
+    store.set_cast(kept.reel_id, "ANA", "demo-performer")
+    again = store.reel(kept.reel_id)
+    assert again.shots == shots and again.cast == {"ANA": "demo-performer"}
+
+    reel_path = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
+    runner = CliRunner()
+
+    def studio(*args: str) -> tuple[int, dict[str, Any]]:
+        result = runner.invoke(app, ["--data", str(settings.data_dir), "reel", *args,
+                                     "--json"])
+        return result.exit_code, json.loads(result.output)
+
+    code, body = studio("import", str(reel_path), "--project", "demo-dub", "--detect")
+    assert code == 0, body
+    reel_id = str(body["reel_id"])
+    assert body["shots"] == 3 and body["start_timecode"] == "01:00:00:00"
+    assert studio("cast", reel_id, "ANA", "demo-performer")[0] == 0
+    assert studio("cast", reel_id, "BEN", "nobody-registered")[0] == 4
+    assert studio("import", str(reel_path), "--project", "demo-dub")[0] == 2  # no shots source
+    stem = _stem(tmp_path / "ana.wav", _speech("brbk7n", 1.0), 0.2)
+    code, body = studio("render", reel_id, "--language", "fr", "--territory", "FR",
+                        "--operator", "Test", "--dialogue", f"ANA={stem}", "--script",
+                        str(stem))
+    assert code == 2, body  # stems or a script, not both
+    code, body = studio("status", reel_id)
+    assert code == 0 and body["cast"] == {"ANA": "demo-performer"} and body["jobs"] == []
+    assert [s["frames"] for s in body["shot_list"]] == [45, 30, 20]
+    assert studio("status", "reel-nothere")[0] == 4
