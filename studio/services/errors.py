@@ -2,8 +2,10 @@
 :mod:`pipelines.errors`, :mod:`studio.errors`) → exit code, HTTP status and message.
 
 The CLI exits with ``exit_code`` and prints ``message`` (or ``{"ok": false, "error": kind,
-"message": …}`` with ``--json``); the studio UI shows ``message`` and its routes answer
-``http_status``; the job pool records ``message`` as the job's error. Exit codes (README,
+"message": …}`` with ``--json``); the studio UI shows ``message`` (Gradio reports an event's
+error in-band, as a ``gr.Error``); the job pool records ``message`` as the job's error.
+``http_status`` is what an HTTP front end answers for it; none of the studio's routes answers
+one yet (the sign-in route's 401 is Gradio's own login). Exit codes (README,
 "A tour of the consent desk"): 0 success or allow, 1 deny, cancel or failed verification,
 2 usage error, 3 input rejected, 4 not found, 5 conflict.
 

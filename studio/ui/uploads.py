@@ -195,11 +195,12 @@ class UploadDesk:
         if kind is Kind.GRANT:
             return _sniff_json(path, what), ".json"
         if kind is Kind.KEY:
+            from consent.errors import ConsentError
             from consent.keys import load_public_key
 
             try:
                 key = load_public_key(path.read_bytes())
-            except Exception as exc:
+            except ConsentError as exc:  # DocumentError: not base64, not PEM, not Ed25519
                 raise UploadError(f"{what}: not an Ed25519 public key (PEM): {exc}") from None
             return f"key {key.key_id[:16]}…", ".pub"
         if kind is Kind.SCRIPT:
