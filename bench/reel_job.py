@@ -4,10 +4,12 @@
 known shot list, in a fresh data folder seeded like ``make run`` (the demo performer bbaf2n,
 a grant, an enrolled face): character ANA, played by the demo performer, speaks throughout
 (GRID speech looped over the reel), so every shot in which bbaf2n is on screen is rendered,
-a shot showing only other faces is a ledgered refusal, a shot without a face is copied.
+a shot showing only faces without consent is a ledgered refusal, a shot without a face is
+copied (a voice over).
 
-1. The job runs in a child process that is killed (SIGKILL) while its second render is in
-   flight; the job is then run again to the end. Reported: shots finished before the kill
+1. The job runs in a child process that is killed (SIGKILL) once a shot is rendered and the
+   next one is in flight (being identified or rendered); the job is then run again to the
+   end. Reported: shots finished before the kill
    that were rendered again (must be 0) and shots lost (in flight at the kill: at most 1).
 2. End-to-end fps: reel frames over the wall time of the two runs together; the single-shot
    figure: frames per second of the shot renders themselves (RenderJob, as recorded).
@@ -139,7 +141,8 @@ def figures(reel: Path, shots: ShotList, work: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(data), reel_id,
            str(stem)]
     first_out, second_out = work / "run1.json", work / "run2.json"
-    log(f"reel job: {len(shots)} shots, killed during its second render, then resumed")
+    log(f"reel job: {len(shots)} shots, killed with a shot in flight after the first render, "
+        "then resumed")
     started = time.perf_counter()
     child = subprocess.Popen([*cmd, str(first_out)], cwd=ROOT)
     finished_before: list[int] = []

@@ -10,9 +10,10 @@ For every shot of the reel's shot list, in order:
   track is chosen and a :class:`~studio.render.job.RenderJob` lip-syncs it to that
   character's dub, cut to the shot (the consent gate decides per shot and character inside
   the render; the output is signed, watermarked and ledgered as any render's);
-* a shot whose speaking character's face is not on screen is copied and said so; one with no
-  consented face at all is a **refused** shot, ledgered (``refuse_unconsented_shot``), and a
-  gate deny is a refused shot with the gate's reasons: nothing of either is rendered.
+* a shot whose speaking character's face is not on screen (no face at all, or only other
+  performers') is copied and said so; one whose faces all match no performer with consent is
+  a **refused** shot, ledgered (``refuse_unconsented_shot``), and a gate deny is a refused
+  shot with the gate's reasons: nothing of either is rendered.
 
 Each shot's state is written to the database as it changes (:mod:`studio.reels.store`), with
 the key of the inputs its render used (:func:`shot_key`): running the job again resumes after
@@ -304,7 +305,20 @@ class ReelJob:
         if record.state is ShotState.COPIED:
             return not record.characters
         output = record.outcome.get("output")
-        return output is not None and Path(output).is_file()
+        return output is not None and Path(output).is_file() and self._grants_active(record)
+
+    def _grants_active(self, record: ShotRecord) -> bool:
+        """Whether every grant a kept render was made under is still active: after a
+        revocation (or a lapse) the shot is asked about again, and the gate refuses it."""
+        from consent.errors import NotFoundError
+
+        for grant in record.outcome.get("decision", {}).get("grants_used", []):
+            try:
+                if self.ctx.registry.grant(grant["grant_id"]).status != "active":
+                    return False
+            except NotFoundError:
+                return False
+        return True
 
     def _cut_path(self, shot: Shot) -> Path:
         return self.folder / "shots" / f"s{shot.index:03d}-{shot.start}-{shot.end}.mp4"
@@ -323,7 +337,10 @@ class ReelJob:
                  if pid == self.reel.cast[c]}
         if not found:
             speaking = ", ".join(f"{c} ({self.reel.cast[c]})" for c in plan.characters)
-            if not any(pid is not None for pid in tracks.values()):
+            # Faces, none of them a performer with consent: the speaker's face may be one of
+            # them (unenrolled, or revoked: templates deleted), so the gate's refusal is
+            # ledgered. No face at all: a voice over, nothing to ask about.
+            if tracks and not any(pid is not None for pid in tracks.values()):
                 exc = NoConsentedFaceError(
                     f"shot {index} ({shot.record_tc_in}): {speaking} speaks, but no face in "
                     f"the shot matches an enrolled performer with consent (tracks: "

@@ -2,7 +2,8 @@
 rendered, the shot of a face without consent is refused (ledgered) and copied, the shot
 without a face is copied; the conformed review proxy and ProRes master keep the reel's frame
 count, rate and timecode; an interrupted job resumes without rendering again what was done;
-a changed dub renders again only its character's shots."""
+a changed dub renders again only its character's shots; after a revocation the kept shot is
+refused and nothing is delivered."""
 
 from __future__ import annotations
 
@@ -141,6 +142,16 @@ def test_reel_job_renders_consented_shots_resumes_and_rerenders_only_changed(
     changed = render({"ANA": ana2, "BEN": ben})
     assert changed.rendered_now == (0,)
     assert changed.deliverables["digest"] != done.deliverables["digest"]
+
+    # 5. The demo performer revokes: their kept shot is asked about again and refused
+    # (their templates are gone: no face has consent), so nothing is left to deliver.
+    registry.revoke_grant("demo-grant-0001", reason="withdrawn", officer="Officer",
+                          performer_request_reference="REQ-17")
+    revoked = render({"ANA": ana2, "BEN": ben})
+    assert revoked.rendered_now == ()
+    assert [s.state for s in revoked.shots] == [ShotState.REFUSED, ShotState.REFUSED,
+                                                ShotState.COPIED]
+    assert revoked.deliverables["items"] == []
 
 
 def test_a_reel_is_kept_with_its_shots_and_the_cli_imports_casts_and_refuses(
