@@ -12,7 +12,7 @@ run: $(STAMP)            ## set everything up and start the studio on its embedd
 	$(VENV)/bin/studio up
 
 test: $(STAMP) $(READERS)  ## the whole test suite (SQLite and PostgreSQL)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

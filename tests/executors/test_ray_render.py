@@ -38,7 +38,9 @@ from .conftest import DEMO_SHOT, OTHER_VOICE
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# One cluster for the module: under `make test` (xdist, --dist loadgroup) its tests share a
+# worker instead of each starting a cluster of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("ray-cluster")]
 
 
 def _request(language: str, name: str) -> RenderRequest:
