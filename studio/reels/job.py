@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -162,6 +163,7 @@ class ReelJob:
         self.folder = settings.data_dir / "reels" / self.reel.reel_id
         self.lang_folder = self.folder / self.release.language
         self.notes: list[str] = []
+        self.job_id = ""
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -176,10 +178,12 @@ class ReelJob:
             raise ReelInputError(f"reel {reel.reel_id} has no dialogue in "
                                  f"{self.release.language}")
         self.lang_folder.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         assignment = self._assign()
         plans = self._plan(assignment)
         job_id = self.reels.open_job(reel.reel_id, self.release.language,
                                      self.release.to_json(), len(reel.shots))
+        self.job_id = job_id
         try:
             rendered = self._shots(job_id, plans)
             record = self.reels.job(job_id)
@@ -195,6 +199,17 @@ class ReelJob:
         except BaseException as exc:
             self.reels.finish_job(job_id, "interrupted", error=f"{type(exc).__name__}: {exc}")
             raise
+
+    def _sweep(self) -> None:
+        """What a run killed earlier left: renders and publications that died (the render's
+        own sweep), and this language's half-made deliverables."""
+        from studio.render import staging
+
+        staging.sweep(self.ctx.settings, self.ctx.registry)
+        for old in self.lang_folder.glob("deliver-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        for old in self.lang_folder.glob("scan-*"):
+            shutil.rmtree(old, ignore_errors=True)
 
     # -- dialogue ---------------------------------------------------------------------------
 
@@ -528,25 +543,39 @@ class Delivery:
         from studio.provenance.signing import sign_file
         from studio.provenance.store import ManifestStore, frame_hashes_of
         from studio.render.job import _link
+        from studio.render.staging import Staging
 
         job = self.job
         settings, registry = job.ctx.settings, job.ctx.registry
-        signed_path = path.with_name(f"signed-{path.name}")
-        inputs = self._manifest(kind, mime, decision)
-        signed = sign_file(path, signed_path, inputs, signing_identity(settings),
-                           verify_after_sign=settings.c2pa_verify_after_sign)
-        ManifestStore(settings.manifests_dir).put(
-            signed.sha256, signed.manifest_bytes,
-            frame_hashes=frame_hashes_of(signed_path) if mime.startswith("video/") else (),
-            mime=signed.mime, title=inputs.title)
         target = settings.outputs_dir / path.name
+        # The render's own staging (studio.render.staging): the name is reserved, and a
+        # crash between the link and the ledger's commit is undone by the next sweep.
+        staging = Staging.open(settings, f"{job.job_id}-{kind}-{self.digest[:12]}-"
+                                         f"{secrets.token_hex(3)}")
+        try:
+            staging.reserve(target.name, registry)
+            signed_path = staging.folder / target.name
+            inputs = self._manifest(kind, mime, decision)
+            signed = sign_file(path, signed_path, inputs, signing_identity(settings),
+                               verify_after_sign=settings.c2pa_verify_after_sign)
+            staging.record(sha256=signed.sha256)
+            ManifestStore(settings.manifests_dir).put(
+                signed.sha256, signed.manifest_bytes,
+                frame_hashes=frame_hashes_of(signed_path) if mime.startswith("video/") else (),
+                mime=signed.mime, title=inputs.title)
+            staging.record(links=[(target.name, signed_path.name)])
 
-        def link() -> Callable[[], None]:
-            made = _link(signed_path, target)
-            return lambda: made.unlink(missing_ok=True)
+            def link() -> Callable[[], None]:
+                made = _link(signed_path, target)
+                return lambda: made.unlink(missing_ok=True)
 
-        publication = registry.publish_output(auth, matches, decision, signed.sha256,
-                                              signed.manifest_label, link, known_tracks=known)
+            publication = registry.publish_output(auth, matches, decision, signed.sha256,
+                                                  signed.manifest_label, link,
+                                                  known_tracks=known)
+            staging.record(ended="published" if publication.output_index is not None
+                           else "denied")
+        finally:
+            staging.close(registry)
         if publication.output_index is None:
             raise RenderDenied(publication.final_check, _publish_stage())
         try:
