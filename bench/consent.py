@@ -1195,7 +1195,7 @@ class Bench:
         print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases.items())
               + f"; total {total:.1f}")
         code_now = code_fingerprint()
-        if code_now != CODE_AT_START:
+        if code_now["consent_sources_sha256"] != CODE_AT_START.get("consent_sources_sha256"):
             print(f"note: consent/ sources changed on disk during the run "
                   f"({CODE_AT_START.get('consent_sources_sha256')} -> "
                   f"{code_now['consent_sources_sha256']}); this run measured the code as "
