@@ -132,6 +132,16 @@ def test_reel_job_renders_consented_shots_resumes_and_rerenders_only_changed(
     manifest = read_manifest(review)
     assert states[0].outcome["sha256"] in str(manifest)
     assert registry.decision_document(done.deliverables["decision_id"])["allowed"] is True
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.store import ManifestStore
+    from studio.provenance.verify import verify_file
+
+    for path in (review, master):
+        checked = verify_file(path, registry, ManifestStore(settings.manifests_dir),
+                              trust_anchors_pem=trust_anchors(settings), watermark=False)
+        assert checked.ok, checked.to_json()
+        assert (checked.provenance, checked.consent_now) == ("Trusted", "active")
+        assert checked.ledger is not None and checked.ledger.verified
 
     # 3. Run again unchanged: nothing rendered, the same deliverables.
     again = render({"ANA": ana, "BEN": ben})
