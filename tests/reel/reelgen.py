@@ -305,8 +305,8 @@ def psnr(a: RGB, b: RGB) -> float:
     """PSNR in dB of two RGB frames; ``inf`` when identical."""
     if np.array_equal(a, b):
         return float("inf")
-    diff = a.astype(np.int32) - b
-    mse = float(np.einsum("ijk,ijk->", diff, diff)) / diff.size
+    diff = (a.astype(np.int64) - b).ravel()
+    mse = float(diff @ diff) / diff.size  # exact: int64 sums do not overflow
     return float("inf") if mse == 0 else 10 * float(np.log10(255.0 ** 2 / mse))
 
 
