@@ -92,3 +92,25 @@ def test_the_api_takes_track_ids_and_refuses_unknown_ones(h: Handlers,
     draft, *_ = h.scan_shot(uploaded(upload_root, DEMO_SHOT, "shot.mpg"), request=otto)
     with pytest.raises(gr.Error, match="there is no face track t7"):
         h.check_consent(draft, "demo-dub", "fr", "FR", "streaming", ["t7"], None, request=otto)
+
+
+def test_a_check_of_a_shot_with_no_consented_face_is_a_refusal_of_record(
+        h: Handlers, studio: Studio, upload_root: Path) -> None:
+    """OTHER_VOICE's speaker is enrolled for no one: there is no subject to ask the gate
+    about, and the refusal is still ledgered as a deny decision (issue 15)."""
+    from consent.ledger import Ledger
+
+    otto = as_user("otto")
+    draft, *_ = h.scan_shot(uploaded(upload_root, OTHER_VOICE, "other.mpg"), request=otto)
+    with studio.registry.store.session() as s:
+        before = Ledger.size(s)
+    with pytest.raises(gr.Error, match="no face in the shot matches an enrolled performer"
+                       ) as refused:
+        h.check_consent(draft, "demo-dub", "fr", "FR", "streaming", None, None, request=otto)
+    assert "refusal recorded: decision dec-" in str(refused.value)
+    with studio.registry.store.session() as s:
+        assert Ledger.size(s) == before + 1
+        entry = Ledger.entry(s, before)
+    assert entry.body["allowed"] is False
+    document = studio.registry.decision_document(entry.body["decision_id"])
+    assert document["request"]["subjects"] == [] and document["rules"][0]["rule"] == "identity"
