@@ -517,15 +517,30 @@ class Delivery:
                 "decision_ledger_index": decision.ledger_index, "items": items}
 
     def _mix(self) -> Audio | None:
-        """The characters' stems summed, over the M&E when given, at EBU R128."""
+        """The characters' stems summed (with a script: the speech of each rendered shot in
+        its place), over the M&E when given, at EBU R128."""
         job = self.job
         stems = [d for d in job.dialogue if d.kind == "stem"]
-        if not stems and job.release.m_and_e is None:
+        scripted = any(d.kind == "script" for d in job.dialogue)
+        if not stems and not scripted and job.release.m_and_e is None:
             return None
         shots = job.reel.shots
         length = round(Fraction(shots.frame_count) / shots.frame_rate * MIX_RATE)
-        dialogue = Audio(_fit(sum((_mono48(load_audio(d.path)) for d in stems),
-                                  start=_silence(1, length)), length), MIX_RATE)
+        track = _fit(sum((_mono48(load_audio(d.path)) for d in stems),
+                         start=_silence(1, length)), length)
+        if scripted:
+            for record in self.rendered:
+                shot = shots[record.shot]
+                first = round(Fraction(shot.start) / shots.frame_rate * MIX_RATE)
+                count = round(Fraction(shot.frames) / shots.frame_rate * MIX_RATE)
+                try:
+                    speech = _mono48(load_audio(Path(record.outcome["output"])))
+                except MediaError:
+                    continue  # a render without sound: silence there
+                track[:, first:first + count] += _fit(speech, count)[:, :length - first]
+            job.notes.append("script: the reel's dialogue is the speech of the rendered "
+                             "shots; lines of characters off screen are not spoken")
+        dialogue = Audio(track, MIX_RATE)
         out = dialogue
         if job.release.m_and_e is not None:
             me = resample(load_audio(job.release.m_and_e), MIX_RATE)
