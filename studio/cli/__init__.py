@@ -13,7 +13,7 @@ layer (:mod:`studio.services`).
 ================  ===============================================================
 
 Commands import the media stack only when they run, so ``studio --help`` stays fast
-(``tests/test_cli_startup.py``).
+(``tests/cli/test_cli_startup.py``).
 """
 
 from studio.cli.main import app, main

@@ -20,7 +20,7 @@ One module per use case, each taking typed requests and returning typed results:
 
 Only this layer opens registry sessions and builds the consent gate's requests
 (``AuthorizationRequest``, through :mod:`studio.render.authorization`); every gate call goes
-through it, and every refusal after a gate call is in the ledger. ``tests/test_layering.py``
+through it, and every refusal after a gate call is in the ledger. ``tests/studio/test_layering.py``
 holds the front ends to that. Modules import their heavy dependencies (the media stack) when
 a use case runs, so that ``studio --help`` stays fast.
 """

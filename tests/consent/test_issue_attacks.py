@@ -92,7 +92,7 @@ def test_1_revocation_entry_event_type_edited_still_denies(
 
 
 def _insert(store: Store, doc: object, performer: PrivateKey) -> None:
-    from tests.test_registry_gate import grant_row
+    from tests.consent.test_registry_gate import grant_row
 
     drop_guards(store)
     with store.session() as s:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from consent import gate
 from tests.factory import match, request
-from tests.test_gate import decide
+from tests.consent.test_gate import decide
 
 
 def seg(track: str = "t1", first: int = 0, last: int = 40, performer: str = "perf-a",

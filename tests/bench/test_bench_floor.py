@@ -8,7 +8,7 @@ from bench._floor import Machine, Row, cpu_model, gate_floor, media_floor, sqlit
 from consent.keys import PrivateKey
 from tests.factory import signed_grant
 
-GRID = Path(__file__).resolve().parent.parent / "assets" / "media" / "grid"
+GRID = Path(__file__).resolve().parents[2] / "assets" / "media" / "grid"
 
 
 def test_rates_and_costs_are_ratios_to_their_floor() -> None:

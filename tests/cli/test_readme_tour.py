@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from studio.cli import app
 from tests.factory import grant_draft
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRID = ROOT / "assets" / "media" / "grid"
 PASS = "correct horse battery"
 TOUR = "A tour of the consent desk"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STUDIO = ROOT / "studio"
 
 FORBIDDEN_MODULES = ("consent.store", "consent.ledger")

@@ -31,7 +31,7 @@ from pipelines.quality import (
 )
 from pipelines.speech.recognition import Phone, VoiceSegment
 
-GRID = Path(__file__).resolve().parent.parent / "assets" / "media" / "grid"
+GRID = Path(__file__).resolve().parents[2] / "assets" / "media" / "grid"
 CLIP = GRID / "lbax4n.mpg"
 OTHER = GRID / "lrwp9a.mpg"
 

@@ -21,7 +21,7 @@ from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
 from tests.factory import Clock, match, request
-from tests.test_registry_gate import OFFICER, import_grant, ledger_ok
+from tests.consent.test_registry_gate import OFFICER, import_grant, ledger_ok
 
 OUTPUT = "ab" * 32
 MANIFEST = "urn:c2pa:test-manifest"

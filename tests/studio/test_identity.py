@@ -17,7 +17,7 @@ from pipelines.faces.landmarks import FaceMeshDetector
 from studio.identity import TrackEvidence, enrol, match_tracks, reference_frames
 from tests.factory import Clock, request, signed_grant
 
-GRID = Path(__file__).resolve().parent.parent / "assets" / "media" / "grid"
+GRID = Path(__file__).resolve().parents[2] / "assets" / "media" / "grid"
 CLIPS = sorted(GRID.glob("*.mpg"))
 ENROLLED = ("bbaf2n", "brbk7n")
 

@@ -202,7 +202,7 @@ def test_revoke_report_lists_outputs_from_the_ledger(data: Path, tmp_path: Path)
                                   "published_at": report["outputs"][0]["published_at"]}]
 
 
-GRID = Path(__file__).resolve().parent.parent / "assets" / "media" / "grid"
+GRID = Path(__file__).resolve().parents[2] / "assets" / "media" / "grid"
 
 
 def test_faces_scan_matches_the_enrolled_demo_performer(data: Path) -> None:
