@@ -65,6 +65,7 @@ from studio.provenance.watermark import (
     WatermarkDetector,
     WatermarkEmbedder,
     frame_logits,
+    match_issued,
     payload_bits,
 )
 from tests.media.mediagen import lavfi_frames
@@ -239,8 +240,15 @@ def unmarked_corpus(folder: Path, frames: int = 25) -> list[Path]:
     return paths
 
 
+ISSUED_CANDIDATES = 1000
+"""Stand-in for a studio's issued payloads when measuring ``match_issued`` on the corpus."""
+
+
 def false_positives(limit: int | None, out_path: Path) -> int:
     detector = WatermarkDetector()
+    rng = np.random.default_rng(14)
+    issued = [payload_code.encode(int(s)) for s in
+              rng.choice(np.arange(1, 0xFFFF), ISSUED_CANDIDATES, replace=False)]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="wm-fp-") as tmp:
         t0 = time.perf_counter()
@@ -249,11 +257,18 @@ def false_positives(limit: int | None, out_path: Path) -> int:
         for k, path in enumerate(paths, 1):
             t1 = time.perf_counter()
             found = detector.detect_file(path)
+            t2 = time.perf_counter()
+            named = match_issued(path, issued)
             rows.append({"file": path.name, "found": found.payload is not None,
+                         "named": None if named is None else f"{named.payload:08x}",
+                         "named_score": None if named is None else round(named.score, 3),
+                         "match_seconds": time.perf_counter() - t2,
                          "payload": None if found.payload is None else f"{found.payload:08x}",
                          "bits": f"{found.bits:08x}", "confidence": found.confidence,
-                         "frames": found.frames_used, "seconds": time.perf_counter() - t1,
+                         "frames": found.frames_used, "seconds": t2 - t1,
                          "mean_logits": [round(v, 3) for v in found.mean_logits]})
+            if named is not None:
+                log(f"  {k}/{len(paths)} {path.name}: match_issued named {rows[-1]['named']}")
             if found.payload is not None or k % 25 == 0:
                 log(f"  {k}/{len(paths)} {path.name}: "
                     f"{'FOUND ' + rows[-1]['payload'] if found.payload else 'not found'}")
@@ -275,6 +290,10 @@ def false_positives(limit: int | None, out_path: Path) -> int:
         f"| frames decoded per file | mean {statistics.mean(frames):.1f}, max {max(frames)} |",
         f"| detect_file seconds per file | "
         f"mean {statistics.mean(r['seconds'] for r in rows):.2f} |",
+        f"| match_issued against {ISSUED_CANDIDATES} issued payloads (crops 1.0/0.9/0.8), "
+        f"before frame hashes: named | {sum(r['named'] is not None for r in rows)} of {n} |",
+        f"| match_issued seconds per file | "
+        f"mean {statistics.mean(r['match_seconds'] for r in rows):.2f} |",
     ]
     print("\n".join(lines))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,17 +303,115 @@ def false_positives(limit: int | None, out_path: Path) -> int:
     return 0 if not hits else 1
 
 
+CROP_OUT = ROOT / "bench" / "out" / "watermark_crops.json"
+CROP_PAYLOADS = [payload_code.encode(0x00C0), payload_code.encode(0x1234)]
+
+
+def centre_crop(frame: np.ndarray, fraction: float) -> np.ndarray:
+    h, w = frame.shape[:2]
+    ch, cw = int(h * fraction) // 2 * 2, int(w * fraction) // 2 * 2
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(frame[y:y + ch, x:x + cw])
+
+
+def crops(frames: int, out_path: Path) -> int:
+    """``--crops``: each clip of ``CLIPS`` at 720p (``to_720p``, first ``frames`` frames)
+    marked with each of ``CROP_PAYLOADS`` (CRF 18 master), then a centre crop of 80 % or
+    90 % re-encoded at CRF 23, as is or scaled back to 1280×720. Per copy: wrong bits of
+    the blind read at each crop hypothesis (``frame_logits(crop=…)``, 6 frames), whether
+    ``detect_file`` finds the payload, what ``match_issued`` names among the 2 payloads plus
+    998 other code words, and the frame-hash distance (of 64 bits) to the master's whole
+    and centre-80 % hashes (``store.STORED_CROPS``)."""
+    from studio.provenance.store import STORED_CROPS, frame_distance, frame_hashes_of
+
+    rng = np.random.default_rng(14)
+    others = [payload_code.encode(int(s)) for s in rng.choice(np.arange(2, 0xFFFF), 1000,
+                                                               replace=False)]
+    issued = (CROP_PAYLOADS + [p for p in others if p not in CROP_PAYLOADS])[:1000]
+    detector = WatermarkDetector()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="wm-crop-") as tmp:
+        folder = Path(tmp)
+        for clip in CLIPS:
+            big = [to_720p(f) for f in
+                   decode(ROOT / "assets" / "media" / "grid" / f"{clip}.mpg")[:frames]]
+            h, w = big[0].shape[:2]
+            for payload in CROP_PAYLOADS:
+                embedder = WatermarkEmbedder(payload)
+                master = write_clip([embedder.mark(f, i) for i, f in enumerate(big)],
+                                    folder / "master.mp4", 18)
+                stored = frame_hashes_of(master, crops=STORED_CROPS)
+                whole = stored[:len(stored) // 2]
+                got = decode(master)
+                truth = payload_bits(payload ^ WHITENING) > 0.5
+                for fraction in (0.8, 0.9):
+                    for rescale in (False, True):
+                        cut = [centre_crop(f, fraction) for f in got]
+                        if rescale:
+                            cut = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+                                   for f in cut]
+                        copy = write_clip(cut, folder / "copy.mp4", 23)
+                        picks = [cut[i] for i in np.linspace(0, len(cut) - 1, 6).astype(int)]
+                        wrong = {}
+                        for hyp in (1.0, 0.9, 0.8):
+                            mean = np.mean([frame_logits(f, crop=hyp) for f in picks], axis=0)
+                            wrong[hyp] = int(np.sum((mean > 0) != truth))
+                        blind = detector.detect_file(copy).payload
+                        named = match_issued(copy, issued)
+                        query = frame_hashes_of(copy)
+                        row = {"clip": clip, "payload": f"{payload:08x}", "crop": fraction,
+                               "rescaled": rescale, "wrong_bits": wrong,
+                               "blind_found": blind == payload,
+                               "blind_wrong": blind not in (None, payload),
+                               "named": None if named is None else f"{named.payload:08x}",
+                               "named_right": named is not None and named.payload == payload,
+                               "score": None if named is None else round(named.score, 3),
+                               "hash_whole": frame_distance(query, whole),
+                               "hash_stored": frame_distance(query, stored)}
+                        rows.append(row)
+                        log(f"  {clip} {payload:08x} crop {fraction} "
+                            f"{'rescaled' if rescale else 'as is'}: wrong {wrong}, blind "
+                            f"{'found' if row['blind_found'] else 'no'}, named "
+                            f"{row['named']} ({row['score']}), hashes whole "
+                            f"{row['hash_whole']:.1f} / stored {row['hash_stored']:.1f}")
+    lines = ["| copy (3 clips × 2 payloads each) | wrong bits at hypothesis 1.0 / 0.9 / 0.8 "
+             "| blind found | match_issued right (of 1000) | wrong named | "
+             "frame hashes: whole / with centre (limit 12) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for fraction in (0.8, 0.9):
+        for rescale in (False, True):
+            sel = [r for r in rows if r["crop"] == fraction and r["rescaled"] == rescale]
+            bits = " / ".join(str([r["wrong_bits"][k] for r in sel]) for k in (1.0, 0.9, 0.8))
+            lines.append(
+                f"| {int(fraction * 100)} % centre crop{', rescaled' if rescale else ''}, "
+                f"CRF 23 | {bits} | {sum(r['blind_found'] for r in sel)}/{len(sel)} | "
+                f"{sum(r['named_right'] for r in sel)}/{len(sel)} | "
+                f"{sum(r['named'] is not None and not r['named_right'] for r in sel)} | "
+                f"{max(r['hash_whole'] for r in sel):.1f} / "
+                f"{max(r['hash_stored'] for r in sel):.1f} (worst) |")
+    print("\n".join(lines))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps({"rows": rows, "table": lines}, indent=2))
+    log(f"wrote {out_path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one clip, one round")
     parser.add_argument("--false-positives", action="store_true",
                         help="detect on >= 200 unmarked videos instead (see module doc)")
+    parser.add_argument("--crops", action="store_true",
+                        help="80 %% / 90 %% centre crops of marked 720p clips (see crops())")
+    parser.add_argument("--frames", type=int, default=40, help="with --crops: frames per clip")
     parser.add_argument("--limit", type=int, default=None,
                         help="with --false-positives: only the first N files")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.false_positives:
         return false_positives(args.limit, args.out or FP_OUT)
+    if args.crops:
+        return crops(args.frames, args.out or CROP_OUT)
     args.out = args.out or OUT
     rounds, clips = (1, CLIPS[:1]) if args.quick else (3, CLIPS)
     load_start = os.getloadavg()

@@ -349,6 +349,23 @@ class ManifestStore:
                 found.append(stored)
         return found
 
+    def look_alikes(self, frame_hashes: Sequence[int], *,
+                    max_distance: float = DEFAULT_MAX_DISTANCE) -> list[StoredManifest]:
+        """Every stored output with a payload whose frames are within ``max_distance`` of
+        ``frame_hashes`` (one pass over the records: for naming a payload among the outputs
+        a file could be a copy of, when its watermark read alone names none)."""
+        if not frame_hashes:
+            return []
+        found = []
+        for record in sorted(self._by_hash.glob("*.json")):
+            if not _SHA256_RE.match(record.stem):
+                continue
+            stored = self.by_hash(record.stem)
+            if stored is not None and stored.payload is not None and \
+                    frame_distance(frame_hashes, stored.frame_hashes) <= max_distance:
+                found.append(stored)
+        return found
+
     def best_match(self, payload: int, frame_hashes: Sequence[int], *,
                    max_distance: float = DEFAULT_MAX_DISTANCE,
                    min_margin: float = DEFAULT_MIN_MARGIN) -> Match:

@@ -73,8 +73,12 @@ cases on three GRID clips; brbk7n letterboxed kept 4 wrong bits); at GRID's nati
 360×288, a CRF 23 re-encode or a halving leaves 2-5 wrong bits, some of them confident,
 depending on the clip *and the payload*, beyond the decoder (``verify`` then still recovers
 the manifest by matching the read against the issued payloads within 4 bits, confirmed by
-frame hashes). An 80 % centre crop leaves 4-6 wrong bits on GRID-based 720p clips (decoding at
-the matching scale, 0.8, does not help: the errors come from the lost area). Horizontal flips,
+frame hashes). An 80 % centre crop leaves 4-7 wrong bits on GRID-based 720p clips even read at
+the matching scale (``frame_logits(crop=0.8)``): the decoder's attention read some bits in the
+lost border. It is not found blind; ``verify`` names its payload by correlation among the
+stored outputs whose frames look like it (``crop_reads``, ``best_issued``; the right payload
+correlates best at hypothesis 0.8 on every measured crop, 0.82-0.97) and confirms it by the
+centre-80 % frame hashes each output's record keeps (docs/provenance.md). Horizontal flips,
 rotations and synthetic flat-colour content are out of scope (RivaGAN's residual does not
 survive them or is not embedded in them: smptebars, testsrc2 read at chance when marked).
 
@@ -96,7 +100,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -551,34 +555,44 @@ def soft_scores(mean_logits: ArrayLike, candidates: Iterable[Payload]) -> NDArra
     return np.asarray(signs @ (mean / max(float(np.abs(mean).sum()), 1e-9)))
 
 
-def match_issued(path: str | os.PathLike[str], candidates: Iterable[Payload], *,
-                 crops: tuple[float, ...] = CROP_HYPOTHESES, frames: int = MATCH_FRAMES,
-                 min_score: float = MATCH_MIN_SCORE, min_margin: float = MATCH_MIN_MARGIN
-                 ) -> IssuedMatch | None:
-    """Which of ``candidates`` (the payloads actually issued) the file's frames correlate
-    with best, trying each centre-crop hypothesis in ``crops``; ``None`` unless the best
-    scores ≥ ``min_score`` and beats every other candidate by ≥ ``min_margin``.
+def crop_reads(path: str | os.PathLike[str], *, crops: tuple[float, ...] = CROP_HYPOTHESES,
+               frames: int = MATCH_FRAMES, known: Mapping[float, ArrayLike] | None = None
+               ) -> dict[float, NDArray[np.float32]]:
+    """Mean logits of ``frames`` sampled frames (bars stripped) under each crop hypothesis
+    (``frame_logits``). ``known`` maps hypotheses already read (``Detection.mean_logits``
+    for 1.0) to their mean logits, which are not decoded again."""
+    means = {c: np.asarray(v, dtype=np.float32).reshape(PAYLOAD_BITS)
+             for c, v in (known or {}).items() if c in crops}
+    rows: dict[float, list[NDArray[np.float32]]] = {c: [] for c in crops if c not in means}
+    if rows:
+        for frame in sample_frames(path, frames):
+            picture = strip_black_bars(frame)
+            for crop in rows:
+                rows[crop].append(frame_logits(picture, crop=crop))
+    means.update({c: np.mean(r, axis=0).astype(np.float32) for c, r in rows.items() if r})
+    return means
 
-    Not a detection: a chance read against a few thousand candidates reaches 0.80 (measured
-    on GRID clips), so this only *names a candidate*, which ``verify`` then has to confirm
-    by frame hashes before it recovers anything. Why it is needed: an 80 % centre crop of a
-    GRID-based 720p output keeps 4-6 wrong bits of 32 even read at the crop's own scale (the
-    decoder's attention put some bits in the lost border), beyond the code's corrections,
-    yet the correlation with the right payload is still the highest (0.82-0.96, runner-up
-    among 2,000 random code words 0.69-0.83; see the module docstring).
+
+def best_issued(reads: Mapping[float, ArrayLike], candidates: Iterable[Payload], *,
+                min_score: float = MATCH_MIN_SCORE, min_margin: float = MATCH_MIN_MARGIN
+                ) -> IssuedMatch | None:
+    """The candidate whose bits correlate best with the reads (``crop_reads``), taking each
+    candidate's best crop hypothesis; ``None`` unless it scores ≥ ``min_score`` and beats
+    every other candidate by ≥ ``min_margin``.
+
+    Not a detection: a chance read against a thousand candidates reaches 0.85 (measured on
+    GRID clips), so this only *names a candidate*; ``verify`` offers it only the payloads of
+    stored outputs whose frames look like the file, and confirms the winner by frame hashes.
+    Why it is needed: an 80 % centre crop of a GRID-based 720p output keeps 4-7 wrong bits
+    of 32 even read at the crop's own scale (the decoder's attention read some bits in the
+    lost border), beyond the code's corrections, yet the right payload still correlates
+    best (0.82-0.96 at hypothesis 0.8; see the module docstring).
     """
     pool = sorted({int(c) for c in candidates})
-    if not pool:
+    if not pool or not reads:
         return None
-    rows: dict[float, list[NDArray[np.float32]]] = {c: [] for c in crops}
-    for frame in sample_frames(path, frames):
-        picture = strip_black_bars(frame)
-        for crop in crops:
-            rows[crop].append(frame_logits(picture, crop=crop))
-    if not any(rows.values()):
-        return None
-    # Each candidate's best score over the crop hypotheses.
-    table = np.stack([soft_scores(np.mean(rows[c], axis=0), pool) for c in crops])
+    hypotheses = tuple(reads)
+    table = np.stack([soft_scores(reads[c], pool) for c in hypotheses])
     best_per = table.max(axis=0)
     order = np.argsort(best_per, kind="stable")[::-1]
     top = int(order[0])
@@ -586,7 +600,20 @@ def match_issued(path: str | os.PathLike[str], candidates: Iterable[Payload], *,
     score = float(best_per[top])
     if score < min_score or score - runner_up < min_margin:
         return None
-    return IssuedMatch(pool[top], score, runner_up, float(crops[int(table[:, top].argmax())]))
+    return IssuedMatch(pool[top], score, runner_up, float(hypotheses[int(table[:, top].argmax())]))
+
+
+def match_issued(path: str | os.PathLike[str], candidates: Iterable[Payload], *,
+                 crops: tuple[float, ...] = CROP_HYPOTHESES, frames: int = MATCH_FRAMES,
+                 min_score: float = MATCH_MIN_SCORE, min_margin: float = MATCH_MIN_MARGIN
+                 ) -> IssuedMatch | None:
+    """``best_issued`` over ``crop_reads`` of the file (nothing is decoded when there are
+    no candidates)."""
+    pool = {int(c) for c in candidates}
+    if not pool:
+        return None
+    return best_issued(crop_reads(path, crops=crops, frames=frames), pool,
+                       min_score=min_score, min_margin=min_margin)
 
 
 def strip_black_bars(rgb: U8Image, *, level: int = BAR_LEVEL,
