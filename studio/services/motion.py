@@ -37,13 +37,19 @@ class MotionExtraction:
 
 @dataclass(frozen=True)
 class MotionExtracted:
-    """The driver's verdict and the gate's decision (``None``: the performance matched no
-    enrolled performer, so there was no one to ask about); ``path`` is set on allow."""
+    """The driver's verdict and the decision of record (the gate's; or, when the performance
+    matched no enrolled performer and there was no one to ask about, a ledgered refusal);
+    ``path`` is set on allow."""
 
     motion: Motion
     match: IdentityMatch
-    decision: Decision | None
+    decision: Decision
     path: Path | None
+
+
+#: Why an extraction is refused when the performance is no enrolled performer's.
+UNMATCHED_DRIVER = ("the driving performance matches no enrolled performer throughout (every "
+                    "identity sample must be the same consenting performer); it is not kept")
 
 
 def motion_of(ctx: AppContext, video: Path, neutral: Neutral = "rest") -> Motion:
@@ -81,4 +87,22 @@ def extract_motion_file(ctx: AppContext, req: MotionExtraction) -> MotionExtract
                                project_id=req.project_id, language=req.language,
                                territory=req.territory, channel=req.channel,
                                operator=req.operator)
+    if issued.decision is None:  # no one to ask the gate about: a refusal of record
+        return MotionExtracted(motion, issued.match, _refuse_unmatched(ctx, req, motion,
+                                                                       issued.match), None)
     return MotionExtracted(motion, issued.match, issued.decision, issued.path)
+
+
+def _refuse_unmatched(ctx: AppContext, req: MotionExtraction, motion: Motion,
+                      match: IdentityMatch) -> Decision:
+    from studio.motion_seals import driving_request
+    from studio.render.authorization import DRIVER_TRACK
+
+    # The extraction's own request, every field checked, with no subject (there is none).
+    request = driving_request(
+        ctx.settings, "nobody", operation="motion_extract", project_id=req.project_id,
+        language=req.language, territory=req.territory, channel=req.channel,
+        operator=req.operator, source_sha256=str(motion.identity.video_sha256),
+    ).model_copy(update={"subjects": ()})
+    return ctx.registry.record_refusal(request, [match], UNMATCHED_DRIVER,
+                                       known_tracks=[DRIVER_TRACK])

@@ -85,3 +85,22 @@ def test_a_missing_render_input_is_not_found(settings: Settings, tmp_path: Path,
     assert exc is None, output
     assert got == 4, output
     assert json.loads(output)["message"].endswith("missing.wav is not a readable file")
+
+
+def test_motion_extract_of_a_driver_nobody_enrolled_is_a_refusal_of_record(
+        settings: Settings, tmp_path: Path) -> None:
+    """OTHER_VOICE's speaker is enrolled for no one: there is no performer to ask the gate
+    about, and the refusal is still a deny decision in the ledger (issue 15); no file."""
+    from .conftest import OTHER_VOICE
+
+    out = tmp_path / "take.motion.npz"
+    got, output, exc = _run(settings, "motion", "extract", str(OTHER_VOICE), "--out", str(out),
+                            *RELEASE, "--json")
+    assert exc is None, output
+    assert got == 1, output
+    result = json.loads(output)
+    decision = result["decision"]
+    assert result["error"] == "denied" and decision["allowed"] is False
+    assert decision["ledger_index"] is not None and decision["request"]["subjects"] == []
+    assert "matches no enrolled performer" in decision["reasons"][0]
+    assert not out.exists()
