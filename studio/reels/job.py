@@ -33,13 +33,16 @@ publication in one transaction).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -67,6 +70,7 @@ from studio import __version__
 from studio.errors import (
     ConsentRefused,
     InputNotFoundError,
+    JobStateError,
     NoConsentedFaceError,
     ReelInputError,
     RenderDenied,
@@ -178,6 +182,12 @@ class ReelJob:
             raise ReelInputError(f"reel {reel.reel_id} has no dialogue in "
                                  f"{self.release.language}")
         self.lang_folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.lang_folder / "lock", f"reel {reel.reel_id} in "
+                        f"{self.release.language}"):
+            return self._run()
+
+    def _run(self) -> ReelOutcome:
+        reel = self.reel
         self._sweep()
         assignment = self._assign()
         plans = self._plan(assignment)
@@ -443,6 +453,22 @@ class ReelJob:
             self.notes.append("no shot was rendered: nothing to deliver")
             return {"digest": digest, "items": [], "note": "no shot was rendered"}
         return Delivery(self, rendered, digest).run()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, what: str) -> Iterator[None]:
+    """One run of a reel job per reel and language at a time (an advisory lock, released by
+    the kernel when the process dies, so a killed run never blocks the next)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobStateError(f"{what} is being rendered by another run; wait for it, or "
+                                "see `studio reel status`") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _shot_script(character: str, lines: tuple[Any, ...], shot: Shot, rate: Fraction) -> str:
