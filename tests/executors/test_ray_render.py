@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,7 @@ from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
 from studio.cli import app
+from studio.executors import LocalExecutor
 from studio.executors.ray_executor import SHOT_CHUNK, RayExecutor
 from studio.executors.worker import ChunkTask, chunk_dir, input_hashes, render_chunk
 from studio.jobs import JobManager, JobStatus
@@ -33,7 +36,7 @@ from studio.render.staging import staging_root
 from studio.settings import Settings
 from tests.factory import match, request
 
-from .conftest import DEMO_SHOT, OTHER_VOICE
+from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -80,6 +83,11 @@ def _until(what: str, check: Callable[[], Any], *, job: JobManager | None = None
 def _published(registry: Registry, sha256: str) -> int:
     with registry.store.session() as s:
         return len(Ledger.entries_referencing(s, "output", sha256, EventType.OUTPUT_PUBLISHED))
+
+
+def _outputs(settings: Settings) -> list[str]:
+    folder = settings.outputs_dir
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
 def _publications(registry: Registry) -> int:
@@ -193,8 +201,76 @@ def test_a_cancelled_job_stops_its_task(manager: JobManager, pg_settings: Settin
     ready, _ = ray.wait([ref], timeout=60)
     assert ready  # the task has ended, not merely been abandoned
     assert job.job_id not in executor.running
-    assert not any(p.name.startswith("cancelled.") for p in pg_settings.outputs_dir.iterdir())
+    assert not any(name.startswith("cancelled.") for name in _outputs(pg_settings))
     assert _publications(pg_registry) == before  # nothing was ledgered as published
+    _ledger_ok(pg_registry)
+
+
+# -- a head restart ------------------------------------------------------------------------------
+
+_HEAD = """
+import sys, time
+from pathlib import Path
+from studio.bootstrap import open_registry
+from studio.jobs import JobManager
+from studio.render import RenderRequest
+from studio.settings import Settings
+
+settings = Settings.from_env()
+registry = open_registry(settings)
+jobs = JobManager(settings, registry, registry.store, workers=1)
+record = jobs.submit(RenderRequest(
+    operation="lipsync", source=Path(sys.argv[1]), dub=Path(sys.argv[2]), project_id="demo-dub",
+    language="es", source_language="en", territory="FR", operator="Test Operator",
+    output_name="restart.es.mp4"), "otto")
+print(record.job_id, flush=True)
+time.sleep(3600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_head_killed_mid_render_leaves_an_interrupted_job_and_no_publication(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster) -> None:
+    """The studio process (the head, with its own Ray driver) is SIGKILLed while a worker
+    renders its job: Ray ends the task with its driver, the next start marks the job
+    interrupted and cleans its staging, and nothing is published."""
+    env = {**os.environ, "STUDIO_DATA": str(pg_settings.data_dir),
+           "STUDIO_DATABASE_URL": pg_settings.database_url, "STUDIO_EXECUTOR": "ray",
+           "RAY_ADDRESS": cluster.address}
+    before = _publications(pg_registry)
+    head = subprocess.Popen([sys.executable, "-c", _HEAD, str(DEMO_SHOT), str(OTHER_VOICE)],
+                            env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert head.stdout is not None
+        job_id = head.stdout.readline().strip()
+        assert job_id.startswith("job-"), job_id
+
+        def rendering() -> dict[str, Any]:
+            assert head.poll() is None, "the head process ended by itself"
+            return _running_attempt(pg_settings, job_id, 5)
+
+        attempt = _until("the worker to render 5 frames", rendering)
+    finally:
+        head.kill()
+        head.wait()
+    _until("Ray to end the dead head's task", lambda: not _alive(int(attempt["pid"])))
+    restarted = JobManager(pg_settings, pg_registry, pg_registry.store, workers=1,
+                           executor=LocalExecutor())
+    try:
+        record = restarted.get(job_id)
+        assert record.status is JobStatus.FAILED and "interrupted" in (record.error or "")
+    finally:
+        restarted.shutdown()
+    assert not (staging_root(pg_settings) / "jobs" / job_id).exists()
+    assert not any(name.startswith("restart.") for name in _outputs(pg_settings))
+    assert _publications(pg_registry) == before
     _ledger_ok(pg_registry)
 
 
