@@ -201,3 +201,18 @@ def test_a_reel_is_kept_with_its_shots_and_the_cli_imports_casts_and_refuses(
     assert code == 0 and body["cast"] == {"ANA": "demo-performer"} and body["jobs"] == []
     assert [s["frames"] for s in body["shot_list"]] == [45, 30, 20]
     assert studio("status", "reel-nothere")[0] == 4
+
+    # A second run of the same reel and language while one holds it: refused at once.
+    import fcntl
+    import os
+
+    lock = settings.data_dir / "reels" / reel_id / "fr" / "lock"
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_CREAT | os.O_WRONLY, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        code, body = studio("render", reel_id, "--language", "fr", "--territory", "FR",
+                            "--operator", "Test", "--dialogue", f"ANA={stem}")
+    finally:
+        os.close(fd)
+    assert code == 5 and "another run" in str(body["message"]), body
