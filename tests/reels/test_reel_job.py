@@ -2,8 +2,9 @@
 rendered, the shot of a face without consent is refused (ledgered) and copied, the shot
 without a face is copied; the conformed review proxy and ProRes master keep the reel's frame
 count, rate and timecode; an interrupted job resumes without rendering again what was done;
-a changed dub renders again only its character's shots; after a revocation the kept shot is
-refused and nothing is delivered."""
+a changed dub renders again only its character's shots; under a grant that requires approval
+the deliverables are held; after a revocation the kept shot is refused and nothing is
+delivered."""
 
 from __future__ import annotations
 
@@ -153,9 +154,19 @@ def test_reel_job_renders_consented_shots_resumes_and_rerenders_only_changed(
     assert changed.rendered_now == (0,)
     assert changed.deliverables["digest"] != done.deliverables["digest"]
 
-    # 5. The demo performer revokes: their kept shot is asked about again and refused
-    # (their templates are gone: no face has consent), so nothing is left to deliver.
-    registry.revoke_grant("demo-grant-0001", reason="withdrawn", officer="Officer",
+    # 5. The performer's grant is replaced by one that requires their approval: the kept
+    # shot (made under the old grant) renders again, and every deliverable is held.
+    from tests.render.test_approval_render import GRANT, _held_grant
+
+    _held_grant(registry)
+    held = render({"ANA": ana2, "BEN": ben})
+    assert held.rendered_now == (0,)
+    assert held.shots[0].outcome["approval"] == "awaiting"
+    assert {i["approval"] for i in held.deliverables["items"]} == {"awaiting"}
+
+    # 6. The performer revokes: their kept shot is asked about again and refused (their
+    # templates are gone: no face has consent), so nothing is left to deliver.
+    registry.revoke_grant(GRANT, reason="withdrawn", officer="Officer",
                           performer_request_reference="REQ-17")
     revoked = render({"ANA": ana2, "BEN": ben})
     assert revoked.rendered_now == ()
