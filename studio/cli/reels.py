@@ -152,7 +152,8 @@ def reel_status(
 
 
 def _shot_table(shots: list[dict[str, Any]]) -> None:
-    table = Table("shot", "state", "characters", "reason / output")
+    table = Table("shot", "state", "characters")
+    table.add_column("reason / output", overflow="fold")  # a path is never cut short
     for s in shots:
         table.add_row(str(s["shot"]), s["state"], ", ".join(s["characters"]),
                       s["reason"] or str(s["outcome"].get("output", "")))
