@@ -82,3 +82,14 @@ def performer(registry: Registry, performer_key: PrivateKey, clock: Clock) -> Pr
     registry.add_key("perf-a", performer_key.public_key, officer="Officer O",
                      now=clock.now.replace(year=2025))
     return performer_key
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cli_state() -> Iterator[None]:
+    """The CLI's root options (``--data``) live on a class for its subcommands; a test that
+    ran the root command must not hand its data folder to the next test in the process."""
+    from studio.cli.common import State
+
+    State.data_dir = None
+    yield
+    State.data_dir = None
