@@ -26,7 +26,10 @@ watermark is found, the manifest store is searched by its payload and the candid
 by perceptual frame hashes, and the report says plainly that the manifest was *recovered*: its
 hard binding cannot hold for a re-encoded copy, so its content is shown, not its integrity.
 "Recovered" needs both: a payload whose frames match no stored manifest is reported as what it
-is (a watermark payload, nothing more) and earns no badge.
+is (a watermark payload, nothing more) and earns no badge. A centre-cropped copy, whose blind
+read keeps too many wrong bits, is traced the other way round: the stored outputs whose frames
+(whole, or their centre 80 %) look like it are the candidates, and the one whose payload the
+frames read under crop hypotheses correlate with best is taken (``_recover``).
 """
 
 from __future__ import annotations
@@ -359,13 +362,15 @@ def _recover(path: Path, detection: Detection, manifests: ManifestStore,
         # border (4-7 wrong of 32 at 80 %): read again under crop hypotheses and name the
         # payload that correlates best, among the stored outputs whose frames (whole or
         # centre) look like this file's, so that a chance correlation can name nothing else.
+        # Hashes first: they cost a decode and no model call, and an unrelated file stops
+        # there.
         try:
-            reads = crop_reads(path, known={1.0: detection.mean_logits}
-                               if detection.frames_used else None)
-            if best_issued(reads, in_use, min_margin=0.0) is not None:
-                hashes = frame_hashes_of(path)
-                look_alikes = {m.payload for m in manifests.look_alikes(hashes)
-                               if m.payload is not None}
+            hashes = frame_hashes_of(path)
+            look_alikes = {m.payload for m in manifests.look_alikes(hashes)
+                           if m.payload is not None}
+            if look_alikes:
+                reads = crop_reads(path, known={1.0: detection.mean_logits}
+                                   if detection.frames_used else None)
                 named = best_issued(reads, look_alikes)
                 near = None if named is None else named.payload
         except (OSError, ValueError, StoreError):
