@@ -48,7 +48,7 @@ from consent.keys import short_id
 from consent.registry import Registry
 from studio.accounts import AccessDenied, Accounts, Role, User
 from studio.errors import RequestError, UsageError
-from studio.identity import IdentifyResult, embedder_for, identify_scan
+from studio.identity import IdentifyResult, embedder_for
 from studio.jobs import JobManager, JobRecord, JobStatus
 from studio.render import RenderRequest
 from studio.render.request import Operation
@@ -280,27 +280,13 @@ def _crop(rgb: NDArray[np.uint8], box: Sequence[float], size: int = 160) -> NDAr
 
 def scan_with_thumbnails(video: Path, registry: Registry, settings: Settings,
                          ) -> tuple[IdentifyResult, dict[str, NDArray[np.uint8]]]:
-    """Track and identify the faces of a shot, keeping a crop of each track's first frame."""
-    from pipelines.faces.scan import scan_video
-    from pipelines.media.reader import VideoReader
+    """Track and identify the faces of a shot (the render's own analysis, kept for the render
+    that follows), with a picture of each track's face on its first frame."""
+    from studio.services import faces
+    from studio.services.context import AppContext
 
-    embedder = embedder_for(settings)
-    thumbs: dict[str, NDArray[np.uint8]] = {}
-    saturated = 0
-
-    def on_frame(_index: int, rgb: Any, faces: list[Any]) -> None:
-        nonlocal saturated
-        saturated += len(faces) >= 8
-        for track_id, obs in faces:
-            label = f"t{track_id}"
-            if label not in thumbs:
-                thumbs[label] = _crop(np.asarray(rgb), obs.bbox)
-
-    with VideoReader(video, on_vfr="conform") as reader:
-        scan = scan_video((frame.rgb for frame in reader), embedder, max_faces=8,
-                          on_frame=on_frame)
-    result = identify_scan(scan, registry, embedder, max_faces=8, saturated_frames=saturated)
-    return result, thumbs
+    scan = faces.scan_shot_for_render(AppContext(settings, registry), video, _crop)
+    return scan.identity, scan.thumbnails
 
 
 def _still_with_thumbnail(image: Path, registry: Registry, settings: Settings,

@@ -169,3 +169,15 @@ def test_the_cache_can_be_turned_off(settings: Settings, registry: Registry,
     off = Settings.from_env(settings.data_dir)
     RenderJob(_request(), off, registry).run()
     assert _entries(off) == []
+
+
+def test_the_render_reuses_the_operators_scan(settings: Settings, registry: Registry) -> None:
+    from studio.services import faces
+    from studio.services.context import AppContext
+
+    scan = faces.scan_shot_for_render(AppContext(settings, registry), DEMO_SHOT)
+    assert not scan.reused and scan.identity.track_ids
+    outcome = RenderJob(_request(), settings, registry).run()
+    assert _reused(outcome.job_dir)
+    rendered = json.loads((outcome.job_dir / "identity.json").read_text())
+    assert rendered == scan.identity.to_json()

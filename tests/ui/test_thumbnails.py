@@ -37,6 +37,11 @@ def test_the_shot_and_still_thumbnails_show_the_face(studio: Studio) -> None:
     assert thumb.shape == (160, 160, 3)
     cx, cy = _face_centre(thumb)
     assert abs(cx - 0.5) < 0.1 and abs(cy - 0.5) < 0.1
+    # The scan kept its analysis: a second scan reuses it and draws the same thumbnails from
+    # the kept meshes.
+    again, kept = scan_with_thumbnails(DEMO_SHOT, studio.registry, studio.settings)
+    assert kept.keys() == thumbs.keys() and again.track_ids == _result.track_ids
+    assert np.abs(kept[next(iter(kept))].astype(int) - thumb.astype(int)).mean() < 2
     _result, thumbs = _still_with_thumbnail(STILL, studio.registry, studio.settings)
     (thumb,) = thumbs.values()
     cx, cy = _face_centre(thumb)
