@@ -20,8 +20,8 @@ from consent.gate import Decision
 from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
-from tests.factory import Clock, match, request
 from tests.consent.test_registry_gate import OFFICER, import_grant, ledger_ok
+from tests.factory import Clock, match, request
 
 OUTPUT = "ab" * 32
 MANIFEST = "urn:c2pa:test-manifest"

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from consent import gate
-from tests.factory import match, request
 from tests.consent.test_gate import decide
+from tests.factory import match, request
 
 
 def seg(track: str = "t1", first: int = 0, last: int = 40, performer: str = "perf-a",

@@ -10,9 +10,9 @@ from pipelines.edits import TrackChange
 from pipelines.faces.warp import Roi
 from studio.provenance.manifest import SEGMENTS_LABEL, FaceSegments
 from studio.render.segments import manifest_segments, same_segments
+from tests.consent.test_gate import decide
 from tests.consent_guard.test_gate_segments import seg
 from tests.factory import request
-from tests.consent.test_gate import decide
 
 
 def _allowed(*segments: dict[str, object]) -> gate.Decision:
