@@ -270,7 +270,7 @@ def test_a_second_render_of_a_reserved_name_is_refused_before_any_work(
     assert "same.mp4" in str(r.refusal) and r.first.job_id in str(r.refusal)
     log = [json.loads(line)["message"] for line in
            (r.second.folder / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 1 and log[0].startswith("stopped: RequestError")  # before any work
+    assert len(log) == 1 and log[0].startswith("stopped: OutputExistsError")  # before any work
     # The second render asked the gate nothing and published nothing.
     assert sum(t is EventType.DECISION for t, _ in _events(r.registry)) == \
         r.decisions_before_second + 1  # the first render's re-check only

@@ -54,8 +54,14 @@ BUSY_JS = """() => {
     if (el.classList.contains('pending') || el.classList.contains('uploading') || working)
       parts.push(el.className + ':' + (working ? text : ''));
   }
+  // The app itself still loading after a navigation (its config and scripts).
+  for (const el of document.querySelectorAll('p'))
+    if ((el.innerText || '').trim() === 'Loading...') { parts.push('app:loading'); break; }
   return parts.join('|');
 }"""
+# A backstop for the assertions that read a page which has finished its work (the waits
+# above follow the work itself): a loaded machine may take more than Playwright's 5 s to paint.
+expect.set_options(timeout=int(STALL_S * 1000))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -109,7 +115,10 @@ def _sign_in(browser: Browser, url: str, user: str) -> tuple[BrowserContext, Pag
     page.get_by_label("username").fill(user)
     page.get_by_label("password").fill(PASSWORDS[user])
     page.get_by_role("button", name="Login").click()
-    expect(page.locator("#whoami")).to_contain_text(f"`{user}`".strip("`"))
+    whoami = page.locator("#whoami")
+    # The app loads after the sign-in (slowly on a loaded machine): follow it, then look.
+    _wait_until(page, lambda: whoami.count() > 0 and user in whoami.inner_text(),
+                f"{user}'s signed-in page")
     return context, page
 
 
@@ -289,7 +298,10 @@ def test_a_one_time_password_opens_on_the_account_tab(served: tuple[str, Studio]
     page.get_by_label("username").fill("fern")
     page.get_by_label("password").fill("fresh-one-time-1")
     page.get_by_role("button", name="Login").click()
-    expect(page.locator("#whoami")).to_contain_text("change it in the Account tab")
+    whoami = page.locator("#whoami")
+    _wait_until(page, lambda: whoami.count() > 0
+                and "change it in the Account tab" in whoami.inner_text(),
+                "the first sign-in's page")
     _settle(page, "the page's first load")
     expect(page.get_by_role("tab", name="Account")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#account-current")).to_be_visible()
