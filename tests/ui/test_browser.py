@@ -21,6 +21,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from consent.documents import Grant, sign_draft
 from consent.keys import PrivateKey
@@ -77,14 +78,29 @@ def browser() -> Iterator[Browser]:
 
 
 def _busy(page: Page) -> str:
-    """What the page shows of work in progress ('' when idle)."""
-    return str(page.evaluate(BUSY_JS))
+    """What the page shows of work in progress ('' when idle); a page between two documents
+    (the sign-in's navigation) is work in progress too."""
+    try:
+        return str(page.evaluate(BUSY_JS))
+    except PlaywrightError as exc:
+        if "navigat" in str(exc) or "context was destroyed" in str(exc):
+            return "page:navigating"
+        raise
+
+
+def _holds(done: Callable[[], bool]) -> bool:
+    try:
+        return done()
+    except PlaywrightError as exc:  # the page navigated while it was read
+        if "navigat" in str(exc) or "context was destroyed" in str(exc):
+            return False
+        raise
 
 
 def _wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
     """Wait until ``done()``, for as long as the page shows the work progressing."""
     state, since = _busy(page), time.monotonic()
-    while not done():
+    while not _holds(done):
         now_state = _busy(page)
         if now_state != state:
             state, since = now_state, time.monotonic()
