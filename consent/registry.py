@@ -378,6 +378,26 @@ class Registry:
         doc.verify(self.public_key)
         return doc.payload
 
+    @staticmethod
+    def _performer_signer(s: Session, doc: SignedDocument[Any], keys: dict[str, KeyStatus],
+                          pid: str, what: str) -> KeyStatus:
+        """Which of ``pid``'s keys signed ``doc`` (an active one first when it carries several
+        of the performer's signatures); a key of another performer, or none registered, is
+        refused by name."""
+        candidates = sorted((sig for sig in doc.signatures if sig.keyid in keys),
+                            key=lambda sig: keys[sig.keyid].status != "active")
+        if candidates:
+            return keys[candidates[0].keyid]
+        foreign = [row for sig in doc.signatures
+                   if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
+        if foreign:
+            raise UnknownKeyError(
+                f"{what} is for {pid} but signed with key "
+                f"{short_id(foreign[0].key_id)} of performer {foreign[0].performer_id}")
+        ids = ", ".join(short_id(sig.keyid) for sig in doc.signatures)
+        raise UnknownKeyError(f"{what} is signed by {ids}, which is not a key registered to "
+                              f"{pid}")
+
     def _key_statuses(self, s: Session, performer_id: str) -> dict[str, KeyStatus]:
         bindings: dict[str, PerformerKey] = {}
         for row in s.scalars(select(PerformerKeyRow).where(
@@ -429,21 +449,7 @@ class Registry:
         with self.store.session() as s:
             self._record(s, pid)
             keys = self._key_statuses(s, pid)
-            # Prefer an active key when a grant carries several of the performer's signatures.
-            candidates = sorted((sig for sig in doc.signatures if sig.keyid in keys),
-                                key=lambda sig: keys[sig.keyid].status != "active")
-            signer = candidates[0] if candidates else None
-            if signer is None:
-                foreign = [row for sig in doc.signatures
-                           if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
-                if foreign:
-                    raise UnknownKeyError(
-                        f"grant {g.grant_id} is for {pid} but signed with key "
-                        f"{short_id(foreign[0].key_id)} of performer {foreign[0].performer_id}")
-                ids = ", ".join(short_id(sig.keyid) for sig in doc.signatures)
-                raise UnknownKeyError(f"grant {g.grant_id} is signed by {ids}, which is not a "
-                                      f"key registered to {pid}")
-            key = keys[signer.keyid]
+            key = self._performer_signer(s, doc, keys, pid, f"grant {g.grant_id}")
             doc.verify(self._binding(s, key.key_id).key)
             if key.status == "revoked":
                 raise KeyUnusableError(f"grant {g.grant_id} is signed with key "
@@ -895,19 +901,7 @@ class Registry:
             self.ledger.lock(s)  # what is checked below is what the append follows
             self._record(s, pid)
             keys = self._key_statuses(s, pid)
-            candidates = sorted((sig for sig in doc.signatures if sig.keyid in keys),
-                                key=lambda sig: keys[sig.keyid].status != "active")
-            if not candidates:
-                foreign = [row for sig in doc.signatures
-                           if (row := s.get(PerformerKeyRow, sig.keyid)) is not None]
-                if foreign:
-                    raise UnknownKeyError(
-                        f"approval {a.approval_id} is for {pid} but signed with key "
-                        f"{short_id(foreign[0].key_id)} of performer {foreign[0].performer_id}")
-                ids = ", ".join(short_id(sig.keyid) for sig in doc.signatures)
-                raise UnknownKeyError(f"approval {a.approval_id} is signed by {ids}, which is "
-                                      f"not a key registered to {pid}")
-            key = keys[candidates[0].keyid]
+            key = self._performer_signer(s, doc, keys, pid, f"approval {a.approval_id}")
             doc.verify(self._binding(s, key.key_id).key)
             if key.status != "active":
                 raise KeyUnusableError(f"approval {a.approval_id} is signed with key "
