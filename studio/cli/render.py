@@ -39,6 +39,16 @@ render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, 
 motion_app = typer.Typer(help="Driving performances kept as motion files (no pixels).",
                          no_args_is_help=True)
 
+#: Options every render command takes (one definition each: the help text cannot drift).
+ProjectOpt = Annotated[str, typer.Option("--project", help="Project id (as in the grant).")]
+TerritoryOpt = Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")]
+ChannelOpt = Annotated[Channel, typer.Option("--channel", help="Release channel.")]
+EpisodeOpt = Annotated[str | None, typer.Option("--episode")]
+SceneOpt = Annotated[str | None, typer.Option("--scene")]
+OutputOpt = Annotated[str | None, typer.Option("--output", help="Output file name in the "
+                                               "outputs folder (.mp4 or .mov).")]
+NonCommercialOpt = Annotated[bool, typer.Option("--non-commercial",
+                                                help="A non-commercial project.")]
 TrackOpt = Annotated[list[str] | None, typer.Option(
     "--track", help="Face track to edit (t1, t2, …; see `studio consent check --video`). "
     "Default: every face that matches a performer with consent.")]
@@ -83,9 +93,9 @@ class _Bar:
 @render_app.command("lipsync")
 def render_lipsync(
     source: Annotated[Path, typer.Argument(help="The source shot.")],
-    project: Annotated[str, typer.Option("--project", help="Project id (as in the grant).")],
+    project: ProjectOpt,
     language: Annotated[str, typer.Option("--language", help="Target language (BCP-47).")],
-    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    territory: TerritoryOpt,
     operator: Annotated[str, typer.Option("--operator", help="Who renders (for the ledger).")],
     dub: Annotated[Path | None, typer.Option("--dub", help="Recorded dub dialogue stem.")
                    ] = None,
@@ -99,17 +109,14 @@ def render_lipsync(
     source_language: Annotated[str | None, typer.Option(
         "--source-language", help="The shot's spoken language (for the C2PA 'translated' "
         "action).")] = None,
-    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
-                       ] = Channel.STREAMING,
-    episode: Annotated[str | None, typer.Option("--episode")] = None,
-    scene: Annotated[str | None, typer.Option("--scene")] = None,
-    output: Annotated[str | None, typer.Option("--output", help="Output file name in the "
-                                               "outputs folder (.mp4 or .mov).")] = None,
+    channel: ChannelOpt = Channel.STREAMING,
+    episode: EpisodeOpt = None,
+    scene: SceneOpt = None,
+    output: OutputOpt = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Seconds a dub may differ from "
                                              "the shot (padded / silent tail trimmed).")
                          ] = 0.5,
-    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="A non-commercial "
-                                                 "project.")] = False,
+    non_commercial: NonCommercialOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Lip-sync a shot to a recorded dub or a translated script, under consent."""
@@ -127,9 +134,9 @@ def render_lipsync(
 @render_app.command("reenact")
 def render_reenact(
     source: Annotated[Path, typer.Argument(help="The source shot, or a still image.")],
-    project: Annotated[str, typer.Option("--project", help="Project id (as in the grant).")],
+    project: ProjectOpt,
     language: Annotated[str, typer.Option("--language", help="Release language (BCP-47).")],
-    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    territory: TerritoryOpt,
     operator: Annotated[str, typer.Option("--operator", help="Who renders (for the ledger).")],
     driver: Annotated[Path | None, typer.Option("--driver", help="Driving performance video.")
                       ] = None,
@@ -138,14 +145,11 @@ def render_reenact(
     track: TrackOpt = None,
     head_pose: Annotated[bool, typer.Option("--head-pose", help="Also carry the driver's head "
                                             "rotation (within limits).")] = False,
-    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
-                       ] = Channel.STREAMING,
-    episode: Annotated[str | None, typer.Option("--episode")] = None,
-    scene: Annotated[str | None, typer.Option("--scene")] = None,
-    output: Annotated[str | None, typer.Option("--output", help="Output file name in the "
-                                               "outputs folder (.mp4 or .mov).")] = None,
-    non_commercial: Annotated[bool, typer.Option("--non-commercial", help="A non-commercial "
-                                                 "project.")] = False,
+    channel: ChannelOpt = Channel.STREAMING,
+    episode: EpisodeOpt = None,
+    scene: SceneOpt = None,
+    output: OutputOpt = None,
+    non_commercial: NonCommercialOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-animate a performer's face from a driving performance, under both people's consent."""
@@ -165,10 +169,9 @@ def motion_extract(
     project: Annotated[str, typer.Option("--project", help="Project the performance is kept "
                                          "for (the file drives renders of this project only).")],
     language: Annotated[str, typer.Option("--language", help="Release language (BCP-47).")],
-    territory: Annotated[str, typer.Option("--territory", help="Release territory (ISO 3166).")],
+    territory: TerritoryOpt,
     operator: Annotated[str, typer.Option("--operator", help="Who extracts (for the ledger).")],
-    channel: Annotated[Channel, typer.Option("--channel", help="Release channel.")
-                       ] = Channel.STREAMING,
+    channel: ChannelOpt = Channel.STREAMING,
     neutral: Annotated[str, typer.Option("--neutral", help="Neutral frame: 'rest', 'first' "
                                          "or a frame number.")] = "rest",
     as_json: JsonOpt = False,
