@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
@@ -58,6 +58,8 @@ from studio.settings import Settings
 log = logging.getLogger(__name__)
 
 SEAL: Final = "seal.json"
+# A seal lists a handful of names and hashes; anything far larger is not one of ours.
+_SEAL_MAX_BYTES: Final = 1 << 20
 _KEY_BYTES: Final = 32
 
 
@@ -143,7 +145,11 @@ class AnalysisCache:
 
     def _check_seal(self, folder: Path, key: str) -> str | None:
         try:
-            seal = json.loads((folder / SEAL).read_text(encoding="utf-8"))
+            with (folder / SEAL).open("rb") as fh:
+                raw = fh.read(_SEAL_MAX_BYTES + 1)
+            if len(raw) > _SEAL_MAX_BYTES:
+                return "its seal is larger than any seal the studio writes"
+            seal = json.loads(raw.decode("utf-8"))
             body, mac = seal["body"], bytes.fromhex(seal["mac"])
         except (OSError, ValueError, KeyError, TypeError):
             return "no readable seal"
@@ -152,8 +158,16 @@ class AnalysisCache:
             return "its seal does not verify"
         if body.get("key") != key:
             return "it is sealed for another shot or other parameters"
+        sealed = body.get("files")
+        if not isinstance(sealed, dict):
+            return "its seal lists no files"
+        # The whole folder, not only what the analysis reader opens: nothing unsealed rides
+        # along into the render's staging folder, whoever might read it later.
+        stray = _unsealed(folder, set(sealed))
+        if stray is not None:
+            return stray
         files = {p.relative_to(folder).as_posix(): p for p in analysis_files(folder)}
-        if sorted(files) != sorted(body.get("files", {})):
+        if sorted(files) != sorted(sealed):
             return "its files differ from the sealed list"
         for name, path in files.items():
             if sha256_file(path) != body["files"][name]:
@@ -212,6 +226,24 @@ class AnalysisCache:
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(_KEY_BYTES))
         return self.key_path.read_bytes()
+
+
+def _unsealed(folder: Path, sealed: set[str]) -> str | None:
+    """Why ``folder`` holds more than its seal and ``sealed`` (a link, a device, a stray file
+    or folder), or None when it holds exactly those."""
+    folders = {parent.as_posix() for name in sealed for parent in PurePosixPath(name).parents}
+    for path in folder.rglob("*"):
+        name = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            return f"{name} is a link"
+        if path.is_dir():
+            if name not in folders:
+                return f"{name}/ is not a sealed folder"
+        elif not path.is_file():
+            return f"{name} is not a regular file"
+        elif name != SEAL and name not in sealed:
+            return f"{name} is not in the seal"
+    return None
 
 
 def _canonical(body: object) -> bytes:

@@ -132,6 +132,47 @@ def test_a_tampered_entry_is_discarded_and_the_render_tracks_afresh(
     assert _reused(RenderJob(_request(), settings, registry).run().job_dir)
 
 
+@pytest.mark.parametrize("attack", ["stray-top", "stray-subfolder", "stray-in-landmarks",
+                                    "empty-folder", "link", "huge-seal"])
+def test_anything_the_seal_does_not_cover_discards_the_entry(
+        attack: str, settings: Settings, cached: tuple[AnalysisCache, Path],
+        tmp_path: Path) -> None:
+    """Files no reader opens today still must not ride into a render's staging folder."""
+    cache, entry = cached
+    if attack == "stray-top":
+        (entry / "notes.txt").write_text("planted")
+    elif attack == "stray-subfolder":
+        (entry / "landmarks" / "extra").mkdir()
+        (entry / "landmarks" / "extra" / "track-9.f32").write_bytes(b"\0" * 64)
+    elif attack == "stray-in-landmarks":
+        (entry / "landmarks" / "track-99.f32").write_bytes(b"\0" * 64)
+    elif attack == "empty-folder":
+        (entry / "later").mkdir()
+    elif attack == "link":
+        (entry / "landmarks" / "passwd").symlink_to("/etc/hostname")
+    else:  # a seal padded far past any the studio writes is refused unread
+        seal = json.loads((entry / "seal.json").read_text())
+        seal["padding"] = "x" * (2 << 20)
+        (entry / "seal.json").write_text(json.dumps(seal))
+    info = probe(DEMO_SHOT)
+    assert info.video is not None
+    params = render_analysis_params(settings, info.video.frame_rate, embedder_for(settings).name)
+    into = tmp_path / "staging"
+    assert cache.load(params, sha256_file(DEMO_SHOT), DEMO_SHOT, info, into) is None
+    assert not entry.exists() and not into.exists()
+
+
+def test_a_sound_entry_loads(settings: Settings, cached: tuple[AnalysisCache, Path],
+                             tmp_path: Path) -> None:
+    """The control for the case above: the untouched entry loads."""
+    cache, _ = cached
+    info = probe(DEMO_SHOT)
+    assert info.video is not None
+    params = render_analysis_params(settings, info.video.frame_rate, embedder_for(settings).name)
+    analysis = cache.load(params, sha256_file(DEMO_SHOT), DEMO_SHOT, info, tmp_path / "staging")
+    assert analysis is not None and analysis.tracks
+
+
 def test_other_bytes_under_the_same_name_never_hit(settings: Settings, registry: Registry,
                                                    cached: tuple[AnalysisCache, Path],
                                                    tmp_path: Path) -> None:
