@@ -6,6 +6,8 @@ registry signs (Ed25519, its own key, the same canonical envelope as every other
 after the gate *allowed* and ledgered a decision. The token binds:
 
 - the job and chunk (shot) it was issued for: a token travels with one task, nowhere else;
+  for a chunk of a long shot, also its frame range (``frames``): a token replayed on another
+  range is refused;
 - the SHA-256 of every input file: the worker hashes what it reads and compares;
 - the decision's id, ledger leaf index and content hash (``Registry.issue_decision_token``
   signs only for an allowed decision on record exactly so);
@@ -50,9 +52,11 @@ CLOCK_SKEW = timedelta(minutes=2)
 def token_draft(decision: Decision, *, job_id: str, chunk_id: str,
                 inputs: Mapping[str, str], traces: Mapping[str, Sequence[tuple[int, int]]],
                 watermark_payload: int, issued_at: datetime,
-                validity: timedelta = DEFAULT_VALIDITY) -> dict[str, Any]:
+                validity: timedelta = DEFAULT_VALIDITY,
+                frames: tuple[int, int] | None = None) -> dict[str, Any]:
     """The token for one chunk of a render allowed by ``decision`` (allowed, ledgered, with
-    segments); ``Registry.issue_decision_token`` signs it."""
+    segments); ``Registry.issue_decision_token`` signs it. ``frames``: the chunk's frame
+    range (first, last) when it is part of a shot; None: the whole shot."""
     if not decision.allowed or decision.ledger_index is None or not decision.decision_id:
         raise DecisionTokenError("only an allowed decision on the ledger can be handed to a "
                                  "worker")
@@ -72,12 +76,13 @@ def token_draft(decision: Decision, *, job_id: str, chunk_id: str,
         "watermark_payload": watermark_payload,
         "issued_at": format_timestamp(issued_at),
         "expires_at": format_timestamp(issued_at + validity),
+        **({} if frames is None else {"frames": [int(frames[0]), int(frames[1])]}),
     }
 
 
 def verify_token(raw: bytes, registry_key: PublicKey, *, job_id: str, chunk_id: str,
-                 inputs: Mapping[str, str], now: datetime | None = None
-                 ) -> RenderDecisionToken:
+                 inputs: Mapping[str, str], now: datetime | None = None,
+                 frames: tuple[int, int] | None = None) -> RenderDecisionToken:
     """The worker's check of ``raw`` (module docstring): the token it may act on, or a
     ``DecisionTokenError`` that says why the work is refused."""
     now = now or datetime.now(UTC)
@@ -105,6 +110,13 @@ def verify_token(raw: bytes, registry_key: PublicKey, *, job_id: str, chunk_id: 
     if token.job_id != job_id or token.chunk_id != chunk_id:
         raise DecisionScopeError(f"the decision was issued for {token.job_id}/{token.chunk_id}, "
                                  f"not for {job_id}/{chunk_id}")
+    if token.frames != (None if frames is None else (int(frames[0]), int(frames[1]))):
+        # A chunk's token is good for its own frames only: replayed on another range (or on
+        # the whole shot), it would let a task edit frames the head never handed it.
+        issued = "the whole shot" if token.frames is None else \
+            f"frames {token.frames[0]}-{token.frames[1]}"
+        asked = "the whole shot" if frames is None else f"frames {frames[0]}-{frames[1]}"
+        raise DecisionScopeError(f"the decision was issued for {issued}, not for {asked}")
     signed = {i.name: i.sha256 for i in token.inputs}
     if signed != dict(inputs):
         differ = sorted(n for n in set(signed) | set(inputs) if signed.get(n) != inputs.get(n))

@@ -417,11 +417,16 @@ class RenderDecisionToken(Model):
     watermark_payload: StrictInt = Field(ge=0, lt=2**32)
     issued_at: Timestamp
     expires_at: Timestamp
+    #: The chunk's frames (first, last, inclusive) when the task renders part of a shot;
+    #: absent: the whole shot (tokens without it keep their bytes: None is not signed).
+    frames: tuple[StrictInt, StrictInt] | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         if self.expires_at <= self.issued_at:
             raise ValueError("a decision token expires after it is issued")
+        if self.frames is not None and not 0 <= self.frames[0] <= self.frames[1]:
+            raise ValueError("a chunk's frames run from a first to a later last frame")
         for seg in self.segments:
             if seg.last_frame < seg.first_frame:
                 raise ValueError("a segment's last frame comes before its first")

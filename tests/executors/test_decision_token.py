@@ -112,3 +112,30 @@ def test_forged_edited_expired_and_foreign_tokens_are_refused(
         _check(raw, registry, inputs={**INPUTS, "source": "f" * 64})
     with pytest.raises(DecisionScopeError, match="script"):
         _check(raw, registry, inputs={**INPUTS, "script": "e" * 64})
+
+
+def test_a_chunk_token_is_good_for_its_own_frame_range_only(
+        registry: Registry, performer: PrivateKey) -> None:
+    decision = _allowed(registry, performer)
+    raw = registry.issue_decision_token(
+        _draft(decision, chunk_id="f0000000-0000029", frames=(0, 29))).to_bytes()
+    token = _check(raw, registry, chunk_id="f0000000-0000029", frames=(0, 29))
+    assert token.frames == (0, 29)
+    # Replayed on another range, or as the whole shot: refused.
+    for frames in ((30, 59), (0, 74), None):
+        with pytest.raises(DecisionScopeError, match="frames 0-29"):
+            _check(raw, registry, chunk_id="f0000000-0000029", frames=frames)
+    # The range is signed: widened afterwards, the signature fails.
+    envelope = json.loads(raw)
+    envelope["signed"]["frames"] = [0, 74]
+    with pytest.raises(ForgedDecisionError, match="does not verify"):
+        _check(canonical_bytes(envelope), registry, chunk_id="f0000000-0000029",
+               frames=(0, 74))
+    # A whole-shot token asked for a range is refused too, and keeps its former bytes (no
+    # ``frames`` field is signed for it).
+    whole = registry.issue_decision_token(_draft(decision)).to_bytes()
+    assert b'"frames"' not in whole
+    with pytest.raises(DecisionScopeError, match="whole shot"):
+        _check(whole, registry, frames=(0, 29))
+    with pytest.raises(DocumentError):
+        registry.issue_decision_token(_draft(decision, frames=(30, 10)))
