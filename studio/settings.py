@@ -71,6 +71,11 @@ class Settings:
     ray_task_gpus: float = 0.0
     ray_task_memory_mb: int = 1024
     ray_max_retries: int = 2
+    #: A shot longer than this many frames is split into frame-range tasks of at most this
+    #: size (``studio.render.chunks``); 1500 is a minute at 25 fps, so that a task's own
+    #: setup (decoding up to its range, the backend's per-track preparation) stays small
+    #: beside its rendering, and a retried task redoes at most a minute of work.
+    ray_chunk_frames: int = 1500
 
     @property
     def checkpoint_log_path(self) -> Path:
@@ -144,6 +149,7 @@ class Settings:
             ray_task_gpus=_float("STUDIO_RAY_TASK_GPUS", "0", 0.0, 16.0),
             ray_task_memory_mb=_int("STUDIO_RAY_TASK_MEMORY_MB", "1024", 64, 1_048_576),
             ray_max_retries=_int("STUDIO_RAY_MAX_RETRIES", "2", 0, 20),
+            ray_chunk_frames=_int("STUDIO_RAY_CHUNK_FRAMES", "1500", 2, 10_000_000),
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +27,12 @@ Progress = Callable[[int, int], None]
 """``progress(frames_written, total)`` after each frame."""
 
 
+class FrameWriter(Protocol):
+    """Where the loop's frames go: a :class:`VideoWriter`, or a chunk's lossless store."""
+
+    def write(self, frame: Frame | NDArray[np.uint8]) -> None: ...
+
+
 @dataclass(frozen=True)
 class StreamControls:
     """What the caller watches or adds while the loop runs (all optional)."""
@@ -36,7 +43,7 @@ class StreamControls:
 
 
 def edit_stream(frames: Iterable[Frame | tuple[int, NDArray[np.uint8]]], guard: EditGuard,
-                writer: VideoWriter, *, total: int, controls: StreamControls,
+                writer: VideoWriter | FrameWriter, *, total: int, controls: StreamControls,
                 what: str) -> int:
     """Edit and encode ``frames`` in order; returns how many were written.
 

@@ -169,6 +169,17 @@ class EmbeddedLipSync:
                 yield MeshEdit(frame, face.track_id, region, src, tgt, mesh, lips, prepared,
                                at_rest)
 
+    def settled(self, edit: FrameEdit) -> bool:
+        """Whether the frames before ``edit`` can no longer change how its track renders: the
+        state a track keeps from the first frames rendered (the neutral lip reference, the
+        synthetic mouth exemplar) is taken. A chunk of a long shot renders the frames before
+        its range, on a throwaway copy, until then (``run_lipsync_range``)."""
+        if not isinstance(edit, MeshEdit):
+            return True
+        prepared = edit.prepared
+        return ((prepared._reference is not None or not self.neutralise)
+                and (prepared.exemplar is not None or prepared._synthetic is not None))
+
     def render(self, rgb: NDArray[np.uint8], edits: Sequence[FrameEdit]) -> None:
         for edit in edits:
             if not isinstance(edit, MeshEdit):

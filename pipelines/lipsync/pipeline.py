@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
-from pipelines.edits.stream import FrameHook, Progress, StreamControls, edit_stream
+from pipelines.edits.stream import (
+    FrameHook,
+    FrameWriter,
+    Progress,
+    StreamControls,
+    edit_stream,
+)
 from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.lipsync.interface import (
@@ -42,7 +48,7 @@ from pipelines.lipsync.interface import (
     LipSyncBackend,
     SpeechDrive,
 )
-from pipelines.media import VideoReader, VideoWriter
+from pipelines.media import Frame, VideoReader, VideoWriter
 from pipelines.media.audio import Audio
 
 
@@ -97,20 +103,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
     if video is None:
         raise LipSyncError(f"{analysis.source.name} has no video stream")
     total = analysis.scan.frame_count
-    size = (video.width, video.height)
-    iterators: dict[int, Iterator[FrameEdit]] = {}
-    meshes = {}
-    for track_id, drive in job.drives.items():
-        if drive.frame_count != total or drive.frame_rate != video.frame_rate:
-            raise LipSyncError(
-                f"track {track_id}: the speech drive has {drive.frame_count} frames at "
-                f"{drive.frame_rate} fps, the shot {total} at {video.frame_rate} fps")
-        face = FaceTrackInput(track_id, analysis.landmarks(track_id),
-                              analysis.exemplars.get(track_id), size)
-        meshes[track_id] = face.landmarks
-        iterators[track_id] = iter(backend.edits(backend.prepare(face, drive)))
-    others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
-    guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
+    guard = lipsync_guard(job, backend)
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
     try:
@@ -132,6 +125,92 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
     return LipSyncResult(output, sidecar, backend.name, written, video.frame_rate,
                          tuple(guard.changes.values()), time.perf_counter() - started,
                          guard.report)
+
+
+def lipsync_guard(job: LipSyncJob, backend: LipSyncBackend) -> EditGuard:
+    """The edit guard over each driven track's edit stream (``run_lipsync``'s, and a
+    chunk's: ``run_lipsync_range``)."""
+    analysis = job.analysis
+    video = analysis.info.video
+    if video is None:
+        raise LipSyncError(f"{analysis.source.name} has no video stream")
+    total = analysis.scan.frame_count
+    size = (video.width, video.height)
+    iterators: dict[int, Iterator[FrameEdit]] = {}
+    meshes = {}
+    for track_id, drive in job.drives.items():
+        if drive.frame_count != total or drive.frame_rate != video.frame_rate:
+            raise LipSyncError(
+                f"track {track_id}: the speech drive has {drive.frame_count} frames at "
+                f"{drive.frame_rate} fps, the shot {total} at {video.frame_rate} fps")
+        face = FaceTrackInput(track_id, analysis.landmarks(track_id),
+                              analysis.exemplars.get(track_id), size)
+        meshes[track_id] = face.landmarks
+        iterators[track_id] = iter(backend.edits(backend.prepare(face, drive)))
+    others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
+    return EditGuard(job.permits, meshes, iterators, backend.render, size, others)
+
+
+def run_lipsync_range(job: LipSyncJob, backend: LipSyncBackend, frames: tuple[int, int],
+                      writer: FrameWriter, *, controls: StreamControls
+                      ) -> tuple[int, EditGuard]:
+    """Frames ``first..last`` of ``job`` edited (guarded, hooked) into ``writer``, exactly as
+    ``run_lipsync`` edits them; the number written and the guard (its changes and report
+    cover the range only).
+
+    For a chunk of a long shot rendered apart (``studio.render.chunks``): the caller writes
+    the sidecar and encodes the assembled frames once. Frames before the range are decoded
+    (the index is the reader's, as for a whole render) and, while the backend says a track
+    still keeps state from earlier frames (``settled``: the embedded backend's neutral lip
+    reference), edited onto a throwaway copy, so the range renders from the very state a
+    whole render reaches there. A backend without ``settled`` keeps no such state.
+    """
+    first, last = frames
+    guard = lipsync_guard(job, backend)
+    settled = getattr(backend, "settled", None)
+
+    def warming() -> bool:
+        return settled is not None and not all(
+            settled(edit) for edit in guard.pending.values() if edit is not None)
+
+    def ranged(reader: VideoReader) -> Iterator[Frame]:
+        warm = True
+        for frame in reader:
+            if frame.index > last:
+                return
+            if frame.index < first:
+                warm = warm and warming()
+                if warm:
+                    guard.apply(frame.index, frame.rgb.copy())
+                continue
+            if frame.index == first:
+                _start_at(guard, first)
+            yield frame
+
+    with VideoReader(job.analysis.source, on_vfr="conform") as reader:
+        written = edit_stream(ranged(reader), guard, writer, total=last - first + 1,
+                              what="lip-sync", controls=controls)
+    if written != last - first + 1:
+        raise LipSyncError(f"decoded {written} frames of {first}-{last}: the source changed "
+                           "between the analysis and this chunk")
+    return written, guard
+
+
+def _start_at(guard: EditGuard, first: int) -> None:
+    """The guard as it starts frame ``first`` of a chunk: edits of earlier frames (another
+    chunk writes them) passed over, and nothing recorded of the warm-up frames."""
+    for tid, edit in guard.pending.items():
+        while edit is not None and edit.frame_index < first:
+            edit = next(guard.iterators[tid], None)
+        guard.pending[tid] = edit
+    guard.changes = {tid: TrackChange(tid) for tid in guard.changes}
+    guard.report = GuardReport()
+
+
+def write_sidecar(path: Path, job: LipSyncJob, backend: str, rate: Fraction, frames: int,
+                  changes: Sequence[TrackChange], report: GuardReport) -> None:
+    """The viseme sidecar of a render assembled from chunks (as ``run_lipsync`` writes it)."""
+    _write_sidecar(path, job, backend, rate, frames, changes, report)
 
 
 def _write_sidecar(path: Path, job: LipSyncJob, backend: str, rate: Fraction, frames: int,

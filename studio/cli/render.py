@@ -49,6 +49,9 @@ OutputOpt = Annotated[str | None, typer.Option("--output", help="Output file nam
                                                "outputs folder (.mp4 or .mov).")]
 NonCommercialOpt = Annotated[bool, typer.Option("--non-commercial",
                                                 help="A non-commercial project.")]
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="Where the pipeline runs: 'local' (this process) or 'ray' (the cluster "
+    "at $RAY_ADDRESS, else a local Ray instance). Default: $STUDIO_EXECUTOR (local).")]
 TrackOpt = Annotated[list[str] | None, typer.Option(
     "--track", help="Face track to edit (t1, t2, …; see `studio consent check --video`). "
     "Default: every face that matches a performer with consent.")]
@@ -117,6 +120,7 @@ def render_lipsync(
                                              "the shot (padded / silent tail trimmed).")
                          ] = 0.5,
     non_commercial: NonCommercialOpt = False,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Lip-sync a shot to a recorded dub or a translated script, under consent."""
@@ -128,7 +132,7 @@ def render_lipsync(
             tracks=tuple(track or ()), commercial=not non_commercial, output_name=output,
             dub=dub, m_and_e=m_and_e, script=script, speakers=_parse_speakers(speaker),
             dub_tolerance_s=tolerance)
-    _run(request, as_json)
+    _run(request, as_json, executor)
 
 
 @render_app.command("reenact")
@@ -150,6 +154,7 @@ def render_reenact(
     scene: SceneOpt = None,
     output: OutputOpt = None,
     non_commercial: NonCommercialOpt = False,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-animate a performer's face from a driving performance, under both people's consent."""
@@ -159,7 +164,7 @@ def render_reenact(
             territory=territory, operator=operator, channel=channel, episode=episode,
             scene=scene, tracks=tuple(track or ()), commercial=not non_commercial,
             output_name=output, driver=driver, motion=motion, head_pose=head_pose)
-    _run(request, as_json)
+    _run(request, as_json, executor)
 
 
 @motion_app.command("extract")
@@ -213,13 +218,16 @@ def motion_extract(
                             f"(ledger {decision.ledger_index})", highlight=False))
 
 
-def _run(request: RenderRequest, as_json: bool) -> None:
+def _run(request: RenderRequest, as_json: bool, executor: str | None = None) -> None:
     # The render stack (torch, mediapipe, the pipelines) loads only when a render runs.
     from studio.services.render import start_render
 
     bar = _Bar(enabled=not as_json)
     with _errors(as_json):
-        run = start_render(_context(), request, listener=bar)
+        ctx = _context()
+        # The same choice as the studio's job pool: the settings' executor unless told.
+        run = start_render(ctx, request, listener=bar,
+                           executor=executor or ctx.settings.executor)
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -47,6 +47,8 @@ from studio.executors.worker import (
     chunk_dir,
     render_chunk,
 )
+from studio.render import chunks
+from studio.render.chunks import FrameRange
 from studio.render.events import Stage
 from studio.render.pipeline_step import PipelineResult, PipelineScope, PipelineWork
 from studio.settings import Settings
@@ -56,7 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: One chunk per shot for now: a shot is rendered whole by one task.
+#: The chunk id of a shot rendered whole by one task (a long lip-sync is split into frame
+#: ranges instead, ``studio.render.chunks``: ``settings.ray_chunk_frames``).
 SHOT_CHUNK = "shot"
 #: How long a cancelled task may take to notice before it is killed (seconds).
 CANCEL_GRACE_S = 10.0
@@ -108,44 +111,83 @@ class RayExecutor:
     def _run_remote(self, job: RenderJob, work: PipelineWork, scope: PipelineScope,
                     decision: Decision, inputs: dict[str, str]) -> tuple[PipelineResult, str]:
         ray = self._ray
+        # A long lip-sync is split into frame ranges, one task each (studio.render.chunks);
+        # everything else is one task for the shot.
+        ranges = chunks.plan(work, job.settings)
+        specs: list[tuple[str, FrameRange | None]] = \
+            [(SHOT_CHUNK, None)] if ranges is None else [(chunks.chunk_id(r), r) for r in ranges]
+        started = time.monotonic()
+        refs = {cid: self._submit(job, work, scope, decision, inputs, cid, frames)
+                for cid, frames in specs}
+        folders = [chunk_dir(work.out_dir, cid) for cid in refs]
+        with self._lock:
+            self.running[job.job_id] = list(refs.values())
+        outs: dict[str, ChunkResult] = {}
+        try:
+            pending = list(refs.values())
+            by_ref = {ref: cid for cid, ref in refs.items()}
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
+                for ref in ready:
+                    try:
+                        outs[by_ref[ref]] = self._result(ref, job.job_id)
+                    except BaseException:
+                        self._cancel(pending, folders)  # one chunk failed: the render has
+                        raise
+                if not pending:
+                    break
+                _report(job, folders, work.frame_total)
+                if job.cancel.is_set():
+                    self._cancel(pending, folders)
+                    raise RenderCancelled(f"render {job.job_id} cancelled; nothing was "
+                                          "published")
+        finally:
+            with self._lock:
+                self.running.pop(job.job_id, None)
+        for cid, out in outs.items():
+            attempts = sorted(p.name for p in chunk_dir(work.out_dir, cid).glob("attempt-*"))
+            job._note(Stage.RUN, "rendered by a worker", chunk=cid, node=out.node, pid=out.pid,
+                      attempt=out.attempt, abandoned_attempts=attempts,
+                      first_to_finish=out.won, pipeline_s=round(out.result.seconds, 3))
+        if ranges is None:
+            out = outs[SHOT_CHUNK]
+            assert not isinstance(out.result, chunks.ChunkRender)
+            return out.result, out.audio_note
+        parts = [outs[cid].result for cid, _ in specs]
+        assert all(isinstance(p, chunks.ChunkRender) for p in parts)
+        # The head encodes the frames once, in order: the file a single task would write.
+        result, note = chunks.assemble(work, scope, job.settings,
+                                       [p for p in parts if isinstance(p, chunks.ChunkRender)],
+                                       seconds=time.monotonic() - started,
+                                       cancelled=job.cancel.is_set)
+        job._note(Stage.RUN, "assembled the chunks of a long shot", chunks=len(parts),
+                  frames=result.frame_count)
+        return result, note
+
+    def _submit(self, job: RenderJob, work: PipelineWork, scope: PipelineScope,
+                decision: Decision, inputs: dict[str, str], cid: str,
+                frames: FrameRange | None) -> Any:
+        """One task: its own decision token (bound to its chunk id and, for a range of a
+        long shot, to its frames), with the settings' resource requests."""
         settings = job.settings
-        draft = token_draft(decision, job_id=job.job_id, chunk_id=SHOT_CHUNK, inputs=inputs,
+        draft = token_draft(decision, job_id=job.job_id, chunk_id=cid, inputs=inputs,
                             traces={f"t{k}": v for k, v in scope.permits.verified.items()},
                             watermark_payload=scope.payload, issued_at=datetime.now(UTC),
-                            validity=self.validity)
+                            validity=self.validity, frames=frames)
         token = job.registry.issue_decision_token(draft)
         job._note(Stage.RUN, "decision token issued to the render workers",
-                  chunk=SHOT_CHUNK, token_sha256=token.sha256,
+                  chunk=cid, frames=frames, token_sha256=token.sha256,
                   expires_at=draft["expires_at"])
         # Workers get no database and no passphrase: the registry is the head's alone.
-        task = ChunkTask(job.job_id, SHOT_CHUNK, token.to_bytes(), work,
-                         replace(settings, database_url="", registry_passphrase=None))
+        task = ChunkTask(job.job_id, cid, token.to_bytes(), work,
+                         replace(settings, database_url="", registry_passphrase=None), frames)
         neural = job._choice.neural
-        ref = self._task.options(
+        return self._task.options(
             num_cpus=settings.ray_task_cpus,
             num_gpus=settings.ray_task_gpus if neural else 0,
             memory=settings.ray_task_memory_mb * 1024 * 1024,
             max_retries=settings.ray_max_retries, retry_exceptions=False,
-            name=f"render:{job.job_id}:{SHOT_CHUNK}").remote(task)
-        folder = chunk_dir(work.out_dir, SHOT_CHUNK)
-        with self._lock:
-            self.running[job.job_id] = ref
-        try:
-            while not ray.wait([ref], timeout=_POLL_S)[0]:
-                _report(job, folder)
-                if job.cancel.is_set():
-                    self._cancel(ref, folder)
-                    raise RenderCancelled(f"render {job.job_id} cancelled; nothing was "
-                                          "published")
-            out = self._result(ref, job.job_id)
-        finally:
-            with self._lock:
-                self.running.pop(job.job_id, None)
-        attempts = sorted(p.name for p in folder.glob("attempt-*"))
-        job._note(Stage.RUN, "rendered by a worker", node=out.node, pid=out.pid,
-                  attempt=out.attempt, abandoned_attempts=attempts,
-                  first_to_finish=out.won, pipeline_s=round(out.result.seconds, 3))
-        return out.result, out.audio_note
+            name=f"render:{job.job_id}:{cid}").remote(task)
 
     def _result(self, ref: Any, job_id: str) -> ChunkResult:
         ray = self._ray
@@ -163,23 +205,31 @@ class RayExecutor:
             raise RenderWorkerError(f"the render task of {job_id} returned {type(out)!r}")
         return out
 
-    def _cancel(self, ref: Any, folder: Path) -> None:
-        """Stop the task: the cancel file (seen within a frame or two), Ray's cancel (an
-        interrupt in the worker), and past the grace period a forced cancel (kills it)."""
+    def _cancel(self, refs: list[Any], folders: list[Path]) -> None:
+        """Stop the tasks: the cancel file (seen within a frame or two), Ray's cancel (an
+        interrupt in the worker), and past the grace period a forced cancel (kills them)."""
         ray = self._ray
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "cancel").touch()
-        ray.cancel(ref)
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "cancel").touch()
+        for ref in refs:
+            ray.cancel(ref)
         deadline = time.monotonic() + CANCEL_GRACE_S
-        while time.monotonic() < deadline:
-            if ray.wait([ref], timeout=_POLL_S)[0]:
-                return
-        ray.cancel(ref, force=True)
+        pending = list(refs)
+        while pending and time.monotonic() < deadline:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
 
-def _report(job: RenderJob, folder: Path) -> None:
-    try:
-        state = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
-        job.progress.frames(int(state["done"]), int(state["total"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # not started yet, or being replaced: the next poll reads it
+def _report(job: RenderJob, folders: list[Path], frames: int) -> None:
+    """The frames done over every chunk of the job (each worker's ``progress.json``), of
+    the ``frames`` of the whole render (chunks not started yet count as not done)."""
+    done = 0
+    for folder in folders:
+        try:
+            state = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
+            done += int(state["done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not started yet, or being replaced: the next poll reads it
+    job.progress.frames(min(done, frames), frames)

@@ -10,7 +10,8 @@ pinned in its environment (:data:`TRUSTED_KEY_ENV`, base64 of the raw Ed25519 ke
    pixel is read;
 2. builds what it may edit *from the token only*: the tracks, the edit guard's segments and
    verified runs, the watermark payload;
-3. renders into its own attempt folder under the job's staging folder (storage every node
+3. renders (the whole shot, or the frame range its token names: ``studio.render.chunks``)
+   into its own attempt folder under the job's staging folder (storage every node
    sees), reporting progress to ``progress.json`` and stopping when the head drops a
    ``cancel`` file there (or Ray interrupts it);
 4. moves the finished attempt to ``done`` with one ``rename``: whichever attempt of a retried
@@ -41,6 +42,7 @@ from consent.keys import PublicKey
 from pipelines.edits import EditPermits, EditSegment
 from pipelines.reenact import StillSource
 from studio.identity import sha256_file
+from studio.render.chunks import ChunkRender, render_range
 from studio.render.pipeline_step import (
     PipelineResult,
     PipelineScope,
@@ -66,11 +68,14 @@ class ChunkTask:
     token: bytes
     work: PipelineWork
     settings: Settings
+    #: The frames (first, last) this task renders of a long shot; None: the whole shot.
+    frames: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class ChunkResult:
-    result: PipelineResult
+    #: A whole shot's render, or one frame range's lossless frames (``frames`` was set).
+    result: PipelineResult | ChunkRender
     audio_note: str
     attempt: str
     node: str
@@ -119,7 +124,7 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
     """The Ray task body (module docstring)."""
     key = trusted_registry_key()
     token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
-                         inputs=input_hashes(task.work.request))
+                         inputs=input_hashes(task.work.request), frames=task.frames)
     scope = scope_from_token(token, task.work)
     folder = chunk_dir(task.work.out_dir, task.chunk_id)
     if not task.work.out_dir.is_dir():
@@ -151,8 +156,14 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
 
     work = replace(task.work, out_dir=attempt)
     try:
-        result, note = run_pipeline(work, scope, task.settings, progress=progress,
-                                    cancelled=cancelled)
+        result: PipelineResult | ChunkRender
+        if task.frames is None:
+            result, note = run_pipeline(work, scope, task.settings, progress=progress,
+                                        cancelled=cancelled)
+        else:  # a range of a long shot: lossless frames the head assembles and encodes
+            result = render_range(work, scope, task.settings, task.frames, attempt,
+                                  progress=progress, cancelled=cancelled)
+            note = result.note
         with (attempt / "result.pickle").open("wb") as fh:
             pickle.dump((result, note, node, pid), fh)
         try:
@@ -191,8 +202,11 @@ def _finished(done: Path, *, won: bool) -> ChunkResult:
     return ChunkResult(moved, note, done.name, node, pid, won)
 
 
-def _rebase(result: PipelineResult, folder: Path) -> PipelineResult:
+def _rebase(result: PipelineResult | ChunkRender, folder: Path
+            ) -> PipelineResult | ChunkRender:
     """The result's files as they lie after the attempt folder became ``done``."""
+    if isinstance(result, ChunkRender):
+        return result.rebased(folder)
     return replace(result, output=folder / result.output.name,
                    sidecar=folder / result.sidecar.name)
 

@@ -127,6 +127,21 @@ def _lipsync(work: PipelineWork, analysis: ShotAnalysis, scope: PipelineScope,
              settings: Settings, progress: Progress | None,
              cancelled: Callable[[], bool] | None, watermark: FrameTap
              ) -> tuple[LipSyncResult, str]:
+    job, note = lipsync_job(work, analysis, scope, settings)
+    backend = backends.lipsync_backend(settings, work.choice)
+    bind = getattr(backend, "bind_source", None)
+    if bind is not None:  # neural backends batch frames read ahead from the source
+        bind(analysis.source)
+    result = run_lipsync(job, backend, progress=progress, cancelled=cancelled,
+                         frame_hook=watermark)
+    return result, note
+
+
+def lipsync_job(work: PipelineWork, analysis: ShotAnalysis, scope: PipelineScope,
+                settings: Settings) -> tuple[LipSyncJob, str]:
+    """The lip-sync job of ``work`` (each allowed face's drive, the dub mix, the output and
+    sidecar paths) and the note on its audio: one definition for a whole render and for the
+    chunks of a long shot (``studio.render.chunks``)."""
     req = work.request
     video = analysis.info.video
     assert video is not None
@@ -156,13 +171,7 @@ def _lipsync(work: PipelineWork, analysis: ShotAnalysis, scope: PipelineScope,
     job = LipSyncJob(analysis, drives, speech.audio, work.out_dir / "render.mp4",
                      crf=settings.render_crf, preset=settings.render_preset,
                      sidecar=work.out_dir / "render.visemes.json", permits=scope.permits)
-    backend = backends.lipsync_backend(settings, work.choice)
-    bind = getattr(backend, "bind_source", None)
-    if bind is not None:  # neural backends batch frames read ahead from the source
-        bind(analysis.source)
-    result = run_lipsync(job, backend, progress=progress, cancelled=cancelled,
-                         frame_hook=watermark)
-    return result, speech.note
+    return job, speech.note
 
 
 def _reenact(work: PipelineWork, scope: PipelineScope, settings: Settings,

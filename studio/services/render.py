@@ -13,12 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from studio.errors import InputRejectedError, NoConsentedFaceError, StudioError
+from studio.errors import (
+    InputRejectedError,
+    NoConsentedFaceError,
+    RenderWorkerError,
+    StudioError,
+    UsageError,
+)
 from studio.render.request import RenderRequest
 from studio.services.context import AppContext
 from studio.services.refusals import refuse_unconsented_shot
 
 if TYPE_CHECKING:
+    from studio.executors import Executor
     from studio.render.events import Listener
     from studio.render.job import RenderJob, RenderOutcome
 
@@ -32,6 +39,9 @@ class RenderRun:
     ctx: AppContext
     request: RenderRequest
     job: RenderJob
+    #: The executor this run opened for itself (``start_render(executor=…)``), released
+    #: when it ends; None: step 4 runs here, or the caller's executor prepared the job.
+    executor: Executor | None = None
 
     @property
     def job_id(self) -> str:
@@ -62,6 +72,9 @@ class RenderRun:
             raise
         except ValueError as exc:
             raise InputRejectedError(str(exc)) from exc
+        finally:
+            if self.executor is not None:
+                self.executor.close()
 
     def _refusal(self, exc: NoConsentedFaceError) -> StudioError:
         from studio.identity import sha256_file
@@ -75,11 +88,35 @@ class RenderRun:
 
 
 def start_render(ctx: AppContext, request: RenderRequest, *, listener: Listener | None = None,
-                 job_id: str | None = None) -> RenderRun:
+                 job_id: str | None = None, executor: str | None = None) -> RenderRun:
     """A render of ``request`` with a job id and folder-to-be; nothing runs until
-    :meth:`RenderRun.run`. The render stack loads here, not at import."""
+    :meth:`RenderRun.run`. The render stack loads here, not at import.
+
+    ``executor``: where step 4 runs, ``local`` or ``ray`` (``studio.executors``; the run
+    opens it and releases it when it ends). None: in this process, unless the caller
+    prepares the job with an executor of its own (the job pool does)."""
     from studio.render.job import RenderJob, new_job_id
 
     job = RenderJob(request, ctx.settings, ctx.registry, listener=listener,
                     job_id=job_id or new_job_id())
-    return RenderRun(ctx, request, job)
+    opened = None
+    if executor is not None:
+        opened = open_executor(ctx, executor)
+        opened.prepare(job)
+    return RenderRun(ctx, request, job, opened)
+
+
+def open_executor(ctx: AppContext, name: str) -> Executor:
+    """The executor ``name`` (``local`` or ``ray``) for this data folder's settings (the
+    cluster at ``RAY_ADDRESS``, or a local Ray instance); a UsageError for another name."""
+    from dataclasses import replace
+
+    from studio.executors import executor_for
+
+    if name not in ("local", "ray"):
+        raise UsageError(f"executor {name!r}: choose 'local' or 'ray'")
+    try:
+        return executor_for(replace(ctx.settings, executor=name), ctx.registry)
+    except ImportError:
+        raise RenderWorkerError("Ray is not installed: install the studio's [ray] extra "
+                                "(pip install -e '.[ray]')") from None

@@ -4,8 +4,9 @@ The cluster (``ray.cluster_utils.Cluster``) is a head node that runs no tasks (`
 the studio process, with the registry, is the only thing "on the head") and two worker nodes
 of one CPU each, all on this machine: a render task runs on a worker node, and when its
 worker process is killed Ray runs it again on a worker node. One cluster and one seeded data
-folder serve the whole module (starting either takes tens of seconds on two cores); each test
-renders under its own output names, and the ledger they share must verify after each.
+folder serve the whole session (starting either takes tens of seconds on two cores; the Ray
+modules share one xdist group); each test renders under its own output names, and the ledger
+they share must verify after each.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres,
               pytest.mark.skipif(not PG_ENABLED, reason="STUDIO_TEST_POSTGRES=off")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pg_schema_url() -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
@@ -53,7 +54,7 @@ def pg_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pg_settings(tmp_path_factory: pytest.TempPathFactory, pg_schema_url: str) -> Settings:
     """A data folder seeded like `make run`, its registry in PostgreSQL; Ray executor."""
     data = tmp_path_factory.mktemp("ray-studio") / "studio-data"
@@ -66,14 +67,14 @@ def pg_settings(tmp_path_factory: pytest.TempPathFactory, pg_schema_url: str) ->
     return settings
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pg_registry(pg_settings: Settings) -> Iterator[Registry]:
     registry = open_registry(pg_settings)
     yield registry
     registry.store.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(pg_registry: Registry) -> Iterator[Cluster]:
     # The workers trust the registry's public key: pinned in their environment as an
     # operator would (ray start inherits it), not handed over by the head.

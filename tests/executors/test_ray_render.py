@@ -193,12 +193,12 @@ def test_a_cancelled_job_stops_its_task(manager: JobManager, pg_settings: Settin
     job = manager.submit(_request("de", "cancelled.de.mp4"), "otto")
     _until("the worker to start rendering", lambda: _running_attempt(pg_settings, job.job_id, 1),
            job=manager, job_id=job.job_id)
-    ref = executor.running[job.job_id]
+    refs = executor.running[job.job_id]
     before = _publications(pg_registry)
     manager.cancel(job.job_id)
     record = manager.wait(job.job_id)
     assert record.status is JobStatus.CANCELLED, record
-    ready, _ = ray.wait([ref], timeout=60)
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=60)
     assert ready  # the task has ended, not merely been abandoned
     assert job.job_id not in executor.running
     assert not any(name.startswith("cancelled.") for name in _outputs(pg_settings))
