@@ -367,6 +367,8 @@ def build(studio: Studio) -> gr.Blocks:
                                        elem_id="jobs-scope")
                     j_refresh = gr.Button("Refresh", elem_id="jobs-refresh")
                 j_table = _table(JOB_HEADERS, "Queue and history", "jobs-table")
+                # STUDIO_EXECUTOR=ray: the running jobs' tasks and the Ray dashboard's link.
+                j_cluster = gr.Markdown(elem_id="jobs-cluster")
                 with gr.Row():
                     j_id = gr.Textbox(label="Job id", elem_id="jobs-id")
                     j_cancel = gr.Button("Cancel job", variant="stop", elem_id="jobs-cancel")
@@ -450,6 +452,7 @@ def build(studio: Studio) -> gr.Blocks:
                       api_name="ledger_proof")
 
         j_refresh.click(h.list_jobs, [j_scope], j_table, api_name="list_jobs")
+        j_refresh.click(h.jobs_cluster, [j_scope], j_cluster, api_name="jobs_cluster")
         j_cancel.click(h.cancel_job, [j_id], j_out, api_visibility="private")
 
         changed = a_btn.click(h.change_password, [a_current, a_new, a_repeat], a_out,

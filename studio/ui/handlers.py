@@ -52,7 +52,7 @@ from studio.identity import IdentifyResult, embedder_for
 from studio.jobs import JobManager, JobRecord, JobStatus
 from studio.render import RenderRequest
 from studio.render.request import Operation
-from studio.services import consent_check, desk, faces, jobs, ledger
+from studio.services import consent_check, desk, faces, jobs, ledger, workers
 from studio.services.context import AppContext
 from studio.services.errors import internal, translate
 from studio.services.verify import verify as verify_file
@@ -250,6 +250,25 @@ def progress_html(record: JobRecord | None) -> str:
             f'<div class="bar"><div class="fill" style="width:{pct}%"></div></div>'
             f"<span><b>{html.escape(record.status.value)}</b> · {html.escape(stage)} · {pct}%"
             f"{html.escape(eta)} — {html.escape(record.message)}</span></div>")
+
+
+def cluster_markdown(view: workers.ClusterJobs) -> str:
+    """The Jobs tab's cluster panel: each running job's tasks (chunk, node, process, frames)."""
+    if view.executor != "ray":
+        return ""
+    lines = ["**Render cluster** (Ray)" + (f" — [open the Ray dashboard]({view.dashboard_url})"
+                                           if view.dashboard_url else
+                                           " — no Ray dashboard is running")]
+    if not view.tasks:
+        lines.append("\n\nNo render task of these jobs is running on the cluster.")
+        return "".join(lines)
+    lines.append("\n\n| job | chunk | node | pid | frames |\n|---|---|---|---|---|")
+    for job_id, tasks in sorted(view.tasks.items()):
+        for t in tasks:
+            frames = "" if t.done is None else f"{t.done}/{t.total}"
+            lines.append(f"\n| `{html.escape(job_id)}` | {html.escape(t.chunk_id)} | "
+                         f"{html.escape(t.node)} | {t.pid} | {frames} |")
+    return "".join(lines)
 
 
 def job_row(r: JobRecord) -> list[str]:
@@ -760,6 +779,14 @@ class Handlers:
     def list_jobs(self, scope: str, request: gr.Request) -> list[list[str]]:
         return [job_row(r) for r in jobs.list_jobs(self.studio.jobs, actor(),
                                                    everyone=scope == "all users")]
+
+    @requires(Role.OPERATOR, Role.AUDITOR)
+    def jobs_cluster(self, scope: str, request: gr.Request) -> str:
+        """With ``STUDIO_EXECUTOR=ray``: the running jobs' tasks on the cluster, and the
+        Ray dashboard's link when one runs (the jobs the user may see only)."""
+        records = jobs.list_jobs(self.studio.jobs, actor(), everyone=scope == "all users")
+        running = [r.job_id for r in records if r.status is JobStatus.RUNNING]
+        return cluster_markdown(workers.cluster_jobs(self.studio.settings, running))
 
     # -- verify ----------------------------------------------------------------------------------
 
