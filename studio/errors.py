@@ -166,3 +166,21 @@ class ReelInputError(InputRejectedError):
     pipelines' :class:`pipelines.reel.ReelError` arrives as this."""
 
     code = "reel_input"
+
+
+class ReelHeldError(StudioError):
+    """A reel's language version may not be delivered yet: a shot is rejected or not yet
+    reviewed, or a deliverable awaits (or lacks) the performer's approval (CLI exit 1)."""
+
+    code = "reel_held"
+
+
+class ShotRejectedError(ReelHeldError):
+    """A shot of the reel is rejected in review (its current render): nothing is delivered
+    until it is rendered again or approved."""
+
+    code = "shot_rejected"
+
+    def __init__(self, message: str, shots: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.shots = shots

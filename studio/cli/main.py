@@ -475,7 +475,11 @@ def import_approval(
 ) -> None:
     """Verify a performer's signed approval of an output and record it (consent officer)."""
     with _errors(as_json):
-        status = _registry().import_approval(_read_input(file), officer=officer)
+        ctx = _context()
+        try:
+            status = desk.import_approval(ctx, _read_input(file), officer=officer)
+        finally:
+            ctx.close()
     _emit(as_json, {"ok": True, "approval": status.to_json()},
           lambda: out.print(f"recorded; output {status.output_sha256[:16]}… is now "
                             f"{status.state.value}"

@@ -158,3 +158,89 @@ def _shot_table(shots: list[dict[str, Any]]) -> None:
         table.add_row(str(s["shot"]), s["state"], ", ".join(s["characters"]),
                       s["reason"] or str(s["outcome"].get("output", "")))
     out.print(table)
+
+
+LanguageOpt = Annotated[str, typer.Option("--language", "--lang",
+                                          help="The language version (BCP-47).")]
+
+
+@reel_app.command("review")
+def reel_review(
+    reel_id: Annotated[str, typer.Argument(help="The reel's id.")],
+    language: LanguageOpt,
+    shot: Annotated[int | None, typer.Option("--shot", help="The shot to decide on (its "
+                                             "index); without it, the review is listed.")
+                    ] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the shot's render.")
+                       ] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject it: the reel is not "
+                                         "delivered until it is rendered again or approved.")
+                      ] = False,
+    note: Annotated[str, typer.Option("--note", help="Why (required to reject).")] = "",
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Who reviews (for the "
+                                          "record).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """A language version's review: each shot's state, QC and decision; or approve or
+    reject one shot with a note."""
+    from studio.services import reel_review
+
+    with _errors(as_json):
+        if shot is not None and approve == reject:
+            raise UsageError("give --approve or --reject (one of the two) with --shot")
+        if shot is None and (approve or reject):
+            raise UsageError("name the shot to decide on (--shot N)")
+        ctx = _context()
+        try:
+            if shot is not None:
+                reel_review.decide(ctx, reel_review.ShotDecision(
+                    reel_id, language, shot, "approved" if approve else "rejected", note,
+                    reviewer or "cli"))
+            review = reel_review.review_of(ctx, reel_id, language)
+        finally:
+            ctx.close()
+    body = review.to_json()
+
+    def human() -> None:
+        table = Table("shot", "timecode", "state", "QC", "review")
+        table.add_column("note", overflow="fold")
+        for row in review.rows:
+            qc = "—" if row.needs_review is None else (
+                "needs review" if row.needs_review else "ok")
+            decision = "" if row.review is None else (
+                f"{row.review.decision.value} ({row.review.reviewer})")
+            table.add_row(str(row.shot), row.record_tc_in, row.state, qc, decision,
+                          "" if row.review is None else row.review.note)
+        out.print(table)
+        out.print(f"{review.reel.reel_id} in {review.job.language}: {review.job.status}; "
+                  f"rejected {review.rejected or 'none'}, not reviewed "
+                  f"{review.unreviewed or 'none'}", highlight=False)
+
+    _emit(as_json, {"ok": True, **body}, human)
+
+
+@reel_app.command("publish")
+def reel_publish(
+    reel_id: Annotated[str, typer.Argument(help="The reel's id.")],
+    language: LanguageOpt,
+    by: Annotated[str, typer.Option("--by", help="Who releases it (for the record).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a reviewed language version for delivery (exit 1 while a shot is rejected or
+    not reviewed, or a deliverable awaits the performer's approval)."""
+    from studio.services import reel_review
+
+    with _errors(as_json):
+        ctx = _context()
+        try:
+            released = reel_review.publish(ctx, reel_id, language, by)
+        finally:
+            ctx.close()
+
+    def human() -> None:
+        out.print(f"{released.reel_id} in {released.language} released by "
+                  f"{released.released_by}:", highlight=False)
+        for item in released.items:
+            out.print(f"  {item['kind']}: {item['path']}", highlight=False)
+
+    _emit(as_json, {"ok": True, **released.to_json()}, human)

@@ -74,12 +74,14 @@ from studio.errors import (
     NoConsentedFaceError,
     ReelInputError,
     RenderDenied,
+    ShotRejectedError,
     StudioError,
 )
 from studio.identity import IdentifyResult, sha256_file
 from studio.services.context import AppContext
 
 from .cutting import cut_shots, shot_audio, write_wav
+from .reviews import rejected_error
 from .store import DialogueSource, Reel, ReelStore, ShotRecord, ShotState
 
 log = logging.getLogger(__name__)
@@ -202,10 +204,17 @@ class ReelJob:
                 self.reels.finish_job(job_id, "failed", error=f"shots {failed} failed; "
                                       "nothing delivered (run the job again)")
                 return ReelOutcome(job_id, record.shots, rendered, {}, tuple(self.notes))
+            # A shot rejected in review (its current render) holds the whole reel back.
+            rejected = rejected_error(self.reels, record, reel.reel_id)
+            if rejected is not None:
+                self.reels.finish_job(job_id, "rejected", error=rejected.message)
+                raise rejected
             deliverables = self._deliver(record.deliverables, record.shots)
             self.reels.finish_job(job_id, "done", deliverables=deliverables)
             return ReelOutcome(job_id, self.reels.job(job_id).shots, rendered, deliverables,
                                tuple(self.notes))
+        except ShotRejectedError:
+            raise
         except BaseException as exc:
             self.reels.finish_job(job_id, "interrupted", error=f"{type(exc).__name__}: {exc}")
             raise

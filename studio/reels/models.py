@@ -115,3 +115,21 @@ class ReelShotRow(ReelsBase):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReelReviewRow(ReelsBase):
+    """A reviewer's decision on one shot of a reel job: ``approved`` or ``rejected``, with a
+    note. Rows are only ever added (the review's history); the newest one about the shot's
+    *current* render (``output_sha256``) stands, so a shot rendered again is reviewed anew."""
+
+    __tablename__ = "studio_reel_reviews"
+
+    review_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(64), ForeignKey("studio_reel_jobs.job_id"),
+                                        index=True)
+    shot: Mapped[int] = mapped_column(Integer)
+    output_sha256: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))  # approved | rejected
+    note: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from consent.approval import ApprovalStatus
 from consent.canonical import parse_json
 from consent.documents import (
     PerformerRecord,
@@ -111,6 +112,13 @@ def import_document(ctx: AppContext, raw: bytes, *, officer: str) -> Imported:
 def import_grant(ctx: AppContext, raw: bytes, *, officer: str) -> GrantStatus:
     """Verify a signed grant and record it."""
     return ctx.registry.import_grant(raw, officer=officer)
+
+
+def import_approval(ctx: AppContext, raw: bytes, *, officer: str) -> ApprovalStatus:
+    """Verify a performer's signed approval (or rejection) of a published output and record
+    it (ledgered); the output's approval status afterwards. The CLI's ``consent
+    import-approval`` and the studio's review page both call this."""
+    return ctx.registry.import_approval(raw, officer=officer)
 
 
 @dataclass(frozen=True)

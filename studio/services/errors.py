@@ -32,6 +32,7 @@ from studio.errors import (
     InputNotFoundError,
     JobStateError,
     OutputExistsError,
+    ReelHeldError,
     RenderCancelled,
     RenderDenied,
     SelectionError,
@@ -57,6 +58,8 @@ TABLE: Final[tuple[tuple[type[BaseException], int, int], ...]] = (
     # verdicts: the gate said no, or the operator stopped it
     (RenderDenied, EXIT_DENY, 403),
     (RenderCancelled, EXIT_DENY, 409),
+    # a reel version held back: a shot rejected in review, or approval still awaited
+    (ReelHeldError, EXIT_DENY, 409),
     # a shot with no consented face: input rejected, the refusal ledgered
     (ConsentRefused, EXIT_REJECTED, 422),
     (AccessDenied, EXIT_DENY, 403),

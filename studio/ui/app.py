@@ -33,6 +33,7 @@ from studio.ui.handlers import (
     Studio,
     progress_html,
 )
+from studio.ui.review import review_tab
 from studio.ui.uploads import MAX_UPLOAD
 
 DEFAULT_HOST = "127.0.0.1"
@@ -373,6 +374,9 @@ def build(studio: Studio) -> gr.Blocks:
                     j_id = gr.Textbox(label="Job id", elem_id="jobs-id")
                     j_cancel = gr.Button("Cancel job", variant="stop", elem_id="jobs-cancel")
                 j_out = gr.Markdown(elem_id="jobs-result")
+
+            # -- Review (reels) ---------------------------------------------------------------
+            review_tab(studio, LANGUAGES)
 
             # -- Account ----------------------------------------------------------------------
             with gr.Tab("Account", id="account", elem_id="tab-account"):

@@ -1,0 +1,116 @@
+"""Per-shot review decisions of a reel job (``studio_reel_reviews``): approve or reject a
+rendered shot, with a note.
+
+A decision is about one render of the shot: it names the output's SHA-256. When the shot is
+rendered again (a new dub, a new grant), the old decision no longer applies and the new render
+waits for its own review. Rows are only added; the newest decision about the shot's current
+output stands (:func:`current_reviews`).
+
+The reel job refuses to deliver while a shot's current decision is a rejection
+(:func:`rejected_error`), and so does the release of a language version
+(:func:`studio.services.reel_review.publish`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from studio.errors import ReelNotFoundError, ShotRejectedError
+
+from .models import ReelJobRow, ReelReviewRow
+from .store import ReelJobRecord, ReelStore, ShotState, now
+
+#: Longest note kept (a paragraph; the page shows it in the shot list).
+MAX_NOTE = 2000
+
+
+class Verdict(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ShotReview:
+    review_id: int
+    job_id: str
+    shot: int
+    output_sha256: str
+    decision: Verdict
+    note: str
+    reviewer: str
+    decided_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"review_id": self.review_id, "job_id": self.job_id, "shot": self.shot,
+                "output_sha256": self.output_sha256, "decision": self.decision.value,
+                "note": self.note, "reviewer": self.reviewer,
+                "decided_at": self.decided_at.isoformat()}
+
+
+def _review(row: ReelReviewRow) -> ShotReview:
+    return ShotReview(row.review_id, row.job_id, row.shot, row.output_sha256,
+                      Verdict(row.decision), row.note, row.reviewer, row.decided_at)
+
+
+def add_review(reels: ReelStore, job_id: str, shot: int, output_sha256: str,
+               decision: Verdict, note: str, reviewer: str) -> ShotReview:
+    with reels.store.session() as s:
+        if s.get(ReelJobRow, job_id) is None:
+            raise ReelNotFoundError(f"no reel job {job_id!r}")
+        row = ReelReviewRow(job_id=job_id, shot=shot, output_sha256=output_sha256,
+                            decision=decision.value, note=note[:MAX_NOTE], reviewer=reviewer,
+                            decided_at=now())
+        s.add(row)
+        s.flush()
+        return _review(row)
+
+
+def reviews_of(reels: ReelStore, job_id: str) -> list[ShotReview]:
+    """Every decision about the job's shots, oldest first."""
+    with reels.store.session() as s:
+        return [_review(r) for r in s.scalars(
+            select(ReelReviewRow).where(ReelReviewRow.job_id == job_id)
+            .order_by(ReelReviewRow.review_id))]
+
+
+def current_reviews(job: ReelJobRecord, reviews: list[ShotReview]) -> dict[int, ShotReview]:
+    """Shot → the newest decision about its current render (rendered shots only)."""
+    outputs = {s.shot: s.outcome.get("sha256") for s in job.shots
+               if s.state is ShotState.RENDERED}
+    current: dict[int, ShotReview] = {}
+    for r in reviews:  # oldest first: a later decision replaces an earlier one
+        if outputs.get(r.shot) == r.output_sha256:
+            current[r.shot] = r
+    return current
+
+
+def rejected_error(reels: ReelStore, job: ReelJobRecord, reel_id: str
+                   ) -> ShotRejectedError | None:
+    """The refusal to deliver ``job`` while a shot's current review is a rejection."""
+    rejected = [r for _, r in sorted(current_reviews(job, reviews_of(reels, job.job_id))
+                                     .items()) if r.decision is Verdict.REJECTED]
+    if not rejected:
+        return None
+    shots = "; ".join(f"shot {r.shot} by {r.reviewer}: {r.note!r}" for r in rejected)
+    return ShotRejectedError(
+        f"reel {reel_id} in {job.language} is not delivered: rejected in review ({shots}). "
+        "Render the shot again (a new dub) or approve it after another look "
+        f"(`studio reel review {reel_id} --language {job.language} --shot "
+        f"{rejected[0].shot} --approve`)",
+        tuple(r.shot for r in rejected))
+
+
+def mark_released(reels: ReelStore, job_id: str, released: dict[str, Any]) -> None:
+    """Record the release of the job's deliverables (status ``delivered``)."""
+    with reels.store.session() as s:
+        row = s.get(ReelJobRow, job_id)
+        if row is None:
+            raise ReelNotFoundError(f"no reel job {job_id!r}")
+        row.deliverables = {**row.deliverables, "released": released}
+        row.status = "delivered"
+        row.updated_at = now()

@@ -1,0 +1,305 @@
+"""Review of a reel's language version (issue 17): the shot list with each shot's state, QC
+and review, the original and dubbed media of a shot for the A/B player, approve or reject a
+shot with a note, and the release (publication) of the version's deliverables.
+
+A review decision is about the shot's current render (:mod:`studio.reels.reviews`). The
+release refuses (:class:`~studio.errors.ReelHeldError`, exit 1) while a rendered shot is
+rejected (:class:`~studio.errors.ShotRejectedError`) or not yet reviewed, or while a
+deliverable waits for (or was refused) the performer's signed approval; the reel job itself
+refuses to conform and publish while a shot is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.errors import JobStateError, ReelHeldError, ReelNotFoundError, UsageError
+from studio.services.context import AppContext
+
+if TYPE_CHECKING:
+    from studio.reels.reviews import ShotReview, Verdict
+    from studio.reels.store import Reel, ReelJobRecord, ReelStore
+
+log = logging.getLogger(__name__)
+
+
+def _store(ctx: AppContext) -> ReelStore:
+    from studio.reels.store import ReelStore
+
+    return ReelStore.open(ctx.registry.store)
+
+
+def _job(store: ReelStore, reel_id: str, language: str) -> tuple[Reel, ReelJobRecord]:
+    reel = store.reel(reel_id)
+    language = (language or "").strip()
+    for job in store.jobs_of(reel.reel_id):
+        if job.language.lower() == language.lower():
+            return reel, job
+    raise ReelNotFoundError(f"reel {reel.reel_id} has no {language or '(no language)'} "
+                            "version yet (`studio reel render`)")
+
+
+def qc_of(ctx: AppContext, outcome: dict[str, Any]) -> dict[str, Any] | None:
+    """The QC report of a shot's render, when its job record has one (key ``qc``, with
+    ``needs_review``): in the shot's outcome, else in the render job's ``outcome.json``."""
+    qc = outcome.get("qc")
+    if isinstance(qc, dict):
+        return qc
+    job_id = outcome.get("render_job")
+    if not isinstance(job_id, str) or not job_id or "/" in job_id or job_id.startswith("."):
+        return None
+    record = ctx.settings.jobs_dir / job_id / "outcome.json"
+    try:
+        body = json.loads(record.read_text(encoding="utf-8"))
+        qc = body.get("qc")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(qc, dict):
+        return None
+    if "needs_review" not in qc and isinstance(body.get("needs_review"), bool):
+        qc = {**qc, "needs_review": body["needs_review"]}  # the verdict beside the report
+    return qc
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One shot of the review page."""
+
+    shot: int
+    start: int
+    end: int
+    record_tc_in: str
+    record_tc_out: str
+    state: str
+    characters: tuple[str, ...]
+    reason: str | None
+    output: Path | None
+    output_sha256: str | None
+    approval: str | None  # the performer's approval of the shot's render, when it is held
+    qc: dict[str, Any] | None
+    review: ShotReview | None
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    @property
+    def reviewable(self) -> bool:
+        return self.output_sha256 is not None
+
+    @property
+    def needs_review(self) -> bool | None:
+        """QC's verdict (``None``: no QC report in the render's record)."""
+        value = None if self.qc is None else self.qc.get("needs_review")
+        return value if isinstance(value, bool) else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shot": self.shot, "start": self.start, "end": self.end,
+                "frames": self.frames, "record_tc_in": self.record_tc_in,
+                "record_tc_out": self.record_tc_out, "state": self.state,
+                "characters": list(self.characters), "reason": self.reason,
+                "output": None if self.output is None else str(self.output),
+                "output_sha256": self.output_sha256, "approval": self.approval,
+                "qc": self.qc, "needs_review": self.needs_review,
+                "review": None if self.review is None else self.review.to_json()}
+
+
+@dataclass(frozen=True)
+class ReelReview:
+    """A reel's language version as the reviewer sees it."""
+
+    reel: Reel
+    job: ReelJobRecord
+    rows: tuple[ReviewRow, ...]
+    history: tuple[ShotReview, ...]
+
+    @property
+    def frame_rate(self) -> Fraction:
+        return Fraction(self.reel.shots.frame_rate)
+
+    @property
+    def rejected(self) -> list[int]:
+        return [r.shot for r in self.rows if r.review is not None
+                and r.review.decision.value == "rejected"]
+
+    @property
+    def unreviewed(self) -> list[int]:
+        return [r.shot for r in self.rows if r.reviewable and r.review is None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reel_id": self.reel.reel_id, "language": self.job.language,
+                "job_id": self.job.job_id, "status": self.job.status,
+                "frame_rate": str(self.frame_rate), "rejected": self.rejected,
+                "unreviewed": self.unreviewed, "shots": [r.to_json() for r in self.rows],
+                "deliverables": self.job.deliverables,
+                "history": [h.to_json() for h in self.history]}
+
+
+def review_of(ctx: AppContext, reel_id: str, language: str) -> ReelReview:
+    from studio.reels.reviews import current_reviews, reviews_of
+    from studio.reels.store import ShotState
+
+    store = _store(ctx)
+    reel, job = _job(store, reel_id, language)
+    history = reviews_of(store, job.job_id)
+    current = current_reviews(job, history)
+    records = {s.shot: s for s in job.shots}
+    rows = []
+    for shot in reel.shots:
+        record = records.get(shot.index)
+        outcome = record.outcome if record is not None else {}
+        rendered = record is not None and record.state is ShotState.RENDERED
+        rows.append(ReviewRow(
+            shot.index, shot.start, shot.end, shot.record_tc_in, shot.record_tc_out,
+            record.state.value if record is not None else "pending",
+            record.characters if record is not None else (),
+            record.reason if record is not None else None,
+            Path(outcome["output"]) if rendered and outcome.get("output") else None,
+            str(outcome["sha256"]) if rendered and outcome.get("sha256") else None,
+            str(outcome["approval"]) if rendered and outcome.get("approval") else None,
+            qc_of(ctx, outcome) if rendered else None, current.get(shot.index)))
+    return ReelReview(reel, job, tuple(rows), tuple(history))
+
+
+def list_versions(ctx: AppContext) -> list[tuple[str, str, str]]:
+    """Every reel's language versions: (reel id, language, status)."""
+    store = _store(ctx)
+    return [(j.reel_id, j.language, j.status) for reel in store.reels()
+            for j in store.jobs_of(reel.reel_id)]
+
+
+@dataclass(frozen=True)
+class ShotMedia:
+    """What the A/B player shows of one shot: the reel's original frames of the shot and
+    the dubbed render, at the reel's frame rate."""
+
+    shot: int
+    original: Path
+    dubbed: Path
+    frame_rate: Fraction
+    frames: int
+    record_tc_in: str
+
+
+def shot_media(ctx: AppContext, reel_id: str, language: str, shot: int) -> ShotMedia:
+    from studio.reels.cutting import cut_shots
+
+    review = review_of(ctx, reel_id, language)
+    row = _row(review, shot)
+    if row.output is None or not row.output.is_file():
+        raise JobStateError(f"shot {shot} of {reel_id} in {review.job.language} has no "
+                            f"render to compare ({row.state})")
+    reel = review.reel
+    # The reel job's own cut of the shot (studio.reels.job.ReelJob._cut_path); cut again
+    # from the reel when it was cleaned away.
+    original = (ctx.settings.data_dir / "reels" / reel.reel_id / "shots"
+                / f"s{row.shot:03d}-{row.start}-{row.end}.mp4")
+    if not original.is_file():
+        cut_shots(reel.source, reel.shots, {row.shot: original})
+    return ShotMedia(row.shot, original, row.output, review.frame_rate, row.frames,
+                     row.record_tc_in)
+
+
+def _row(review: ReelReview, shot: int) -> ReviewRow:
+    for row in review.rows:
+        if row.shot == shot:
+            return row
+    raise ReelNotFoundError(f"reel {review.reel.reel_id} has no shot {shot} (shots 0-"
+                            f"{len(review.rows) - 1})")
+
+
+@dataclass(frozen=True)
+class ShotDecision:
+    """A reviewer approves or rejects one shot of a language version, with a note (a
+    rejection needs one: it is what the operator acts on)."""
+
+    reel_id: str
+    language: str
+    shot: int
+    decision: Verdict | str
+    note: str
+    reviewer: str
+
+
+def decide(ctx: AppContext, req: ShotDecision) -> ShotReview:
+    from studio.reels.reviews import MAX_NOTE, Verdict, add_review
+
+    try:
+        verdict = Verdict(str(req.decision).strip().lower())
+    except ValueError:
+        raise UsageError(f"decision {req.decision!r}: approved or rejected") from None
+    note = (req.note or "").strip()
+    if verdict is Verdict.REJECTED and not note:
+        raise UsageError("say why the shot is rejected (a note)")
+    if len(note) > MAX_NOTE:
+        raise UsageError(f"the note is {len(note)} characters; at most {MAX_NOTE}")
+    if not (req.reviewer or "").strip():
+        raise UsageError("who reviews (the reviewer's name)")
+    review = review_of(ctx, req.reel_id, req.language)
+    row = _row(review, req.shot)
+    if row.output_sha256 is None:
+        raise JobStateError(f"shot {req.shot} was not rendered ({row.state}): nothing to "
+                            "review")
+    store = _store(ctx)
+    return add_review(store, review.job.job_id, row.shot, row.output_sha256, verdict, note,
+                      req.reviewer.strip())
+
+
+@dataclass(frozen=True)
+class Released:
+    reel_id: str
+    language: str
+    job_id: str
+    items: list[dict[str, Any]]
+    released_at: str
+    released_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reel_id": self.reel_id, "language": self.language, "job_id": self.job_id,
+                "items": self.items, "released_at": self.released_at,
+                "released_by": self.released_by}
+
+
+def publish(ctx: AppContext, reel_id: str, language: str, by: str) -> Released:
+    """Release a reviewed language version for delivery: every rendered shot approved in
+    review, no shot rejected, and each deliverable deliverable (the performer's approval when
+    a grant requires it). Refusals say what is missing (:class:`ReelHeldError`, exit 1)."""
+    from studio.reels.reviews import mark_released, rejected_error
+
+    if not (by or "").strip():
+        raise UsageError("who releases (a name, for the record)")
+    store = _store(ctx)
+    review = review_of(ctx, reel_id, language)
+    job = review.job
+    items = list(job.deliverables.get("items", []))
+    if job.status not in ("done", "delivered", "rejected") or not items:
+        raise JobStateError(f"reel {reel_id} in {job.language} has no deliverables to "
+                            f"release ({job.status}; `studio reel render` first)")
+    rejected = rejected_error(store, job, review.reel.reel_id)
+    if rejected is not None:
+        raise rejected
+    if review.unreviewed:
+        raise ReelHeldError(f"reel {reel_id} in {job.language} is not released: shots "
+                            f"{review.unreviewed} are not reviewed yet (review page, or "
+                            "`studio reel review`)")
+    if job.status != "done" and job.status != "delivered":
+        raise JobStateError(f"reel {reel_id} in {job.language} was held after a rejection: "
+                            "render it again (`studio reel render`) before releasing it")
+    waiting = []
+    for item in items:
+        status = ctx.registry.approval_status(str(item["sha256"]))
+        if not status.deliverable:
+            waiting.append(f"{item['kind']} ({status.state.value})")
+    if waiting:
+        raise ReelHeldError(f"reel {reel_id} in {job.language} is not released: "
+                            f"{', '.join(waiting)} without the performer's approval "
+                            "(`studio consent import-approval`, or the review page's upload)")
+    at = datetime.now(UTC).isoformat()
+    mark_released(store, job.job_id, {"at": at, "by": by.strip()})
+    return Released(review.reel.reel_id, job.language, job.job_id, items, at, by.strip())

@@ -1,0 +1,91 @@
+"""The Review tab in a real browser (Debian's Chromium, headless, through Playwright): an
+operator opens the review of a rendered two-shot reel, sees its shot list, opens shot 0 in the
+A/B player, steps both players a frame at the reel's rate, rejects the shot with a note (kept
+in the database), and the release is refused. Screenshots as in ``test_browser.py``
+(``STUDIO_SCREENSHOTS=docs/screenshots`` refreshes the README's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from studio.reels.reviews import Verdict
+from studio.services import reel_review
+from studio.ui.handlers import Studio
+from tests.reels.small_reel import import_small_reel, render_small_reel
+
+from .test_browser import _click, _shot, _sign_in, _tab, _wait_until
+from .test_browser import browser as browser  # the fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+#: Where both players stand, and whether they have their media (metadata) loaded.
+PLAYERS_JS = """() => ['#review-a', '#review-b'].map(s => {
+  const v = document.querySelector(s + ' video');
+  return v ? [v.readyState, v.currentTime] : null; })"""
+
+
+def _players(page: Page) -> list[list[float] | None]:
+    return list(page.evaluate(PLAYERS_JS))
+
+
+def _frame(page: Page) -> str:
+    return page.locator("#review-frame input").input_value()
+
+
+def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser: Browser,
+                                            tmp_path: Path) -> None:
+    url, studio = served
+    ctx = studio.ctx
+    reel, stem = import_small_reel(ctx, tmp_path)
+    render_small_reel(ctx, reel, stem)
+
+    _, page = _sign_in(browser, url, "otto")
+    _tab(page, "Review")
+    _click(page, "#review-list")
+    expect(page.locator("#review-versions")).to_contain_text(reel.reel_id)
+    page.locator("#review-reel textarea, #review-reel input").first.fill(reel.reel_id)
+    _click(page, "#review-load")
+    shots = page.locator("#review-shots")
+    expect(shots).to_contain_text("rendered")
+    expect(shots).to_contain_text("copied")
+    expect(shots).to_contain_text("to review")
+    expect(shots).to_contain_text("—")  # no QC report in the render's record
+    expect(page.locator("#review-summary")).to_contain_text("2 shots at 25 fps")
+
+    # The A/B player: shot 0, original and dub, loaded side by side.
+    page.locator("#review-shot input").fill("0")
+    _click(page, "#review-open")
+    expect(page.locator("#review-caption")).to_contain_text("45 frames at 25 fps")
+    _wait_until(page, lambda: all(p is not None and p[0] >= 1 for p in _players(page)),
+                "both players' media loaded")
+    assert _frame(page) == "0"
+    page.locator("#review-forward").click()
+    _wait_until(page, lambda: _frame(page) == "1", "one frame forward")
+    # Both players on frame 1 (its middle: 1.5 / 25 s), together.
+    _wait_until(page, lambda: all(abs(p[1] - 1.5 / 25) < 1e-3 for p in _players(page)
+                                  if p is not None), "both players on frame 1")
+    page.locator("#review-forward").click()
+    _wait_until(page, lambda: _frame(page) == "2", "two frames forward")
+    page.locator("#review-back").click()
+    _wait_until(page, lambda: _frame(page) == "1", "one frame back")
+    a, b = _players(page)
+    assert a is not None and b is not None and a[1] == b[1]
+    _shot(page, "review")
+
+    # Rejected with a note: stored, shown, and the release is refused.
+    page.locator("#review-note textarea, #review-note input").first.fill(
+        "mouth late on 'bin'")
+    _click(page, "#review-reject")
+    expect(page.locator("#review-decision")).to_contain_text("rejected")
+    expect(shots).to_contain_text("rejected by Otto")
+    expect(shots).to_contain_text("mouth late on 'bin'")
+    stored = reel_review.review_of(ctx, reel.reel_id, "fr").rows[0].review
+    assert stored is not None
+    assert (stored.decision, stored.note) == (Verdict.REJECTED, "mouth late on 'bin'")
+    _click(page, "#review-publish")
+    expect(page.get_by_text("rejected in review").first).to_be_visible()
+    expect(page.locator("#review-result")).not_to_contain_text("Released")
+    _shot(page, "review-rejected")
