@@ -4,6 +4,8 @@ Run from the repository root::
 
     .venv/bin/python bench/scale.py             # 3 shots per mode (GRID 360x288, 75 frames)
     .venv/bin/python bench/scale.py --shots 2   # shorter
+    .venv/bin/python bench/scale.py --quick     # 1 shot, a 150-frame long shot in 3 chunks,
+                                                # local x1 / ray 1w / ray 2w (a few minutes)
 
 Each mode runs in a fresh child process against a copy of one seeded data folder (SQLite:
 the registry's database is the head's alone in every mode, so its engine does not change what
@@ -17,6 +19,13 @@ submits all shots at once to a ``JobManager``:
 - ``ray 1w`` / ``ray 2w``: ``STUDIO_EXECUTOR=ray`` on a ``ray.cluster_utils.Cluster`` on
   127.0.0.1 whose head node runs no tasks and whose 1 or 2 worker nodes have one CPU each; the
   studio (head) runs steps 1-3 and 5-7 of every render, the workers step 4.
+
+Then one long shot (GRID bbaf2n looped, ``--long-loops`` times 75 frames, to brbk7n's voice
+looped): on the local executor one task renders it whole; on Ray it is split into frame ranges
+of ``--chunk-frames`` (``STUDIO_RAY_CHUNK_FRAMES``), one task each, that the workers render in
+parallel and the head encodes once (``studio.render.chunks``). Reported: its wall time, its
+step 4 (the head's wait for every chunk plus the assembly) and their speed-up against the
+single-process render (``local x1``).
 
 Reported per mode: wall time for the shots, throughput against ``local x1``, the head's and
 the workers' seconds per frame (from each job's log), the scheduling overhead of a render task
@@ -81,8 +90,10 @@ def _stages(job_dir: Path) -> tuple[dict[str, float], dict[str, Any] | None]:
     return stages, worker
 
 
-def _mode(name: str, data: str, shots: int, queue: Any) -> None:
-    """One mode in a fresh process: warm-up shot, then ``shots`` shots submitted at once."""
+def _mode(name: str, data: str, shots: int, queue: Any,
+          long_shot: tuple[str, str, int] | None = None) -> None:
+    """One mode in a fresh process: warm-up shot, then ``shots`` shots submitted at once,
+    then the long shot (source, dub, chunk frames) alone."""
     from studio.bootstrap import open_registry
     from studio.executors import LocalExecutor
     from studio.jobs import JobManager, JobStatus
@@ -108,7 +119,8 @@ def _mode(name: str, data: str, shots: int, queue: Any) -> None:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
-        settings = replace(settings, executor="ray", ray_task_memory_mb=256)
+        settings = replace(settings, executor="ray", ray_task_memory_mb=256,
+                           ray_chunk_frames=long_shot[2] if long_shot else 1500)
         executor: Any = RayExecutor(settings, registry)
 
         @ray.remote(num_cpus=1)
@@ -134,6 +146,7 @@ def _mode(name: str, data: str, shots: int, queue: Any) -> None:
                              source_language="en", territory="FR", operator="Bench Operator",
                              output_name=f"{tag}.{lang}.mp4")
 
+    load_before = os.getloadavg()
     try:
         # One untimed shot per worker (or slot): imports and model loads are not throughput.
         warm = [manager.submit(request("fr", f"warmup{i}"), "bench") for i in range(slots_warm)]
@@ -156,8 +169,24 @@ def _mode(name: str, data: str, shots: int, queue: Any) -> None:
             stages, worker = _stages(Path(d.outcome["job_dir"]))
             per_job.append({"frames": d.outcome["frames"], "stages_s": stages,
                             "worker": worker})
+        long = None
+        if long_shot is not None:
+            long_req = replace(request("de", "long"), source=Path(long_shot[0]),
+                               dub=Path(long_shot[1]))
+            t0 = time.perf_counter()
+            record = manager.wait(manager.submit(long_req, "bench").job_id)
+            long_wall = time.perf_counter() - t0
+            assert record.status is JobStatus.DONE, record.error
+            assert record.outcome is not None
+            job_dir = Path(record.outcome["job_dir"])
+            stages, _ = _stages(job_dir)
+            chunks = sum(1 for line in (job_dir / "log.jsonl").read_text().splitlines()
+                         if json.loads(line)["message"] == "rendered by a worker")
+            long = {"frames": record.outcome["frames"], "wall_s": long_wall,
+                    "run_s": stages.get("run", 0.0), "tasks": max(1, chunks)}
         queue.put({"mode": name, "shots": shots, "wall_s": wall, "jobs": per_job,
-                   "noop_task_ms": noop_ms, "cold": cold})
+                   "noop_task_ms": noop_ms, "cold": cold, "long": long,
+                   "load_before": load_before, "load_after": os.getloadavg()})
     finally:
         manager.shutdown()
         registry.store.dispose()
@@ -168,10 +197,11 @@ def _mode(name: str, data: str, shots: int, queue: Any) -> None:
             cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
-def run_mode(name: str, data: Path, shots: int) -> dict[str, Any]:
+def run_mode(name: str, data: Path, shots: int,
+             long_shot: tuple[str, str, int] | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_mode, args=(name, str(data), shots, queue))
+    proc = ctx.Process(target=_mode, args=(name, str(data), shots, queue, long_shot))
     proc.start()
     while True:
         try:
@@ -207,7 +237,37 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             # analysis of the same bytes (studio/render/analysis_cache.py).
             "cold_identify_s_per_frame": cold["stages_s"].get("identify", 0.0) / cold["frames"],
             "warm_identify_s_per_frame": sum(j["stages_s"].get("identify", 0.0)
-                                             for j in jobs) / frames}
+                                             for j in jobs) / frames,
+            "long": result.get("long"),
+            "load": (result.get("load_before"), result.get("load_after"))}
+
+
+def make_long_shot(folder: Path, loops: int) -> tuple[Path, Path]:
+    """GRID bbaf2n looped ``loops`` times (360x288, 25 fps) and brbk7n's voice looped to
+    the same length, as the dub."""
+    import numpy as np
+
+    from pipelines.media import VideoReader, VideoWriter, load_audio
+    from pipelines.media.audio import Audio, downmix, resample
+    from pipelines.media.probe import VideoStreamInfo
+
+    with VideoReader(GRID / "bbaf2n.mpg") as reader:
+        like = reader.output
+        frames = [f.rgb.copy() for f in reader]
+    voice = resample(downmix(load_audio(GRID / "brbk7n.mpg"), "mono"), 48_000)
+    seconds = len(frames) * loops / 25
+    samples = np.tile(voice.samples, (1, loops + 1))[:, : int(seconds * 48_000)]
+    shot, dub = folder / f"long{loops}.mp4", folder / f"long{loops}-dub.mp4"
+    with VideoWriter(shot, like, crf=16, preset="veryfast") as writer:
+        for _ in range(loops):
+            for f in frames:
+                writer.write(f)
+    small = VideoStreamInfo.new(64, 64, 25)
+    with VideoWriter(dub, small, preset="ultrafast",
+                     audio=Audio(np.ascontiguousarray(samples), 48_000)) as writer:
+        for _ in range(len(frames) * loops):
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+    return shot, dub
 
 
 def film_model(head_s: float, track_s: float, step4_s: float, overhead_s: float, *,
@@ -241,7 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "with bench/neural.py --gpu-only on the GPU)")
     parser.add_argument("--shots-per-film", type=int, default=1500)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--long-loops", type=int, default=8,
+                        help="the long shot: GRID bbaf2n looped this many times (75 frames "
+                        "each); 0: no long shot")
+    parser.add_argument("--chunk-frames", type=int, default=150,
+                        help="frames per Ray task of the long shot (STUDIO_RAY_CHUNK_FRAMES)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 shot, a 150-frame long shot in chunks of 50, local x1 and "
+                        "Ray with 1 and 2 workers")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.shots, args.long_loops, args.chunk_frames = 1, 2, 50
+        args.modes = "local x1,ray 1w,ray 2w"
     from studio.accounts.service import migrate as migrate_accounts
     from studio.bootstrap import SeedReport, open_registry, seed_demo
     from studio.settings import Settings
@@ -254,11 +325,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_demo(registry, SeedReport())
         migrate_accounts(registry.store.engine)  # the job history's table
         registry.store.dispose()
+        long_shot = None
+        if args.long_loops > 0:
+            shot, dub = make_long_shot(Path(tmp), args.long_loops)
+            long_shot = (str(shot), str(dub), args.chunk_frames)
         for mode in args.modes.split(","):
             data = Path(tmp) / mode.replace(" ", "-")
             shutil.copytree(seeded, data)
-            log(f"{mode}: {args.shots} shots")
-            results.append(run_mode(mode.strip(), data, args.shots))
+            log(f"{mode}: {args.shots} shots; load average {os.getloadavg()}")
+            results.append(run_mode(mode.strip(), data, args.shots, long_shot))
     machine.finish()
     rows = [summarise(r) for r in results]
     base = rows[0]["shots_per_min"]
@@ -275,6 +350,25 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{r['head_s_per_frame'] * 1000:.1f} ms | {r['step4_s_per_frame'] * 1000:.1f} ms"
               f" | {overhead} | {noop} | {r['cold_identify_s_per_frame'] * 1000:.1f} / "
               f"{r['warm_identify_s_per_frame'] * 1000:.1f} ms |")
+    longs = [r for r in rows if r["long"]]
+    if longs:
+        base_long = longs[0]["long"]
+        print(f"\nLong shot: {base_long['frames']} frames; on Ray in chunks of "
+              f"{args.chunk_frames} frames (one task each), encoded once by the head")
+        print("| mode | tasks | wall s | frames/s | speed-up (wall) | step 4 s | "
+              "speed-up (step 4) | load average before -> after |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in longs:
+            lg = r["long"]
+            before, after = r["load"]
+            load = "" if before is None else \
+                f"{before[0]:.2f} -> {after[0]:.2f}"
+            print(f"| {r['mode']} | {lg['tasks']} | {lg['wall_s']:.1f} | "
+                  f"{lg['frames'] / lg['wall_s']:.2f} | "
+                  f"{base_long['wall_s'] / lg['wall_s']:.2f}x | {lg['run_s']:.1f} | "
+                  f"{base_long['run_s'] / lg['run_s']:.2f}x | {load} |")
+        print(f"(speed-up against {longs[0]['mode']}, the single-process render; "
+              f"os.getloadavg() now {os.getloadavg()})")
     ray_rows = [r for r in rows if r["task_overhead_s"] is not None]
     model: list[dict[str, Any]] = []
     if ray_rows:
