@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from av.video.stream import VideoStream
 import numpy as np
+from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from pipelines.edits import GuardReport, TrackChange
