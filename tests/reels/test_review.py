@@ -19,6 +19,7 @@ from consent.approval import approval_draft
 from consent.documents import OutputApproval, sign_draft
 from consent.fields import ApprovalDecision
 from consent.registry import Registry
+from consent.store import Store
 from pipelines.reel.shots import ShotList
 from studio.errors import JobStateError, ReelHeldError, ShotRejectedError, UsageError
 from studio.reels.reviews import Verdict, add_review, current_reviews, reviews_of
@@ -32,26 +33,27 @@ from tests.reel import reelgen
 from .small_reel import import_small_reel, render_small_reel
 
 
-def test_a_decision_applies_to_the_render_it_was_made_on(registry: Registry,
+def test_a_decision_applies_to_the_render_it_was_made_on(store: Store,
                                                          tmp_path: Path) -> None:
-    """Kept in ``studio_reel_reviews`` (its own migration); the newest decision about the
-    shot's current output stands, and a new render of the shot is reviewed anew."""
-    store = ReelStore.open(registry.store)
+    """Kept in ``studio_reel_reviews`` (its own migration; SQLite and PostgreSQL); the
+    newest decision about the shot's current output stands, and a new render of the shot is
+    reviewed anew."""
+    reels_store = ReelStore.open(store)
     shots: ShotList = reelgen.truth(reelgen.TEST_REEL, start_timecode="01:00:00:00")
-    reel = store.add_reel("demo-dub", tmp_path / "r.mp4", "0" * 64, "edl", shots)
-    job_id = store.open_job(reel.reel_id, "fr", {}, len(shots))
-    store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k", ("ANA",), None,
-                                      {"sha256": "a" * 64}))
-    add_review(store, job_id, 0, "a" * 64, Verdict.REJECTED, "lips late", "Rita")
-    add_review(store, job_id, 0, "a" * 64, Verdict.APPROVED, "fine after all", "Rita")
-    add_review(store, job_id, 0, "a" * 64, Verdict.REJECTED, "no: late on 'p'", "Rob")
-    current = current_reviews(store.job(job_id), reviews_of(store, job_id))
+    reel = reels_store.add_reel("demo-dub", tmp_path / "r.mp4", "0" * 64, "edl", shots)
+    job_id = reels_store.open_job(reel.reel_id, "fr", {}, len(shots))
+    reels_store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k", ("ANA",), None,
+                                            {"sha256": "a" * 64}))
+    add_review(reels_store, job_id, 0, "a" * 64, Verdict.REJECTED, "lips late", "Rita")
+    add_review(reels_store, job_id, 0, "a" * 64, Verdict.APPROVED, "fine after all", "Rita")
+    add_review(reels_store, job_id, 0, "a" * 64, Verdict.REJECTED, "no: late on 'p'", "Rob")
+    current = current_reviews(reels_store.job(job_id), reviews_of(reels_store, job_id))
     assert (current[0].decision, current[0].reviewer) == (Verdict.REJECTED, "Rob")
-    assert len(reviews_of(store, job_id)) == 3  # the history is kept
+    assert len(reviews_of(reels_store, job_id)) == 3  # the history is kept
     # Rendered again (a new output): the rejection was about the old render.
-    store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k2", ("ANA",), None,
-                                      {"sha256": "b" * 64}))
-    assert current_reviews(store.job(job_id), reviews_of(store, job_id)) == {}
+    reels_store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k2", ("ANA",), None,
+                                            {"sha256": "b" * 64}))
+    assert current_reviews(reels_store.job(job_id), reviews_of(reels_store, job_id)) == {}
 
 
 @pytest.mark.slow

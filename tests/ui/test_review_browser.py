@@ -1,22 +1,28 @@
 """The Review tab in a real browser (Debian's Chromium, headless, through Playwright): an
 operator opens the review of a rendered two-shot reel, sees its shot list, opens shot 0 in the
 A/B player, steps both players a frame at the reel's rate, rejects the shot with a note (kept
-in the database), and the release is refused. Screenshots as in ``test_browser.py``
+in the database), and the release is refused; the consent officer uploads the performer's
+signed approval of a deliverable there. Screenshots as in ``test_browser.py``
 (``STUDIO_SCREENSHOTS=docs/screenshots`` refreshes the README's)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from consent.approval import approval_draft
+from consent.documents import OutputApproval, sign_draft
+from consent.fields import ApprovalDecision
 from studio.reels.reviews import Verdict
 from studio.services import reel_review
 from studio.ui.handlers import Studio
 from tests.reels.small_reel import import_small_reel, render_small_reel
+from tests.render.test_approval_render import GRANT, _held_grant
 
-from .test_browser import _click, _shot, _sign_in, _tab, _wait_until
+from .test_browser import _click, _shot, _sign_in, _tab, _upload, _wait_until
 from .test_browser import browser as browser  # the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,6 +45,7 @@ def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser
                                             tmp_path: Path) -> None:
     url, studio = served
     ctx = studio.ctx
+    key = _held_grant(studio.registry)  # the deliverables wait for the performer's approval
     reel, stem = import_small_reel(ctx, tmp_path)
     render_small_reel(ctx, reel, stem)
 
@@ -89,3 +96,22 @@ def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser
     expect(page.get_by_text("rejected in review").first).to_be_visible()
     expect(page.locator("#review-result")).not_to_contain_text("Released")
     _shot(page, "review-rejected")
+
+    # The consent officer uploads the performer's signed approval of the review proxy.
+    review_item = next(i for i in reel_review.review_of(ctx, reel.reel_id, "fr")
+                       .job.deliverables["items"] if i["kind"] == "review")
+    expect(page.locator("#review-deliverables")).to_contain_text("awaiting")
+    approval = tmp_path / "ana-approval.json"
+    approval.write_bytes(sign_draft(OutputApproval, approval_draft(
+        performer_id="demo-performer", grant_id=GRANT, output_sha256=review_item["sha256"],
+        decision=ApprovalDecision.APPROVED, signer_role="self", signer_name="Demo Performer",
+        signed_at=datetime.now(UTC)), [key]).raw)
+    _, officer = _sign_in(browser, url, "olga")
+    _tab(officer, "Review")
+    officer.locator("#review-reel textarea, #review-reel input").first.fill(reel.reel_id)
+    _click(officer, "#review-load")
+    _upload(officer, "review-approval-file", approval)
+    _click(officer, "#review-approval-import")
+    expect(officer.locator("#review-result")).to_contain_text("approved")
+    expect(officer.locator("#review-deliverables")).to_contain_text("approved")
+    assert ctx.registry.approval_status(review_item["sha256"]).deliverable
