@@ -54,7 +54,7 @@ API = {"/whoami", "/register_performer", "/import_grant", "/list_grants", "/list
        "/check_consent", "/render_lipsync", "/job_status", "/cancel_job", "/scan_reenact_shot",
        "/check_reenact", "/render_reenact", "/verify", "/ledger_checkpoint",
        "/ledger_sign_checkpoint", "/ledger_search", "/ledger_proof", "/list_jobs",
-       "/change_password",
+       "/jobs_cluster", "/change_password",
        # the Review tab (reels)
        "/review_versions", "/review_reel", "/review_open_shot", "/review_approve_shot",
        "/review_reject_shot", "/import_approval", "/review_publish"}
