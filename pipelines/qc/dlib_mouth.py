@@ -18,6 +18,11 @@ whenever the last one missed) on the frame scaled to at most :data:`DETECT_WIDTH
 face does not leave its rectangle in a fifth of a second. Where the detector misses (motion
 blur, a turned head) the last rectangle is reused for up to :data:`MAX_REUSE` frames, after
 which the frame is NaN.
+
+Between detections only a crop around the face is read (:data:`CROP_MARGIN` of its size each
+side): the shape predictor samples pixels near its rectangle, so the points are the same as
+on the whole frame, and the frame's size only matters on detection frames (issue 16: the QC
+runs on every render, where a 720p frame is ten times the face).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ DETECT_EVERY: Final = 5
 DETECT_WIDTH: Final = 640
 INNER_PAIRS: Final = ((61, 67), (62, 66), (63, 65))
 CORNERS: Final = (48, 54)
+CROP_MARGIN: Final = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -101,22 +107,30 @@ class MouthMeter:
     def measure(self, rgb: NDArray[np.uint8], near: Box | None = None) -> float:
         """Inner-lip gap / mouth width of the largest face in ``rgb`` (with ``near``: of the
         face detected inside that box, see :func:`_choose`); NaN with no face."""
-        # dlib turns RGB into grey as the plain mean of the channels, and its predictor was
-        # trained on such images: the luma weights of cv2's conversion move the inner-lip
-        # points enough to change r(new, old) to 0.95 on GRID.
-        gray: NDArray[np.uint8] = np.ascontiguousarray(
-            (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8) if rgb.ndim == 3
-            else rgb, dtype=np.uint8)
+        import dlib
+
         due = self._count % DETECT_EVERY == 0 or self._missed > 0 or self._last is None
         self._count += 1
-        rect = self._detect(gray, near) if due else self._last
-        if rect is None:
-            self._missed += 1
-            if self._last is None or self._missed > MAX_REUSE:
-                return float("nan")
-            rect = self._last
+        if due:
+            gray = _gray(rgb)
+            rect = self._detect(gray, near)
+            if rect is None:
+                self._missed += 1
+                if self._last is None or self._missed > MAX_REUSE:
+                    return float("nan")
+                rect = self._last
+            else:
+                self._last, self._missed = rect, 0
         else:
-            self._last, self._missed = rect, 0
+            # Between detections only the face is needed: the predictor reads pixels around
+            # its rectangle, so a crop with a margin gives the very same points as the frame.
+            left, top = max(0, self._last.left() - _margin(self._last)), \
+                max(0, self._last.top() - _margin(self._last))
+            right = self._last.right() + _margin(self._last) + 1
+            bottom = self._last.bottom() + _margin(self._last) + 1
+            gray = _gray(rgb[top:bottom, left:right])
+            rect = dlib.rectangle(self._last.left() - left, self._last.top() - top,
+                                  self._last.right() - left, self._last.bottom() - top)
         shape = self._predictor(gray, rect)
         p = np.array([[shape.part(i).x, shape.part(i).y] for i in range(48, 68)],
                      dtype=np.float64)
@@ -130,6 +144,20 @@ class MouthMeter:
             return float("nan")
         gap = np.mean([np.linalg.norm(pt(b) - pt(a)) for a, b in INNER_PAIRS])
         return float(gap) / width
+
+
+def _margin(rect: Any) -> int:
+    return int(CROP_MARGIN * max(rect.width(), rect.height())) + 1
+
+
+def _gray(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    # dlib turns RGB into grey as the plain mean of the channels, and its predictor was
+    # trained on such images: the luma weights of cv2's conversion move the inner-lip
+    # points enough to change r(new, old) to 0.95 on GRID.
+    gray: NDArray[np.uint8] = np.ascontiguousarray(
+        (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8) if rgb.ndim == 3 else rgb,
+        dtype=np.uint8)
+    return gray
 
 
 def mouth_series(frames: Iterable[NDArray[np.uint8]]) -> FloatArray:

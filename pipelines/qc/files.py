@@ -9,9 +9,10 @@ face in each frame (dlib's detector), which is the edited face in a single-speak
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from pipelines.qc.report import (
 )
 
 if TYPE_CHECKING:
+    from pipelines.faces.embedding import FaceEmbedder
     from pipelines.faces.landmark_file import TrackLandmarks
     from pipelines.lipsync import LipSyncJob
     from pipelines.lipsync.interface import SpeechDrive
@@ -116,7 +118,9 @@ def _track_boxes(landmarks: TrackLandmarks, chunk: int = 1024
 
 def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | None = None,
                          dub_name: str = "", identity: bool = True,
-                         thresholds: QCThresholds = DEFAULT_THRESHOLDS) -> QCReport:
+                         thresholds: QCThresholds = DEFAULT_THRESHOLDS,
+                         analysis_embedder: FaceEmbedder | None = None,
+                         cancelled: Callable[[], bool] | None = None) -> QCReport:
     """The QC report of a finished lip-sync render, one :class:`TrackQC` per edited track.
 
     For the render job: ``job`` is the :class:`~pipelines.lipsync.LipSyncJob` it ran (its
@@ -125,7 +129,13 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
     track's mouth is measured with dlib (``dlib_mouth``) on the face detected inside that
     track's recorded mesh box, so two speakers in one shot are judged apart; frames where
     the track is not seen are NaN (left out of every figure). Identity: dlib's embedding of
-    the track's face, source vs output, every 5th frame it is seen (worst distance).
+    the track's face, source vs output, every 5th frame it is seen (worst distance). With
+    ``analysis_embedder``, the embedder the analysis' track samples were made with: when it
+    is dlib's (a render's default; its identity trace samples at least once a second), that
+    loaded model is used and only the output is embedded, at the frames of the track's
+    samples, against their stored embeddings: a render pays a few embeddings per second of
+    shot instead of two every fifth frame and a model load. ``cancelled`` is asked
+    every frame; when it says so, :class:`InterruptedError` (a render job's cancel).
 
     Raises :class:`QCInputError` when the output is not a render of the job's shot (frame
     count or rate) or a track's face is never found by dlib, :class:`QCNotFoundError` when
@@ -146,8 +156,17 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
     boxes = {t: _track_boxes(analysis.landmarks(t)) for t in tracks}
     meters = {t: (MouthMeter(), MouthMeter()) for t in tracks}
     mouths = {t: (np.full(n, np.nan), np.full(n, np.nan)) for t in tracks}
-    embedder = DlibEmbedder() if identity else None
+    reuse = analysis_embedder is not None and analysis_embedder.name == DlibEmbedder.name
+    embedder: FaceEmbedder | None = None
+    if identity:
+        embedder = analysis_embedder if reuse and analysis_embedder is not None \
+            else DlibEmbedder()
     worst: dict[int, float] = {}
+    # Frame → source embedding, per track, when the analysis' own samples are reused.
+    samples: dict[int, dict[int, Any]] = {}
+    if embedder is not None and reuse:
+        samples = {t: {s.frame_index: s.embedding for s in analysis.track(t).samples}
+                   for t in tracks}
     size = (video.width, video.height)
     count = 0
     try:
@@ -160,20 +179,25 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
                 count = index + 1
                 if index >= n:
                     break
+                if cancelled is not None and cancelled():
+                    raise InterruptedError("QC cancelled")
                 for t in tracks:
                     box = boxes[t].get(index)
                     if box is None:
                         continue
                     mouths[t][0][index] = meters[t][0].measure(a.rgb, box)
                     mouths[t][1][index] = meters[t][1].measure(b.rgb, box)
-                    if embedder is not None and index % 5 == 0:
+                    reference = samples[t].get(index) if samples.get(t) else None
+                    if embedder is not None and (reference is not None or (
+                            not samples.get(t) and index % 5 == 0)):
                         mesh = analysis.landmarks(t).mesh(index)
                         assert mesh is not None  # the box came from this mesh
                         face = FaceObservation(box, mesh, 1.0, size)
-                        d = embedder.distance(embedder.embed(a.rgb, face),
-                                              embedder.embed(b.rgb, face))
+                        if reference is None:
+                            reference = embedder.embed(a.rgb, face)
+                        d = embedder.distance(reference, embedder.embed(b.rgb, face))
                         worst[t] = max(worst.get(t, 0.0), d)
-    except QCInputError:
+    except (QCInputError, InterruptedError):
         raise
     except Exception as exc:  # the reader's own errors: not a video we can decode
         raise QCInputError(f"cannot decode {out_path.name} or {src_path.name} ({exc})") from exc

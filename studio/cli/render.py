@@ -271,6 +271,11 @@ def _run(request: RenderRequest, as_json: bool, executor: str | None = None) -> 
                   f"output ledger entry {outcome.output_ledger_index}\n  {outcome.frames} "
                   f"frames in {outcome.seconds:.1f} s\n  backend {outcome.backend} "
                   f"({outcome.model}; {outcome.licence})", highlight=False)
+        if outcome.qc is not None:  # the render's lip-sync QC (docs/lipsync_qc.md)
+            reasons = [r for t in outcome.qc.get("tracks", []) for r in t.get("reasons", [])]
+            why = "; ".join(reasons) or str(outcome.qc.get("error") or "")
+            out.print("  QC " + (f"[bold red]needs review[/]: {why}" if outcome.needs_review
+                                 else "[green]ok[/]"), highlight=False)
 
     _emit(as_json, {"ok": True, **outcome.to_json()}, human)
 

@@ -25,6 +25,8 @@ What the definition holds (see ``/work/shared/docs/PROVENANCE.md``):
   decision, ledger leaf, checkpoint, registry key). Never a name, a face or a template: a
   manifest travels with the file and cannot be recalled.
 - ``cawg.training-mining``: every use ``notAllowed`` unless the grant says otherwise.
+- ``org.consent-dubbing-studio.qc`` (a lip-sync render with QC on): the QC figures per edited
+  track, the thresholds and ``needs_review`` (docs/lipsync_qc.md); figures only, no file names.
 - ``c2pa.soft-binding``: the 32-bit watermark payload over the whole timespan, so that a copy
   whose metadata was stripped can be traced back through the manifest store.
 
@@ -122,6 +124,8 @@ STUDIO_NAMESPACE = "org.consent-dubbing-studio"
 CONSENT_LABEL = f"{STUDIO_NAMESPACE}.consent"
 #: The (face track, frame range) segments the decision authorised and those the render edited.
 SEGMENTS_LABEL = f"{STUDIO_NAMESPACE}.segments"
+#: The lip-sync QC of the output, per edited track (``pipelines.qc``; docs/lipsync_qc.md).
+QC_LABEL = f"{STUDIO_NAMESPACE}.qc"
 INGREDIENT_SHA256_KEY = f"{STUDIO_NAMESPACE}.sha256"
 AGENT_BACKEND_KEY = f"{STUDIO_NAMESPACE}.backend"
 AGENT_MODEL_KEY = f"{STUDIO_NAMESPACE}.model"
@@ -504,6 +508,9 @@ class ManifestInputs:
     claim_generator_version: str = "0.1.0"
     thumbnail: bool = False
     segments: FaceSegments | None = None
+    #: The render's QC figures (``studio.render.qc_step``): thresholds and per-track figures
+    #: only, no file names (a name can identify a person, and a manifest cannot be recalled).
+    qc: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.title.strip()), "manifest title is empty")
@@ -568,6 +575,8 @@ def build_manifest_definition(inputs: ManifestInputs) -> dict[str, Any]:
     if inputs.segments is not None:
         assertions.append({"label": SEGMENTS_LABEL, "created": True,
                            "data": inputs.segments.to_json()})
+    if inputs.qc is not None:
+        assertions.append({"label": QC_LABEL, "created": True, "data": dict(inputs.qc)})
     if inputs.watermark is not None:
         wm = inputs.watermark
         actions.append({"action": "c2pa.watermarked.bound", "parameters": {"alg": wm.alg}})

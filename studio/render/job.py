@@ -5,10 +5,11 @@
   1 ingest     hash every input, probe the shot
   2 identify   track the faces once (meshes recorded for step 4), match them to performers
   3 authorize  the consent gate decides (ledgered, allow or deny)
-  4 run        the pipeline edits the allowed faces only; the watermark goes in as frames encode
+  4 run        the pipeline edits the allowed faces only; the watermark goes in as frames encode;
+               then the lip-sync QC of the output (``studio.render.qc_step``)
   5 re-check   the gate decides again: a revocation during the run stops the output here
   6 stamp      sign the C2PA manifest (AI disclosure, ingredients, consent reference, soft
-               binding); keep it in the manifest store by output hash and watermark payload
+               binding, QC); keep it in the manifest store by output hash and watermark payload
   7 publish    one transaction under the ledger's lock: the gate decides a last time, the
                signed file is hard-linked into the outputs folder, ``output_published`` is
                appended (``Registry.publish_output``)
@@ -106,6 +107,7 @@ from studio.render.pipeline_step import (
     prepare_speech,
     run_pipeline,
 )
+from studio.render.qc_step import RenderQC, add_to_sidecar, lipsync_qc, track_drives
 from studio.render.request import RenderRequest, RequestError
 from studio.render.segments import (
     edit_permits,
@@ -150,6 +152,11 @@ class RenderOutcome:
     #: ``awaiting`` (held, not deliverable) when a grant used requires approval
     #: (``studio consent approval-status`` says what it is now).
     approval: str = "not_required"
+    #: The lip-sync QC report (``QCReport.to_json``, or why it could not measure) and its
+    #: verdict; None when the render had no QC (a reenactment, ``STUDIO_RENDER_QC=off``).
+    #: Reels read these two keys from each shot's record: keep their names.
+    qc: dict[str, Any] | None = None
+    needs_review: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "output": str(self.output),
@@ -162,7 +169,7 @@ class RenderOutcome:
                 "seconds": round(self.seconds, 2), "job_dir": str(self.job_dir),
                 "backend": {"name": self.backend, "model": self.model, "licence": self.licence},
                 "untouched_faces": list(self.untouched), "guard": self.guard,
-                "approval": self.approval}
+                "approval": self.approval, "qc": self.qc, "needs_review": self.needs_review}
 
 
 def new_job_id() -> str:
@@ -375,6 +382,7 @@ class RenderJob:
             result, audio_note = self.remote(self, work, scope, decision, inputs)
         self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
                    audio=audio_note)
+        qc = self._qc(req, source, result, embedder)
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
         # The re-check must authorise the very segments the render ran under.
@@ -386,7 +394,7 @@ class RenderJob:
 
         self._enter(Stage.STAMP, "signing the C2PA manifest")
         signed_path = self.staging.folder / "signed.mp4"
-        manifest_inputs = self._manifest(req, inputs, result, recheck, payload)
+        manifest_inputs = self._manifest(req, inputs, result, recheck, payload, qc)
         signed = sign_file(result.output, signed_path, manifest_inputs,
                            signing_identity(self.settings),
                            verify_after_sign=self.settings.c2pa_verify_after_sign)
@@ -434,7 +442,9 @@ class RenderJob:
                                 result.frame_count, time.monotonic() - started, self.folder,
                                 self._choice.name, self._choice.model, self._choice.licence,
                                 recheck.untouched_tracks, result.guard.to_json(),
-                                self._approval(signed.sha256))
+                                self._approval(signed.sha256),
+                                None if qc is None else qc.report,
+                                None if qc is None else qc.needs_review)
         self._save("outcome.json", outcome.to_json())
         self._note(Stage.PUBLISH, f"published {target.name}", sha256=signed.sha256)
         return outcome
@@ -520,9 +530,34 @@ class RenderJob:
                 f"{match.performer_id or 'no enrolled performer'}, but it was issued for "
                 f"{seal.driver_performer_id}'s performance")
 
+    def _qc(self, req: RenderRequest, source: ShotAnalysis | StillSource,
+            result: PipelineResult, embedder: FaceEmbedder) -> RenderQC | None:
+        """The lip-sync QC of the encoded output (``studio.render.qc_step``), put into the
+        sidecar here; the job record and the manifest take it from the return value."""
+        if (not self.settings.render_qc or req.operation != "lipsync"
+                or not isinstance(source, ShotAnalysis)):
+            return None
+        frames = source.scan.frame_count
+        speech = self._early_speech
+        if speech is None or speech.frames != frames:  # as step 4 did: the probe was off
+            speech = prepare_speech(req, frames, source.info.require_video().frame_rate)
+        edited = sorted(c.track_id for c in result.changes if c.frames)
+        drives = track_drives(speech.drives, req, edited)
+        named = req.dub if req.dub is not None else req.script
+        qc = lipsync_qc(source, drives, result.output, dub_name=named.name if named else "",
+                        embedder=embedder, cancelled=self.cancel.is_set)
+        self._note(Stage.RUN, f"QC in {qc.seconds:.1f} s: "
+                   + ("needs review" if qc.needs_review else "ok"),
+                   needs_review=qc.needs_review,
+                   reasons=[r for t in qc.report.get("tracks", []) for r in t["reasons"]]
+                   or qc.report.get("error"))
+        if result.sidecar.exists():
+            add_to_sidecar(result.sidecar, qc)
+        return qc
+
     def _manifest(self, req: RenderRequest, inputs: dict[str, str],
-                  result: LipSyncResult | ReenactResult, decision: Decision, payload: int
-                  ) -> ManifestInputs:
+                  result: LipSyncResult | ReenactResult, decision: Decision, payload: int,
+                  qc: RenderQC | None = None) -> ManifestInputs:
         with self.registry.store.session() as s:
             note = self.registry.ledger.checkpoint(s, datetime.now(UTC))
         # One entry per grant: a reenactment uses one grant for several techniques.
@@ -585,7 +620,8 @@ class RenderJob:
             else None,
             regions=regions, watermark=WatermarkBinding(payload, duration_ms),
             segments=manifest_segments(decision, result.changes, still=is_still(req.source)),
-            thumbnail=self.settings.c2pa_thumbnail)
+            thumbnail=self.settings.c2pa_thumbnail,
+            qc=None if qc is None else qc.manifest_data())
 
 
 def _inputs(req: RenderRequest) -> dict[str, Path]:

@@ -7,6 +7,7 @@ The pool that runs them is :class:`studio.jobs.JobManager`; each job is a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -168,6 +169,52 @@ def list_jobs(jobs: JobManager, user: User, *, everyone: bool = False) -> list[J
     if everyone and not user.can(Role.AUDITOR):
         raise AccessDenied("only auditors and admins see every user's jobs")
     return jobs.history(None if everyone else user.username)
+
+
+@dataclass(frozen=True)
+class JobQC:
+    """The lip-sync QC of a finished render (``qc`` in its job record, issue 16): per edited
+    track the figures of ``pipelines.qc.report.TrackQC`` as JSON, the thresholds, and the
+    verdict; ``error`` when the QC could not measure (then it needs review too)."""
+
+    needs_review: bool
+    tracks: tuple[dict[str, Any], ...]
+    thresholds: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        found = [f"t{t.get('track_id')}: {r}" for t in self.tracks for r in t.get("reasons", [])]
+        return (*found, *([self.error] if self.error else []))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> JobQC:
+        tracks = tuple(t for t in doc.get("tracks") or [] if isinstance(t, dict))
+        return cls(bool(doc.get("needs_review")), tracks, dict(doc.get("thresholds") or {}),
+                   doc.get("error") if isinstance(doc.get("error"), str) else None)
+
+
+def record_qc(jobs: JobManager, record: JobRecord) -> JobQC | None:
+    """The QC of ``record`` (no access check: for records already shown to the user): from
+    the live record, else from the job's ``outcome.json`` (the database keeps no outcome).
+    None while it runs, when it failed, and for renders without QC (reenactments,
+    ``STUDIO_RENDER_QC=off``)."""
+    if record.status is not JobStatus.DONE:
+        return None
+    outcome = record.outcome
+    if outcome is None:
+        path = jobs.settings.jobs_dir / record.job_id / "outcome.json"
+        try:
+            outcome = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    qc = outcome.get("qc") if isinstance(outcome, dict) else None
+    return JobQC.from_json(qc) if isinstance(qc, dict) else None
+
+
+def job_qc(jobs: JobManager, user: User, job_id: str) -> JobQC | None:
+    """The QC of a job its owner, an auditor or an admin may see (:func:`record_qc`)."""
+    return record_qc(jobs, job_for(jobs, user, job_id))
 
 
 def job_output(jobs: JobManager, user: User, job_id: str) -> Path | None:
