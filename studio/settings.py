@@ -45,6 +45,9 @@ class Settings:
     #: x264 settings of rendered outputs.
     render_crf: int = 17
     render_preset: str = "veryfast"
+    #: The lip-sync QC of every render (``STUDIO_RENDER_QC``, ``on``/``off``; issue 16,
+    #: studio/render/qc_step.py): off only for benches that time the render alone.
+    render_qc: bool = True
     #: Longest stretch (seconds) of frames that cannot be verified as the performer (profile,
     #: blur, between two identity samples) that a render may still edit between two verified
     #: frames (``STUDIO_IDENTITY_GAP_S``, 0.1-1 s; the identity trace of studio/identity.py).
@@ -135,6 +138,7 @@ class Settings:
             concurrent_renders=_int("STUDIO_CONCURRENT_RENDERS", "1", 1, 64),
             render_crf=_int("STUDIO_RENDER_CRF", "17", 0, 51),
             render_preset=os.environ.get("STUDIO_RENDER_PRESET", "veryfast"),
+            render_qc=_choice("STUDIO_RENDER_QC", "on", ("on", "off")) == "on",
             identity_gap_s=_gap(os.environ.get("STUDIO_IDENTITY_GAP_S", "1.0")),
             analysis_cache_mb=_int("STUDIO_ANALYSIS_CACHE_MB", "2048", 0, 1_048_576),
             motion_trusted_keys=tuple(

@@ -209,8 +209,8 @@ GRANT_HEADERS = ["grant", "performer", "status", "detail", "projects", "language
                  "territories", "techniques", "valid until"]
 PERFORMER_HEADERS = ["performer", "name", "status", "keys"]
 RULE_HEADERS = ["", "rule", "subject", "detail"]
-JOB_HEADERS = ["job", "user", "operation", "status", "stage", "progress", "created", "output",
-               "error"]
+JOB_HEADERS = ["job", "user", "operation", "status", "QC", "stage", "progress", "created",
+               "output", "error"]
 LEDGER_HEADERS = ["index", "event", "time", "body"]
 
 def _badge(label: str, value: str, good: bool | None, testid: str) -> str:
@@ -271,10 +271,44 @@ def cluster_markdown(view: workers.ClusterJobs) -> str:
     return "".join(lines)
 
 
-def job_row(r: JobRecord) -> list[str]:
-    return [r.job_id, r.username, r.operation, r.status.value, r.stage,
+def job_row(r: JobRecord, qc: jobs.JobQC | None = None) -> list[str]:
+    return [r.job_id, r.username, r.operation, r.status.value, qc_flag(qc), r.stage,
             f"{round(r.progress * 100)}%", r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             Path(r.output).name if r.output else "", r.error or ""]
+
+
+def qc_flag(qc: jobs.JobQC | None) -> str:
+    """The Jobs table's QC cell: empty where a render had no QC."""
+    if qc is None:
+        return ""
+    return "⚠ needs review" if qc.needs_review else "ok"
+
+
+def qc_markdown(qc: jobs.JobQC) -> str:
+    """A finished lip-sync's QC in its result: the verdict first (a visible flag when it needs
+    review, with why), then each edited track's figures against the thresholds."""
+    if qc.needs_review:
+        head = ('<span class="studio-qc" data-qc="needs-review">**⚠ QC: NEEDS REVIEW**</span>'
+                " — " + html.escape("; ".join(qc.reasons) or "see the figures"))
+    else:
+        head = ('<span class="studio-qc" data-qc="ok">**QC: ok**</span> — every figure within '
+                "its threshold (docs/lipsync_qc.md)")
+    if not qc.tracks:
+        return head
+
+    def num(value: Any, fmt: str) -> str:
+        return "—" if value is None else format(value, fmt)
+
+    rows = ["| track | sync | leak | range | identity | jitter | bilabials closed | verdict |",
+            "|---|---|---|---|---|---|---|---|"]
+    for t in qc.tracks:
+        rows.append(
+            f"| t{t.get('track_id')} | {num(t.get('sync'), '.2f')} | {num(t.get('leak'), '+.2f')}"
+            f" | {num(t.get('range'), '.2f')}× | {num(t.get('identity'), '.3f')} | "
+            f"{num(t.get('jitter'), '.2f')}× | {t.get('bilabials_closed', 0)}/"
+            f"{t.get('bilabials_total', 0)} | "
+            f"{'needs review' if t.get('needs_review') else 'ok'} |")
+    return head + "\n\n" + "\n".join(rows)
 
 
 def _crop(rgb: NDArray[np.uint8], box: Sequence[float], size: int = 160) -> NDArray[np.uint8]:
@@ -759,6 +793,9 @@ class Handlers:
                 text += (f" Rendered by **{html.escape(str(backend['name']))}** — model "
                          f"{html.escape(str(backend.get('model', '')))}, licence "
                          f"{html.escape(str(backend.get('licence', '')))}.")
+            qc = jobs.record_qc(self.studio.jobs, record)
+            if qc is not None:
+                text += "\n\n" + qc_markdown(qc)
         elif record.error:
             text += f" — {html.escape(record.error)}"
         video = None
@@ -777,8 +814,8 @@ class Handlers:
 
     @requires(Role.OPERATOR, Role.AUDITOR)
     def list_jobs(self, scope: str, request: gr.Request) -> list[list[str]]:
-        return [job_row(r) for r in jobs.list_jobs(self.studio.jobs, actor(),
-                                                   everyone=scope == "all users")]
+        return [job_row(r, jobs.record_qc(self.studio.jobs, r))
+                for r in jobs.list_jobs(self.studio.jobs, actor(), everyone=scope == "all users")]
 
     @requires(Role.OPERATOR, Role.AUDITOR)
     def jobs_cluster(self, scope: str, request: gr.Request) -> str:
