@@ -13,8 +13,9 @@ Only for the registry's own fixed statements: never build SQL from input here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +73,29 @@ class DriverCursor:
 
     def rows(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(self.execute(text, params).fetchall())
+
+
+@contextlib.contextmanager
+def pipeline(session: Session) -> Iterator[None]:
+    """Statements sent in this block do not each wait for the server (PostgreSQL: the
+    driver's pipeline mode; reading a result waits for everything sent before it). SQLite
+    runs in-process: nothing to save there. Nested blocks join the outer one.
+
+    Why: a decision's append writes four rows (entry, nodes, refs, decision), each a round
+    trip to the server otherwise; the server still runs them in order, in the same
+    transaction, and the first error aborts the rest (raised at the block's end or at the
+    next read)."""
+    conn = session.connection()
+    driver = conn.connection.driver_connection
+    if conn.dialect.name != "postgresql" or driver is None or _in_pipeline(driver):
+        yield
+        return
+    with driver.pipeline():
+        yield
+
+
+def _in_pipeline(driver: Any) -> bool:
+    return bool(getattr(driver.pgconn, "pipeline_status", 0))
 
 
 def cursor(session: Session) -> DriverCursor:

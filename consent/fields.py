@@ -47,7 +47,11 @@ def _sha256_hex(value: str) -> str:
 _ASCII_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
-def _clean_text(value: str, *, multiline: bool) -> str:
+# A pure function of (value, multiline): remembered for the values that pass (a refusal raises,
+# and lru_cache does not store exceptions). The gate validates every stored document at every
+# decision, and their names, titles and texts repeat across documents.
+@lru_cache(maxsize=8192)
+def _clean_text(value: str, multiline: bool) -> str:
     if not unicodedata.is_normalized("NFC", value):
         raise ValueError("text must be in Unicode normalisation form NFC")
     # Fast path: in ASCII the only forbidden characters are the controls.
@@ -71,11 +75,15 @@ def _clean_text(value: str, *, multiline: bool) -> str:
 
 
 def _name(value: str) -> str:
-    return _clean_text(value, multiline=False)
+    # Only exact str goes to the cache: a str subclass (an enum member) with the same text
+    # would come back as the first one seen.
+    return _clean_text(value, False) if type(value) is str else _clean_text.__wrapped__(
+        value, False)
 
 
 def _long_text(value: str) -> str:
-    return _clean_text(value, multiline=True)
+    return _clean_text(value, True) if type(value) is str else _clean_text.__wrapped__(
+        value, True)
 
 
 @lru_cache(maxsize=4096)
@@ -83,9 +91,14 @@ def _valid_language(tag: str) -> bool:
     return bool(langcodes.tag_is_valid(tag))
 
 
+_LANGUAGE_SHAPE = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+_TERRITORY_SHAPE = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
+_DATE_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _language(value: str) -> str:
     # langcodes reads "_" as "-"; BCP-47 does not.
-    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value) or not _valid_language(value):
+    if not _LANGUAGE_SHAPE.fullmatch(value) or not _valid_language(value):
         raise ValueError(f"{value!r} is not a valid BCP-47 language tag")
     return value
 
@@ -100,7 +113,7 @@ def _known_territory(code: str) -> bool:
 def _territory(value: str) -> str:
     if value == WORLDWIDE:
         return value
-    if not re.fullmatch(r"[A-Z]{2}(-[A-Z0-9]{1,3})?", value) or not _known_territory(value):
+    if not _TERRITORY_SHAPE.fullmatch(value) or not _known_territory(value):
         raise ValueError(
             f"{value!r} is not an ISO 3166-1 alpha-2 country, an ISO 3166-2 subdivision "
             f"or {WORLDWIDE!r}"
@@ -115,19 +128,30 @@ def _require_str(value: Any) -> Any:
 
 
 def _parse_timestamp(value: Any) -> datetime:
+    if type(value) is str:
+        return _timestamp_text(value)
     if isinstance(value, datetime):
         parsed = value
     else:
-        text = _require_str(value)
-        if not _RFC3339.fullmatch(text):
-            raise ValueError(
-                f"expected an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z; "
-                f"got {text[:40]!r}"
-            )
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
+        return _timestamp_text.__wrapped__(_require_str(value))
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("timestamp has no time zone; naive datetimes are not accepted")
+    return parsed
+
+
+# A pure function of the text (datetimes are immutable): remembered for texts that parse;
+# refusals raise and are not stored. Documents share few distinct timestamps.
+@lru_cache(maxsize=8192)
+def _timestamp_text(text: str) -> datetime:
+    if not _RFC3339.fullmatch(text):
+        raise ValueError(
+            f"expected an RFC 3339 timestamp with a time zone, e.g. 2026-01-31T12:00:00Z; "
+            f"got {text[:40]!r}"
+        )
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("timestamp has no time zone; naive datetimes are not accepted")
     return parsed
@@ -143,7 +167,7 @@ def _parse_date(value: Any) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     text = _require_str(value)
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not _DATE_SHAPE.fullmatch(text):
         raise ValueError(f"expected a date as YYYY-MM-DD, got {text[:40]!r}")
     try:
         return date.fromisoformat(text)

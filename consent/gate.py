@@ -704,18 +704,23 @@ def _best_grant(
         return _check_grant(raw, subject, request, facts, now, ev.ledger_revoked, verify=verify)
 
     # Rank every grant on the cheap rules, then verify signatures in rank order: the first
-    # grant that passes everything, signature included, is used.
-    ranked = sorted(((check(raw, False)[0], i, raw) for i, raw in enumerate(ev.grants)),
-                    key=lambda c: (_failures(c[0]), c[1]))
+    # grant that passes everything, signature included, is used. Rank order is (failures,
+    # position), so the grants without a failure come first, by position: checking grants
+    # by position and fully checking each one without a failure as it comes finds the same
+    # grant, and the grants after it cannot change the answer (not even read then).
+    prelims: list[tuple[list[RuleResult], int, bytes]] = []
     best: list[RuleResult] | None = None
-    for prelim, _, raw in ranked:
+    for i, raw in enumerate(ev.grants):
+        prelim = check(raw, False)[0]
+        prelims.append((prelim, i, raw))
         if _failures(prelim):
-            break
+            continue
         rules, doc = check(raw, True)
         if doc is not None and not _failures(rules):
             used.append(GrantRef(doc.payload.grant_id, doc.sha256, pid, subject.technique.value))
             return rules
         best = best or rules
+    ranked = sorted(prelims, key=lambda c: (_failures(c[0]), c[1]))
     if best is None:
         best = check(ranked[0][2], True)[0]
     others = [next(r.detail for r in prelim if not r.passed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -225,6 +225,7 @@ class Ledger:
         refs: Iterable[tuple[str, str]] = (),
         document: bytes | None = None,
         checkpoint: bool = False,
+        with_rows: Callable[[driver_sql.DriverCursor, int], None] | None = None,
     ) -> int:
         """Append one event inside the caller's transaction and return its index.
 
@@ -232,7 +233,25 @@ class Ledger:
         of them) and, for a stored document, the SHA-256 of its exact bytes. ``checkpoint``
         signs a checkpoint right after the event (revocations, status changes, imports);
         one is also signed every ``checkpoint_every`` events or ``checkpoint_interval``.
+        ``with_rows(cursor, index)`` writes the caller's own rows for the event (the
+        decision row) along with the ledger's, on the driver cursor (fixed statements).
         """
+        # PostgreSQL: in one pipeline (consent.driver_sql.pipeline), the lock and the size
+        # read go out together (the server takes the lock, then reads the size in a snapshot
+        # taken after it holds the lock), and the inserts all together. Only driver
+        # statements run in it: SQLAlchemy reads a pipelined result as empty.
+        with driver_sql.pipeline(session):
+            index = self._write(session, event_type, body, at=at, refs=refs,
+                                document=document)
+            if with_rows is not None:
+                with_rows(driver_sql.cursor(session), index)
+        session.info["ledger_appended"] = True
+        if checkpoint or self._checkpoint_due(session, index + 1, at):
+            self._sign_checkpoint(session, index + 1, at, sync=checkpoint)
+        return index
+
+    def _write(self, session: Session, event_type: EventType, body: Mapping[str, Any], *,
+               at: datetime, refs: Iterable[tuple[str, str]], document: bytes | None) -> int:
         self._lock(session)
         # Fixed statements on the driver's own cursor (see consent.driver_sql): an append is
         # on the hot path of every decision, and SQLAlchemy's per-statement set-up cost
@@ -260,9 +279,6 @@ class Ledger:
         if ref_list:
             cur.execute(_rows_insert(_INSERT_REF, len(ref_list)),
                         [v for k, ref in ref_list for v in (index, k, ref)])
-        session.info["ledger_appended"] = True
-        if checkpoint or self._checkpoint_due(session, index + 1, at):
-            self._sign_checkpoint(session, index + 1, at, sync=checkpoint)
         return index
 
     def _checkpoint_due(self, session: Session, size: int, at: datetime) -> bool:

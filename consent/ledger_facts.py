@@ -34,11 +34,15 @@ from consent.checkpoint_log import CheckpointLog
 from consent.ledger import node_reader
 from consent.note import NoteError, NoteVerifier, open_checkpoint
 
-# Fixed driver statements (consent.driver_sql): they run at every decision. Checkpoints are
-# read before leaves, so that on PostgreSQL (a snapshot per statement) the leaves read cover
-# every checkpoint read.
+# Fixed driver statements (consent.driver_sql): they run at every decision. Checkpoints and
+# leaves are read in one statement (one round trip on PostgreSQL), hence from one snapshot:
+# the leaves read cover every checkpoint read. Checkpoint rows come first (kind 0: size,
+# note), then the leaves (kind 1: index, event type, data).
 _NEW_CHECKPOINTS = "SELECT size, note FROM ledger_checkpoints WHERE size > ? ORDER BY size"
 _NEW_LEAVES = "SELECT idx, event_type, data FROM ledger_entries WHERE idx >= ? ORDER BY idx"
+_NEW_ROWS = ("SELECT 0, size, note, NULL FROM ledger_checkpoints WHERE size > ? "
+             "UNION ALL SELECT 1, idx, event_type, data FROM ledger_entries WHERE idx >= ? "
+             "ORDER BY 1, 2")
 
 DOCUMENT_EVENTS = frozenset({
     "performer_registered", "performer_updated", "key_added", "production_key_added",
@@ -171,8 +175,18 @@ class LedgerFacts:
             self._snapshot_tried = True
             if self.size == 0 and self._snapshot is not None:
                 self._load_snapshot(session, self._snapshot)
-        self._read_checkpoints(cur)
-        rows = cur.execute(_NEW_LEAVES, (max(self.size - 1, 0),))
+        rows: Iterable[tuple[int, str, Any]]
+        if self.size == 0:
+            # Every leaf: streamed from the cursor (a million of them would not fit a list
+            # comfortably), checkpoints first, in their own statement.
+            self._read_checkpoints(cur.rows(_NEW_CHECKPOINTS, (self._db_checkpoints_seen,)))
+            rows = cur.execute(_NEW_LEAVES, (0,))
+        else:
+            # The few leaves appended since the last decision, with the new checkpoints.
+            both = cur.rows(_NEW_ROWS, (self._db_checkpoints_seen, self.size - 1))
+            split = next((n for n, row in enumerate(both) if row[0] == 1), len(both))
+            self._read_checkpoints([(size, note) for _kind, size, note, _ in both[:split]])
+            rows = [(idx, event_type, raw) for _kind, idx, event_type, raw in both[split:]]
         first = self.size > 0
         for idx, event_type, raw in rows:
             data = driver_sql.as_bytes(raw)
@@ -192,8 +206,8 @@ class LedgerFacts:
         if self._snapshot is not None and self._snapshot_due():
             self._save_snapshot(self._snapshot)
 
-    def _read_checkpoints(self, cur: driver_sql.DriverCursor) -> None:
-        for size, note in cur.rows(_NEW_CHECKPOINTS, (self._db_checkpoints_seen,)):
+    def _read_checkpoints(self, db_rows: Sequence[tuple[int, str]]) -> None:
+        for size, note in db_rows:
             self._db_checkpoints_seen = max(self._db_checkpoints_seen, int(size))
             self._learn(note, f"database checkpoint {size}", int(size))
         for n, log in enumerate(self._logs):

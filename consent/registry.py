@@ -672,8 +672,10 @@ class Registry:
     ) -> dict[str, gate.PerformerEvidence]:
         """The raw signed bytes the gate needs, each vouched for by a ledger leaf.
 
-        Rows are read in two prepared queries; which of them count, and which revocations
-        exist, comes from the leaves (:class:`LedgerFacts`), never from the rows alone.
+        Rows are read in one prepared statement (a second only when a row names a grant or
+        key that no leaf records, which is tampering); which of them count, and which
+        revocations exist, comes from the leaves (:class:`LedgerFacts`), never from the rows
+        alone.
         """
         pids = sorted(set(performer_ids))
         cur = driver_sql.cursor(s)  # fixed driver statements: this runs at every decision
@@ -681,25 +683,56 @@ class Registry:
             facts = self._ledger_facts(s)
             rows: dict[str, dict[str, list[tuple[Any, bytes]]]] = {
                 kind: {p: [] for p in pids} for kind in ("record", "key", "grant")}
+            # Grant and key id -> performer: the leaves' first (the revocation lookup by
+            # target below is by these ids), then the rows'.
             owner: dict[str, str] = {}
-            for kind, pid, ref, doc in registry_sql.documents_of(cur, pids):
-                if kind == "record":
-                    rows[kind][pid].append((int(ref), doc))
-                else:
-                    rows[kind][pid].append((ref, doc))
-                    owner[ref] = pid
             for p in pids:
                 leaves = facts.performers.get(p)
                 if leaves is not None:
                     owner.update(dict.fromkeys([*leaves.grants, *leaves.keys], p))
+            leaf_targets = list(owner)
+            revocation_rows: list[tuple[str, str, str, bytes]] = []
+            production_rows: list[tuple[str, bytes]] = []
+            found = registry_sql.evidence_rows(cur, pids, leaf_targets)
+            if found is None:  # too many ids for one statement
+                documents = list(registry_sql.documents_of(cur, pids))
+                production_rows = list(registry_sql.production_keys(cur))
+            else:
+                documents = []
+                for kind, pid, ref, target, doc in found:
+                    if kind == "revocation":
+                        revocation_rows.append((pid, target or "", ref, doc))
+                    elif kind == "production":
+                        production_rows.append((ref, doc))
+                    else:
+                        documents.append((kind, pid, ref, doc))
+            row_owner: dict[str, str] = {}
+            for kind, pid, ref, doc in documents:
+                if kind == "record":
+                    rows[kind][pid].append((int(ref), doc))
+                else:
+                    rows[kind][pid].append((ref, doc))
+                    row_owner[ref] = pid
+            for ref, pid in row_owner.items():
+                owner.setdefault(ref, pid)
             # Look revocations up by performer *and* by target, so that editing one column
             # of a revocation row cannot hide it; file each under the target's performer.
+            # Targets that only rows name (no leaf: tampering, which denies anyway) are
+            # looked up too, in a second statement, as are all of them when the single
+            # statement could not be used.
+            extra = ([t for t in row_owner if t not in set(leaf_targets)] if found is not None
+                     else list(owner))
+            if found is None or extra:
+                seen = {rid for _pid, _target, rid, _doc in revocation_rows}
+                revocation_rows.extend(
+                    r for r in registry_sql.revocations_of(cur, pids, extra)
+                    if r[2] not in seen)
             revocations: dict[str, list[tuple[str, bytes]]] = {p: [] for p in pids}
-            for pid, target_id, rid, doc in registry_sql.revocations_of(cur, pids, list(owner)):
+            for pid, target_id, rid, doc in revocation_rows:
                 revocations.setdefault(owner.get(target_id, pid), []).append((rid, doc))
             production: list[bytes] = []
             shared_problems: list[str] = []
-            for key_id, doc in registry_sql.production_keys(cur):
+            for key_id, doc in production_rows:
                 fact = facts.production_keys.get(key_id)
                 if fact is None or not fact.matches(doc):
                     shared_problems.append(f"production key {key_id[:12]} on file is not the "
@@ -744,6 +777,12 @@ class Registry:
     def _ledger_decision(self, s: Session, request: gate.AuthorizationRequest,
                          decision: gate.Decision, now: datetime) -> gate.Decision:
         content = decision.content_bytes()
+
+        def decision_row(cur: driver_sql.DriverCursor, index: int) -> None:
+            # Written with the leaf's rows (one round trip on PostgreSQL).
+            registry_sql.insert_decision(cur, decision.decision_id, decision.allowed, content,
+                                         now, index)
+
         index = self.ledger.append(s, EventType.DECISION, {
             "decision_id": decision.decision_id, "allowed": decision.allowed,
             "decision_sha256": hashlib.sha256(content).hexdigest(),
@@ -751,11 +790,8 @@ class Registry:
             "grants": [{"grant_id": g.grant_id, "sha256": g.sha256}
                        for g in decision.grants_used]},
             at=now, refs=[("decision", decision.decision_id)]
-            + [("grant", g.grant_id) for g in decision.grants_used])
-        decision = replace(decision, ledger_index=index)
-        registry_sql.insert_decision(driver_sql.cursor(s), decision.decision_id,
-                                     decision.allowed, content, now, index)
-        return decision
+            + [("grant", g.grant_id) for g in decision.grants_used], with_rows=decision_row)
+        return replace(decision, ledger_index=index)
 
     def record_refusal(
         self,

@@ -41,8 +41,42 @@ def _revocations_sql(pids: int, targets: int) -> str:
         f"WHERE performer_id IN ({_marks(pids)}) OR target_id IN ({_marks(targets)})")
 
 
+@functools.lru_cache(maxsize=256)
+def _evidence_sql(pids: int, targets: int) -> str:
+    marks = _marks(pids)
+    # Fixed text: only the number of placeholders varies. One statement for everything a
+    # decision reads (one round trip on PostgreSQL, one snapshot on both backends).
+    return (
+        f"SELECT 'record', performer_id, CAST(revision AS VARCHAR(64)), "  # noqa: S608
+        f"CAST(NULL AS VARCHAR(64)), document "
+        f"FROM performer_records WHERE performer_id IN ({marks}) "
+        f"UNION ALL SELECT 'key', performer_id, key_id, NULL, document "
+        f"FROM performer_keys WHERE performer_id IN ({marks}) "
+        f"UNION ALL SELECT 'grant', performer_id, grant_id, NULL, document "
+        f"FROM grants WHERE performer_id IN ({marks}) "
+        f"UNION ALL SELECT 'revocation', performer_id, revocation_id, target_id, document "
+        f"FROM revocations WHERE performer_id IN ({marks}) "
+        f"OR target_id IN ({_marks(targets)}) "
+        f"UNION ALL SELECT 'production', '', key_id, NULL, document FROM production_keys")
+
+
 #: The IN lists are split at this many values (far below both drivers' parameter limits).
 _CHUNK = 200
+
+
+def evidence_rows(cur: DriverCursor, pids: Sequence[str], targets: Sequence[str]
+                  ) -> list[tuple[str, str, str, str | None, bytes]] | None:
+    """(kind, performer id, ref, target, stored bytes) of every record revision, key binding
+    and grant of ``pids``, every revocation row naming one of ``pids`` or ``targets``, and
+    every production key, in one statement; kinds and refs as in :func:`documents_of`,
+    :func:`revocations_of` (ref: the revocation id) and :func:`production_keys` (ref: the
+    key id). None when the lists are too long for one statement (use those three)."""
+    target_list = list(targets) or [""]
+    if not pids or len(pids) > _CHUNK or len(target_list) > _CHUNK:
+        return None
+    params = [*pids, *pids, *pids, *pids, *target_list]
+    return [(str(kind), pid, ref, target, as_bytes(doc)) for kind, pid, ref, target, doc
+            in cur.rows(_evidence_sql(len(pids), len(target_list)), params)]
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
