@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from dataclasses import replace
@@ -180,7 +181,8 @@ class RayExecutor:
                   expires_at=draft["expires_at"])
         # Workers get no database and no passphrase: the registry is the head's alone.
         task = ChunkTask(job.job_id, cid, token.to_bytes(), work,
-                         replace(settings, database_url="", registry_passphrase=None), frames)
+                         replace(settings, database_url="", registry_passphrase=None), frames,
+                         seal=secrets.token_bytes(32))
         neural = job._choice.neural
         return self._task.options(
             num_cpus=settings.ray_task_cpus,

@@ -23,6 +23,8 @@ Nothing here signs, ledgers or publishes: the head re-checks, stamps and publish
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -57,6 +59,7 @@ TRUSTED_KEY_ENV = "STUDIO_REGISTRY_PUBLIC_KEY"
 _INPUT_NAMES = ("source", "dub", "m_and_e", "script", "driver", "motion")
 #: How often the worker looks for the head's cancel file and writes its progress (seconds).
 _POLL_S = 0.25
+_SEAL_MIN_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class ChunkTask:
     settings: Settings
     #: The frames (first, last) this task renders of a long shot; None: the whole shot.
     frames: tuple[int, int] | None = None
+    #: A secret the head draws for this task (it travels with the task, never through
+    #: staging): the attempt that finishes MACs its result with it, and a result in staging
+    #: without that MAC (planted or edited there) is refused, never unpickled.
+    seal: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,9 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
     token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
                          inputs=input_hashes(task.work.request), frames=task.frames)
     scope = scope_from_token(token, task.work)
+    if len(task.seal) < _SEAL_MIN_BYTES:
+        raise DecisionScopeError(f"the task of {task.job_id}/{task.chunk_id} carries no result "
+                                 "seal from the head")
     folder = chunk_dir(task.work.out_dir, task.chunk_id)
     if not task.work.out_dir.is_dir():
         # The head cleaned the job up (cancelled, crashed): there is nothing to render for.
@@ -133,7 +143,7 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
     folder.mkdir(parents=True, exist_ok=True)
     done = folder / "done"
     if done.is_dir():  # an earlier attempt finished; a retry only returns its result
-        return _finished(done, won=False)
+        return _finished(done, task.seal, won=False)
     attempt = folder / f"attempt-{secrets.token_hex(4)}"
     attempt.mkdir()
     node, pid = socket.gethostname(), os.getpid()
@@ -164,18 +174,19 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
             result = render_range(work, scope, task.settings, task.frames, attempt,
                                   progress=progress, cancelled=cancelled)
             note = result.note
-        with (attempt / "result.pickle").open("wb") as fh:
-            pickle.dump((result, note, node, pid), fh)
+        raw = pickle.dumps((result, note, node, pid))
+        (attempt / "result.pickle").write_bytes(raw)
+        (attempt / "result.mac").write_text(_mac(task.seal, raw), encoding="ascii")
         try:
             os.rename(attempt, done)  # atomic: one attempt's output is the chunk's
         except OSError:
             if not done.is_dir():
                 raise
-            return _finished(done, won=False)  # a twin attempt won the race
+            return _finished(done, task.seal, won=False)  # a twin attempt won the race
     finally:
         if attempt.exists():
             shutil.rmtree(attempt, ignore_errors=True)
-    return _finished(done, won=True)
+    return _finished(done, task.seal, won=True)
 
 
 class _Every:
@@ -193,11 +204,23 @@ class _Every:
         return True
 
 
-def _finished(done: Path, *, won: bool) -> ChunkResult:
-    with (done / "result.pickle").open("rb") as fh:
-        # Written by a worker of this job into staging, which only the studio writes; Ray's
-        # own task arguments and results travel as pickles between the same processes.
-        result, note, node, pid = pickle.load(fh)  # noqa: S301
+def _mac(seal: bytes, raw: bytes) -> str:
+    return hmac.new(seal, raw, hashlib.sha256).hexdigest()
+
+
+def _finished(done: Path, seal: bytes, *, won: bool) -> ChunkResult:
+    try:
+        raw = (done / "result.pickle").read_bytes()
+        mac = (done / "result.mac").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        mac, raw = "", b""
+    if not mac or not hmac.compare_digest(mac, _mac(seal, raw)):
+        # Staging is shared storage: a result there that this task's seal did not MAC was
+        # planted or edited by someone else, and is neither trusted nor unpickled.
+        raise DecisionScopeError(f"the finished result in {done} was not sealed by this "
+                                 "task: refused (changed in staging?)")
+    # MACed by an attempt of this very task: the pickle is its own.
+    result, note, node, pid = pickle.loads(raw)  # noqa: S301
     moved = _rebase(result, done)
     return ChunkResult(moved, note, done.name, node, pid, won)
 

@@ -18,8 +18,11 @@ What makes reuse safe:
   embeddings against the registry's *current* templates, and the gate decides as always: a
   revocation or a purged template takes effect whatever the cache holds.
 * **Immutable entries.** Entries are written to a temporary folder and renamed into place; a
-  render hard-links (else copies) an entry's files into its own staging folder *before*
-  checking the seal, so an eviction during the render cannot pull files from under it.
+  render copies an entry's files into its own staging folder *before* checking the seal, so
+  an eviction during the render cannot pull files from under it, and the seal covers the very
+  bytes the render reads later (a hard link would share the cache's inode: an entry edited in
+  place after the check would move the meshes the render warps). A link in an entry is copied
+  as a link, which the seal check refuses.
 
 The cache is bounded (``STUDIO_ANALYSIS_CACHE_MB``, default 2048; 0 turns it off); the least
 recently used entries go first.
@@ -251,18 +254,16 @@ def _canonical(body: object) -> bytes:
 
 
 def _place(entry: Path, into: Path) -> None:
-    """Hard-link (else copy) every file of ``entry`` under ``into``."""
+    """Copy every file of ``entry`` under ``into`` (links as links: the seal check refuses
+    them; module docstring)."""
     into.mkdir(parents=True, exist_ok=True)
     for path in entry.rglob("*"):
         target = into / path.relative_to(entry)
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copyfile(path, target)
+        shutil.copyfile(path, target, follow_symlinks=False)
 
 
 def analyse_for_render(settings: Settings, video: Path, source_sha256: str, info: MediaInfo,

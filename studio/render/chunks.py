@@ -30,6 +30,7 @@ Outside the authorised faces every pixel is the source's, watermarked: identical
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,7 @@ from pipelines.lipsync import LipSyncResult
 from pipelines.lipsync.pipeline import run_lipsync_range, write_sidecar
 from pipelines.media import Frame, VideoReader, VideoWriter
 from studio import backends
+from studio.errors import RenderWorkerError
 from studio.provenance.watermark import WatermarkEmbedder
 from studio.render.pipeline_step import PipelineScope, PipelineWork, lipsync_job
 from studio.settings import Settings
@@ -91,11 +93,15 @@ class ChunkRender:
     report: GuardReport
     note: str
     seconds: float = 0.0
+    #: SHA-256 over the RGB frames the worker stored (:attr:`FrameStore.digest`): the head
+    #: encodes a chunk only if its decoded frames give this, so a store swapped or edited in
+    #: shared staging after the worker wrote it is never published.
+    digest: str = ""
 
     def rebased(self, folder: Path) -> ChunkRender:
         """The same chunk with its store under ``folder`` (its attempt folder was renamed)."""
         return ChunkRender(self.frames, folder / self.store.name, self.backend, self.changes,
-                           self.report, self.note, self.seconds)
+                           self.report, self.note, self.seconds, self.digest)
 
 
 class FrameStore:
@@ -109,10 +115,17 @@ class FrameStore:
         stream.width, stream.height, stream.pix_fmt = width, height, _STORE_PIX_FMT
         self._stream = stream
         self.frames_written = 0
+        self._hash = hashlib.sha256()
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over the frames written so far (:func:`frames_digest`)."""
+        return self._hash.hexdigest()
 
     def write(self, frame: Frame | NDArray[np.uint8]) -> None:
-        rgb = frame.rgb if isinstance(frame, Frame) else frame
-        video = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        rgb = np.ascontiguousarray(frame.rgb if isinstance(frame, Frame) else frame)
+        _hash_frame(self._hash, rgb)
+        video = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         video = video.reformat(format=_STORE_PIX_FMT)
         video.pts = self.frames_written
         self._out.mux(self._stream.encode(video))
@@ -125,6 +138,12 @@ class FrameStore:
     def abort(self) -> None:
         self._out.close()
         self.path.unlink(missing_ok=True)
+
+
+def _hash_frame(h: hashlib._Hash, rgb: NDArray[np.uint8]) -> None:
+    # The shape too: the same bytes cut into other frames are other frames.
+    h.update(np.asarray(rgb.shape, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
 
 
 def read_store(path: Path) -> Iterator[NDArray[np.uint8]]:
@@ -164,7 +183,7 @@ def render_range(work: PipelineWork, scope: PipelineScope, settings: Settings,
         store.abort()
         raise
     return ChunkRender(frames, store.path, backend.name, tuple(guard.changes.values()),
-                       guard.report, note, time.perf_counter() - started)
+                       guard.report, note, time.perf_counter() - started, store.digest)
 
 
 def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
@@ -188,14 +207,18 @@ def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
     with VideoReader(analysis.source, on_vfr="conform") as reader:
         like = reader.output
     written = 0
-    with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
-                     audio=job.audio) as writer:
-        for chunk in ordered:
-            for rgb in read_store(chunk.store):
-                if cancelled is not None and cancelled():
-                    raise InterruptedError("lip-sync cancelled")
-                writer.write(rgb)
-                written += 1
+    try:
+        with VideoWriter(job.output, like, codec=job.codec, crf=job.crf, preset=job.preset,
+                         audio=job.audio) as writer:
+            for chunk in ordered:
+                for rgb in _verified_frames(chunk):
+                    if cancelled is not None and cancelled():
+                        raise InterruptedError("lip-sync cancelled")
+                    writer.write(rgb)
+                    written += 1
+    except RenderWorkerError:
+        job.output.unlink(missing_ok=True)
+        raise
     if written != total:
         job.output.unlink(missing_ok=True)
         raise ValueError(f"the chunks hold {written} frames, the shot {total}")
@@ -206,6 +229,22 @@ def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
     elapsed = seconds + time.perf_counter() - started
     return LipSyncResult(job.output, sidecar, ordered[0].backend, written, like.frame_rate,
                          tuple(changes), elapsed, report), note
+
+
+def _verified_frames(chunk: ChunkRender) -> Iterator[NDArray[np.uint8]]:
+    """The frames of ``chunk``'s store, refused (``RenderWorkerError``) at its end unless they
+    are exactly the frames its worker stored: as many as its range, with its digest. Shared
+    staging is writable by more than the studio; only what the worker hashed is encoded."""
+    h, count = hashlib.sha256(), 0
+    for rgb in read_store(chunk.store):
+        _hash_frame(h, rgb)
+        count += 1
+        yield rgb
+    expected = chunk.frames[1] - chunk.frames[0] + 1
+    if count != expected or not chunk.digest or h.hexdigest() != chunk.digest:
+        raise RenderWorkerError(f"chunk {chunk_id(chunk.frames)}: its stored frames are not "
+                                "those its worker rendered (changed in staging?); nothing "
+                                "was published")
 
 
 def merge_changes(per_chunk: Sequence[Sequence[TrackChange]], tracks: Sequence[int]

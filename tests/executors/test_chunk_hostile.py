@@ -1,0 +1,189 @@
+"""Hostile tests of the chunked render on the Ray cluster (tests/executors/conftest.py).
+
+The attacker can write the job's shared staging folder (the chunks' lossless FFV1 stores, the
+attempt and ``done`` folders) between a worker writing and the head assembling, or submit
+tasks to the cluster. What they must not get: a frame the workers did not render encoded
+into a published output, or a result of theirs taken (or unpickled) as a chunk's.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from consent.decision_token import token_draft
+from consent.errors import DecisionScopeError
+from consent.gate import Decision
+from consent.ledger import EventType, Ledger
+from consent.registry import Registry
+from pipelines.edits import GuardReport
+from studio.errors import RenderWorkerError
+from studio.executors.ray_executor import RayExecutor
+from studio.executors.worker import ChunkTask, chunk_dir, input_hashes, render_chunk
+from studio.render import RenderRequest
+from studio.render import chunks as chunks_module
+from studio.render.chunks import ChunkRender, FrameStore, chunk_id, read_store
+from studio.render.job import RenderJob
+from studio.render.pipeline_step import PipelineWork
+from studio.settings import Settings
+from tests.factory import match, request
+
+from .conftest import DEMO_SHOT, OTHER_VOICE
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("ray-cluster")]
+
+FIRST = (0, 24)
+
+
+def _request(name: str) -> RenderRequest:
+    return RenderRequest(operation="lipsync", source=DEMO_SHOT, project_id="demo-dub",
+                         language="fr", source_language="en", territory="FR",
+                         operator="Test Operator", dub=OTHER_VOICE, output_name=name)
+
+
+def _decision(registry: Registry) -> Decision:
+    segment = {"track_id": "t1", "first_frame": 0, "last_frame": 74,
+               "performer_id": "demo-performer"}
+    decision = registry.authorize(
+        request("demo-performer", project_id="demo-dub", language="fr", territory="FR",
+                segments=[segment]),
+        [match(performer_id="demo-performer")])
+    assert decision.allowed, decision.reasons
+    return decision
+
+
+def _outcome(task: ChunkTask) -> Any:
+    """What the task returns, or the error it raised (the worker's own, as Ray hands it)."""
+    ref = ray.remote(render_chunk).options(max_retries=0, num_cpus=1).remote(task)
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        return exc.cause
+
+
+class _Mkdir:
+    """A pickle that runs code when loaded: makes a folder (the attacker's marker)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[str]]:
+        return os.mkdir, (str(self.path),)
+
+
+def _planted_task(registry: Registry, settings: Settings, staging: Path, job_id: str,
+                  seal: bytes) -> ChunkTask:
+    req = _request("planted.fr.mp4")
+    inputs = input_hashes(req)
+    token = registry.issue_decision_token(token_draft(
+        _decision(registry), job_id=job_id, chunk_id=chunk_id(FIRST), inputs=inputs,
+        traces={"t1": [(0, 74)]}, watermark_payload=7, issued_at=datetime.now(UTC),
+        frames=FIRST)).to_bytes()
+    # The worker must not need the analysis to refuse: it has none.
+    work = PipelineWork(req, cast(Any, None), cast(Any, None), staging)
+    return ChunkTask(job_id, chunk_id(FIRST), token, work, settings, FIRST, seal=seal)
+
+
+def test_a_result_planted_in_staging_is_refused_and_never_unpickled(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster, tmp_path: Path) -> None:
+    # Before the (valid) task runs, the attacker makes its chunk look finished: a ``done``
+    # folder with their own "result" (frames of their choosing), and a pickle that runs code.
+    done = chunk_dir(tmp_path, chunk_id(FIRST)) / "done"
+    done.mkdir(parents=True)
+    forged = ChunkRender(FIRST, done / "evil.mkv", "embedded-mesh", (), GuardReport(), "",
+                         0.0, "0" * 64)
+    marker = tmp_path / "attacker-code-ran"
+    (done / "result.pickle").write_bytes(
+        pickle.dumps((forged, _Mkdir(marker), "evil-node", 1)))
+    (done / "result.mac").write_text("00" * 32, encoding="ascii")  # a guess at the MAC
+
+    task = _planted_task(pg_registry, pg_settings, tmp_path, "job-planted",
+                         seal=secrets.token_bytes(32))
+    refusal = _outcome(task)
+    assert isinstance(refusal, DecisionScopeError), refusal
+    assert "not sealed by this task" in str(refusal)
+    assert not marker.exists()  # refused before unpickling: the attacker's code never ran
+
+    # Without any MAC at all: refused the same way.
+    (done / "result.mac").unlink()
+    assert isinstance(_outcome(task), DecisionScopeError)
+    assert not marker.exists()
+
+
+def test_a_task_without_the_heads_result_seal_is_refused(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster, tmp_path: Path) -> None:
+    # A task submitted by someone other than the head (a valid token, no seal): it would
+    # write a result nobody could tell from a planted one, so it does no work at all.
+    refusal = _outcome(_planted_task(pg_registry, pg_settings, tmp_path, "job-noseal",
+                                     seal=b""))
+    assert isinstance(refusal, DecisionScopeError), refusal
+    assert not tmp_path.joinpath("chunks").exists()
+
+
+def _published_outputs(registry: Registry) -> int:
+    with registry.store.session() as s:
+        return sum(Ledger.entry(s, i).event_type is EventType.OUTPUT_PUBLISHED
+                   for i in range(Ledger.size(s)))
+
+
+def _ledger_ok(registry: Registry) -> None:
+    with registry.store.session() as s:
+        report = registry.ledger.verify(s)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("attack", ["edit", "swap"])
+def test_a_chunk_store_changed_in_staging_before_assembly_is_never_published(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster,
+        monkeypatch: pytest.MonkeyPatch, attack: str) -> None:
+    settings = replace(pg_settings, ray_chunk_frames=30)  # 0-24, 25-49, 50-74
+    name = f"hostile-{attack}.fr.mp4"
+    real_assemble = chunks_module.assemble
+    tampered: list[Path] = []
+
+    def tamper_then_assemble(work: PipelineWork, scope: Any, s: Settings,
+                             parts: list[ChunkRender], **kw: Any) -> Any:
+        # Every worker has finished; the head has not read a frame yet: the attacker edits
+        # the middle chunk's lossless store in shared staging.
+        ordered = sorted(parts, key=lambda c: c.frames)
+        middle = ordered[1]
+        if attack == "edit":  # a white square drawn on each frame, outside any face
+            frames = list(read_store(middle.store))
+            for rgb in frames:
+                rgb[:40, :40] = 255
+        else:  # the first chunk's frames in the middle chunk's place (same frame count)
+            frames = list(read_store(ordered[0].store))
+        h, w = frames[0].shape[:2]
+        out = FrameStore(middle.store.with_name("evil.mkv"), w, h)
+        for rgb in frames:
+            out.write(rgb)
+        out.close()
+        os.replace(out.path, middle.store)
+        tampered.append(middle.store)
+        return real_assemble(work, scope, s, parts, **kw)
+
+    monkeypatch.setattr(chunks_module, "assemble", tamper_then_assemble)
+    before = _published_outputs(pg_registry)
+    executor = RayExecutor(settings, pg_registry)
+    job = RenderJob(_request(name), settings, pg_registry)
+    executor.prepare(job)
+    try:
+        with pytest.raises(RenderWorkerError, match="not those its worker rendered"):
+            job.run()
+    finally:
+        executor.close()
+    assert tampered  # the attack ran
+    assert not (settings.outputs_dir / name).exists()
+    assert _published_outputs(pg_registry) == before
+    _ledger_ok(pg_registry)
