@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from studio.errors import ReelNotFoundError, ShotRejectedError
+from studio.errors import JobStateError, ReelHeldError, ReelNotFoundError, ShotRejectedError
 
-from .models import ReelJobRow, ReelReviewRow
+from .models import ReelJobRow, ReelReviewRow, ReelShotRow
 from .store import ReelJobRecord, ReelStore, ShotState, now
 
 #: Longest note kept (a paragraph; the page shows it in the shot list).
@@ -60,7 +60,9 @@ def _review(row: ReelReviewRow) -> ShotReview:
 def add_review(reels: ReelStore, job_id: str, shot: int, output_sha256: str,
                decision: Verdict, note: str, reviewer: str) -> ShotReview:
     with reels.store.session() as s:
-        if s.get(ReelJobRow, job_id) is None:
+        # The job's row locked, as the release locks it (mark_released): a decision and a
+        # release of the same version are serialised, never interleaved.
+        if s.get(ReelJobRow, job_id, with_for_update=True) is None:
             raise ReelNotFoundError(f"no reel job {job_id!r}")
         row = ReelReviewRow(job_id=job_id, shot=shot, output_sha256=output_sha256,
                             decision=decision.value, note=note[:MAX_NOTE], reviewer=reviewer,
@@ -106,11 +108,40 @@ def rejected_error(reels: ReelStore, job: ReelJobRecord, reel_id: str
 
 
 def mark_released(reels: ReelStore, job_id: str, released: dict[str, Any]) -> None:
-    """Record the release of the job's deliverables (status ``delivered``)."""
+    """Record the release of the job's deliverables (status ``delivered``).
+
+    The release's checks ran before (``services.reel_review.publish``), and take a while (the
+    ledger's answer about each deliverable's approval); the reviews are checked again here,
+    in the transaction that records the release, with the job's row locked as
+    :func:`add_review` locks it: a rejection (or a new render) committed meanwhile holds the
+    release instead of being overtaken by it."""
     with reels.store.session() as s:
-        row = s.get(ReelJobRow, job_id)
+        row = s.get(ReelJobRow, job_id, with_for_update=True)
         if row is None:
             raise ReelNotFoundError(f"no reel job {job_id!r}")
+        if row.status not in ("done", "delivered"):
+            raise JobStateError(f"reel {row.reel_id} in {row.language} changed during the "
+                                f"release ({row.status}): nothing was released")
+        outputs = {r.shot: str(r.outcome.get("sha256") or "") for r in s.scalars(
+            select(ReelShotRow).where(ReelShotRow.job_id == job_id))
+            if r.state == ShotState.RENDERED.value and r.outcome.get("sha256")}
+        current: dict[int, ReelReviewRow] = {}
+        for review in s.scalars(select(ReelReviewRow).where(ReelReviewRow.job_id == job_id)
+                                .order_by(ReelReviewRow.review_id)):
+            if outputs.get(review.shot) == review.output_sha256:
+                current[review.shot] = review
+        rejected = [r for _, r in sorted(current.items())
+                    if r.decision == Verdict.REJECTED.value]
+        if rejected:
+            shots = "; ".join(f"shot {r.shot} by {r.reviewer}: {r.note!r}" for r in rejected)
+            raise ShotRejectedError(
+                f"reel {row.reel_id} in {row.language} is not released: rejected in review "
+                f"during the release ({shots})", tuple(r.shot for r in rejected))
+        unreviewed = sorted(set(outputs) - set(current))
+        if unreviewed:
+            raise ReelHeldError(f"reel {row.reel_id} in {row.language} is not released: "
+                                f"shots {unreviewed} were rendered again during the release "
+                                "and are not reviewed yet")
         row.deliverables = {**row.deliverables, "released": released}
         row.status = "delivered"
         row.updated_at = now()
