@@ -20,11 +20,15 @@ MAX_DEPTH = 32
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DocumentError(f"duplicate key {key!r} in JSON object")
-        out[key] = value
+    # Built in C; a key given twice leaves fewer entries than pairs (every stored document
+    # is parsed at every decision, so the common case must not loop in Python).
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DocumentError(f"duplicate key {key!r} in JSON object")
+            seen.add(key)
     return out
 
 

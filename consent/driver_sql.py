@@ -85,9 +85,11 @@ def pipeline(session: Session) -> Iterator[None]:
     trip to the server otherwise; the server still runs them in order, in the same
     transaction, and the first error aborts the rest (raised at the block's end or at the
     next read)."""
-    conn = session.connection()
-    driver = conn.connection.driver_connection
-    if conn.dialect.name != "postgresql" or driver is None or _in_pipeline(driver):
+    if session.get_bind().dialect.name != "postgresql":  # without taking the connection
+        yield
+        return
+    driver = session.connection().connection.driver_connection
+    if driver is None or _in_pipeline(driver):
         yield
         return
     with driver.pipeline():
