@@ -247,6 +247,7 @@ class AfterDeathPolicy(StrEnum):
     ESTATE_CONSENT_REQUIRED = "estate_consent_required"
 
 
+@lru_cache(maxsize=4096)  # a pure function of two tags; the gate asks it per grant per decision
 def language_covers(granted: str, requested: str) -> bool:
     """RFC 4647 basic filtering: ``fr`` covers ``fr-CA``; ``fr-FR`` does not cover ``fr-CA``."""
     g = langcodes.standardize_tag(granted).lower().split("-")
