@@ -45,6 +45,7 @@ from studio.executors.worker import (
     TRUSTED_KEY_ENV,
     ChunkResult,
     ChunkTask,
+    check_files,
     chunk_dir,
     render_chunk,
 )
@@ -153,6 +154,7 @@ class RayExecutor:
         if ranges is None:
             out = outs[SHOT_CHUNK]
             assert not isinstance(out.result, chunks.ChunkRender)
+            check_files(out)  # staging is shared: sign only the bytes the worker wrote
             return out.result, out.audio_note
         parts = [outs[cid].result for cid, _ in specs]
         assert all(isinstance(p, chunks.ChunkRender) for p in parts)

@@ -32,7 +32,7 @@ import secrets
 import shutil
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from consent.errors import DecisionScopeError, DecisionTokenError, DocumentError
 from consent.keys import PublicKey
 from pipelines.edits import EditPermits, EditSegment
 from pipelines.reenact import StillSource
+from studio.errors import RenderWorkerError
 from studio.identity import sha256_file
 from studio.render.chunks import ChunkRender, render_range
 from studio.render.pipeline_step import (
@@ -89,6 +90,10 @@ class ChunkResult:
     pid: int
     #: False: another attempt of this task had finished first; its result is returned.
     won: bool
+    #: A whole shot's files as the worker wrote them (``output``, ``sidecar``: SHA-256),
+    #: sealed with the result: the head signs them only if staging still holds these bytes
+    #: (:func:`check_files`). A chunk's frames carry their own digest instead.
+    files: dict[str, str] = field(default_factory=dict)
 
 
 def chunk_dir(staging_folder: Path, chunk_id: str) -> Path:
@@ -174,7 +179,7 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
             result = render_range(work, scope, task.settings, task.frames, attempt,
                                   progress=progress, cancelled=cancelled)
             note = result.note
-        raw = pickle.dumps((result, note, node, pid))
+        raw = pickle.dumps((result, note, node, pid, _file_hashes(result)))
         (attempt / "result.pickle").write_bytes(raw)
         (attempt / "result.mac").write_text(_mac(task.seal, raw), encoding="ascii")
         try:
@@ -220,9 +225,35 @@ def _finished(done: Path, seal: bytes, *, won: bool) -> ChunkResult:
         raise DecisionScopeError(f"the finished result in {done} was not sealed by this "
                                  "task: refused (changed in staging?)")
     # MACed by an attempt of this very task: the pickle is its own.
-    result, note, node, pid = pickle.loads(raw)  # noqa: S301
+    result, note, node, pid, files = pickle.loads(raw)  # noqa: S301
     moved = _rebase(result, done)
-    return ChunkResult(moved, note, done.name, node, pid, won)
+    return ChunkResult(moved, note, done.name, node, pid, won, files)
+
+
+def _file_hashes(result: PipelineResult | ChunkRender) -> dict[str, str]:
+    if isinstance(result, ChunkRender):
+        return {}
+    out = {"output": sha256_file(result.output)}
+    if result.sidecar.exists():
+        out["sidecar"] = sha256_file(result.sidecar)
+    return out
+
+
+def check_files(out: ChunkResult) -> None:
+    """The head's check of a whole shot's files before it signs and publishes them: the
+    bytes the worker wrote (``ChunkResult.files``), not a file swapped in shared staging
+    since (``RenderWorkerError`` otherwise)."""
+    result = out.result
+    assert not isinstance(result, ChunkRender)
+    paths = {"output": result.output, "sidecar": result.sidecar}
+    for name, path in paths.items():
+        sealed = out.files.get(name)
+        if sealed is None and name == "sidecar" and not path.exists():
+            continue
+        if sealed is None or not path.is_file() or sha256_file(path) != sealed:
+            raise RenderWorkerError(f"the render's {name} ({path.name}) is not the file its "
+                                    "worker wrote (changed in staging?); nothing was "
+                                    "published")
 
 
 def _rebase(result: PipelineResult | ChunkRender, folder: Path

@@ -187,3 +187,87 @@ def test_a_chunk_store_changed_in_staging_before_assembly_is_never_published(
     assert not (settings.outputs_dir / name).exists()
     assert _published_outputs(pg_registry) == before
     _ledger_ok(pg_registry)
+
+
+def test_a_whole_shot_render_swapped_in_staging_is_never_signed(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A shot short enough for one task: the worker's H.264 render in ``done`` is what the head
+    # signs. The attacker replaces it (here: with the unedited source, re-encoded) after the
+    # task returned and before the head signs.
+    import shutil
+
+    name = "hostile-whole.fr.mp4"
+    real_result = RayExecutor._result
+    swapped: list[Path] = []
+
+    def result_then_swap(self: RayExecutor, ref: Any, job_id: str) -> Any:
+        out = real_result(self, ref, job_id)
+        assert not isinstance(out.result, ChunkRender)
+        target = out.result.output
+        shutil.copyfile(DEMO_SHOT, target)
+        swapped.append(target)
+        return out
+
+    monkeypatch.setattr(RayExecutor, "_result", result_then_swap)
+    before = _published_outputs(pg_registry)
+    executor = RayExecutor(pg_settings, pg_registry)  # 1500-frame chunks: one task
+    job = RenderJob(_request(name), pg_settings, pg_registry)
+    executor.prepare(job)
+    try:
+        with pytest.raises(RenderWorkerError, match="not the file its worker wrote"):
+            job.run()
+    finally:
+        executor.close()
+    assert swapped
+    assert not (pg_settings.outputs_dir / name).exists()
+    assert _published_outputs(pg_registry) == before
+
+
+@pytest.mark.xfail(strict=True, reason="the shot's meshes reach the workers through shared "
+                   "staging (<staging>/jobs/<job>/work/landmarks/track-<id>.f32, memory-mapped "
+                   "and read frame by frame) and nothing binds them to what the head analysed "
+                   "and identified: neither the decision token nor the task carries their "
+                   "hash, so meshes moved in staging move the face the workers warp")
+def test_meshes_moved_in_staging_after_the_heads_analysis_are_refused(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster) -> None:
+    import numpy as np
+
+    from pipelines.faces.analysis import ShotAnalysis
+    from pipelines.faces.landmark_file import MESH_SHAPE
+
+    settings = replace(pg_settings, ray_chunk_frames=40)  # two chunks
+    executor = RayExecutor(settings, pg_registry)
+    job = RenderJob(_request("hostile-meshes.fr.mp4"), settings, pg_registry)
+    executor.prepare(job)
+    on_ray = job.remote
+    assert on_ray is not None
+    seen: dict[str, Any] = {}
+
+    def move_then_render(job: RenderJob, work: PipelineWork, scope: Any, decision: Decision,
+                         inputs: dict[str, str]) -> Any:
+        # Identified and authorised on the head; the workers have not started. The attacker
+        # moves every mesh of the shot 120 px to the right, in staging.
+        assert isinstance(work.source, ShotAnalysis)
+        folder = work.source.landmarks_dir
+        for mesh_file in sorted(folder.glob("track-*.f32")):
+            meshes = np.fromfile(mesh_file, dtype=np.float32).reshape(-1, *MESH_SHAPE)
+            seen.setdefault("face_x", (float(meshes[:, :, 0].min()),
+                                       float(meshes[:, :, 0].max())))
+            meshes[:, :, 0] += 120.0
+            with mesh_file.open("r+b") as fh:
+                fh.write(meshes.tobytes())
+        result, note = on_ray(job, work, scope, decision, inputs)
+        seen["edited_box"] = [c.box for c in result.changes if c.frames]
+        return result, note
+
+    job.remote = move_then_render
+    try:
+        outcome = job.run()
+    except (RenderWorkerError, DecisionScopeError):
+        outcome = None
+    finally:
+        executor.close()
+    assert outcome is None, (f"published {outcome.output.name}: edited box(es) "
+                             f"{seen.get('edited_box')}, while the face the head tracked "
+                             f"spans x {seen.get('face_x')}")
