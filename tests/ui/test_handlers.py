@@ -39,6 +39,7 @@ MATRIX: dict[str, set[Role]] = {
     "job_status": {Role.OPERATOR, Role.AUDITOR},
     "cancel_job": {Role.OPERATOR},
     "list_jobs": {Role.OPERATOR, Role.AUDITOR},
+    "jobs_cluster": {Role.OPERATOR, Role.AUDITOR},
     "verify": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "ledger_latest": {Role.CONSENT_OFFICER, Role.AUDITOR},
     "ledger_sign_checkpoint": {Role.CONSENT_OFFICER, Role.AUDITOR},
