@@ -37,6 +37,7 @@ import logging
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -190,8 +191,15 @@ class AnalysisCache:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{secrets.token_hex(8)}"
         try:
-            save_analysis(analysis, tmp)
-            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in analysis_files(tmp)}
+            # Written and hashed in a private folder (0700, outside the data folder), then
+            # copied beside the entries: a file changed under <data>/analysis while the entry
+            # is being put in place differs from its seal, and is never taken as sealed.
+            with tempfile.TemporaryDirectory(prefix="studio-analysis-") as private:
+                written = Path(private) / "entry"
+                save_analysis(analysis, written)
+                files = {p.relative_to(written).as_posix(): sha256_file(p)
+                         for p in analysis_files(written)}
+                shutil.copytree(written, tmp)
             body = {"key": key, "files": files, "created": time.time()}
             mac = hmac.new(self._key(), _canonical(body), hashlib.sha256).hexdigest()
             (tmp / SEAL).write_text(json.dumps({"body": body, "mac": mac}), encoding="utf-8")

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.faces.analysis import analyse_shot
+from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.landmark_file import MESH_SHAPE
 from pipelines.media import probe
 from studio.identity import embedder_for, sha256_file
+from studio.render import analysis_cache
 from studio.render.analysis_cache import AnalysisCache, AnalysisParams, render_analysis_params
 from studio.settings import Settings
 
@@ -29,14 +30,20 @@ Cached = tuple[AnalysisCache, AnalysisParams, Path]
 
 
 @pytest.fixture
-def cached(settings: Settings, tmp_path: Path) -> Cached:
+def analysed(settings: Settings, tmp_path: Path) -> tuple[AnalysisParams, ShotAnalysis]:
     embedder = embedder_for(settings)
     info = probe(DEMO_SHOT)
     assert info.video is not None
     params = render_analysis_params(settings, info.video.frame_rate, embedder.name)
-    analysis = analyse_shot(DEMO_SHOT, tmp_path / "scan", embedder,
-                            max_faces=params.max_faces, sample_every=params.sample_every,
-                            max_samples=params.max_samples, end_samples=params.end_samples)
+    return params, analyse_shot(DEMO_SHOT, tmp_path / "scan", embedder,
+                                max_faces=params.max_faces, sample_every=params.sample_every,
+                                max_samples=params.max_samples,
+                                end_samples=params.end_samples)
+
+
+@pytest.fixture
+def cached(settings: Settings, analysed: tuple[AnalysisParams, ShotAnalysis]) -> Cached:
+    params, analysis = analysed
     cache = AnalysisCache.for_settings(settings)
     cache.store(params, sha256_file(DEMO_SHOT), analysis)
     root = settings.data_dir / "analysis"
@@ -86,3 +93,44 @@ def test_a_link_in_an_entry_to_a_file_the_attacker_keeps_is_discarded(
     assert loaded is None  # discarded: the render tracks afresh
     assert not entry.exists() and not into.exists()
     assert theirs.is_file()  # the attacker's file itself is not the cache's to delete
+
+
+def test_files_changed_while_an_entry_is_being_written_are_not_sealed(
+        settings: Settings, analysed: tuple[AnalysisParams, ShotAnalysis], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    params, analysis = analysed
+    root = settings.data_dir / "analysis"
+    real_hash, real_key = sha256_file, AnalysisCache._key
+
+    done: set[Path] = set()
+
+    def tamper() -> None:
+        # The attacker, watching <data>/analysis, edits the entry being written before it
+        # is sealed and renamed into place (once per file): every mesh 120 px to the right.
+        for mesh_file in root.glob(".tmp-*/landmarks/track-*.f32"):
+            if mesh_file not in done:
+                done.add(mesh_file)
+                mesh_file.write_bytes(_moved(mesh_file.read_bytes(), 120.0))
+
+    def hash_after_tamper(path: Path) -> str:  # just before each file's hash is taken ...
+        tamper()
+        return real_hash(path)
+
+    def key_after_tamper(self: AnalysisCache) -> bytes:  # ... and just before the MAC
+        tamper()
+        return real_key(self)
+
+    monkeypatch.setattr(analysis_cache, "sha256_file", hash_after_tamper)
+    monkeypatch.setattr(AnalysisCache, "_key", key_after_tamper)
+    cache = AnalysisCache.for_settings(settings)
+    cache.store(params, sha256_file(DEMO_SHOT), analysis)
+    monkeypatch.undo()
+    assert done  # the attack ran
+    assert [p.name for p in root.iterdir() if p.is_dir()]  # an entry was written
+    loaded = cache.load(params, sha256_file(DEMO_SHOT), DEMO_SHOT, probe(DEMO_SHOT),
+                        tmp_path / "staging")
+    if loaded is None:
+        return  # the tampered entry was discarded: the render tracks afresh
+    track = analysis.tracks[0].track_id
+    assert np.array_equal(np.array(loaded.landmarks(track).meshes),
+                          np.array(analysis.landmarks(track).meshes))
