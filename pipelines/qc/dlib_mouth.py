@@ -154,10 +154,14 @@ def _gray(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     # dlib turns RGB into grey as the plain mean of the channels, and its predictor was
     # trained on such images: the luma weights of cv2's conversion move the inner-lip
     # points enough to change r(new, old) to 0.95 on GRID.
-    gray: NDArray[np.uint8] = np.ascontiguousarray(
-        (rgb.sum(axis=2, dtype=np.uint16) // 3).astype(np.uint8) if rgb.ndim == 3 else rgb,
-        dtype=np.uint8)
-    return gray
+    if rgb.ndim != 3:
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    # Three plane adds rather than ``sum(axis=2)``: the same integers, about 5x faster (a
+    # reduction over a 3-long inner axis is numpy's slow path; this runs on every frame).
+    total = np.add(rgb[..., 0], rgb[..., 1], dtype=np.uint16)
+    total += rgb[..., 2]
+    total //= 3
+    return total.astype(np.uint8)
 
 
 def mouth_series(frames: Iterable[NDArray[np.uint8]]) -> FloatArray:
