@@ -99,6 +99,7 @@ def reel_render(
     """Render a language version shot by shot (resumable), conform and deliver it."""
     from studio.reels.job import ReelRelease
     from studio.services import reels
+    from studio.services.reel_review import deliverable_label
 
     with _errors(as_json):
         release = ReelRelease(language, territory, operator, channel, source_language,
@@ -114,8 +115,8 @@ def reel_render(
         _shot_table(outcome.to_json()["shots"])
         out.print(f"rendered now: {list(outcome.rendered_now) or 'none'}", highlight=False)
         for item in outcome.deliverables.get("items", []):
-            out.print(f"{item['kind']}: {item['path']} (approval: {item['approval']})",
-                      highlight=False)
+            out.print(f"{deliverable_label(item)}: {item['path']} (approval: "
+                      f"{item['approval']})", highlight=False)
         for note in outcome.notes:
             out.print(f"note: {note}", highlight=False)
 
@@ -147,8 +148,24 @@ def reel_status(
             out.print(f"{job['language']}: {job['status']} {job['counts']}"
                       f"{' - ' + job['error'] if job['error'] else ''}", highlight=False)
             _shot_table(job["shots"])
+            _deliverable_table(job["deliverables"])
 
     _emit(as_json, {"ok": True, **body}, human)
+
+
+def _deliverable_table(deliverables: dict[str, Any]) -> None:
+    """The signed files of a language version: proxy, master, mix, stems, M&E."""
+    from studio.services.reel_review import deliverable_label
+
+    items = deliverables.get("items", [])
+    if not items:
+        return
+    table = Table("deliverable", "approval", "sha256")
+    table.add_column("file", overflow="fold")
+    for item in items:
+        table.add_row(deliverable_label(item), str(item.get("approval", "")),
+                      str(item.get("sha256", ""))[:16], str(item.get("path", "")))
+    out.print(table)
 
 
 def _shot_table(shots: list[dict[str, Any]]) -> None:

@@ -390,20 +390,29 @@ class ReelJob:
             return ShotRecord(index, ShotState.COPIED, plan.key, plan.characters,
                               f"{speaking} not on screen in shot {index}: left untouched")
         character = next(c for c in plan.characters if c in found)  # the first to speak
-        others = [c for c in found if c != character]
-        if others and plan.dubs:
-            self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; one "
-                              f"dub stem drives one face per shot: only {character} rendered")
+        # Two speakers on screen with their own stems: one render edits both faces, each
+        # to its own voice (a dub with a channel per speaker) under its own performer's
+        # grant: one gate decision names both subjects, the edit guard runs once.
+        voiced = [c for c in plan.characters if c in found and c in plan.dubs][:2]
+        together = len(voiced) == 2 and found[voiced[0]] != found[voiced[1]]
+        chosen = voiced if together else [character]
+        others = [c for c in found if c not in chosen]
+        if others:
+            self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; "
+                              f"only {', '.join(chosen)} rendered")
         label = found[character]
         name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
                 f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
+        dub = self._speaker_dub(plan, chosen) if together else plan.dubs.get(character)
         request = RenderRequest(
             operation="lipsync", source=cut, project_id=self.reel.project_id,
             language=release.language, territory=release.territory, operator=release.operator,
             channel=release.channel, source_language=release.source_language,
-            tracks=(label,), commercial=release.commercial, output_name=name,
-            dub=plan.dubs.get(character), script=plan.scripts.get(character),
-            speakers={character: label} if character in plan.scripts else {})
+            tracks=tuple(found[c] for c in chosen), commercial=release.commercial,
+            output_name=name, dub=dub, script=plan.scripts.get(character),
+            speakers={c: found[c] for c in chosen}
+            if together or character in plan.scripts else {},
+            dub_channels=tuple(chosen) if together else ())
         try:
             outcome = start_render(ctx, request).run()
         except (RenderDenied, ConsentRefused) as exc:
@@ -416,6 +425,8 @@ class ReelJob:
                               {"character": character, "track": label})
         return ShotRecord(index, ShotState.RENDERED, plan.key, plan.characters, None, {
             "character": character, "track": label, "performer": self.reel.cast[character],
+            "characters": chosen, "tracks": {c: found[c] for c in chosen},
+            "performers": {c: self.reel.cast[c] for c in chosen},
             "output": str(outcome.output), "sha256": outcome.output_sha256,
             "manifest": outcome.manifest_label, "render_job": outcome.job_id,
             "frames": outcome.frames, "seconds": round(outcome.seconds, 2),
@@ -423,6 +434,19 @@ class ReelJob:
             "backend": {"name": outcome.backend, "model": outcome.model,
                         "licence": outcome.licence},
             "decision": outcome.decision.to_json()})
+
+    def _speaker_dub(self, plan: ShotPlan, characters: list[str]) -> Path:
+        """The characters' dubs for the shot in one WAV, a channel each (in order)."""
+        import numpy as np
+
+        cuts = [_mono48(load_audio(plan.dubs[c])) for c in characters]
+        length = max(a.shape[1] for a in cuts)
+        samples = np.concatenate([_fit(a, length) for a in cuts])
+        digest = hashlib.sha256(samples.tobytes()).hexdigest()
+        path = self.lang_folder / "dubs" / f"s{plan.shot.index:03d}-{digest[:16]}.pair.wav"
+        if not path.is_file():
+            write_wav(Audio(samples, MIX_RATE), path)
+        return path
 
     def _identify(self, cut: Path) -> IdentifyResult:
         """The shot's faces and who they are, from the render's own analysis (kept sealed by
@@ -517,7 +541,8 @@ class Delivery:
         reel, release = job.reel, job.release
         shots = reel.shots
         replacements = {s.shot: Path(s.outcome["output"]) for s in self.rendered}
-        audio = self._mix()
+        sound = self._sound()
+        audio = sound.mix
         self.staging.mkdir(parents=True, exist_ok=True)
         base = f"{reel.reel_id}.{release.language}.{self.digest[:8]}"
         made: list[tuple[str, Path, str]] = []
@@ -532,6 +557,16 @@ class Delivery:
             made.append(("master", master, "video/quicktime"))
             if audio is not None:
                 made.append(("mix", write_wav(audio, self.staging / f"{base}.mix.wav"),
+                             "audio/wav"))
+            # Each character's stem and the M&E as files of their own (at the mix's gain:
+            # with the M&E they sum to the mix up to its limiter), for a house that
+            # re-mixes or re-versions.
+            for character, stem in sound.stems.items():
+                made.append((f"stem:{character}", write_wav(
+                    stem, self.staging / f"{base}.stem.{_slug(character)}.wav"), "audio/wav"))
+            if sound.m_and_e is not None:
+                made.append(("m-and-e", write_wav(sound.m_and_e,
+                                                   self.staging / f"{base}.m-and-e.wav"),
                              "audio/wav"))
         except ReelError as exc:
             shutil.rmtree(self.staging, ignore_errors=True)
@@ -551,18 +586,18 @@ class Delivery:
         return {"digest": self.digest, "decision_id": decision.decision_id,
                 "decision_ledger_index": decision.ledger_index, "items": items}
 
-    def _mix(self) -> Audio | None:
-        """The characters' stems summed (with a script: the speech of each rendered shot in
-        its place), over the M&E when given, at EBU R128."""
+    def _sound(self) -> Sound:
+        """The characters' stems on the reel's timeline (with a script: the speech of each
+        rendered shot in its place, under the shot's characters), summed over the M&E when
+        given into the mix at EBU R128; the stems and the M&E at the mix's gain."""
         job = self.job
         stems = [d for d in job.dialogue if d.kind == "stem"]
         scripted = any(d.kind == "script" for d in job.dialogue)
         if not stems and not scripted and job.release.m_and_e is None:
-            return None
+            return Sound(None, {}, None)
         shots = job.reel.shots
         length = round(Fraction(shots.frame_count) / shots.frame_rate * MIX_RATE)
-        track = _fit(sum((_mono48(load_audio(d.path)) for d in stems),
-                         start=_silence(1, length)), length)
+        tracks = {d.character: _fit(_mono48(load_audio(d.path)), length) for d in stems}
         if scripted:
             for record in self.rendered:
                 shot = shots[record.shot]
@@ -572,19 +607,32 @@ class Delivery:
                     speech = _mono48(load_audio(Path(record.outcome["output"])))
                 except MediaError:
                     continue  # a render without sound: silence there
+                # A two-person shot's speech is one track (the render's): its stem is theirs.
+                who = "+".join(_shot_characters(record))
+                track = tracks.setdefault(who, _silence(1, length))
                 track[:, first:first + count] += _fit(speech, count)[:, :length - first]
             job.notes.append("script: the reel's dialogue is the speech of the rendered "
                              "shots; lines of characters off screen are not spoken")
-        dialogue = Audio(track, MIX_RATE)
+        dialogue = Audio(sum(tracks.values(), start=_silence(1, length)), MIX_RATE)
         out = dialogue
+        me: Audio | None = None
         if job.release.m_and_e is not None:
-            me = resample(load_audio(job.release.m_and_e), MIX_RATE)
-            me = Audio(_fit(me.samples, length), MIX_RATE)
+            loaded = resample(load_audio(job.release.m_and_e), MIX_RATE)
+            me = Audio(_fit(loaded.samples, length), MIX_RATE)
             out = mix(dialogue, me, overrun="trim")
         try:
-            return normalise(out, EBU_R128)
+            final = normalise(out, EBU_R128)
         except ValueError:  # silent: nothing to bring to the target
-            return out
+            final = out
+        # The gain normalise applied, by least squares (exact where its limiter did not act).
+        import numpy as np
+
+        energy = float(np.sum(out.samples.astype(np.float64) ** 2))
+        gain = float(np.sum(final.samples.astype(np.float64) * out.samples) / energy) \
+            if energy > 0 else 1.0
+        return Sound(final,
+                     {c: _gained(t, gain) for c, t in tracks.items()},
+                     None if me is None else _gained(me.samples, gain))
 
     def _publish(self, kind: str, path: Path, mime: str, auth: AuthorizationRequest,
                  matches: list[IdentityMatch], known: list[str], decision: Decision
@@ -600,7 +648,7 @@ class Delivery:
         target = settings.outputs_dir / path.name
         # The render's own staging (studio.render.staging): the name is reserved, and a
         # crash between the link and the ledger's commit is undone by the next sweep.
-        staging = Staging.open(settings, f"{job.job_id}-{kind}-{self.digest[:12]}-"
+        staging = Staging.open(settings, f"{job.job_id}-{_slug(kind)}-{self.digest[:12]}-"
                                          f"{secrets.token_hex(3)}")
         try:
             staging.reserve(target.name, registry)
@@ -632,7 +680,8 @@ class Delivery:
             approval = registry.approval_status(signed.sha256).state.value
         except ConsentError:
             approval = "unknown"
-        return {"kind": kind, "path": str(target), "sha256": signed.sha256,
+        return {"kind": kind.split(":", 1)[0], "character": kind.partition(":")[2] or None,
+                "path": str(target), "sha256": signed.sha256,
                 "manifest": signed.manifest_label,
                 "output_ledger_index": publication.output_index, "approval": approval}
 
@@ -650,28 +699,45 @@ class Delivery:
         registry, reel, release = job.ctx.registry, job.reel, job.release
         with registry.store.session() as s:
             note = registry.ledger.checkpoint(s, datetime.now(UTC))
-        grants = dict.fromkeys((g.grant_id, g.sha256) for g in decision.grants_used)
+        grants = {g.grant_id: g.sha256 for g in decision.grants_used}
         consent = ConsentReference(
-            grant_ids=tuple(g for g, _ in grants), grant_sha256s=tuple(h for _, h in grants),
+            grant_ids=tuple(grants), grant_sha256s=tuple(grants.values()),
             decision_id=decision.decision_id,
             decision_leaf_index=int(decision.ledger_index or 0), ledger_checkpoint=note,
             ledger_checkpoint_sha256=hashlib.sha256(note.encode()).hexdigest(),
             registry_key_id=registry.public_key.key_id,
             approval_required=registry.approvals_required(decision))
+        character = kind.split(":", 1)[1] if kind.startswith("stem:") else None
+        # A character's stem: their shots and their performers' consent only.
+        shots = [s for s in self.rendered if character is None
+                 or set(_shot_characters(s)) & set(character.split("+"))]
+        if character is not None:
+            performers = {reel.cast[c] for c in character.split("+") if c in reel.cast}
+            grants = {g: h for g, h in grants.items() if any(
+                u.grant_id == g and u.performer_id in performers
+                for u in decision.grants_used)} or grants
+            consent = ConsentReference(
+                grant_ids=tuple(grants), grant_sha256s=tuple(grants.values()),
+                decision_id=consent.decision_id,
+                decision_leaf_index=consent.decision_leaf_index, ledger_checkpoint=note,
+                ledger_checkpoint_sha256=consent.ledger_checkpoint_sha256,
+                registry_key_id=consent.registry_key_id,
+                approval_required=consent.approval_required)
         others = [IngredientInput(f"shot-{s.shot:03d}", f"lip-synced shot {s.shot}",
                                   "componentOf", "video/mp4", s.outcome["sha256"],
-                                  s.outcome["output"]) for s in self.rendered]
+                                  s.outcome["output"]) for s in shots]
         for n, d in enumerate(job.dialogue, start=1):
-            if d.kind == "stem":
+            if d.kind == "stem" and (character is None or d.character in character.split("+")):
                 others.append(IngredientInput(f"dub-stem-{n}", "dub dialogue stem",
                                               "componentOf", _mime(d.path, "audio/wav"),
                                               d.sha256, str(d.path)))
-        if release.m_and_e is not None:
+        if release.m_and_e is not None and (character is None or kind == "m-and-e"):
             others.append(IngredientInput("m-and-e", "music and effects", "componentOf",
                                           _mime(release.m_and_e, "audio/wav"),
                                           sha256_file(release.m_and_e), str(release.m_and_e)))
         backend = self.rendered[0].outcome.get("backend", {})
-        title = {"review": "review proxy", "master": "master", "mix": "dialogue mix"}[kind]
+        title = {"review": "review proxy", "master": "master", "mix": "dialogue mix",
+                 "m-and-e": "music and effects"}.get(kind, f"dialogue stem: {character}")
         return ManifestInputs(
             title=f"{reel.source.stem} ({release.language} {title})", mime=mime,
             operation="lipsync",
@@ -686,6 +752,35 @@ class Delivery:
             if release.source_language
             and release.source_language.lower() != release.language.lower() else None,
             thumbnail=job.ctx.settings.c2pa_thumbnail if mime.startswith("video/") else False)
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A language version's audio: the mix, each character's stem and the M&E (the last two
+    at the mix's gain); ``mix`` is ``None`` when there is no audio of the studio's own."""
+
+    mix: Audio | None
+    stems: dict[str, Audio]
+    m_and_e: Audio | None
+
+
+def _gained(samples: Any, gain: float) -> Audio:
+    import numpy as np
+
+    return Audio((samples * np.float32(gain)).astype(np.float32), MIX_RATE)
+
+
+def _shot_characters(record: ShotRecord) -> tuple[str, ...]:
+    """The characters a rendered shot's render speaks for (older records: ``character``)."""
+    names = record.outcome.get("characters") or [record.outcome.get("character")]
+    return tuple(str(c) for c in names if c)
+
+
+def _slug(name: str) -> str:
+    """``name`` as a file-name part (letters, digits, ``.``, ``_``, ``-``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:40] or "x"
 
 
 def _publish_stage() -> Any:

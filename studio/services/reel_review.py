@@ -141,6 +141,40 @@ class ReelReview:
                 "history": [h.to_json() for h in self.history]}
 
 
+def deliverable_label(item: dict[str, Any]) -> str:
+    """A deliverable as a reviewer names it: ``master``, ``stem (ANA)``, ``m-and-e``."""
+    kind, who = str(item.get("kind", "")), item.get("character")
+    return f"{kind} ({who})" if who else kind
+
+
+def deliverable_rows(job: ReelJobRecord) -> list[dict[str, Any]]:
+    """The deliverables table of a language version: each signed file (the review proxy, the
+    master, the mix, every character's stem, the M&E) with its label."""
+    return [{**item, "label": deliverable_label(item)}
+            for item in job.deliverables.get("items", [])]
+
+
+def _missing_deliverables(ctx: AppContext, store: ReelStore, job: ReelJobRecord
+                          ) -> list[str]:
+    """What the release would lack: a deliverable file gone or changed since it was
+    published, or a character's stem that the version has no file for (made before stems
+    were delivered on their own)."""
+    from studio.identity import sha256_file
+
+    items = list(job.deliverables.get("items", []))
+    missing = []
+    for item in items:
+        path = Path(str(item.get("path", "")))
+        if not path.is_file() or sha256_file(path) != item.get("sha256"):
+            missing.append(f"{deliverable_label(item)} ({path.name}: gone or changed)")
+    if any(i.get("kind") == "mix" for i in items):
+        stems = {i.get("character") for i in items if i.get("kind") == "stem"}
+        for source in store.dialogue(job.reel_id, job.language):
+            if source.kind == "stem" and source.character not in stems:
+                missing.append(f"stem ({source.character})")
+    return missing
+
+
 def review_of(ctx: AppContext, reel_id: str, language: str) -> ReelReview:
     from studio.reels.reviews import current_reviews, reviews_of
     from studio.reels.store import ShotState
@@ -291,11 +325,15 @@ def publish(ctx: AppContext, reel_id: str, language: str, by: str) -> Released:
     if job.status != "done" and job.status != "delivered":
         raise JobStateError(f"reel {reel_id} in {job.language} was held after a rejection: "
                             "render it again (`studio reel render`) before releasing it")
+    missing = _missing_deliverables(ctx, store, job)
+    if missing:
+        raise ReelHeldError(f"reel {reel_id} in {job.language} is not released: "
+                            f"{', '.join(missing)} (render it again: `studio reel render`)")
     waiting = []
     for item in items:
         status = ctx.registry.approval_status(str(item["sha256"]))
         if not status.deliverable:
-            waiting.append(f"{item['kind']} ({status.state.value})")
+            waiting.append(f"{deliverable_label(item)} ({status.state.value})")
     if waiting:
         raise ReelHeldError(f"reel {reel_id} in {job.language} is not released: "
                             f"{', '.join(waiting)} without the performer's approval "

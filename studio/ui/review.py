@@ -83,9 +83,9 @@ def shot_rows(review: reel_review.ReelReview) -> list[list[str]]:
 
 def deliverable_rows(review: reel_review.ReelReview, approvals: dict[str, str]
                      ) -> list[list[str]]:
-    return [[str(i.get("kind", "")), Path(str(i.get("path", ""))).name,
+    return [[str(i["label"]), Path(str(i.get("path", ""))).name,
              str(i.get("sha256", ""))[:16] + "…", approvals.get(str(i.get("sha256")), "")]
-            for i in review.job.deliverables.get("items", [])]
+            for i in reel_review.deliverable_rows(review.job)]
 
 
 def _shot(value: float | int | str | None) -> int:

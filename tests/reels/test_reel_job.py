@@ -112,7 +112,7 @@ def test_reel_job_renders_consented_shots_resumes_and_rerenders_only_changed(
     assert registry.decision_document(states[1].outcome["decision_id"])["allowed"] is False
 
     items = {i["kind"]: i for i in done.deliverables["items"]}
-    assert set(items) == {"review", "master", "mix"}
+    assert set(items) == {"review", "master", "mix", "stem"}
     review, master = Path(items["review"]["path"]), Path(items["master"]["path"])
     for path, codec in ((review, "h264"), (master, "prores")):
         info = probe(path)

@@ -67,7 +67,7 @@ def test_review_rejection_holds_the_reel_and_release_needs_review_and_approval(
     done = render_small_reel(ctx, reel, stem)
     assert [s.state for s in done.shots] == [ShotState.RENDERED, ShotState.COPIED]
     items = done.deliverables["items"]
-    assert {i["kind"] for i in items} == {"review", "master", "mix"}
+    assert {i["kind"] for i in items} == {"review", "master", "mix", "stem"}
 
     # The review page: shot 0 to review, with its render's QC when the record has one.
     review = reel_review.review_of(ctx, reel.reel_id, "fr")
@@ -154,7 +154,7 @@ def test_review_rejection_holds_the_reel_and_release_needs_review_and_approval(
         status = desk.import_approval(ctx, doc.raw, officer="Olga Officer")
         assert status.deliverable and status.state.value == "approved"
     released = reel_review.publish(ctx, reel.reel_id, "fr", "Paula Producer")
-    assert {i["kind"] for i in released.items} == {"review", "master", "mix"}
+    assert {i["kind"] for i in released.items} == {"review", "master", "mix", "stem"}
     final = reel_review.review_of(ctx, reel.reel_id, "fr")
     assert final.job.status == "delivered"
     assert final.job.deliverables["released"]["by"] == "Paula Producer"
