@@ -93,6 +93,8 @@ def prepare_speech(req: RenderRequest, frames: int, rate: Fraction) -> PreparedS
     """The new dialogue for a shot of ``frames`` frames at ``rate``: a recorded dub's phones
     and mix, or a script spoken by TTS (one drive per speaker)."""
     duration = Fraction(frames) / rate
+    if req.dub is not None and req.dub_channels:
+        return _speaker_dubs(req, frames, rate)
     if req.dub is not None:
         dub = prepare_dub(load_audio(req.dub), duration,
                           m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
@@ -104,6 +106,29 @@ def prepare_speech(req: RenderRequest, frames: int, rate: Fraction) -> PreparedS
     spoken = drive_from_script(script, req.language, rate, frames)
     return PreparedSpeech(frames, dict(spoken.drives), spoken.dialogue,
                           "; ".join(spoken.fit.problems))
+
+
+def _speaker_dubs(req: RenderRequest, frames: int, rate: Fraction) -> PreparedSpeech:
+    """A dub with a speaker per channel: each channel drives its speaker's face; the shot's
+    audio is the channels summed (over the M&E)."""
+    assert req.dub is not None
+    duration = Fraction(frames) / rate
+    audio = load_audio(req.dub)
+    if audio.channels != len(req.dub_channels):
+        raise RequestError(f"{req.dub.name} has {audio.channels} channels, the dub channels "
+                           f"name {len(req.dub_channels)} speakers")
+    drives: dict[str | None, SpeechDrive] = {}
+    notes: list[str] = []
+    for i, speaker in enumerate(req.dub_channels):
+        one = prepare_dub(Audio(np.ascontiguousarray(audio.samples[i:i + 1]), audio.rate),
+                          duration, tolerance_s=req.dub_tolerance_s)
+        drives[speaker] = drive_from_recording(one, rate, frames)
+        notes.extend(f"{speaker}: {n}" for n in one.notes)
+    summed = Audio(np.ascontiguousarray(audio.samples.sum(axis=0, keepdims=True)), audio.rate)
+    both = prepare_dub(summed, duration,
+                       m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
+                       tolerance_s=req.dub_tolerance_s)
+    return PreparedSpeech(frames, drives, both.mix, "; ".join(notes))
 
 
 def run_pipeline(work: PipelineWork, scope: PipelineScope, settings: Settings, *,

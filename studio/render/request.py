@@ -53,6 +53,9 @@ class RenderRequest:
     script: Path | None = None
     speakers: dict[str, str] = field(default_factory=dict)
     dub_tolerance_s: float = 0.5
+    #: Several speakers' dubs in one file, a speaker per channel (``speakers`` gives each
+    #: one's face): one pass edits each face to its own voice (a reel's two-person shot).
+    dub_channels: tuple[str, ...] = ()
     # reenactment
     driver: Path | None = None
     motion: Path | None = None
@@ -87,6 +90,15 @@ class RenderRequest:
             raise SelectionError(f"--speaker names {', '.join(stray)}, which is not among "
                                  f"the chosen faces ({', '.join(self.tracks)}); a speaker can "
                                  "only be given a face the render may edit")
+        if self.dub_channels:
+            if self.dub is None:
+                raise RequestError("dub channels name the speakers of a dub's channels: "
+                                   "give the dub (--dub)")
+            unmapped = [c for c in self.dub_channels if c not in self.speakers]
+            if unmapped or len(set(self.dub_channels)) != len(self.dub_channels) or len(
+                    self.dub_channels) > 2:
+                raise RequestError("dub channels: one or two distinct speakers, each given a "
+                                   f"face with --speaker (unmapped: {', '.join(unmapped)})")
         if self.unmatched_faces not in ("leave_untouched", "deny"):
             raise RequestError("unmatched faces: leave_untouched or deny")
         out = self.output_name

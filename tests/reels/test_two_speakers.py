@@ -1,0 +1,185 @@
+"""Two consented speakers in one shot (issue 17): a two-person shot (GRID bbaf2n beside
+lbbc2a) where ANA (the demo performer) and BEN (lbbc2a, enrolled here with a grant of his own)
+each have a dub stem. The reel job renders both faces in one pass, each to its own voice,
+under one gate decision that names both performers' grants: pixels outside the two edited
+face regions leave the edit guard bit-identical to the shot, the shot's and the master's C2PA
+name both consents. A speaker map that gives a voice to a stranger's face is refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import yaml
+from numpy.typing import NDArray
+
+from consent.documents import Grant, sign_draft
+from consent.keys import PrivateKey
+from consent.registry import Registry
+from pipelines.faces.embedding import DlibEmbedder
+from pipelines.media.audio import load_audio, resample
+from studio.errors import SelectionError
+from studio.identity import enrol, sha256_file
+from studio.reels.job import ReelRelease
+from studio.reels.store import ShotState
+from studio.render import RenderJob, RenderRequest
+from studio.services import reels
+from studio.services.context import AppContext
+from studio.settings import Settings
+from tests.consent_guard import shots
+from tests.media import mediagen as gen
+from tests.reel import reelgen
+
+pytestmark = pytest.mark.slow
+
+GRID = gen.ASSETS / "grid"
+DEMO = gen.ASSETS.parent / "demo"
+SEGMENTS = (reelgen.Segment("two:bbaf2n+lbbc2a", 0, 45),
+            reelgen.Segment("lavfi:testsrc2", 0, 20))
+FRAMES = 65
+RATE = 16000
+BEN_GRANT = "ben-grant-0001"
+
+
+def _stem(path: Path, clip: str, at: float, seconds: float = 1.2) -> Path:
+    audio = resample(load_audio(GRID / f"{clip}.mpg"), RATE)
+    speech = audio.samples.mean(axis=0).astype(np.float32)[int(0.49 * RATE):
+                                                           int((0.49 + seconds) * RATE)]
+    track = np.zeros((1, int(FRAMES / 25 * RATE)), np.float32)
+    track[0, int(at * RATE):int(at * RATE) + speech.size] = speech
+    return gen.write_audio(path, track, RATE)
+
+
+def _consented_ben(registry: Registry) -> None:
+    """lbbc2a as BEN's performer: registered, his own key and signed grant, face enrolled."""
+    key = PrivateKey.generate()
+    registry.register_performer("ben-performer", "Ben Example (GRID speaker lbbc2a)",
+                                professional_name="Ben", officer="Test Officer")
+    registry.add_key("ben-performer", key.public_key, officer="Test Officer")
+    draft: dict[str, Any] = yaml.safe_load((DEMO / "demo-grant.draft.yaml").read_text())
+    draft |= {"grant_id": BEN_GRANT, "signed_at": "2026-11-30T00:00:00Z",
+              "performer": {"performer_id": "ben-performer",
+                            "legal_name": "Ben Example (GRID speaker lbbc2a)",
+                            "professional_name": "Ben"},
+              "signatory": {"role": "self", "name": "Ben Example (GRID speaker lbbc2a)"},
+              # The grant names the reference his face is enrolled from (else no template
+              # of his is used for matching).
+              "evidence": {**draft["evidence"],
+                           "identity_template_sha256": [sha256_file(GRID / "lbbc2a.mpg")]}}
+    doc = sign_draft(Grant, json.loads(json.dumps(draft, default=str)), [key])
+    assert registry.import_grant(doc.raw, officer="Test Officer").status == "active"
+    enrol(registry, "ben-performer", [GRID / "lbbc2a.mpg"], DlibEmbedder(),
+          officer="Test Officer")
+
+
+def _frames(path: Path) -> list[NDArray[np.uint8]]:
+    with av.open(str(path)) as c:
+        return [np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
+                for f in c.decode(video=0)]
+
+
+def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
+        settings: Settings, registry: Registry, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.signing import read_manifest
+    from studio.services import render as render_service
+
+    _consented_ben(registry)
+    ctx = AppContext(settings, registry)
+    source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
+    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
+    assert [(s.start, s.end) for s in reel.shots] == [(0, 45), (45, 65)]
+    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
+    reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
+    ana = _stem(tmp_path / "ana.fr.wav", "brbk7n", 0.2)
+    ben = _stem(tmp_path / "ben.fr.wav", "lbax4n", 0.3)
+
+    # The frames as the edit guard leaves them (before the watermark, which marks every
+    # pixel and is no edit), and the render's outcome.
+    tapped: dict[int, NDArray[np.uint8]] = {}
+    outcomes: list[Any] = []
+    original = render_service.start_render
+
+    def start_render(*args: Any, **kwargs: Any) -> Any:
+        run = original(*args, **kwargs)
+        run.job.frame_tap = lambda i, rgb: tapped.__setitem__(i, rgb.copy())
+        inner = run.run
+
+        def wrapped() -> Any:
+            outcomes.append(inner())
+            return outcomes[-1]
+        run.run = wrapped  # type: ignore[method-assign]
+        return run
+
+    monkeypatch.setattr(render_service, "start_render", start_render)
+    release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
+    started = time.perf_counter()
+    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release,
+                                                   {"ANA": ana, "BEN": ben}))
+    wall = time.perf_counter() - started
+    monkeypatch.undo()
+    shot = done.shots[0]
+    assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
+    assert sorted(shot.outcome["characters"]) == ["ANA", "BEN"], (shot.characters, done.notes)
+    assert shot.outcome["performers"] == {"ANA": "demo-performer", "BEN": "ben-performer"}
+    (outcome,) = outcomes
+
+    # One decision, each face under its own performer's grant.
+    decision = shot.outcome["decision"]
+    by_track = {s["track_id"]: s["performer_id"] for s in decision["request"]["subjects"]}
+    assert by_track == {shot.outcome["tracks"]["ANA"]: "demo-performer",
+                        shot.outcome["tracks"]["BEN"]: "ben-performer"}
+    used = {(g["performer_id"], g["grant_id"]) for g in decision["grants_used"]}
+    assert used == {("demo-performer", "demo-grant-0001"), ("ben-performer", BEN_GRANT)}
+
+    # Both faces edited; every pixel outside their two regions as in the shot.
+    doc = json.loads(outcome.sidecar.read_text())
+    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
+    assert set(faces) == set(shot.outcome["tracks"].values())
+    assert all(f["edited_frames"] > 0 for f in faces.values())
+    cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
+    src = _frames(cut)
+    assert sorted(tapped) == list(range(len(src)))
+    outside = np.ones(src[0].shape[:2], bool)
+    for f in faces.values():
+        x0, y0, x1, y1 = (int(v) for v in f["region"])
+        outside[max(0, y0):y1, max(0, x0):x1] = False
+    changed_inside = 0
+    for i, frame in enumerate(src):
+        diff = np.any(tapped[i] != frame, axis=2)
+        assert not np.any(diff & outside), f"frame {i}: a pixel outside both faces changed"
+        changed_inside += int(diff.sum())
+    assert changed_inside > 0
+    print(f"two faces in one pass: render {shot.outcome['seconds']} s, reel job {wall:.1f} s;"
+          f" {int(outside.sum())} pixels/frame outside the two faces bit-identical")
+
+    # The shot's C2PA and the master's name both consents.
+    anchors = trust_anchors(settings)
+    grants = {"demo-grant-0001", BEN_GRANT}
+    shot_manifest = read_manifest(outcome.output, trust_anchors_pem=anchors)
+    assert shot_manifest.consent is not None and set(shot_manifest.consent.grant_ids) == grants
+    items = {i["kind"]: i for i in done.deliverables["items"]}
+    master = read_manifest(Path(items["master"]["path"]), trust_anchors_pem=anchors)
+    assert master.consent is not None and set(master.consent.grant_ids) == grants
+
+    # A speaker map that gives the second voice to a stranger's face (lbax4n, never
+    # enrolled) is refused before anything renders, whichever label the stranger has.
+    hostile = shots.side_by_side(tmp_path, enters=0, total=45)
+    two_voices = tmp_path / "two.wav"
+    gen.write_audio(two_voices, np.stack([load_audio(ana).samples[0][:int(1.8 * RATE)],
+                                          load_audio(ben).samples[0][:int(1.8 * RATE)]]),
+                    RATE)
+    outputs = sorted(settings.outputs_dir.iterdir())
+    with pytest.raises(SelectionError, match="matches no enrolled performer"):
+        RenderJob(RenderRequest(
+            operation="lipsync", source=hostile.path, project_id="demo-dub", language="fr",
+            territory="FR", operator="Test Operator", dub=two_voices,
+            dub_channels=("ANA", "X"), speakers={"ANA": "t1", "X": "t2"},
+            tracks=("t1", "t2")), settings, registry).run()
+    assert sorted(settings.outputs_dir.iterdir()) == outputs
