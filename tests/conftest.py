@@ -21,6 +21,11 @@ from consent.registry import Registry
 from consent.store import Store, migrate, open_engine
 from tests.factory import Clock
 
+# The lip-sync QC (dlib over every frame of the output and the source) costs more than an SD
+# render itself; it runs in the tests that are about it (tests/render/test_render_qc.py,
+# tests/ui/test_job_qc.py turn it on), not in every render the suite makes for other reasons.
+os.environ.setdefault("STUDIO_RENDER_QC", "off")
+
 PG_URL = os.environ.get("STUDIO_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_ENABLED = os.environ.get("STUDIO_TEST_POSTGRES", "on") != "off"

@@ -1,6 +1,6 @@
 """The seeded studio data folder of the render tests (demo performer bbaf2n with a grant and
-an enrolled face), fresh for each test."""
+an enrolled face, the demo shot's analysis kept), fresh for each test."""
 
-from tests.render.conftest import registry, seeded_data, settings
+from tests.render.conftest import cold_settings, registry, seeded_data, settings, warm_data
 
-__all__ = ["registry", "seeded_data", "settings"]
+__all__ = ["cold_settings", "registry", "seeded_data", "settings", "warm_data"]

@@ -43,6 +43,12 @@ def _entries(settings: Settings) -> list[Path]:
 
 
 @pytest.fixture
+def settings(cold_settings: Settings) -> Settings:
+    """An empty cache: these tests watch entries being made, found and discarded."""
+    return cold_settings
+
+
+@pytest.fixture
 def cached(settings: Settings, tmp_path: Path) -> tuple[AnalysisCache, Path]:
     """The cache of ``settings`` holding the render analysis of the demo shot."""
     embedder = embedder_for(settings)

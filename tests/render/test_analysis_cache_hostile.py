@@ -30,6 +30,12 @@ Cached = tuple[AnalysisCache, AnalysisParams, Path]
 
 
 @pytest.fixture
+def settings(cold_settings: Settings) -> Settings:
+    """An empty cache: these tests watch entries being made, found and discarded."""
+    return cold_settings
+
+
+@pytest.fixture
 def analysed(settings: Settings, tmp_path: Path) -> tuple[AnalysisParams, ShotAnalysis]:
     embedder = embedder_for(settings)
     info = probe(DEMO_SHOT)

@@ -4,6 +4,7 @@ C2PA manifest, with ``needs_review`` set when the mouth does not say the dub."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ from .conftest import DEMO_SHOT, OTHER_VOICE
 
 FIGURES = {"sync", "leak", "range", "identity", "jitter", "bilabials_closed",
            "bilabials_total", "needs_review", "reasons"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The studio's default, QC on (the suite turns it off elsewhere: tests/conftest.py)."""
+    return replace(settings, render_qc=True)
 
 
 def _render(settings: Settings, registry: Registry, dub: Path, name: str) -> RenderOutcome:

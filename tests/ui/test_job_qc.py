@@ -3,6 +3,7 @@ views, which show the figures and a visible "needs review" flag."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,17 @@ import pytest
 from studio.jobs import JobManager, JobStatus
 from studio.render import RenderRequest
 from studio.services import jobs
+from studio.settings import Settings
 from studio.ui.handlers import Handlers, Studio
 from tests.media.mediagen import tone, write_audio
 
 from .conftest import DEMO_SHOT, as_user
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The studio's default, QC on (the suite turns it off elsewhere: tests/conftest.py)."""
+    return replace(settings, render_qc=True)
 
 
 @pytest.mark.slow
