@@ -331,6 +331,13 @@ def verify(
         if r.ledger is None and report_ is not None:
             out.print("  [red]signed, not published[/]: the ledger has no publication event "
                       "for this file (a render that never published; do not use it)")
+        if r.reel is not None:  # a reel's master or proxy: each shot's own watermark
+            out.print(f"  reel {r.reel['reel_id']} ({r.reel['language']} {r.reel['kind']}): "
+                      f"shot watermarks {'ok' if r.reel['ok'] else '[red]NOT OK[/]'}")
+            for m in r.reel["shots"]:
+                out.print(f"    shot {m['shot']} (frames {m['start']}-{m['end'] - 1}): "
+                          f"{m['status']}{' ' + m['payload'] if m['payload'] else ''}",
+                          highlight=False)
 
     _emit(as_json, report.to_json(), human)
     if not report.ok:

@@ -124,6 +124,9 @@ class VerifyReport:
     #: The performer approval of the published output (None: not published, or unknown).
     approval: ApprovalStatus | None = None
     approval_error: str | None = None
+    #: A reel deliverable's watermarks shot by shot (``studio.reels.marks``; the services
+    #: layer fills it in): ``{"reel_id", "language", "kind", "ok", "shots": [...]}``.
+    reel: dict[str, Any] | None = None
 
     # -- the badges a person reads first ----------------------------------------------------
 
@@ -222,12 +225,13 @@ class VerifyReport:
         return (self.provenance in ("Valid", "Trusted") and self.consent_now == "active"
                 and self.publication == "published"
                 and self.segments_check in ("edited within authorised", "not recorded")
-                and self.approval is not None and self.approval.deliverable)
+                and self.approval is not None and self.approval.deliverable
+                and (self.reel is None or bool(self.reel.get("ok"))))
 
     def to_json(self) -> dict[str, Any]:
         report = self.manifest
         return {
-            "file": str(self.path), "sha256": self.sha256, "ok": self.ok,
+            "file": str(self.path), "sha256": self.sha256, "ok": self.ok, "reel": self.reel,
             "badges": {"provenance": self.provenance, "signer": self.signer_trust,
                        "consent": self.consent_now, "watermark": self.watermark_status,
                        "publication": self.publication, "approval": self.approval_state},
