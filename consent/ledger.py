@@ -60,6 +60,10 @@ class EventType(StrEnum):
     #: A performer's signed approval / rejection of one output (consent.approval).
     APPROVAL_RECORDED = "approval_recorded"
     APPROVAL_REJECTED = "approval_rejected"
+    #: A reviewer's decision on one shot render of a reel, and a reel version's release
+    #: (studio.reels.reviews): appended by the studio, with explicit refs.
+    REEL_SHOT_REVIEWED = "reel_shot_reviewed"
+    REEL_RELEASED = "reel_released"
 
 
 def derived_refs(event_type: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:

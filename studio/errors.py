@@ -184,3 +184,19 @@ class ShotRejectedError(ReelHeldError):
     def __init__(self, message: str, shots: tuple[int, ...] = ()) -> None:
         super().__init__(message)
         self.shots = shots
+
+
+class ReviewTamperedError(ReelHeldError):
+    """The reel's review decisions in the database differ from the ones the ledger holds (a
+    row deleted, edited or inserted directly, or a leaf that no signed checkpoint covers):
+    nothing is released (CLI exit 1). Restore the database; the ledger names the decisions."""
+
+    code = "review_tampered"
+
+
+class RenderChangedError(JobStateError):
+    """A review decision names a render that is not the shot's current one (the shot was
+    rendered again while it was being reviewed): nothing is recorded (CLI exit 5). Open the
+    shot again and review what it shows now."""
+
+    code = "render_changed"

@@ -196,10 +196,15 @@ def reel_review(
     note: Annotated[str, typer.Option("--note", help="Why (required to reject).")] = "",
     reviewer: Annotated[str, typer.Option("--reviewer", help="Who reviews (for the "
                                           "record).")] = "",
+    render: Annotated[str, typer.Option("--render", help="The render you reviewed: its "
+                                        "SHA-256 or its first 16 hex digits, as the listing "
+                                        "shows them (required with --approve or --reject; "
+                                        "exit 5 if the shot was rendered again since).")
+                      ] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """A language version's review: each shot's state, QC and decision; or approve or
-    reject one shot with a note."""
+    """A language version's review: each shot's state, QC, render and decision; or approve
+    or reject one shot's render with a note."""
     from studio.services import reel_review
 
     with _errors(as_json):
@@ -207,31 +212,37 @@ def reel_review(
             raise UsageError("give --approve or --reject (one of the two) with --shot")
         if shot is None and (approve or reject):
             raise UsageError("name the shot to decide on (--shot N)")
+        if shot is not None and not render.strip():
+            raise UsageError("name the render you reviewed (--render, from the listing: "
+                             f"`studio reel review {reel_id} --language {language}`)")
         ctx = _context()
         try:
             if shot is not None:
                 reel_review.decide(ctx, reel_review.ShotDecision(
                     reel_id, language, shot, "approved" if approve else "rejected", note,
-                    reviewer or "cli"))
+                    reviewer or "cli", render))
             review = reel_review.review_of(ctx, reel_id, language)
         finally:
             ctx.close()
     body = review.to_json()
 
     def human() -> None:
-        table = Table("shot", "timecode", "state", "QC", "review")
+        table = Table("shot", "timecode", "state", "QC", "render", "review")
         table.add_column("note", overflow="fold")
         for row in review.rows:
             qc = "—" if row.needs_review is None else (
                 "needs review" if row.needs_review else "ok")
             decision = "" if row.review is None else (
                 f"{row.review.decision.value} ({row.review.reviewer})")
-            table.add_row(str(row.shot), row.record_tc_in, row.state, qc, decision,
+            table.add_row(str(row.shot), row.record_tc_in, row.state, qc,
+                          (row.output_sha256 or "")[:reel_review.MIN_RENDER_PREFIX], decision,
                           "" if row.review is None else row.review.note)
         out.print(table)
         out.print(f"{review.reel.reel_id} in {review.job.language}: {review.job.status}; "
                   f"rejected {review.rejected or 'none'}, not reviewed "
                   f"{review.unreviewed or 'none'}", highlight=False)
+        if review.tampered:  # the decisions listed are the ledger's
+            out.print(f"review records tampered with: {review.tampered}", highlight=False)
 
     _emit(as_json, {"ok": True, **body}, human)
 
@@ -244,7 +255,9 @@ def reel_publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Release a reviewed language version for delivery (exit 1 while a shot is rejected or
-    not reviewed, or a deliverable awaits the performer's approval)."""
+    not reviewed, a deliverable awaits the performer's approval, or the review records
+    differ from the ledger's; exit 5 when a run held by a rejection changed its inputs:
+    render it again)."""
     from studio.services import reel_review
 
     with _errors(as_json):
@@ -256,7 +269,8 @@ def reel_publish(
 
     def human() -> None:
         out.print(f"{released.reel_id} in {released.language} released by "
-                  f"{released.released_by}:", highlight=False)
+                  f"{released.released_by} (ledger entry {released.ledger_index}):",
+                  highlight=False)
         for item in released.items:
             out.print(f"  {item['kind']}: {item['path']}", highlight=False)
 

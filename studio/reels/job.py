@@ -207,7 +207,12 @@ class ReelJob:
             # A shot rejected in review (its current render) holds the whole reel back.
             rejected = rejected_error(self.reels, record, reel.reel_id)
             if rejected is not None:
-                self.reels.finish_job(job_id, "rejected", error=rejected.message)
+                # The digest this run would have delivered under: equal to the record's,
+                # the deliverables on record are this version, releasable once the shot is
+                # approved (reviews.held_but_unchanged) without rendering again.
+                self.reels.finish_job(job_id, "rejected", error=rejected.message,
+                                      deliverables={**record.deliverables,
+                                                    "held_digest": self._digest(record.shots)})
                 raise rejected
             deliverables = self._deliver(record.deliverables, record.shots)
             self.reels.finish_job(job_id, "done", deliverables=deliverables)
@@ -472,13 +477,7 @@ class ReelJob:
     def _deliver(self, previous: dict[str, Any], shots: tuple[ShotRecord, ...]
                  ) -> dict[str, Any]:
         rendered = [s for s in shots if s.state is ShotState.RENDERED]
-        inputs = {"reel": self.reel.source_sha256, "release": self.release.to_json(),
-                  "m_and_e": None if self.release.m_and_e is None
-                  else sha256_file(self.release.m_and_e),
-                  "dialogue": sorted((d.character, d.sha256) for d in self.dialogue),
-                  "shots": [(s.shot, s.state.value, s.input_key, s.outcome.get("sha256"))
-                            for s in shots]}
-        digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        digest = self._digest(shots)
         if previous.get("digest") == digest and all(
                 Path(item["path"]).is_file() for item in previous.get("items", [])):
             return previous
@@ -486,6 +485,17 @@ class ReelJob:
             self.notes.append("no shot was rendered: nothing to deliver")
             return {"digest": digest, "items": [], "note": "no shot was rendered"}
         return Delivery(self, rendered, digest).run()
+
+    def _digest(self, shots: tuple[ShotRecord, ...]) -> str:
+        """What the deliverables are made from: the reel, the release, the M&E, the
+        dialogue and each shot's state and render."""
+        inputs = {"reel": self.reel.source_sha256, "release": self.release.to_json(),
+                  "m_and_e": None if self.release.m_and_e is None
+                  else sha256_file(self.release.m_and_e),
+                  "dialogue": sorted((d.character, d.sha256) for d in self.dialogue),
+                  "shots": [(s.shot, s.state.value, s.input_key, s.outcome.get("sha256"))
+                            for s in shots]}
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 @contextlib.contextmanager

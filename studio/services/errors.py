@@ -34,7 +34,9 @@ from studio.errors import (
     OutputExistsError,
     ReelHeldError,
     RenderCancelled,
+    RenderChangedError,
     RenderDenied,
+    ReviewTamperedError,
     SelectionError,
     StudioError,
     UsageError,
@@ -58,7 +60,9 @@ TABLE: Final[tuple[tuple[type[BaseException], int, int], ...]] = (
     # verdicts: the gate said no, or the operator stopped it
     (RenderDenied, EXIT_DENY, 403),
     (RenderCancelled, EXIT_DENY, 409),
-    # a reel version held back: a shot rejected in review, or approval still awaited
+    # a reel version held back: a shot rejected in review, approval still awaited, or the
+    # review records differ from the ledger's (tampering)
+    (ReviewTamperedError, EXIT_DENY, 409),
     (ReelHeldError, EXIT_DENY, 409),
     # a shot with no consented face: input rejected, the refusal ledgered
     (ConsentRefused, EXIT_REJECTED, 422),
@@ -73,6 +77,8 @@ TABLE: Final[tuple[tuple[type[BaseException], int, int], ...]] = (
     # conflicts: never overwritten, never imported twice
     (OutputExistsError, EXIT_CONFLICT, 409),
     (DuplicateError, EXIT_CONFLICT, 409),
+    # a review decision on a render the reviewer did not see (rendered again meanwhile)
+    (RenderChangedError, EXIT_CONFLICT, 409),
     (JobStateError, EXIT_CONFLICT, 409),
     # rejected input: malformed, forged, expired, unusable, not media
     (ValidationError, EXIT_REJECTED, 422),

@@ -6,7 +6,13 @@ A review decision is about the shot's current render (:mod:`studio.reels.reviews
 release refuses (:class:`~studio.errors.ReelHeldError`, exit 1) while a rendered shot is
 rejected (:class:`~studio.errors.ShotRejectedError`) or not yet reviewed, or while a
 deliverable waits for (or was refused) the performer's signed approval; the reel job itself
-refuses to conform and publish while a shot is rejected.
+refuses to conform and publish while a shot is rejected. Decisions and releases are ledgered,
+and the release reads the decisions from the ledger (:mod:`studio.reels.reviews`).
+
+A decision names the render the reviewer saw (:attr:`ShotDecision.render_sha256`: the page
+passes the hash of the render it played, the CLI ``--render``): a shot rendered again in
+between is refused (:class:`~studio.errors.RenderChangedError`, exit 5), never approved
+unseen.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.errors import JobStateError, ReelHeldError, ReelNotFoundError, UsageError
+from studio.errors import (
+    JobStateError,
+    ReelHeldError,
+    ReelNotFoundError,
+    RenderChangedError,
+    UsageError,
+)
 from studio.services.context import AppContext
 
 if TYPE_CHECKING:
@@ -118,6 +130,9 @@ class ReelReview:
     job: ReelJobRecord
     rows: tuple[ReviewRow, ...]
     history: tuple[ShotReview, ...]
+    #: How the review rows in the database differ from the ledger's decisions (which are
+    #: the ones shown); ``None``: they are the same. The release refuses while it is set.
+    tampered: str | None = None
 
     @property
     def frame_rate(self) -> Fraction:
@@ -138,7 +153,7 @@ class ReelReview:
                 "frame_rate": str(self.frame_rate), "rejected": self.rejected,
                 "unreviewed": self.unreviewed, "shots": [r.to_json() for r in self.rows],
                 "deliverables": self.job.deliverables,
-                "history": [h.to_json() for h in self.history]}
+                "history": [h.to_json() for h in self.history], "tampered": self.tampered}
 
 
 def deliverable_label(item: dict[str, Any]) -> str:
@@ -176,12 +191,14 @@ def _missing_deliverables(ctx: AppContext, store: ReelStore, job: ReelJobRecord
 
 
 def review_of(ctx: AppContext, reel_id: str, language: str) -> ReelReview:
-    from studio.reels.reviews import current_reviews, reviews_of
+    from studio.reels.reviews import current_reviews, ledgered_reviews
     from studio.reels.store import ShotState
 
     store = _store(ctx)
     reel, job = _job(store, reel_id, language)
-    history = reviews_of(store, job.job_id)
+    ledgered = ledgered_reviews(store, job.job_id)
+    tampered = ledgered.tampered(job.job_id)
+    history = ledgered.reviews
     current = current_reviews(job, history)
     records = {s.shot: s for s in job.shots}
     rows = []
@@ -198,7 +215,8 @@ def review_of(ctx: AppContext, reel_id: str, language: str) -> ReelReview:
             str(outcome["sha256"]) if rendered and outcome.get("sha256") else None,
             str(outcome["approval"]) if rendered and outcome.get("approval") else None,
             qc_of(ctx, outcome) if rendered else None, current.get(shot.index)))
-    return ReelReview(reel, job, tuple(rows), tuple(history))
+    return ReelReview(reel, job, tuple(rows), tuple(history),
+                      None if tampered is None else tampered.message)
 
 
 def list_versions(ctx: AppContext) -> list[tuple[str, str, str]]:
@@ -219,6 +237,7 @@ class ShotMedia:
     frame_rate: Fraction
     frames: int
     record_tc_in: str
+    output_sha256: str  # the dubbed render's, checked on the file handed to the player
 
 
 def shot_media(ctx: AppContext, reel_id: str, language: str, shot: int) -> ShotMedia:
@@ -236,8 +255,15 @@ def shot_media(ctx: AppContext, reel_id: str, language: str, shot: int) -> ShotM
                 / f"s{row.shot:03d}-{row.start}-{row.end}.mp4")
     if not original.is_file():
         cut_shots(reel.source, reel.shots, {row.shot: original})
+    from studio.identity import sha256_file
+
+    # What the reviewer will watch is the render the decision will name: a file changed
+    # under its record is not shown as that render.
+    if row.output_sha256 is None or sha256_file(row.output) != row.output_sha256:
+        raise JobStateError(f"shot {shot} of {reel_id} in {review.job.language}: the render's "
+                            "file differs from its record (render it again)")
     return ShotMedia(row.shot, original, row.output, review.frame_rate, row.frames,
-                     row.record_tc_in)
+                     row.record_tc_in, row.output_sha256)
 
 
 def _row(review: ReelReview, shot: int) -> ReviewRow:
@@ -259,6 +285,27 @@ class ShotDecision:
     decision: Verdict | str
     note: str
     reviewer: str
+    #: The render the reviewer saw: its SHA-256, or a prefix of at least
+    #: :data:`MIN_RENDER_PREFIX` hex digits (what ``studio reel review`` lists). A shot
+    #: rendered since is refused (RenderChangedError). ``None`` decides on the current render
+    #: (for callers that show none); the page and the CLI always name one.
+    render_sha256: str | None = None
+
+
+#: The shortest render hash prefix a decision may name (64 bits: no render is made to match
+#: another's by chance, nor cheaply on purpose).
+MIN_RENDER_PREFIX = 16
+
+
+def _seen(render: str | None) -> str | None:
+    if render is None:
+        return None
+    text = render.strip().lower()
+    if not MIN_RENDER_PREFIX <= len(text) <= 64 or any(c not in "0123456789abcdef"
+                                                         for c in text):
+        raise UsageError(f"the render reviewed: its SHA-256 (at least {MIN_RENDER_PREFIX} hex "
+                         "digits, as `studio reel review` lists it)")
+    return text
 
 
 def decide(ctx: AppContext, req: ShotDecision) -> ShotReview:
@@ -275,14 +322,22 @@ def decide(ctx: AppContext, req: ShotDecision) -> ShotReview:
         raise UsageError(f"the note is {len(note)} characters; at most {MAX_NOTE}")
     if not (req.reviewer or "").strip():
         raise UsageError("who reviews (the reviewer's name)")
+    seen = _seen(req.render_sha256)
     review = review_of(ctx, req.reel_id, req.language)
     row = _row(review, req.shot)
     if row.output_sha256 is None:
         raise JobStateError(f"shot {req.shot} was not rendered ({row.state}): nothing to "
                             "review")
+    if seen is not None and not row.output_sha256.startswith(seen):
+        raise RenderChangedError(
+            f"shot {row.shot} of {review.reel.reel_id} in {review.job.language} was rendered "
+            f"again: its render is now {row.output_sha256[:MIN_RENDER_PREFIX]}…, not the "
+            f"{seen[:MIN_RENDER_PREFIX]}… you reviewed; nothing was recorded. Open the shot "
+            "again and review what it shows now")
     store = _store(ctx)
+    # add_review checks again, in its transaction, that this render is still the current one.
     return add_review(store, review.job.job_id, row.shot, row.output_sha256, verdict, note,
-                      req.reviewer.strip())
+                      req.reviewer.strip(), registry=ctx.registry)
 
 
 @dataclass(frozen=True)
@@ -293,18 +348,19 @@ class Released:
     items: list[dict[str, Any]]
     released_at: str
     released_by: str
+    ledger_index: int | None = None  # the release's leaf (reel_released)
 
     def to_json(self) -> dict[str, Any]:
         return {"reel_id": self.reel_id, "language": self.language, "job_id": self.job_id,
                 "items": self.items, "released_at": self.released_at,
-                "released_by": self.released_by}
+                "released_by": self.released_by, "ledger_index": self.ledger_index}
 
 
 def publish(ctx: AppContext, reel_id: str, language: str, by: str) -> Released:
     """Release a reviewed language version for delivery: every rendered shot approved in
     review, no shot rejected, and each deliverable deliverable (the performer's approval when
     a grant requires it). Refusals say what is missing (:class:`ReelHeldError`, exit 1)."""
-    from studio.reels.reviews import mark_released, rejected_error
+    from studio.reels.reviews import held_but_unchanged, mark_released, rejected_error
 
     if not (by or "").strip():
         raise UsageError("who releases (a name, for the record)")
@@ -322,8 +378,12 @@ def publish(ctx: AppContext, reel_id: str, language: str, by: str) -> Released:
         raise ReelHeldError(f"reel {reel_id} in {job.language} is not released: shots "
                             f"{review.unreviewed} are not reviewed yet (review page, or "
                             "`studio reel review`)")
-    if job.status != "done" and job.status != "delivered":
-        raise JobStateError(f"reel {reel_id} in {job.language} was held after a rejection: "
+    if job.status not in ("done", "delivered") and not held_but_unchanged(
+            job.status, job.deliverables):
+        # The run that was held changed what it would deliver (a shot rendered again, other
+        # dialogue or M&E, other options): the deliverables on record are not that version.
+        raise JobStateError(f"reel {reel_id} in {job.language} was held after a rejection "
+                            "by a run whose inputs differ from the deliverables on record: "
                             "render it again (`studio reel render`) before releasing it")
     missing = _missing_deliverables(ctx, store, job)
     if missing:
@@ -339,5 +399,7 @@ def publish(ctx: AppContext, reel_id: str, language: str, by: str) -> Released:
                             f"{', '.join(waiting)} without the performer's approval "
                             "(`studio consent import-approval`, or the review page's upload)")
     at = datetime.now(UTC).isoformat()
-    mark_released(store, job.job_id, {"at": at, "by": by.strip()})
-    return Released(review.reel.reel_id, job.language, job.job_id, items, at, by.strip())
+    index = mark_released(store, job.job_id, {"at": at, "by": by.strip()},
+                          registry=ctx.registry)
+    return Released(review.reel.reel_id, job.language, job.job_id, items, at, by.strip(),
+                    index)

@@ -116,6 +116,8 @@ class ReviewHandlers(Handlers):
         released = job.deliverables.get("released")
         if isinstance(released, dict):
             text += f" Released by {html.escape(str(released.get('by')))}."
+        if review.tampered:  # the decisions shown are the ledger's
+            text += f"\n\n**Review records tampered with:** {html.escape(review.tampered)}"
         return text
 
     def _tables(self, review: reel_review.ReelReview
@@ -144,9 +146,10 @@ class ReviewHandlers(Handlers):
 
     @requires(*EVERYONE)
     def open_shot(self, reel_id: str, language: str, shot: float | int | None,
-                  request: gr.Request) -> tuple[str, str, float, int, int, str]:
+                  request: gr.Request) -> tuple[str, str, float, int, int, str, str]:
         """The shot's original and dubbed media for the A/B player (the requester's copies),
-        its frame rate and frame count, and a caption."""
+        its frame rate and frame count, a caption, and the SHA-256 of the render shown: the
+        decision names it, so that a render made since is never approved unseen."""
         media = reel_review.shot_media(self.studio.ctx, (reel_id or "").strip(), language,
                                        _shot(shot))
         who = actor().username
@@ -156,13 +159,18 @@ class ReviewHandlers(Handlers):
         caption = (f"Shot **{media.shot}** from {media.record_tc_in}: {media.frames} frames at "
                    f"{media.frame_rate} fps — left the original, right the dub.")
         return (str(original), str(dubbed), float(media.frame_rate), 0, media.frames,
-                caption)
+                caption, media.output_sha256)
 
     def _decide(self, reel_id: str, language: str, shot: float | int | None, note: str,
-                decision: str) -> tuple[str, str, list[list[str]], list[list[str]]]:
+                render: str, decision: str
+                ) -> tuple[str, str, list[list[str]], list[list[str]]]:
+        index = _shot(shot)
+        if not (render or "").strip():
+            raise UsageError("open the shot in the A/B player first: a decision is about the "
+                             "render you watched")
         done = reel_review.decide(self.studio.ctx, reel_review.ShotDecision(
-            (reel_id or "").strip(), language, _shot(shot), decision, note or "",
-            actor().ledger_name))
+            (reel_id or "").strip(), language, index, decision, note or "",
+            actor().ledger_name, render.strip()))
         message = (f"Shot **{done.shot}** {done.decision.value} by "
                    f"{html.escape(done.reviewer)}"
                    + (f": {html.escape(done.note)}" if done.note else "") + ".")
@@ -170,19 +178,22 @@ class ReviewHandlers(Handlers):
 
     @requires(*OPERATOR)
     def approve(self, reel_id: str, language: str, shot: float | int | None, note: str,
-                request: gr.Request) -> tuple[str, str, list[list[str]], list[list[str]]]:
-        return self._decide(reel_id, language, shot, note, "approved")
+                render: str, request: gr.Request
+                ) -> tuple[str, str, list[list[str]], list[list[str]]]:
+        return self._decide(reel_id, language, shot, note, render, "approved")
 
     @requires(*OPERATOR)
     def reject(self, reel_id: str, language: str, shot: float | int | None, note: str,
-               request: gr.Request) -> tuple[str, str, list[list[str]], list[list[str]]]:
-        return self._decide(reel_id, language, shot, note, "rejected")
+               render: str, request: gr.Request
+               ) -> tuple[str, str, list[list[str]], list[list[str]]]:
+        return self._decide(reel_id, language, shot, note, render, "rejected")
 
     @requires(*OPERATOR)
     def publish(self, reel_id: str, language: str, request: gr.Request) -> str:
         done = reel_review.publish(self.studio.ctx, (reel_id or "").strip(), language,
                                    actor().ledger_name)
-        return (f"Released **{done.reel_id}** in {html.escape(done.language)}: "
+        return (f"Released **{done.reel_id}** in {html.escape(done.language)} (ledger entry "
+                f"{done.ledger_index}): "
                 + ", ".join(f"{i['kind']} `{Path(str(i['path'])).name}`" for i in done.items))
 
     @requires(*OFFICER)
@@ -225,6 +236,9 @@ def review_tab(studio: Studio, languages: list[str]) -> None:
             shot = gr.Number(label="Shot", precision=0, value=0, elem_id="review-shot")
             open_ = gr.Button("Open in the A/B player", elem_id="review-open")
         caption = gr.Markdown(elem_id="review-caption")
+        # The render the players show: what a decision names (filled by "Open").
+        render = gr.Textbox(label="Render shown (SHA-256)", interactive=False,
+                            elem_id="review-render")
         with gr.Row():
             a = gr.Video(label="Original", interactive=False, elem_id="review-a",
                          autoplay=False, loop=False)
@@ -261,15 +275,15 @@ def review_tab(studio: Studio, languages: list[str]) -> None:
     refresh.click(h.versions, None, versions, api_name="review_versions")
     load.click(h.show, [reel, language], [summary, shots, deliverables],
                api_name="review_reel")
-    open_.click(h.open_shot, [reel, language, shot], [a, b, fps, frame, frames, caption],
-                api_name="review_open_shot")
+    open_.click(h.open_shot, [reel, language, shot],
+                [a, b, fps, frame, frames, caption, render], api_name="review_open_shot")
     back.click(None, [fps, frame, frames], frame, js=_step_js(-1))
     forward.click(None, [fps, frame, frames], frame, js=_step_js(1))
     play.click(None, [fps, frame], frame, js=PLAY_JS)
     pause.click(None, [fps, frame], frame, js=PAUSE_JS)
-    approve.click(h.approve, [reel, language, shot, note],
+    approve.click(h.approve, [reel, language, shot, note, render],
                   [decided, summary, shots, deliverables], api_name="review_approve_shot")
-    reject.click(h.reject, [reel, language, shot, note],
+    reject.click(h.reject, [reel, language, shot, note, render],
                  [decided, summary, shots, deliverables], api_name="review_reject_shot")
     upload.click(h.import_approval, [approval, reel, language], [released, deliverables],
                  api_name="import_approval")

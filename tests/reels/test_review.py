@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from consent.approval import approval_draft
 from consent.documents import OutputApproval, sign_draft
 from consent.fields import ApprovalDecision
+from consent.keys import PrivateKey
 from consent.registry import Registry
 from consent.store import Store
 from pipelines.reel.shots import ShotList
@@ -35,21 +36,25 @@ from .small_reel import import_small_reel, render_small_reel
 
 def test_a_decision_applies_to_the_render_it_was_made_on(store: Store,
                                                          tmp_path: Path) -> None:
-    """Kept in ``studio_reel_reviews`` (its own migration; SQLite and PostgreSQL); the
-    newest decision about the shot's current output stands, and a new render of the shot is
-    reviewed anew."""
+    """Kept in ``studio_reel_reviews`` (its own migration; SQLite and PostgreSQL) and in the
+    registry's ledger, in one transaction; the newest decision about the shot's current
+    output stands, and a new render of the shot is reviewed anew."""
+    registry = Registry(store, PrivateKey.generate(), "test.local/ledger")
     reels_store = ReelStore.open(store)
     shots: ShotList = reelgen.truth(reelgen.TEST_REEL, start_timecode="01:00:00:00")
     reel = reels_store.add_reel("demo-dub", tmp_path / "r.mp4", "0" * 64, "edl", shots)
     job_id = reels_store.open_job(reel.reel_id, "fr", {}, len(shots))
     reels_store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k", ("ANA",), None,
                                             {"sha256": "a" * 64}))
-    add_review(reels_store, job_id, 0, "a" * 64, Verdict.REJECTED, "lips late", "Rita")
-    add_review(reels_store, job_id, 0, "a" * 64, Verdict.APPROVED, "fine after all", "Rita")
-    add_review(reels_store, job_id, 0, "a" * 64, Verdict.REJECTED, "no: late on 'p'", "Rob")
+    for verdict, note, who in ((Verdict.REJECTED, "lips late", "Rita"),
+                               (Verdict.APPROVED, "fine after all", "Rita"),
+                               (Verdict.REJECTED, "no: late on 'p'", "Rob")):
+        add_review(reels_store, job_id, 0, "a" * 64, verdict, note, who, registry=registry)
     current = current_reviews(reels_store.job(job_id), reviews_of(reels_store, job_id))
     assert (current[0].decision, current[0].reviewer) == (Verdict.REJECTED, "Rob")
     assert len(reviews_of(reels_store, job_id)) == 3  # the history is kept
+    indexes = [r.ledger_index for r in reviews_of(reels_store, job_id)]
+    assert None not in indexes and len(set(indexes)) == 3  # each decision its own leaf
     # Rendered again (a new output): the rejection was about the old render.
     reels_store.set_shot(job_id, ShotRecord(0, ShotState.RENDERED, "k2", ("ANA",), None,
                                             {"sha256": "b" * 64}))
@@ -111,8 +116,12 @@ def test_review_rejection_holds_the_reel_and_release_needs_review_and_approval(
                                      "--json"])
         return result.exit_code, json.loads(result.output)
 
+    # The listing shows each render's hash; a decision names the one reviewed.
+    code, body = studio("review", reel.reel_id, "--lang", "fr")
+    seen = body["shots"][0]["output_sha256"][:16]
     code, body = studio("review", reel.reel_id, "--lang", "fr", "--shot", "0", "--reject",
-                        "--note", "mouth late on 'bin'", "--reviewer", "Rita Reviewer")
+                        "--note", "mouth late on 'bin'", "--reviewer", "Rita Reviewer",
+                        "--render", seen)
     assert code == 0, body
     assert body["rejected"] == [0] and body["shots"][0]["review"]["note"] == "mouth late on 'bin'"
     assert studio("review", reel.reel_id, "--lang", "fr", "--shot", "0")[0] == 2
@@ -133,11 +142,13 @@ def test_review_rejection_holds_the_reel_and_release_needs_review_and_approval(
     assert sorted(settings.outputs_dir.iterdir()) == outputs
     assert reel_review.review_of(ctx, reel.reel_id, "fr").job.status == "rejected"
 
-    # Approved after another look: the job is run again (nothing rendered, the same
-    # deliverables), but the performer has not approved them yet.
+    # Approved after another look: the held run changed nothing, so the deliverables on
+    # record are this version (no new render needed), but the performer has not approved
+    # them yet. Run again, the job renders nothing and keeps the same deliverables.
     reel_review.decide(ctx, reel_review.ShotDecision(reel.reel_id, "fr", 0, Verdict.APPROVED,
-                                                     "ok at full speed", "Rita Reviewer"))
-    with pytest.raises(JobStateError, match="render it again"):
+                                                     "ok at full speed", "Rita Reviewer",
+                                                     seen))
+    with pytest.raises(ReelHeldError, match="without the performer's approval"):
         reel_review.publish(ctx, reel.reel_id, "fr", "Paula Producer")
     again = render_small_reel(ctx, reel, stem)
     assert again.rendered_now == () and again.deliverables["digest"] == \

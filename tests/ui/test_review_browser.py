@@ -66,6 +66,11 @@ def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser
     page.locator("#review-shot input").fill("0")
     _click(page, "#review-open")
     expect(page.locator("#review-caption")).to_contain_text("45 frames at 25 fps")
+    # The render shown, by its hash: the decision below names it.
+    shown = reel_review.review_of(ctx, reel.reel_id, "fr").rows[0].output_sha256
+    assert shown is not None
+    expect(page.locator("#review-render textarea, #review-render input").first
+           ).to_have_value(shown)
     _wait_until(page, lambda: all(p is not None and p[0] >= 1 for p in _players(page)),
                 "both players' media loaded")
     assert _frame(page) == "0"
@@ -92,6 +97,7 @@ def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser
     stored = reel_review.review_of(ctx, reel.reel_id, "fr").rows[0].review
     assert stored is not None
     assert (stored.decision, stored.note) == (Verdict.REJECTED, "mouth late on 'bin'")
+    assert stored.output_sha256 == shown and stored.ledger_index is not None
     _click(page, "#review-publish")
     expect(page.get_by_text("rejected in review").first).to_be_visible()
     expect(page.locator("#review-result")).not_to_contain_text("Released")

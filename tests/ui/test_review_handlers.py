@@ -58,4 +58,6 @@ def test_an_unknown_reel_is_named(studio: Studio) -> None:
     with pytest.raises(gr.Error, match="no reel 'reel-nothere'"):
         h.show("reel-nothere", "fr", request=as_user("aude"))
     with pytest.raises(gr.Error, match="choose a shot"):
-        h.approve("reel-nothere", "fr", None, "", request=as_user("otto"))
+        h.approve("reel-nothere", "fr", None, "", "", request=as_user("otto"))
+    with pytest.raises(gr.Error, match="open the shot in the A/B player"):
+        h.reject("reel-nothere", "fr", 0, "late", " ", request=as_user("otto"))
