@@ -14,6 +14,8 @@ after the gate *allowed* and ledgered a decision. The token binds:
 - the authorised segments, each with its grant, and the identity trace's verified runs:
   the worker builds the edit guard's permits from these, never from anything else it is sent;
 - the watermark payload the output carries;
+- the digest of the face meshes the head tracked (``meshes``, optional): the worker reads
+  them from shared staging and renders only meshes that give it;
 - ``issued_at`` / ``expires_at``: a token is short-lived; a worker refuses an expired one.
 
 :func:`verify_token` is the worker's check. It fails closed with one of the errors of the
@@ -53,10 +55,12 @@ def token_draft(decision: Decision, *, job_id: str, chunk_id: str,
                 inputs: Mapping[str, str], traces: Mapping[str, Sequence[tuple[int, int]]],
                 watermark_payload: int, issued_at: datetime,
                 validity: timedelta = DEFAULT_VALIDITY,
-                frames: tuple[int, int] | None = None) -> dict[str, Any]:
+                frames: tuple[int, int] | None = None,
+                meshes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The token for one chunk of a render allowed by ``decision`` (allowed, ledgered, with
     segments); ``Registry.issue_decision_token`` signs it. ``frames``: the chunk's frame
-    range (first, last) when it is part of a shot; None: the whole shot."""
+    range (first, last) when it is part of a shot; None: the whole shot. ``meshes``: each
+    analysed video's meshes digest (name → SHA-256) as the head tracked them."""
     if not decision.allowed or decision.ledger_index is None or not decision.decision_id:
         raise DecisionTokenError("only an allowed decision on the ledger can be handed to a "
                                  "worker")
@@ -77,6 +81,8 @@ def token_draft(decision: Decision, *, job_id: str, chunk_id: str,
         "issued_at": format_timestamp(issued_at),
         "expires_at": format_timestamp(issued_at + validity),
         **({} if frames is None else {"frames": [int(frames[0]), int(frames[1])]}),
+        **({} if not meshes else
+           {"meshes": [{"name": n, "sha256": h} for n, h in sorted(meshes.items())]}),
     }
 
 

@@ -420,6 +420,10 @@ class RenderDecisionToken(Model):
     #: The chunk's frames (first, last, inclusive) when the task renders part of a shot;
     #: absent: the whole shot (tokens without it keep their bytes: None is not signed).
     frames: tuple[StrictInt, StrictInt] | None = None
+    #: The digest of each analysed video's face meshes as the head tracked them (``source``,
+    #: ``driver``): the worker renders only meshes that give it. Absent: none bound (tokens
+    #: without it keep their bytes).
+    meshes: tuple[TokenInput, ...] | None = Field(default=None, max_length=4)
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

@@ -147,7 +147,8 @@ class JobStateError(StudioError):
 
 class RenderWorkerError(StudioError, ConnectionError):
     """A render task's worker was lost (killed, node gone) more often than it is retried, or
-    the cluster cannot be reached (``studio.executors``): nothing was published."""
+    the cluster cannot be reached (``studio.executors``), or what a render reads or wrote in
+    its shared staging folder changed there: nothing was published."""
 
     code = "render_worker"
 

@@ -10,13 +10,18 @@ render pass that follows reads the recorded meshes instead of running the mesh a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipelines.faces.embedding import FaceEmbedder
 from pipelines.faces.geometry import is_frontal, mouth_opening, observation_pose
-from pipelines.faces.landmark_file import LandmarkRecorder, TrackLandmarks
+from pipelines.faces.landmark_file import (
+    LandmarkDigestError,
+    LandmarkRecorder,
+    TrackLandmarks,
+    load_checked,
+)
 from pipelines.faces.landmarks import FaceObservation, RGBImage
 from pipelines.faces.mouth import ExemplarKeeper, MouthExemplar
 from pipelines.faces.scan import FrameCallback, ScanResult, scan_video
@@ -37,6 +42,29 @@ class ShotAnalysis:
     scan: ScanResult
     landmarks_dir: Path
     exemplars: dict[int, MouthExemplar] = field(default_factory=dict)
+    #: ``landmark_file.meshes_digest`` of the mesh files as the tracking wrote them (or as
+    #: a sealed copy lists them); "": not known.
+    landmarks_sha256: str = ""
+    #: The meshes held in memory and checked against ``landmarks_sha256`` (:meth:`pinned`):
+    #: :meth:`landmarks` serves these and never reads ``landmarks_dir`` again.
+    meshes: Mapping[int, TrackLandmarks] | None = field(default=None, repr=False)
+
+    def pinned(self, digest: str | None = None) -> ShotAnalysis:
+        """This analysis with its meshes read once into memory and checked against
+        ``digest`` (default: ``landmarks_sha256``); ``LandmarkDigestError`` when the files
+        are not what was recorded. The folder is shared storage: whoever can write it
+        could otherwise move the faces an edit is applied to."""
+        expected = self.landmarks_sha256 if digest is None else digest
+        if not expected:
+            raise LandmarkDigestError(f"no digest of the meshes of {self.source.name} to "
+                                      "check them against")
+        return replace(self, landmarks_sha256=expected,
+                       meshes=load_checked(self.landmarks_dir, expected))
+
+    def unpinned(self) -> ShotAnalysis:
+        """The same analysis without its meshes in memory (what a render worker is sent:
+        it reads and checks them itself)."""
+        return self if self.meshes is None else replace(self, meshes=None)
 
     @property
     def tracks(self) -> list[Track]:
@@ -51,6 +79,11 @@ class ShotAnalysis:
 
     def landmarks(self, track_id: int) -> TrackLandmarks:
         self.track(track_id)
+        if self.meshes is not None:
+            found = self.meshes.get(track_id)
+            if found is None:
+                raise FileNotFoundError(f"no recorded meshes for track {track_id}")
+            return found
         return TrackLandmarks(self.landmarks_dir, track_id)
 
 
@@ -109,4 +142,4 @@ def analyse_shot(
         scan = scan_video((f.rgb for f in reader), embedder, max_faces=max_faces,
                           sample_every=every, max_samples=max_samples,
                           end_samples=end_samples, on_frame=record)
-    return ShotAnalysis(path, info, scan, folder, dict(keeper.best))
+    return ShotAnalysis(path, info, scan, folder, dict(keeper.best), recorder.digest())

@@ -12,13 +12,23 @@ Layout of a folder (one pair of files per track, written in frame order):
 
 * ``track-<id>.f32``: float32 meshes, ``[n, 478, 3]`` in pixel units (see ``landmarks``);
 * ``track-<id>.idx``: int32 frame indices, ``[n]``, strictly increasing.
+
+The folder is shared storage (a job's staging, which render workers on other nodes read),
+so what the tracking wrote is bound by one digest (:func:`meshes_digest`, over each file's
+SHA-256, kept by the recorder as it writes): :func:`load_checked` reads a folder *once* into
+memory, checks it against that digest and serves the checked bytes, so a file moved or
+swapped on disk afterwards changes nothing that is rendered (``LandmarkDigestError``
+otherwise).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Final
@@ -30,6 +40,22 @@ from pipelines.faces.landmarks import NUM_LANDMARKS, FaceObservation, Landmarks
 
 MESH_SHAPE: Final = (NUM_LANDMARKS, 3)
 _MESH_BYTES: Final = NUM_LANDMARKS * 3 * 4
+#: The files of a track (what ``TrackLandmarks`` reads, so what a digest covers).
+_TRACK_FILE: Final = re.compile(r"track-(\d+)\.(f32|idx)")
+
+
+class LandmarkDigestError(ValueError):
+    """A folder's meshes are not those the tracking recorded (moved, swapped, added,
+    removed, truncated since)."""
+
+
+def meshes_digest(files: Mapping[str, str]) -> str:
+    """One SHA-256 over a folder's track files, given as file name → SHA-256 of its bytes
+    (other names are ignored: nothing reads them). File names count: swapping two tracks'
+    files changes the digest."""
+    listing = "".join(f"{name}\t{sha}\n" for name, sha in sorted(files.items())
+                      if _TRACK_FILE.fullmatch(name))
+    return hashlib.sha256(listing.encode("ascii")).hexdigest()
 
 
 class LandmarkRecorder:
@@ -40,6 +66,8 @@ class LandmarkRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._files: dict[int, tuple[BinaryIO, BinaryIO]] = {}
         self._last: dict[int, int] = {}
+        # Hashed as written, not read back: the digest is of what the tracking produced.
+        self._hashes: dict[str, hashlib._Hash] = {}
 
     def add(self, frame_index: int, faces: list[tuple[int, FaceObservation]]) -> None:
         for track_id, obs in faces:
@@ -53,9 +81,22 @@ class LandmarkRecorder:
                 files = (open(self.folder / f"track-{track_id}.f32", "wb"),  # noqa: SIM115
                          open(self.folder / f"track-{track_id}.idx", "wb"))  # noqa: SIM115
                 self._files[track_id] = files
-            files[0].write(mesh.tobytes())
-            files[1].write(np.int32(frame_index).tobytes())
+            mesh_bytes, index_bytes = mesh.tobytes(), np.int32(frame_index).tobytes()
+            files[0].write(mesh_bytes)
+            files[1].write(index_bytes)
+            self._hash(f"track-{track_id}.f32").update(mesh_bytes)
+            self._hash(f"track-{track_id}.idx").update(index_bytes)
             self._last[track_id] = frame_index
+
+    def _hash(self, name: str) -> hashlib._Hash:
+        h = self._hashes.get(name)
+        if h is None:
+            h = self._hashes[name] = hashlib.sha256()
+        return h
+
+    def digest(self) -> str:
+        """:func:`meshes_digest` of every file this recorder wrote."""
+        return meshes_digest({n: h.hexdigest() for n, h in self._hashes.items()})
 
     def close(self) -> None:
         for mesh_file, index_file in self._files.values():
@@ -72,7 +113,8 @@ class LandmarkRecorder:
 
 
 class TrackLandmarks:
-    """Read-only, memory-mapped meshes of one track (frames where the track was seen)."""
+    """Read-only meshes of one track (frames where the track was seen): memory-mapped from
+    its files, or held in memory (:meth:`from_bytes`, :func:`load_checked`)."""
 
     def __init__(self, folder: str | os.PathLike[str], track_id: int) -> None:
         self.track_id = track_id
@@ -80,16 +122,22 @@ class TrackLandmarks:
         mesh_path, index_path = base.with_suffix(".f32"), base.with_suffix(".idx")
         if not mesh_path.is_file() or not index_path.is_file():
             raise FileNotFoundError(f"no recorded meshes for track {track_id} in {folder}")
-        count = index_path.stat().st_size // 4
-        if mesh_path.stat().st_size != count * _MESH_BYTES:
-            raise ValueError(f"track {track_id}: mesh and index files disagree (truncated?)")
-        if count == 0:
-            raise ValueError(f"track {track_id} has no frames")
-        self.frames: NDArray[np.int32] = np.fromfile(index_path, dtype=np.int32)
-        if np.any(np.diff(self.frames) <= 0):
-            raise ValueError(f"track {track_id}: frame indices are not increasing")
+        count = _count(track_id, mesh_path.stat().st_size, index_path.stat().st_size)
+        self.frames: NDArray[np.int32] = _increasing(
+            track_id, np.fromfile(index_path, dtype=np.int32))
         self.meshes: NDArray[np.float32] = np.memmap(mesh_path, dtype=np.float32, mode="r",
                                                      shape=(count, *MESH_SHAPE))
+
+    @classmethod
+    def from_bytes(cls, track_id: int, mesh_bytes: bytes, index_bytes: bytes
+                   ) -> TrackLandmarks:
+        """The track from its files' bytes, held in memory (read-only views of them)."""
+        count = _count(track_id, len(mesh_bytes), len(index_bytes))
+        track = cls.__new__(cls)
+        track.track_id = track_id
+        track.frames = _increasing(track_id, np.frombuffer(index_bytes, dtype=np.int32))
+        track.meshes = np.frombuffer(mesh_bytes, dtype=np.float32).reshape(count, *MESH_SHAPE)
+        return track
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -118,3 +166,46 @@ class TrackLandmarks:
         breaks = np.nonzero(np.diff(self.frames) != 1)[0] + 1
         edges = [0, *breaks.tolist(), len(self)]
         yield from itertools.pairwise(edges)
+
+
+def _count(track_id: int, mesh_size: int, index_size: int) -> int:
+    count = index_size // 4
+    if mesh_size != count * _MESH_BYTES or index_size != count * 4:
+        raise ValueError(f"track {track_id}: mesh and index files disagree (truncated?)")
+    if count == 0:
+        raise ValueError(f"track {track_id} has no frames")
+    return count
+
+
+def _increasing(track_id: int, frames: NDArray[np.int32]) -> NDArray[np.int32]:
+    if np.any(np.diff(frames) <= 0):
+        raise ValueError(f"track {track_id}: frame indices are not increasing")
+    return frames
+
+
+def load_checked(folder: str | os.PathLike[str], digest: str) -> dict[int, TrackLandmarks]:
+    """Every track of ``folder``, read once into memory and checked against ``digest``
+    (:func:`meshes_digest` of what the tracking wrote): the tracks are served from the
+    checked bytes, never re-read, so the files may change afterwards without effect.
+    ``LandmarkDigestError`` when they differ from what was recorded."""
+    path = Path(folder)
+    raw: dict[str, bytes] = {}
+    if path.is_dir():
+        for entry in sorted(path.iterdir()):
+            if _TRACK_FILE.fullmatch(entry.name):
+                raw[entry.name] = entry.read_bytes()
+    found = meshes_digest({n: hashlib.sha256(b).hexdigest() for n, b in raw.items()})
+    if not hmac.compare_digest(found, digest):
+        raise LandmarkDigestError(f"the face meshes in {path} are not those the tracking "
+                                  "recorded (moved, swapped or replaced since)")
+    tracks: dict[int, TrackLandmarks] = {}
+    for name, mesh_bytes in raw.items():
+        match = _TRACK_FILE.fullmatch(name)
+        if match is None or match.group(2) != "f32":
+            continue
+        track_id = int(match.group(1))
+        index_bytes = raw.get(f"track-{track_id}.idx")
+        if index_bytes is None:
+            raise LandmarkDigestError(f"track {track_id}: recorded meshes without frames")
+        tracks[track_id] = TrackLandmarks.from_bytes(track_id, mesh_bytes, index_bytes)
+    return tracks

@@ -5,8 +5,9 @@ For each job the head (the studio process, the only one with a database connecti
 1. runs steps 1-3 as for a local render (ingest, identify, the gate's ledgered decision);
 2. has the registry sign a decision token for the shot (``consent.decision_token``: job and
    chunk id, input hashes, decision leaf and hash, segments, verified runs, watermark
-   payload, expiry) and submits :func:`studio.executors.worker.render_chunk` with resource
-   requests (``num_cpus``, ``num_gpus`` for a neural backend, ``memory``) and
+   payload, the digest of the face meshes tracked in step 2, expiry) and submits
+   :func:`studio.executors.worker.render_chunk` with resource requests (``num_cpus``,
+   ``num_gpus`` for a neural backend, ``memory``) and
    ``max_retries``: Ray runs the task again, on any node, when its worker process or node
    dies; an application error (a refused token, bad media) is not retried;
 3. follows the task (progress from the shared staging folder), cancels it when the job is
@@ -52,6 +53,7 @@ from studio.executors.worker import (
 from studio.render import chunks
 from studio.render.chunks import FrameRange
 from studio.render.events import Stage
+from studio.render.meshes import mesh_digests, unpinned
 from studio.render.pipeline_step import PipelineResult, PipelineScope, PipelineWork
 from studio.settings import Settings
 
@@ -176,13 +178,16 @@ class RayExecutor:
         draft = token_draft(decision, job_id=job.job_id, chunk_id=cid, inputs=inputs,
                             traces={f"t{k}": v for k, v in scope.permits.verified.items()},
                             watermark_payload=scope.payload, issued_at=datetime.now(UTC),
-                            validity=self.validity, frames=frames)
+                            validity=self.validity, frames=frames,
+                            meshes=mesh_digests(work))
         token = job.registry.issue_decision_token(draft)
         job._note(Stage.RUN, "decision token issued to the render workers",
                   chunk=cid, frames=frames, token_sha256=token.sha256,
                   expires_at=draft["expires_at"])
         # Workers get no database and no passphrase: the registry is the head's alone.
-        task = ChunkTask(job.job_id, cid, token.to_bytes(), work,
+        # The meshes stay in staging (not megabytes per task): the worker reads them and
+        # checks them against the token's digest of what was tracked.
+        task = ChunkTask(job.job_id, cid, token.to_bytes(), unpinned(work),
                          replace(settings, database_url="", registry_passphrase=None), frames,
                          seal=secrets.token_bytes(32))
         neural = job._choice.neural

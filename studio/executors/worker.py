@@ -9,7 +9,9 @@ pinned in its environment (:data:`TRUSTED_KEY_ENV`, base64 of the raw Ed25519 ke
    edited, expired or foreign token refuses the task (``DecisionTokenError``), before any
    pixel is read;
 2. builds what it may edit *from the token only*: the tracks, the edit guard's segments and
-   verified runs, the watermark payload;
+   verified runs, the watermark payload; and reads the shot's face meshes from staging
+   once into memory, rendering them only if they give the token's digest of what the head
+   tracked (``studio.render.meshes``: meshes moved or swapped in staging are refused);
 3. renders (the whole shot, or the frame range its token names: ``studio.render.chunks``)
    into its own attempt folder under the job's staging folder (storage every node
    sees), reporting progress to ``progress.json`` and stopping when the head drops a
@@ -46,6 +48,7 @@ from pipelines.reenact import StillSource
 from studio.errors import RenderWorkerError
 from studio.identity import sha256_file
 from studio.render.chunks import ChunkRender, render_range
+from studio.render.meshes import pinned
 from studio.render.pipeline_step import (
     PipelineResult,
     PipelineScope,
@@ -149,6 +152,9 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
     done = folder / "done"
     if done.is_dir():  # an earlier attempt finished; a retry only returns its result
         return _finished(done, task.seal, won=False)
+    # Read once and checked against the signed digest: the render uses these bytes only,
+    # so a mesh file changed in staging, before or after this, is never rendered.
+    checked = pinned(task.work, {m.name: m.sha256 for m in token.meshes or ()})
     attempt = folder / f"attempt-{secrets.token_hex(4)}"
     attempt.mkdir()
     node, pid = socket.gethostname(), os.getpid()
@@ -169,7 +175,7 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
             _write_json(folder / "progress.json", {"done": done_frames, "total": total,
                                                    "attempt": attempt.name})
 
-    work = replace(task.work, out_dir=attempt)
+    work = replace(checked, out_dir=attempt)
     try:
         result: PipelineResult | ChunkRender
         if task.frames is None:

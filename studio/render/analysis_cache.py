@@ -23,6 +23,10 @@ What makes reuse safe:
   bytes the render reads later (a hard link would share the cache's inode: an entry edited in
   place after the check would move the meshes the render warps). A link in an entry is copied
   as a link, which the seal check refuses.
+* **Meshes bound to their tracking.** An entry is kept only if its mesh files are the bytes
+  the tracking recorded (``ShotAnalysis.landmarks_sha256``: they are copied from the job's
+  staging); a reused entry's meshes digest comes from the sealed hashes, and the render
+  checks the meshes it reads into memory against it (``ShotAnalysis.pinned``).
 
 The cache is bounded (``STUDIO_ANALYSIS_CACHE_MB``, default 2048; 0 turns it off); the least
 recently used entries go first.
@@ -40,7 +44,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -48,12 +52,14 @@ from typing import Final
 from pipelines.faces.analysis import ShotAnalysis, analyse_shot
 from pipelines.faces.analysis_file import (
     FORMAT,
+    LANDMARKS,
     AnalysisFileError,
     analysis_files,
     load_analysis,
     save_analysis,
 )
 from pipelines.faces.embedding import FaceEmbedder
+from pipelines.faces.landmark_file import meshes_digest
 from pipelines.faces.scan import FrameCallback
 from pipelines.media.probe import MediaInfo
 from studio.identity import sha256_file
@@ -132,13 +138,16 @@ class AnalysisCache:
         except FileNotFoundError:
             shutil.rmtree(into, ignore_errors=True)
             return None  # evicted while we linked it: track afresh
-        reason = self._check_seal(into, params.key(source_sha256))
+        sealed: dict[str, str] = {}
+        reason = self._check_seal(into, params.key(source_sha256), sealed)
         if reason is None:
             try:
                 analysis = load_analysis(into, source, info)
                 if analysis.scan.frame_count == (info.video.frame_count if info.video else -1):
                     os.utime(entry)  # most recently used
-                    return analysis
+                    # The meshes' digest from the sealed hashes, not from the files now:
+                    # the render checks the meshes it reads later against the seal itself.
+                    return replace(analysis, landmarks_sha256=_meshes_digest(sealed))
                 reason = "its frame count differs from the shot's"
             except AnalysisFileError as exc:
                 reason = str(exc)
@@ -147,7 +156,8 @@ class AnalysisCache:
         shutil.rmtree(into, ignore_errors=True)
         return None
 
-    def _check_seal(self, folder: Path, key: str) -> str | None:
+    def _check_seal(self, folder: Path, key: str, sealed_files: dict[str, str]
+                    ) -> str | None:
         try:
             with (folder / SEAL).open("rb") as fh:
                 raw = fh.read(_SEAL_MAX_BYTES + 1)
@@ -176,6 +186,7 @@ class AnalysisCache:
         for name, path in files.items():
             if sha256_file(path) != body["files"][name]:
                 return f"{name} differs from its sealed hash"
+        sealed_files.update(body["files"])
         return None
 
     # -- writing --------------------------------------------------------------------------
@@ -199,6 +210,13 @@ class AnalysisCache:
                 save_analysis(analysis, written)
                 files = {p.relative_to(written).as_posix(): sha256_file(p)
                          for p in analysis_files(written)}
+                if analysis.landmarks_sha256 and \
+                        _meshes_digest(files) != analysis.landmarks_sha256:
+                    # The meshes were copied from the job's staging folder: changed there
+                    # since the tracking wrote them, they are never sealed as the studio's.
+                    log.warning("not keeping the analysis of %s: its meshes changed since "
+                                "they were tracked", source_sha256[:12])
+                    return
                 shutil.copytree(written, tmp)
             body = {"key": key, "files": files, "created": time.time()}
             mac = hmac.new(self._key(), _canonical(body), hashlib.sha256).hexdigest()
@@ -255,6 +273,13 @@ def _unsealed(folder: Path, sealed: set[str]) -> str | None:
         elif name != SEAL and name not in sealed:
             return f"{name} is not in the seal"
     return None
+
+
+def _meshes_digest(files: dict[str, str]) -> str:
+    """``meshes_digest`` of the landmark files among an entry's (path → SHA-256)."""
+    prefix = f"{LANDMARKS}/"
+    return meshes_digest({name.removeprefix(prefix): sha for name, sha in files.items()
+                          if name.startswith(prefix) and "/" not in name.removeprefix(prefix)})
 
 
 def _canonical(body: object) -> bytes:

@@ -5,8 +5,9 @@ output must be the very file a single task renders, so the design is:
 
 - **One analysis, shipped.** The shot is tracked once, on the head (step 2, cached by
   :mod:`studio.render.analysis_cache`); every chunk gets the same :class:`PipelineWork` (its
-  landmarks are memory-mapped files in the job's staging folder, on storage every node
-  sees). A chunk's backend walks each track from its start and passes over the edits before
+  landmarks are files in the job's staging folder, on storage every node sees, which each
+  worker reads into memory and checks against its token's digest: ``studio.render.meshes``).
+  A chunk's backend walks each track from its start and passes over the edits before
   its range, so what it derives along a track (the ramps into and out of a face run, the
   performer's shape model, measured over the whole track) is the whole shot's.
 - **Workers do the per-frame work, the head encodes once.** A worker decodes up to its range,

@@ -99,6 +99,7 @@ from studio.render import staging
 from studio.render.analysis_cache import analyse_for_render, identity_gap_frames
 from studio.render.authorization import DRIVER_TRACK, driver_verdict, render_authorization
 from studio.render.events import Listener, ProgressReporter, Stage
+from studio.render.meshes import pin
 from studio.render.pipeline_step import (
     PipelineResult,
     PipelineScope,
@@ -329,6 +330,9 @@ class RenderJob:
                 if reused:
                     self._note(Stage.IDENTIFY, "reused the sealed analysis of this shot",
                                tracks=len(source.tracks))
+                # The meshes in memory, checked against what the tracking recorded: step 4
+                # warps these bytes, never the staging files again (studio.render.meshes).
+                source = pin(source)
                 if early is not None:
                     self._early_speech = early.result()
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
@@ -489,8 +493,8 @@ class RenderJob:
                        signer=sealed.signer_key_id)
         else:
             assert req.driver is not None
-            driver = analyse_shot(req.driver, self.staging.folder / "work" / "driver", embedder,
-                                  cancelled=self.cancel.is_set)
+            driver = pin(analyse_shot(req.driver, self.staging.folder / "work" / "driver",
+                                      embedder, cancelled=self.cancel.is_set))
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver

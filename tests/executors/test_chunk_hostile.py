@@ -224,13 +224,11 @@ def test_a_whole_shot_render_swapped_in_staging_is_never_signed(
     assert _published_outputs(pg_registry) == before
 
 
-@pytest.mark.xfail(strict=True, reason="the shot's meshes reach the workers through shared "
-                   "staging (<staging>/jobs/<job>/work/landmarks/track-<id>.f32, memory-mapped "
-                   "and read frame by frame) and nothing binds them to what the head analysed "
-                   "and identified: neither the decision token nor the task carries their "
-                   "hash, so meshes moved in staging move the face the workers warp")
 def test_meshes_moved_in_staging_after_the_heads_analysis_are_refused(
         pg_settings: Settings, pg_registry: Registry, cluster: Cluster) -> None:
+    # The shot's meshes reach the workers through shared staging
+    # (<staging>/jobs/<job>/work/landmarks/track-<id>.f32); the decision token carries their
+    # digest as the head tracked them, and a worker renders only meshes that give it.
     import numpy as np
 
     from pipelines.faces.analysis import ShotAnalysis
@@ -262,12 +260,68 @@ def test_meshes_moved_in_staging_after_the_heads_analysis_are_refused(
         return result, note
 
     job.remote = move_then_render
+    before = _published_outputs(pg_registry)
+    refusal: BaseException | None = None
     try:
         outcome = job.run()
-    except (RenderWorkerError, DecisionScopeError):
-        outcome = None
+    except (RenderWorkerError, DecisionScopeError) as exc:
+        outcome, refusal = None, exc
     finally:
         executor.close()
     assert outcome is None, (f"published {outcome.output.name}: edited box(es) "
                              f"{seen.get('edited_box')}, while the face the head tracked "
                              f"spans x {seen.get('face_x')}")
+    assert "face_x" in seen  # the attack ran
+    assert isinstance(refusal, RenderWorkerError), refusal
+    assert "not those the tracking recorded" in str(refusal)
+    assert not (settings.outputs_dir / "hostile-meshes.fr.mp4").exists()
+    assert _published_outputs(pg_registry) == before
+    _ledger_ok(pg_registry)
+
+
+def test_two_faces_tracks_swapped_in_staging_are_refused(
+        pg_settings: Settings, pg_registry: Registry, cluster: Cluster,
+        tmp_path: Path) -> None:
+    # A two-person shot: the demo performer (consented, t1) beside a stranger who never
+    # consented. After the head identified them and the gate allowed the performer's face
+    # only, the attacker swaps the two tracks' mesh files in staging: the workers would put
+    # the performer's new mouth on the stranger's face.
+    from pipelines.faces.analysis import ShotAnalysis
+    from tests.consent_guard import shots
+
+    shot = shots.side_by_side(tmp_path, enters=0, total=75)
+    name = "hostile-swap-tracks.fr.mp4"
+    req = replace(_request(name), source=shot.path)
+    executor = RayExecutor(pg_settings, pg_registry)  # one whole-shot task
+    job = RenderJob(req, pg_settings, pg_registry)
+    executor.prepare(job)
+    on_ray = job.remote
+    assert on_ray is not None
+    swapped: list[str] = []
+
+    def swap_then_render(job: RenderJob, work: PipelineWork, scope: Any, decision: Decision,
+                         inputs: dict[str, str]) -> Any:
+        assert isinstance(work.source, ShotAnalysis)
+        assert sorted(t.track_id for t in work.source.tracks) == [1, 2]
+        assert sorted(scope.allowed) == ["t1"]  # the stranger's face may not be edited
+        folder = work.source.landmarks_dir
+        for suffix in (".f32", ".idx"):
+            one, two = folder / f"track-1{suffix}", folder / f"track-2{suffix}"
+            aside = folder / f"swap{suffix}"
+            os.replace(one, aside)
+            os.replace(two, one)
+            os.replace(aside, two)
+            swapped.append(suffix)
+        return on_ray(job, work, scope, decision, inputs)
+
+    job.remote = swap_then_render
+    before = _published_outputs(pg_registry)
+    try:
+        with pytest.raises(RenderWorkerError, match="not those the tracking recorded"):
+            job.run()
+    finally:
+        executor.close()
+    assert swapped == [".f32", ".idx"]  # the attack ran
+    assert not (pg_settings.outputs_dir / name).exists()
+    assert _published_outputs(pg_registry) == before
+    _ledger_ok(pg_registry)

@@ -139,3 +139,21 @@ def test_a_chunk_token_is_good_for_its_own_frame_range_only(
         _check(whole, registry, frames=(0, 29))
     with pytest.raises(DocumentError):
         registry.issue_decision_token(_draft(decision, frames=(30, 10)))
+
+
+def test_a_token_binds_the_digest_of_the_meshes_the_head_tracked(
+        registry: Registry, performer: PrivateKey) -> None:
+    decision = _allowed(registry, performer)
+    meshes = {"source": hashlib.sha256(b"meshes").hexdigest()}
+    raw = registry.issue_decision_token(_draft(decision, meshes=meshes)).to_bytes()
+    token = _check(raw, registry)
+    assert {m.name: m.sha256 for m in token.meshes or ()} == meshes
+    # The digest is signed: another one written in afterwards fails the signature.
+    envelope = json.loads(raw)
+    envelope["signed"]["meshes"][0]["sha256"] = "f" * 64
+    with pytest.raises(ForgedDecisionError, match="does not verify"):
+        _check(canonical_bytes(envelope), registry)
+    # A token without meshes keeps its former bytes (no ``meshes`` field is signed for it).
+    plain = registry.issue_decision_token(_draft(decision)).to_bytes()
+    assert b'"meshes"' not in plain
+    assert _check(plain, registry).meshes is None
