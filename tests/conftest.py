@@ -14,12 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from consent.keys import PrivateKey
 from consent.registry import Registry
 from consent.store import Store, migrate, open_engine
 from tests.factory import Clock
+
+# Hypothesis's per-example deadline (200 ms) measures the machine's load, not the code: on a
+# loaded 2-core runner a first example pays imports and cache misses. Its shrinking and
+# examples stay; only the wall-clock deadline goes.
+hypothesis_settings.register_profile("studio", deadline=None)
+hypothesis_settings.load_profile("studio")
 
 # The lip-sync QC (dlib over every frame of the output and the source) costs more than an SD
 # render itself; it runs in the tests that are about it (tests/render/test_render_qc.py,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -95,7 +97,9 @@ def load_analysis(folder: Path, source: str | os.PathLike[str], info: MediaInfo
         exemplars = {int(k): _exemplar(int(k), v, arrays)
                      for k, v in index["exemplars"].items()}
         scan = ScanResult(tracks, int(index["frame_count"]), [int(c) for c in index["cuts"]])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    # A damaged npz member fails only when read: as zlib's error, EOF or a bad zip.
+    except (OSError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
         if isinstance(exc, AnalysisFileError):
             raise
         raise AnalysisFileError(f"{folder}: unreadable analysis ({exc})") from exc

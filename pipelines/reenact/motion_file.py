@@ -41,6 +41,7 @@ import json
 import os
 import secrets
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -155,7 +156,8 @@ def read_motion_file(path: str | os.PathLike[str]) -> MotionFile:
         raise
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    # zlib.error: a flipped byte inside a deflated member surfaces only when it is read.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
         raise MotionFileError(f"{src.name}: unreadable motion file ({exc})") from exc
     try:
         header = json.loads(arrays["header"].tobytes().decode("utf-8"))
