@@ -211,15 +211,16 @@ def test_ffmpeg_testsrc_is_not_found(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_no_false_found_on_a_varied_unmarked_corpus(tmp_path: Path) -> None:
-    """26 unmarked clips (synthetic patterns at two sizes and CRFs, GRID re-encodes, a
-    panned photograph): no payload reported on any. The 208-file run is
-    ``bench/watermark.py --false-positives``."""
+    """Eleven unmarked clips (every other synthetic pattern, at two sizes and CRFs, three GRID
+    re-encodes, a panned photograph): no payload reported on any. Each unmarked clip is read
+    to the detector's frame cap (it never settles early), so the suite keeps a sample; the
+    208-file run is ``bench/watermark.py --false-positives``."""
     clips: list[Path] = []
-    for i, graph in enumerate(SMALL_CORPUS_LAVFI):
+    for i, graph in enumerate(SMALL_CORPUS_LAVFI[::2]):
         size, crf = ((320, 240), 20) if i % 2 else ((480, 270), 32)
         name = "".join(c if c.isalnum() else "_" for c in graph)
         clips.append(_h264(lavfi_frames(graph, size, 12), tmp_path / f"{name}.mp4", crf))
-    for clip in sorted(MEDIA.glob("grid/*.mpg")):
+    for clip in sorted(MEDIA.glob("grid/*.mpg"))[::2]:
         with av.open(str(clip)) as c:
             frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(20), c.decode(video=0),
                                                                      strict=False)]
@@ -228,11 +229,11 @@ def test_no_false_found_on_a_varied_unmarked_corpus(tmp_path: Path) -> None:
         clips.append(_h264([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames],
                            tmp_path / f"{clip.stem}.mp4", 28))
     still = cv2.cvtColor(cv2.imread(str(MEDIA / "astronaut.png")), cv2.COLOR_BGR2RGB)
-    for size in ((640, 360), (360, 288)):
+    for size in ((640, 360),):
         pan = [cv2.resize(still[8 * i:8 * i + 384, 40:472], size, interpolation=cv2.INTER_AREA)
                for i in range(12)]
         clips.append(_h264(pan, tmp_path / f"pan_{size[0]}.mp4", 23))
-    assert len(clips) >= 20
+    assert len(clips) >= 10
     detector = WatermarkDetector()
     found = {c.name: d.payload for c in clips
              if (d := detector.detect_file(c)).payload is not None}
