@@ -217,11 +217,15 @@ def test_cancel_publishes_nothing(settings: Settings, registry: Registry) -> Non
 # -- crash and revocation while another process renders ----------------------------------------
 
 
+LONG_LOOPS = 3
+
+
 @pytest.fixture
 def long_shot(tmp_path: Path) -> tuple[Path, Path]:
-    """The demo performer's shot looped six times (18 s) and a dub of the same length."""
+    """The demo performer's shot looped three times (9 s, 225 frames: seconds of rendering,
+    so a revocation or a kill lands mid-run) and a dub of the same length."""
     frames, audio = [], []
-    for _ in range(6):
+    for _ in range(LONG_LOOPS):
         with av.open(str(DEMO_SHOT)) as c:
             frames += [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         with av.open(str(OTHER_VOICE)) as c:
@@ -230,10 +234,10 @@ def long_shot(tmp_path: Path) -> tuple[Path, Path]:
     mono = samples.mean(axis=0, keepdims=True)
     if np.abs(mono).max() > 1.5:  # integer PCM
         mono = mono / 32768.0
-    n = 18 * 44100
+    n = LONG_LOOPS * 3 * 44100
     mono = np.pad(mono, ((0, 0), (0, max(0, n - mono.shape[1]))))[:, :n].astype(np.float32)
     shot = write_video(tmp_path / "long.mp4", frames, options={"crf": "18"})
-    dub = write_video(tmp_path / "dub.mp4", frames[:2] * 225, audio=(mono, 44100),
+    dub = write_video(tmp_path / "dub.mp4", frames[:2] * (len(frames) // 2), audio=(mono, 44100),
                       options={"crf": "40"})
     return shot, dub
 
