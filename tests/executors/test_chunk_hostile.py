@@ -34,7 +34,7 @@ from studio.render.chunks import ChunkRender, FrameStore, chunk_id, read_store
 from studio.render.job import RenderJob
 from studio.render.pipeline_step import PipelineWork
 from studio.settings import Settings
-from tests.factory import match, request
+from tests.executors.helpers import demo_decision
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
 
@@ -50,17 +50,6 @@ def _request(name: str) -> RenderRequest:
     return RenderRequest(operation="lipsync", source=DEMO_SHOT, project_id="demo-dub",
                          language="fr", source_language="en", territory="FR",
                          operator="Test Operator", dub=OTHER_VOICE, output_name=name)
-
-
-def _decision(registry: Registry) -> Decision:
-    segment = {"track_id": "t1", "first_frame": 0, "last_frame": 74,
-               "performer_id": "demo-performer"}
-    decision = registry.authorize(
-        request("demo-performer", project_id="demo-dub", language="fr", territory="FR",
-                segments=[segment]),
-        [match(performer_id="demo-performer")])
-    assert decision.allowed, decision.reasons
-    return decision
 
 
 def _outcome(task: ChunkTask) -> Any:
@@ -87,7 +76,7 @@ def _planted_task(registry: Registry, settings: Settings, staging: Path, job_id:
     req = _request("planted.fr.mp4")
     inputs = input_hashes(req)
     token = registry.issue_decision_token(token_draft(
-        _decision(registry), job_id=job_id, chunk_id=chunk_id(FIRST), inputs=inputs,
+        demo_decision(registry), job_id=job_id, chunk_id=chunk_id(FIRST), inputs=inputs,
         traces={"t1": [(0, 74)]}, watermark_payload=7, issued_at=datetime.now(UTC),
         frames=FIRST)).to_bytes()
     # The worker must not need the analysis to refuse: it has none.

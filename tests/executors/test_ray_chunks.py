@@ -32,7 +32,7 @@ from consent.registry import Registry
 from pipelines.media import probe
 from studio.cli import app
 from studio.executors.ray_executor import RayExecutor
-from studio.executors.worker import ChunkTask, input_hashes, render_chunk
+from studio.executors.worker import ChunkTask, input_hashes
 from studio.render import RenderRequest
 from studio.render.chunks import chunk_id, chunk_ranges
 from studio.render.job import RenderJob
@@ -43,7 +43,7 @@ from studio.render.pipeline_step import (
     run_pipeline,
 )
 from studio.settings import Settings
-from tests.factory import match, request
+from tests.executors.helpers import demo_decision, refused
 
 from .conftest import DEMO_SHOT, GRID, OTHER_VOICE
 
@@ -154,27 +154,9 @@ def test_a_long_shot_in_chunks_on_the_workers_renders_what_one_local_task_render
 # -- a chunk's token -----------------------------------------------------------------------------
 
 
-def _decision(registry: Registry) -> Decision:
-    segment = {"track_id": "t1", "first_frame": 0, "last_frame": 74,
-               "performer_id": "demo-performer"}
-    decision = registry.authorize(
-        request("demo-performer", project_id="demo-dub", language="fr", territory="FR",
-                segments=[segment]),
-        [match(performer_id="demo-performer")])
-    assert decision.allowed, decision.reasons
-    return decision
-
-
-def _refused(task: ChunkTask) -> BaseException:
-    ref = ray.remote(render_chunk).options(max_retries=0, num_cpus=1).remote(task)
-    with pytest.raises(Exception) as caught:
-        ray.get(ref)
-    return cast(BaseException, caught.value)
-
-
 def test_a_chunk_task_refuses_a_forged_replayed_or_foreign_token(
         pg_settings: Settings, pg_registry: Registry, cluster: Cluster, tmp_path: Path) -> None:
-    decision = _decision(pg_registry)
+    decision = demo_decision(pg_registry)
     req = _request("fr", "refused-chunk.fr.mp4")
     inputs = input_hashes(req)
     # Nothing is analysed: a worker must refuse before it reads the work.
@@ -199,17 +181,17 @@ def test_a_chunk_task_refuses_a_forged_replayed_or_foreign_token(
                    task(sound, chunk=chunk_id(second), frames=second),
                    task(sound, frames=None),
                    task(sound, job_id="job-d")):
-        refusal = _refused(replay)
+        refusal = refused(replay)
         assert isinstance(refusal, DecisionScopeError), refusal
     # A token for another source shot (its hash), handed with this one.
     other = hashlib.sha256((GRID / "lbax4n.mpg").read_bytes()).hexdigest()
     foreign = pg_registry.issue_decision_token(
         draft(inputs={**inputs, "source": other})).to_bytes()
-    refusal = _refused(task(foreign))
+    refusal = refused(task(foreign))
     assert isinstance(refusal, DecisionScopeError) and "source" in str(refusal)
     # A token for this very chunk, signed by someone else's key.
     forged = sign_draft(RenderDecisionToken, draft(), [PrivateKey.generate()]).to_bytes()
-    assert isinstance(_refused(task(forged)), ForgedDecisionError)
+    assert isinstance(refused(task(forged)), ForgedDecisionError)
     assert not tmp_path.joinpath("chunks").exists()  # refused before anything was written
 
 

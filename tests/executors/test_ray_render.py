@@ -21,20 +21,19 @@ from typer.testing import CliRunner
 from consent.decision_token import token_draft
 from consent.documents import RenderDecisionToken, sign_draft
 from consent.errors import DecisionScopeError, ExpiredDecisionError, ForgedDecisionError
-from consent.gate import Decision
 from consent.keys import PrivateKey
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
 from studio.cli import app
 from studio.executors import LocalExecutor
 from studio.executors.ray_executor import SHOT_CHUNK, RayExecutor
-from studio.executors.worker import ChunkTask, chunk_dir, input_hashes, render_chunk
+from studio.executors.worker import ChunkTask, chunk_dir, input_hashes
 from studio.jobs import JobManager, JobStatus
 from studio.render import RenderRequest
 from studio.render.pipeline_step import PipelineWork
 from studio.render.staging import staging_root
 from studio.settings import Settings
-from tests.factory import match, request
+from tests.executors.helpers import demo_decision, refused
 
 from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
 
@@ -277,27 +276,9 @@ def test_a_head_killed_mid_render_leaves_an_interrupted_job_and_no_publication(
 # -- a worker refuses what the registry did not sign for it ---------------------------------------
 
 
-def _decision(registry: Registry) -> Decision:
-    segment = {"track_id": "t1", "first_frame": 0, "last_frame": 74,
-               "performer_id": "demo-performer"}
-    decision = registry.authorize(
-        request("demo-performer", project_id="demo-dub", language="fr", territory="FR",
-                segments=[segment]),
-        [match(performer_id="demo-performer")])
-    assert decision.allowed, decision.reasons
-    return decision
-
-
-def _refused(task: ChunkTask) -> BaseException:
-    ref = ray.remote(render_chunk).options(max_retries=0, num_cpus=1).remote(task)
-    with pytest.raises(Exception) as caught:
-        ray.get(ref)
-    return cast(BaseException, caught.value)
-
-
 def test_a_worker_refuses_forged_expired_and_foreign_decisions(
         pg_settings: Settings, pg_registry: Registry, cluster: Cluster, tmp_path: Path) -> None:
-    decision = _decision(pg_registry)
+    decision = demo_decision(pg_registry)
     req = _request("fr", "refused.fr.mp4")
     inputs = input_hashes(req)
     # Nothing is analysed: a worker must refuse before it reads the work.
@@ -315,10 +296,10 @@ def test_a_worker_refuses_forged_expired_and_foreign_decisions(
         return token_draft(decision, **values)
 
     forged = sign_draft(RenderDecisionToken, draft(), [PrivateKey.generate()]).to_bytes()
-    assert isinstance(_refused(task(forged)), ForgedDecisionError)
+    assert isinstance(refused(task(forged)), ForgedDecisionError)
     expired = pg_registry.issue_decision_token(
         draft(issued_at=now - timedelta(hours=2), validity=timedelta(hours=1))).to_bytes()
-    assert isinstance(_refused(task(expired)), ExpiredDecisionError)
+    assert isinstance(refused(task(expired)), ExpiredDecisionError)
     sound = pg_registry.issue_decision_token(draft()).to_bytes()
-    assert isinstance(_refused(task(sound, job_id="job-y")), DecisionScopeError)
+    assert isinstance(refused(task(sound, job_id="job-y")), DecisionScopeError)
     assert not tmp_path.joinpath("chunks").exists()  # refused before anything was written
