@@ -462,6 +462,8 @@ def format_validation_error(kind: str, exc: ValidationError) -> str:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+        elif err["type"] == "string_type":  # strict text fields (consent.fields._text)
+            message = f"expected a string, got {type(err.get('input')).__name__}"
         problems.append(f"{where}: {message}")
     more = "" if exc.error_count() <= 8 else f" (and {exc.error_count() - 8} more)"
     return f"invalid {kind}: " + "; ".join(problems) + more
