@@ -589,9 +589,13 @@ _VERIFIED_LOCK = threading.Lock()
 
 
 def clear_verified_cache() -> None:
-    """Forget every remembered signature check (benchmarks start cold; tests)."""
+    """Forget every remembered signature check and parsed grant view (benchmarks start
+    cold; tests)."""
+    from consent import grant_view  # it builds on this module
+
     with _VERIFIED_LOCK:
         _VERIFIED.clear()
+    grant_view.clear()
 
 
 # Small on purpose: a big cache of parsed models holds ~100 k GC-tracked objects, and the

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import Field, StrictBool, model_validator
 
+from consent import grant_view
 from consent.canonical import canonical_bytes
 from consent.documents import (
     Grant,
@@ -316,20 +317,27 @@ def countersignature_problem(doc: SignedDocument[Grant], performer_keyid: str,
                              verify: bool = True) -> str | None:
     """Every signature besides the performer's must be a valid countersignature by a key
     the registry bound to the grantee company; returns what is wrong, or None."""
-    company = doc.payload.grantee.company
-    for sig in doc.signatures:
-        if sig.keyid == performer_keyid:
+    return _countersignature_problem(doc.payload.grantee.company,
+                                     [s.keyid for s in doc.signatures], performer_keyid,
+                                     production, doc.verify if verify else None)
+
+
+def _countersignature_problem(company: str, key_ids: Sequence[str], performer_keyid: str,
+                              production: Mapping[str, ProductionKey],
+                              verify: Callable[[PublicKey], object] | None) -> str | None:
+    for keyid in key_ids:
+        if keyid == performer_keyid:
             continue
-        pk = production.get(sig.keyid)
+        pk = production.get(keyid)
         if pk is None:
-            return f"countersigned by {short_id(sig.keyid)}, which is no registered production key"
+            return f"countersigned by {short_id(keyid)}, which is no registered production key"
         if pk.company != company:
             return (f"countersigned with a key of {pk.company}, but the grantee is {company}")
-        if verify:
+        if verify is not None:
             try:
-                doc.verify(pk.key)
+                verify(pk.key)
             except ConsentError:
-                return f"countersignature by {short_id(sig.keyid)} does not verify"
+                return f"countersignature by {short_id(keyid)} does not verify"
     return None
 
 
@@ -346,36 +354,38 @@ def _check_grant(
     ledger_revoked: frozenset[str],
     *,
     verify: bool = True,
-) -> tuple[list[RuleResult], SignedDocument[Grant] | None]:
-    """Every rule for one grant. ``verify=False`` skips only the Ed25519 check, to rank
-    candidates cheaply; a grant is never *used* without a full check."""
+) -> tuple[list[RuleResult], GrantRef | None]:
+    """Every rule for one grant. ``verify=False`` skips only the Ed25519 checks, to rank
+    candidates cheaply; a grant is never *used* without a full check. The grant is read
+    through :mod:`consent.grant_view` (parsed once per exact bytes, by their hash); the
+    GrantRef (with the canonical payload's hash) comes only from a full check."""
     pid = subject.performer_id
 
     def result(rule: str, passed: bool, detail: str, gid: str | None) -> RuleResult:
         return RuleResult(rule, passed, detail, pid, gid, subject.track_id)
 
     try:
-        doc = SignedDocument.from_bytes(raw, Grant)
+        g = grant_view.parse(raw)
     except ConsentError as exc:
         return [result("signature", False, f"a stored grant for {pid} is unreadable: "
                        f"{exc.message}", None)], None
-    g = doc.payload
     gid = g.grant_id
     tag = f"grant {_short(gid)}"
     rules: list[RuleResult] = []
 
     # Rule 1: signed, now, by a key the registry bound to this performer.
-    signer = next((s for s in doc.signatures if s.keyid in facts.keys), None)
-    if g.performer.performer_id != pid:
-        return [result("signature", False, f"{tag} is for performer {g.performer.performer_id},"
+    signer = next((kid for kid, _sig in g.signatures if kid in facts.keys), None)
+    if g.performer_id != pid:
+        return [result("signature", False, f"{tag} is for performer {g.performer_id},"
                        f" not {pid}", gid)], None
     if signer is None:
         return [result("signature", False, f"{tag} is not signed by any key registered to "
                        f"{pid}", gid)], None
-    key = facts.keys[signer.keyid]
+    key = facts.keys[signer]
+    doc_sha256 = ""
     try:
         if verify:
-            doc.verify(key.key)
+            doc_sha256 = grant_view.verify(g, raw, key.key)
     except ConsentError:
         return [result("signature", False, f"{tag}: signature by {short_id(key.key_id)} does "
                        "not verify over the stored document (altered or forged)", gid)], None
@@ -383,35 +393,39 @@ def _check_grant(
         # Import refuses such a grant; one found in the store was put there another way.
         return [result("signature", False, f"{tag} claims to be signed at "
                        f"{format_timestamp(g.signed_at)}, in the future", gid)], None
-    if key.holder.role is not g.signatory.role:
-        return [result("signature", False, f"{tag} is signed as {g.signatory.role.value} with a "
+    if key.holder.role is not g.role:
+        return [result("signature", False, f"{tag} is signed as {g.role.value} with a "
                        f"key registered to a {key.holder.role.value}", gid)], None
-    problem = countersignature_problem(doc, signer.keyid, facts.production, verify=verify)
+    problem = _countersignature_problem(
+        g.company, [kid for kid, _sig in g.signatures], signer, facts.production,
+        (lambda pk: grant_view.verify(g, raw, pk)) if verify else None)
     if problem is not None:
         return [result("signature", False, f"{tag}: {problem}", gid)], None
     rules.append(result("signature", True, f"{tag} signed by {short_id(key.key_id)} "
                         f"({key.holder.role.value})", gid))
 
     # Rule 2: scope.
-    s = g.scope
+    s = g
     rules.append(result(
         "technique", subject.technique in s.techniques,
         f"{tag} covers {subject.technique.value}" if subject.technique in s.techniques
         else f"{tag} does not cover technique {subject.technique.value}", gid))
-    project = next((p for p in g.grantee.projects if p.project_id == request.project_id), None)
+    project = next((p for p in g.projects if p[0] == request.project_id), None)
     if project is None:
         rules.append(result("project", False, f"{tag} does not cover project "
                             f"{request.project_id}", gid))
-    elif project.episodes and request.episode not in project.episodes:
-        rules.append(result("project", False, f"{tag} covers project {project.project_id} only "
-                            f"for episodes {', '.join(project.episodes)}; request is for "
-                            f"{request.episode or 'no episode'}", gid))
-    elif project.scenes and request.scene not in project.scenes:
-        rules.append(result("project", False, f"{tag} covers project {project.project_id} only "
-                            f"for scenes {', '.join(project.scenes)}; request is for "
-                            f"{request.scene or 'no scene'}", gid))
     else:
-        rules.append(result("project", True, f"{tag} covers project {project.project_id}", gid))
+        project_id, episodes, scenes = project
+        if episodes and request.episode not in episodes:
+            rules.append(result("project", False, f"{tag} covers project {project_id} only "
+                                f"for episodes {', '.join(episodes)}; request is for "
+                                f"{request.episode or 'no episode'}", gid))
+        elif scenes and request.scene not in scenes:
+            rules.append(result("project", False, f"{tag} covers project {project_id} only "
+                                f"for scenes {', '.join(scenes)}; request is for "
+                                f"{request.scene or 'no scene'}", gid))
+        else:
+            rules.append(result("project", True, f"{tag} covers project {project_id}", gid))
     lang_ok = any(language_covers(lang, request.language) for lang in s.languages)
     rules.append(result("language", lang_ok, f"{tag} covers language {request.language}"
                         if lang_ok else f"{tag} does not cover language {request.language}", gid))
@@ -451,7 +465,8 @@ def _check_grant(
     else:
         rules.append(result("validity", True, f"{tag} valid until "
                             f"{format_timestamp(g.valid_until)}", gid))
-    rules.append(_status_rule(g, facts.record, now, result, tag))
+    rules.append(_status_rule(gid, g.performer_id, g.role, g.after_death, g.after_death_until,
+                              facts.record, now, result, tag))
 
     # Rule 4: revocation of the grant or of the key that signed it.
     missing = [t for t in (gid, key.key_id) if t in ledger_revoked
@@ -481,7 +496,7 @@ def _check_grant(
         rules.append(result("source_media", media_ok, f"{tag} covers this source footage"
                             if media_ok else f"{tag} does not cover source footage "
                             f"{(request.source_media_sha256 or 'unknown')[:12]}", gid))
-    return rules, doc
+    return rules, (GrantRef(gid, doc_sha256, pid, subject.technique.value) if verify else None)
 
 
 _ResultFn = Callable[[str, bool, str, str | None], RuleResult]
@@ -491,27 +506,27 @@ def status_problem(g: Grant, record: PerformerRecord | None, now: datetime) -> s
     """Why the performer's status (a minor, deceased) stops ``g`` now, in the gate's words;
     ``None`` when it does not. Listings use it so that they never call "active" a grant the
     gate denies (a minor's own signature)."""
-    rule = _status_rule(g, record, now, lambda r, ok, detail, gid: RuleResult(r, ok, detail),
+    rule = _status_rule(g.grant_id, g.performer.performer_id, g.signatory.role,
+                        g.after_death.policy, g.after_death.until, record, now,
+                        lambda r, ok, detail, gid: RuleResult(r, ok, detail),
                         f"grant {_short(g.grant_id)}")
     return None if rule.passed else rule.detail
 
 
-def _status_rule(g: Grant, record: PerformerRecord | None, now: datetime, result: _ResultFn,
-                 tag: str) -> RuleResult:
-    gid, role = g.grant_id, g.signatory.role
+def _status_rule(gid: str, performer_id: str, role: SignatoryRole, policy: AfterDeathPolicy,
+                 until: date | None, record: PerformerRecord | None, now: datetime,
+                 result: _ResultFn, tag: str) -> RuleResult:
     if record is None:
-        return result("status", False, f"no verified performer record for "
-                      f"{g.performer.performer_id}", gid)
+        return result("status", False, f"no verified performer record for {performer_id}",
+                      gid)
     today = now.date()
     if record.deceased_on is not None and record.deceased_on <= today:
-        policy = g.after_death.policy
         if role is SignatoryRole.ESTATE:
             ok, why = True, "performer deceased; grant signed by the estate"
-        elif policy is AfterDeathPolicy.UNTIL_DATE and g.after_death.until is not None:
-            ok = today < g.after_death.until
-            why = (f"performer deceased; {tag} allows use until {g.after_death.until}" if ok
-                   else f"performer deceased; {tag} allowed use only until "
-                   f"{g.after_death.until}")
+        elif policy is AfterDeathPolicy.UNTIL_DATE and until is not None:
+            ok = today < until
+            why = (f"performer deceased; {tag} allows use until {until}" if ok
+                   else f"performer deceased; {tag} allowed use only until {until}")
         elif policy is AfterDeathPolicy.ESTATE_CONSENT_REQUIRED:
             ok, why = False, f"performer deceased; {tag} requires an estate grant"
         else:
@@ -700,7 +715,7 @@ def _best_grant(
         return [RuleResult("grant", False, f"{pid} has no grant on file", pid, None,
                            subject.track_id)]
 
-    def check(raw: bytes, verify: bool) -> tuple[list[RuleResult], SignedDocument[Grant] | None]:
+    def check(raw: bytes, verify: bool) -> tuple[list[RuleResult], GrantRef | None]:
         return _check_grant(raw, subject, request, facts, now, ev.ledger_revoked, verify=verify)
 
     # Rank every grant on the cheap rules, then verify signatures in rank order: the first
@@ -715,9 +730,9 @@ def _best_grant(
         prelims.append((prelim, i, raw))
         if _failures(prelim):
             continue
-        rules, doc = check(raw, True)
-        if doc is not None and not _failures(rules):
-            used.append(GrantRef(doc.payload.grant_id, doc.sha256, pid, subject.technique.value))
+        rules, ref = check(raw, True)
+        if ref is not None and not _failures(rules):
+            used.append(ref)
             return rules
         best = best or rules
     ranked = sorted(prelims, key=lambda c: (_failures(c[0]), c[1]))
