@@ -61,6 +61,16 @@ def _check_depth(value: Any, level: int = 0) -> None:
             _check_depth(item, level + 1)
 
 
+#: One decoder for every document (json.loads with hooks builds a new one per call); it
+#: holds no state between calls.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates,
+    parse_constant=_reject_constant,
+    parse_float=_parse_float,
+    parse_int=_parse_int,
+)
+
+
 def parse_json(data: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> Any:
     """Parse untrusted JSON; raise :class:`DocumentError` with a precise reason."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -77,13 +87,7 @@ def parse_json(data: bytes | str, *, limit: int = MAX_DOCUMENT_BYTES) -> Any:
     if text.startswith("\ufeff"):
         raise DocumentError("document starts with a byte-order mark")
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-        )
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -140,6 +144,13 @@ def _swap_floats(value: Any, floats: list[float]) -> Any:
         for key, item in value.items():
             if not isinstance(key, str) or not key.isascii() or _MARK in key:
                 raise _Unusual
+            kind = type(item)  # the common leaves without a call (as in the branches above)
+            if kind is str:
+                if _MARK in item:
+                    raise _Unusual
+                continue
+            if kind is bool or item is None or (kind is int and -_SAFE_INT <= item <= _SAFE_INT):
+                continue
             swapped = _swap_floats(item, floats)
             if swapped is not item:
                 if copy is None:
@@ -149,6 +160,13 @@ def _swap_floats(value: Any, floats: list[float]) -> Any:
     if isinstance(value, list | tuple):
         items: list[Any] | None = None
         for n, item in enumerate(value):
+            kind = type(item)  # the common leaves without a call (as in the branches above)
+            if kind is str:
+                if _MARK in item:
+                    raise _Unusual
+                continue
+            if kind is bool or item is None or (kind is int and -_SAFE_INT <= item <= _SAFE_INT):
+                continue
             swapped = _swap_floats(item, floats)
             if swapped is not item:
                 if items is None:
