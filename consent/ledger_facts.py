@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -168,8 +168,14 @@ class LedgerFacts:
         if text not in self.problems:
             self.problems.append(text)
 
-    def refresh(self, session: Session) -> None:
-        """Read what was appended since the last call; check every checkpoint known."""
+    def refresh(self, session: Session,
+                then: Callable[[driver_sql.DriverCursor], None] | None = None) -> bool:
+        """Read what was appended since the last call; check every checkpoint known.
+
+        ``then(cursor)`` sends the caller's next statement right after the read of the new
+        leaves, on its own cursor, in the same PostgreSQL pipeline (transaction start, new
+        leaves and the caller's read in one round trip). Only once this view is warm:
+        returns whether it was sent (if not, the caller runs it itself)."""
         cur = driver_sql.cursor(session)
         if not self._snapshot_tried:
             self._snapshot_tried = True
@@ -181,9 +187,15 @@ class LedgerFacts:
             # comfortably), checkpoints first, in their own statement.
             self._read_checkpoints(cur.rows(_NEW_CHECKPOINTS, (self._db_checkpoints_seen,)))
             rows = cur.execute(_NEW_LEAVES, (0,))
+            sent = False
         else:
             # The few leaves appended since the last decision, with the new checkpoints.
-            both = cur.rows(_NEW_ROWS, (self._db_checkpoints_seen, self.size - 1))
+            with driver_sql.pipeline(session):
+                result = cur.execute(_NEW_ROWS, (self._db_checkpoints_seen, self.size - 1))
+                if then is not None:
+                    then(driver_sql.cursor(session))
+                both = list(result.fetchall())
+            sent = then is not None
             split = next((n for n, row in enumerate(both) if row[0] == 1), len(both))
             self._read_checkpoints([(size, note) for _kind, size, note, _ in both[:split]])
             rows = [(idx, event_type, raw) for _kind, idx, event_type, raw in both[split:]]
@@ -195,16 +207,17 @@ class LedgerFacts:
                 if idx != self.size - 1 or merkle.leaf_hash(data) != self._last_leaf:
                     self._problem(f"ledger entry {self.size - 1} changed or vanished since it "
                                   "was read (database rolled back or rewritten?)")
-                    return
+                    return sent
                 continue
             self._add(idx, event_type, data)
         if first:
             self._problem(f"the ledger shrank below {self.size} entries since it was read "
                           "(truncated or rolled back)")
-            return
+            return sent
         self._settle_checkpoints(session)
         if self._snapshot is not None and self._snapshot_due():
             self._save_snapshot(self._snapshot)
+        return sent
 
     def _read_checkpoints(self, db_rows: Sequence[tuple[int, str]]) -> None:
         for size, note in db_rows:

@@ -680,20 +680,31 @@ class Registry:
         pids = sorted(set(performer_ids))
         cur = driver_sql.cursor(s)  # fixed driver statements: this runs at every decision
         with self._facts_lock:
-            facts = self._ledger_facts(s)
+            # PostgreSQL: the rows' statement goes out with the view's read of the new
+            # leaves (one round trip, after it: rows never older than the leaves), naming
+            # the targets the view knew before; targets those leaves add are looked up
+            # after, as are targets only rows name.
+            sent_targets = _leaf_targets(self._facts, pids)
+            sent: list[Any] = []
+            if not s.info.get("ledger_appended") and cur.dialect_name == "postgresql":
+                if not self._facts.refresh(s, then=lambda c: sent.append(
+                        registry_sql.send_evidence(c, pids, sent_targets))):
+                    sent.clear()
+                facts = self._facts
+            else:
+                facts = self._ledger_facts(s)
             rows: dict[str, dict[str, list[tuple[Any, bytes]]]] = {
                 kind: {p: [] for p in pids} for kind in ("record", "key", "grant")}
             # Grant and key id -> performer: the leaves' first (the revocation lookup by
             # target below is by these ids), then the rows'.
-            owner: dict[str, str] = {}
-            for p in pids:
-                leaves = facts.performers.get(p)
-                if leaves is not None:
-                    owner.update(dict.fromkeys([*leaves.grants, *leaves.keys], p))
+            owner = _leaf_owners(facts, pids)
             leaf_targets = list(owner)
             revocation_rows: list[tuple[str, str, str, bytes]] = []
             production_rows: list[tuple[str, bytes]] = []
-            found = registry_sql.evidence_rows(cur, pids, leaf_targets)
+            found = (registry_sql.evidence_result(sent[0]) if sent and sent[0] is not None
+                     else registry_sql.evidence_rows(cur, pids, leaf_targets))
+            unsent = ([t for t in leaf_targets if t not in set(sent_targets)]
+                      if sent and sent[0] is not None else [])
             if found is None:  # too many ids for one statement
                 documents = list(registry_sql.documents_of(cur, pids))
                 production_rows = list(registry_sql.production_keys(cur))
@@ -720,8 +731,8 @@ class Registry:
             # Targets that only rows name (no leaf: tampering, which denies anyway) are
             # looked up too, in a second statement, as are all of them when the single
             # statement could not be used.
-            extra = ([t for t in row_owner if t not in set(leaf_targets)] if found is not None
-                     else list(owner))
+            extra = ([t for t in row_owner if t not in set(leaf_targets)] + unsent
+                     if found is not None else list(owner))
             if found is None or extra:
                 seen = {rid for _pid, _target, rid, _doc in revocation_rows}
                 revocation_rows.extend(
@@ -1134,6 +1145,20 @@ class Registry:
             if hashlib.sha256(row.document).hexdigest() != draft.get("decision_sha256"):
                 raise DocumentError(f"decision {row.decision_id} differs from the recorded one")
         return self._sign(RenderDecisionToken, draft)
+
+
+def _leaf_owners(facts: LedgerFacts, pids: Sequence[str]) -> dict[str, str]:
+    """Grant and key id -> performer, for every grant and key the leaves record of ``pids``."""
+    owner: dict[str, str] = {}
+    for p in pids:
+        leaves = facts.performers.get(p)
+        if leaves is not None:
+            owner.update(dict.fromkeys([*leaves.grants, *leaves.keys], p))
+    return owner
+
+
+def _leaf_targets(facts: LedgerFacts, pids: Sequence[str]) -> list[str]:
+    return list(_leaf_owners(facts, pids))
 
 
 def _facts_sound(problems: Sequence[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from consent.driver_sql import DriverCursor, as_bytes
 
@@ -71,12 +72,23 @@ def evidence_rows(cur: DriverCursor, pids: Sequence[str], targets: Sequence[str]
     every production key, in one statement; kinds and refs as in :func:`documents_of`,
     :func:`revocations_of` (ref: the revocation id) and :func:`production_keys` (ref: the
     key id). None when the lists are too long for one statement (use those three)."""
+    sent = send_evidence(cur, pids, targets)
+    return None if sent is None else evidence_result(sent)
+
+
+def send_evidence(cur: DriverCursor, pids: Sequence[str], targets: Sequence[str]) -> Any:
+    """Send :func:`evidence_rows`' statement (in a PostgreSQL pipeline, it waits there);
+    its rows come from :func:`evidence_result`. None when the lists are too long."""
     target_list = list(targets) or [""]
     if not pids or len(pids) > _CHUNK or len(target_list) > _CHUNK:
         return None
     params = [*pids, *pids, *pids, *pids, *target_list]
+    return cur.execute(_evidence_sql(len(pids), len(target_list)), params)
+
+
+def evidence_result(sent: Any) -> list[tuple[str, str, str, str | None, bytes]]:
     return [(str(kind), pid, ref, target, as_bytes(doc)) for kind, pid, ref, target, doc
-            in cur.rows(_evidence_sql(len(pids), len(target_list)), params)]
+            in sent.fetchall()]
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
