@@ -22,7 +22,15 @@ which the frame is NaN.
 Between detections only a crop around the face is read (:data:`CROP_MARGIN` of its size each
 side): the shape predictor samples pixels near its rectangle, so the points are the same as
 on the whole frame, and the frame's size only matters on detection frames (issue 16: the QC
-runs on every render, where a 720p frame is ten times the face).
+runs on every render, where a 720p frame is ten times the face). Detection frames are searched
+whole on purpose: HOG windows sit on a grid that a crop shifts, so a detector run on a crop
+around a track's box returns rectangles a few pixels off, and the 68 points follow their
+rectangle: on the demo shot's render that moved range by 0.10, jitter by 0.23 and leak by
+0.03, too much for a figure that is compared across renders.
+
+:data:`INSTRUMENT` names this measuring: a series kept for reuse (the source shot's,
+``studio.render.qc_cache``) is keyed by it and :func:`instrument_key`, so a change to what
+:class:`MouthMeter` returns for the same pixels must bump it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ DETECT_WIDTH: Final = 640
 INNER_PAIRS: Final = ((61, 67), (62, 66), (63, 65))
 CORNERS: Final = (48, 54)
 CROP_MARGIN: Final = 0.5
+#: Bumped whenever what :class:`MouthMeter` returns for the same pixels could change.
+INSTRUMENT: Final = "dlib68-inner-lip-gap/1"
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +70,16 @@ def _models() -> tuple[Any, Any]:
     if not path.is_file():
         raise QCModelMissingError(f"dlib's 68-point predictor is missing: {path}")
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
+
+
+def instrument_key() -> dict[str, object]:
+    """Everything that shapes a mouth series besides the pixels and the track's boxes."""
+    import dlib
+
+    return {"instrument": INSTRUMENT, "dlib": str(dlib.__version__),
+            "predictor": PREDICTOR_FILE, "max_reuse": MAX_REUSE,
+            "detect_every": DETECT_EVERY, "detect_width": DETECT_WIDTH,
+            "crop_margin": CROP_MARGIN}
 
 
 Box = tuple[float, float, float, float]

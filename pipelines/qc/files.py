@@ -8,8 +8,9 @@ face in each frame (dlib's detector), which is the edited face in a single-speak
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from pipelines.faces.landmark_file import TrackLandmarks
     from pipelines.lipsync import LipSyncJob
     from pipelines.lipsync.interface import SpeechDrive
+    from pipelines.qc.dlib_mouth import FloatArray
 
 
 def _exists(path: Path, what: str) -> Path:
@@ -120,7 +122,10 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
                          dub_name: str = "", identity: bool = True,
                          thresholds: QCThresholds = DEFAULT_THRESHOLDS,
                          analysis_embedder: FaceEmbedder | None = None,
-                         cancelled: Callable[[], bool] | None = None) -> QCReport:
+                         cancelled: Callable[[], bool] | None = None,
+                         source_mouths: Mapping[int, FloatArray] | None = None,
+                         keep_source: Callable[[int, FloatArray], None] | None = None
+                         ) -> QCReport:
     """The QC report of a finished lip-sync render, one :class:`TrackQC` per edited track.
 
     For the render job: ``job`` is the :class:`~pipelines.lipsync.LipSyncJob` it ran (its
@@ -136,6 +141,12 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
     samples, against their stored embeddings: a render pays a few embeddings per second of
     shot instead of two every fifth frame and a model load. ``cancelled`` is asked
     every frame; when it says so, :class:`InterruptedError` (a render job's cancel).
+
+    ``source_mouths``: tracks whose source series is already known (measured by an earlier
+    QC of the same shot and tracking with this instrument, ``studio.render.qc_cache``; the
+    caller vouches for it). Those are not measured again, and when every track's is known
+    and identity needs no source frame (the analysis' samples are reused), the source is not
+    even decoded. ``keep_source`` is given each source series measured here, to keep.
 
     Raises :class:`QCInputError` when the output is not a render of the job's shot (frame
     count or rate) or a track's face is never found by dlib, :class:`QCNotFoundError` when
@@ -154,8 +165,13 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
     n, fps = analysis.scan.frame_count, Fraction(video.frame_rate)
     tracks = sorted(job.drives)
     boxes = {t: _track_boxes(analysis.landmarks(t)) for t in tracks}
-    meters = {t: (MouthMeter(), MouthMeter()) for t in tracks}
-    mouths = {t: (np.full(n, np.nan), np.full(n, np.nan)) for t in tracks}
+    known = {t: np.asarray(source_mouths[t], np.float64) for t in tracks
+             if source_mouths is not None and t in source_mouths
+             and len(source_mouths[t]) == n}
+    source_meters = {t: MouthMeter() for t in tracks if t not in known}
+    output_meters = {t: MouthMeter() for t in tracks}
+    mouths = {t: (known[t].copy() if t in known else np.full(n, np.nan), np.full(n, np.nan))
+              for t in tracks}
     reuse = analysis_embedder is not None and analysis_embedder.name == DlibEmbedder.name
     embedder: FaceEmbedder | None = None
     if identity:
@@ -168,14 +184,21 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
         samples = {t: {s.frame_index: s.embedding for s in analysis.track(t).samples}
                    for t in tracks}
     size = (video.width, video.height)
+    # The source's pixels are needed to measure a track's source mouth not known yet, or to
+    # embed its source face when the analysis has no samples of the embedder's.
+    read_source = bool(source_meters) or (
+        embedder is not None and not all(samples.get(t) for t in tracks))
     count = 0
     try:
-        with VideoReader(src_path, on_vfr="conform") as src, \
-                VideoReader(out_path, on_vfr="conform") as out:
+        with VideoReader(out_path, on_vfr="conform") as out, contextlib.ExitStack() as stack:
+            src = stack.enter_context(VideoReader(src_path, on_vfr="conform")) \
+                if read_source else None
             if Fraction(out.output.frame_rate) != fps:
                 raise QCInputError(f"{out_path.name} runs at {out.output.frame_rate} fps, the "
                                    f"shot at {fps}: not a render of it")
-            for index, (a, b) in enumerate(zip(src, out, strict=False)):
+            pairs = zip(src, out, strict=False) if src is not None \
+                else ((None, b) for b in out)
+            for index, (a, b) in enumerate(pairs):
                 count = index + 1
                 if index >= n:
                     break
@@ -185,8 +208,10 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
                     box = boxes[t].get(index)
                     if box is None:
                         continue
-                    mouths[t][0][index] = meters[t][0].measure(a.rgb, box)
-                    mouths[t][1][index] = meters[t][1].measure(b.rgb, box)
+                    if t in source_meters:
+                        assert a is not None  # read_source
+                        mouths[t][0][index] = source_meters[t].measure(a.rgb, box)
+                    mouths[t][1][index] = output_meters[t].measure(b.rgb, box)
                     reference = samples[t].get(index) if samples.get(t) else None
                     if embedder is not None and (reference is not None or (
                             not samples.get(t) and index % 5 == 0)):
@@ -194,6 +219,7 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
                         assert mesh is not None  # the box came from this mesh
                         face = FaceObservation(box, mesh, 1.0, size)
                         if reference is None:
+                            assert a is not None  # read_source
                             reference = embedder.embed(a.rgb, face)
                         d = embedder.distance(reference, embedder.embed(b.rgb, face))
                         worst[t] = max(worst.get(t, 0.0), d)
@@ -204,6 +230,9 @@ def qc_report_for_render(job: LipSyncJob, *, output: str | os.PathLike[str] | No
     if count != n:
         raise QCInputError(f"{out_path.name} has {count} frames, the shot {n}: not a render "
                            "of it")
+    if keep_source is not None:
+        for t in source_meters:
+            keep_source(t, mouths[t][0])
     reports = []
     for t in tracks:
         source_mouth, output_mouth = mouths[t]

@@ -167,7 +167,7 @@ class AnalysisCache:
             body, mac = seal["body"], bytes.fromhex(seal["mac"])
         except (OSError, ValueError, KeyError, TypeError):
             return "no readable seal"
-        expected = hmac.new(self._key(), _canonical(body), hashlib.sha256).digest()
+        expected = hmac.new(self._key(), canonical_json(body), hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             return "its seal does not verify"
         if body.get("key") != key:
@@ -219,7 +219,7 @@ class AnalysisCache:
                     return
                 shutil.copytree(written, tmp)
             body = {"key": key, "files": files, "created": time.time()}
-            mac = hmac.new(self._key(), _canonical(body), hashlib.sha256).hexdigest()
+            mac = hmac.new(self._key(), canonical_json(body), hashlib.sha256).hexdigest()
             (tmp / SEAL).write_text(json.dumps({"body": body, "mac": mac}), encoding="utf-8")
             try:
                 tmp.rename(entry)
@@ -243,18 +243,23 @@ class AnalysisCache:
             total -= sizes[path]
 
     def _key(self) -> bytes:
-        try:
-            return self.key_path.read_bytes()
-        except FileNotFoundError:
-            pass
-        self.key_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return self.key_path.read_bytes()  # another process made it first
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(_KEY_BYTES))
-        return self.key_path.read_bytes()
+        return seal_key(self.key_path)
+
+
+def seal_key(key_path: Path) -> bytes:
+    """The HMAC key of the studio's kept analyses at ``key_path``, made on first use (0600)."""
+    try:
+        return key_path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_path.read_bytes()  # another process made it first
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_bytes(_KEY_BYTES))
+    return key_path.read_bytes()
 
 
 def _unsealed(folder: Path, sealed: set[str]) -> str | None:
@@ -282,7 +287,8 @@ def _meshes_digest(files: dict[str, str]) -> str:
                           if name.startswith(prefix) and "/" not in name.removeprefix(prefix)})
 
 
-def _canonical(body: object) -> bytes:
+def canonical_json(body: object) -> bytes:
+    """The bytes a seal's MAC covers: sorted keys, no spaces."""
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -108,6 +108,7 @@ from studio.render.pipeline_step import (
     prepare_speech,
     run_pipeline,
 )
+from studio.render.qc_cache import QCSourceCache
 from studio.render.qc_step import RenderQC, add_to_sidecar, lipsync_qc, track_drives
 from studio.render.request import RenderRequest, RequestError
 from studio.render.segments import (
@@ -386,7 +387,7 @@ class RenderJob:
             result, audio_note = self.remote(self, work, scope, decision, inputs)
         self._note(Stage.RUN, f"rendered {result.frame_count} frames at {result.fps:.1f} fps",
                    audio=audio_note)
-        qc = self._qc(req, source, result, embedder)
+        qc = self._qc(req, source, result, embedder, inputs["source"])
 
         self._enter(Stage.RECHECK, "asking the consent gate again")
         # The re-check must authorise the very segments the render ran under.
@@ -535,9 +536,11 @@ class RenderJob:
                 f"{seal.driver_performer_id}'s performance")
 
     def _qc(self, req: RenderRequest, source: ShotAnalysis | StillSource,
-            result: PipelineResult, embedder: FaceEmbedder) -> RenderQC | None:
+            result: PipelineResult, embedder: FaceEmbedder, source_sha256: str
+            ) -> RenderQC | None:
         """The lip-sync QC of the encoded output (``studio.render.qc_step``), put into the
-        sidecar here; the job record and the manifest take it from the return value."""
+        sidecar here; the job record and the manifest take it from the return value. The
+        source's mouth series are kept per shot (``studio.render.qc_cache``)."""
         if (not self.settings.render_qc or req.operation != "lipsync"
                 or not isinstance(source, ShotAnalysis)):
             return None
@@ -549,10 +552,13 @@ class RenderJob:
         drives = track_drives(speech.drives, req, edited)
         named = req.dub if req.dub is not None else req.script
         qc = lipsync_qc(source, drives, result.output, dub_name=named.name if named else "",
-                        embedder=embedder, cancelled=self.cancel.is_set)
+                        embedder=embedder, cancelled=self.cancel.is_set,
+                        source_cache=QCSourceCache.for_settings(self.settings),
+                        source_sha256=source_sha256)
         self._note(Stage.RUN, f"QC in {qc.seconds:.1f} s: "
                    + ("needs review" if qc.needs_review else "ok"),
-                   needs_review=qc.needs_review,
+                   needs_review=qc.needs_review, seconds=round(qc.seconds, 3),
+                   cpu_s=round(qc.cpu_seconds, 3),
                    reasons=[r for t in qc.report.get("tracks", []) for r in t["reasons"]]
                    or qc.report.get("error"))
         if result.sidecar.exists():

@@ -5,7 +5,9 @@ step 6, so that the figures go into the signed C2PA manifest (``QC_LABEL``) as w
 job record (``outcome.json``: ``qc`` and ``needs_review``) and the viseme sidecar. The
 measuring itself is :func:`pipelines.qc.files.qc_report_for_render`: one side-by-side read
 of the source and the output, dlib only on each edited track's face (its recorded mesh box,
-cropped), the drives the render already built (no second phone recognition).
+cropped), the drives the render already built (no second phone recognition). The source's
+mouth series do not depend on the render: they are kept, sealed, per shot, tracking and
+instrument (``studio.render.qc_cache``), so a shot's later renders measure the output only.
 
 A QC that cannot measure (dlib finds no face in a profile shot, the predictor file is not
 installed) does not fail the render, which the consent gate allowed and which is otherwise
@@ -27,6 +29,7 @@ from typing import Any
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.embedding import FaceEmbedder
 from pipelines.lipsync import SpeechDrive
+from studio.render.qc_cache import FloatArray, QCSourceCache
 from studio.render.request import RenderRequest
 
 #: What the QC of a render that could not be measured says (``to_json`` of a report-to-be).
@@ -43,6 +46,9 @@ class RenderQC:
     report: dict[str, Any]
     needs_review: bool
     seconds: float
+    #: The process's CPU time over the QC (decoder threads included): what it costs the
+    #: machine, which wall time on a shared 2-core box does not tell.
+    cpu_seconds: float = 0.0
 
     def record(self) -> dict[str, Any]:
         """The two keys the job record, the sidecar and the per-shot reel records carry."""
@@ -73,35 +79,58 @@ def track_drives(drives: Mapping[str | None, SpeechDrive], request: RenderReques
 
 def lipsync_qc(analysis: ShotAnalysis, drives: Mapping[int, SpeechDrive], output: Path, *,
                dub_name: str = "", embedder: FaceEmbedder | None = None,
-               cancelled: Callable[[], bool] | None = None) -> RenderQC:
+               cancelled: Callable[[], bool] | None = None,
+               source_cache: QCSourceCache | None = None,
+               source_sha256: str = "") -> RenderQC:
     """The QC report of ``output``, a lip-sync of ``analysis``'s shot, for the tracks in
     ``drives`` (module docstring). ``embedder``: the one the analysis was made with (when it
     is dlib's, its loaded model and the identity trace's samples of the source are reused).
-    Raises InterruptedError when ``cancelled``."""
+    ``source_cache`` with ``source_sha256`` (the shot's ingest hash): the source's mouth
+    series are taken from it when kept (sealed, bound to these bytes and this tracking) and
+    kept there when measured, so that only the output is measured on a shot's later
+    renders. Raises InterruptedError when ``cancelled``."""
     from pipelines.edits import EditPermits
     from pipelines.lipsync import LipSyncJob
     from pipelines.qc.errors import QCError
     from pipelines.qc.files import qc_report_for_render
     from pipelines.qc.report import DEFAULT_THRESHOLDS, QCReport
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
+
+    def done(doc: dict[str, Any], needs_review: bool) -> RenderQC:
+        return RenderQC(doc, needs_review, time.perf_counter() - started,
+                        time.process_time() - started_cpu)
+
     if not drives:  # the guard left every face untouched: nothing to judge
         empty = QCReport(output.name, analysis.source.name, dub_name, ())
-        return RenderQC(empty.to_json(), False, time.perf_counter() - started)
+        return done(empty.to_json(), False)
     # The QC reads the job's analysis, drives and output only; audio and permits are the
     # render's business, not the QC's.
     job = LipSyncJob(analysis, dict(drives), None, output,
                      permits=EditPermits.all_frames(drives))
+    frames = analysis.scan.frame_count
+    known: dict[int, FloatArray] = {}
+    keep: Callable[[int, FloatArray], None] | None = None
+    if source_cache is not None:
+        meshes = analysis.landmarks_sha256
+        for track in drives:
+            series = source_cache.load(source_sha256, meshes, track, frames)
+            if series is not None:
+                known[track] = series
+
+        def keep(track: int, series: FloatArray) -> None:
+            source_cache.store(source_sha256, meshes, track, series)
     try:
         report = qc_report_for_render(job, dub_name=dub_name, analysis_embedder=embedder,
-                                      cancelled=cancelled)
+                                      cancelled=cancelled, source_mouths=known,
+                                      keep_source=keep)
     except QCError as exc:
         doc = {"schema": QC_ERROR_SCHEMA, "output": output.name,
                "source": analysis.source.name, "dub": dub_name, "needs_review": True,
                "error": str(exc), "thresholds": asdict(DEFAULT_THRESHOLDS),
                "tracks": []}
-        return RenderQC(doc, True, time.perf_counter() - started)
-    return RenderQC(report.to_json(), report.needs_review, time.perf_counter() - started)
+        return done(doc, True)
+    return done(report.to_json(), report.needs_review)
 
 
 def add_to_sidecar(sidecar: Path, qc: RenderQC) -> None:
