@@ -393,8 +393,8 @@ def _check_grant(
         # Import refuses such a grant; one found in the store was put there another way.
         return [result("signature", False, f"{tag} claims to be signed at "
                        f"{format_timestamp(g.signed_at)}, in the future", gid)], None
-    if key.holder.role is not g.role:
-        return [result("signature", False, f"{tag} is signed as {g.role.value} with a "
+    if key.holder.role != g.role:
+        return [result("signature", False, f"{tag} is signed as {g.role} with a "
                        f"key registered to a {key.holder.role.value}", gid)], None
     problem = _countersignature_problem(
         g.company, [kid for kid, _sig in g.signatures], signer, facts.production,
@@ -437,10 +437,10 @@ def _check_grant(
     rules.append(result("channel", chan_ok, f"{tag} covers channel {request.channel.value}"
                         if chan_ok else f"{tag} does not cover channel {request.channel.value}",
                         gid))
-    alt_ok = (s.max_alteration is Alteration.FULL_FACE
+    alt_ok = (s.max_alteration == Alteration.FULL_FACE
               or request.alteration is Alteration.MOUTH_REGION)
     rules.append(result("alteration", alt_ok, f"{tag} allows {request.alteration.value}"
-                        if alt_ok else f"{tag} allows only {s.max_alteration.value}, request "
+                        if alt_ok else f"{tag} allows only {s.max_alteration}, request "
                         f"needs {request.alteration.value}", gid))
     train_ok = s.ai_training or not request.ai_training
     rules.append(result("ai_training", train_ok, "no AI training requested" if not
@@ -513,30 +513,31 @@ def status_problem(g: Grant, record: PerformerRecord | None, now: datetime) -> s
     return None if rule.passed else rule.detail
 
 
-def _status_rule(gid: str, performer_id: str, role: SignatoryRole, policy: AfterDeathPolicy,
-                 until: date | None, record: PerformerRecord | None, now: datetime,
-                 result: _ResultFn, tag: str) -> RuleResult:
+def _status_rule(gid: str, performer_id: str, role: str, policy: str, until: date | None,
+                 record: PerformerRecord | None, now: datetime, result: _ResultFn,
+                 tag: str) -> RuleResult:
+    # role and policy: enum members (a Grant) or their values (a GrantView); compared by value.
     if record is None:
         return result("status", False, f"no verified performer record for {performer_id}",
                       gid)
     today = now.date()
     if record.deceased_on is not None and record.deceased_on <= today:
-        if role is SignatoryRole.ESTATE:
+        if role == SignatoryRole.ESTATE:
             ok, why = True, "performer deceased; grant signed by the estate"
-        elif policy is AfterDeathPolicy.UNTIL_DATE and until is not None:
+        elif policy == AfterDeathPolicy.UNTIL_DATE and until is not None:
             ok = today < until
             why = (f"performer deceased; {tag} allows use until {until}" if ok
                    else f"performer deceased; {tag} allowed use only until {until}")
-        elif policy is AfterDeathPolicy.ESTATE_CONSENT_REQUIRED:
+        elif policy == AfterDeathPolicy.ESTATE_CONSENT_REQUIRED:
             ok, why = False, f"performer deceased; {tag} requires an estate grant"
         else:
             ok, why = False, f"performer deceased; {tag} does not extend after death"
         return result("status", ok, why, gid)
-    if role is SignatoryRole.ESTATE:
+    if role == SignatoryRole.ESTATE:
         return result("status", False, f"{tag} is signed by an estate but the performer is "
                       "not recorded as deceased", gid)
     if record.minor_until is not None and today < record.minor_until:
-        ok = role is SignatoryRole.GUARDIAN
+        ok = role == SignatoryRole.GUARDIAN
         return result("status", ok, "performer is a minor; grant signed by a guardian" if ok
                       else f"performer is a minor until {record.minor_until}; {tag} needs a "
                       "guardian signatory", gid)

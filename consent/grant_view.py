@@ -5,9 +5,9 @@ JSON, then pydantic over ~15 nested models) cost more than its Ed25519 verificat
 parsed grant is a pure function of its bytes, so the gate keeps a compact, immutable
 :class:`GrantView` keyed by the SHA-256 of the exact bytes it just read. Never by a grant
 id or any other database column: a row whose bytes were changed hashes differently and is
-parsed (and refused) afresh. Views hold only strings, tuples, enums and datetimes, so the
-garbage collector stops tracking their parts (a cache of parsed pydantic models held ~40
-tracked objects per grant, and its collector passes cost more than re-parsing saved).
+parsed (and refused) afresh. A view is one object the garbage collector tracks (its parts,
+tuples of strings and datetimes, are untracked); a cache of parsed pydantic models held ~40
+per grant, and the collector's passes over them cost more than re-parsing saved.
 
 A successful signature check is remembered on the same terms (exact bytes' hash, the
 signature, the public key's bytes): Ed25519 verification is a pure function of them.
@@ -19,21 +19,24 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from consent.documents import Grant, SignedDocument
 from consent.errors import SignatureError
-from consent.fields import AfterDeathPolicy, Alteration, Channel, SignatoryRole, Technique
 from consent.keys import PublicKey, short_id
 
 #: Views kept (least recently used leave first): ~1 kB each, the grants of ~3 000 performers.
 VIEW_CACHE_SIZE = 32_768
 
 
-@dataclass(frozen=True, slots=True)
-class GrantView:
-    """The fields of a parsed grant that the gate's rules read, and its signatures."""
+class GrantView(NamedTuple):
+    """The fields of a parsed grant that the gate's rules read, and its signatures.
+
+    Strings, tuples, datetimes and bytes only (enum members as their values: StrEnum
+    members compare equal to them): the collector stops tracking the parts, so a view is
+    one tracked object (a NamedTuple stays tracked itself). Built in C (a frozen
+    dataclass's __init__ cost half again as much as this whole view)."""
 
     digest: bytes  # SHA-256 of the exact stored bytes
     grant_id: str
@@ -42,19 +45,19 @@ class GrantView:
     signed_at: datetime
     valid_from: datetime
     valid_until: datetime
-    role: SignatoryRole
+    role: str  # SignatoryRole value
     company: str
     #: (project id, episodes, scenes) per project of the grantee.
     projects: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
-    techniques: tuple[Technique, ...]
+    techniques: tuple[str, ...]  # Technique values
     languages: tuple[str, ...]
     territories: tuple[str, ...]
-    channels: tuple[Channel, ...]
-    max_alteration: Alteration
+    channels: tuple[str, ...]  # Channel values
+    max_alteration: str  # Alteration value
     ai_training: bool
     script_hash: str | None
     source_media: str | tuple[str, ...]
-    after_death: AfterDeathPolicy
+    after_death: str  # AfterDeathPolicy value
     after_death_until: date | None
 
     def signature_by(self, key_id: str) -> bytes | None:
@@ -66,12 +69,12 @@ def view_of(doc: SignedDocument[Grant], digest: bytes) -> GrantView:
     s = g.scope
     return GrantView(
         digest, g.grant_id, g.performer.performer_id,
-        tuple((sig.keyid, sig.sig) for sig in doc.signatures),
-        g.signed_at, g.valid_from, g.valid_until, g.signatory.role, g.grantee.company,
-        tuple((p.project_id, p.episodes, p.scenes) for p in g.grantee.projects),
-        s.techniques, s.languages, s.territories, s.channels, s.max_alteration,
-        s.ai_training, s.script_hash, s.source_media, g.after_death.policy,
-        g.after_death.until)
+        tuple([(sig.keyid, sig.sig) for sig in doc.signatures]),
+        g.signed_at, g.valid_from, g.valid_until, g.signatory.role.value, g.grantee.company,
+        tuple([(p.project_id, p.episodes, p.scenes) for p in g.grantee.projects]),
+        tuple([t.value for t in s.techniques]), s.languages, s.territories,
+        tuple([c.value for c in s.channels]), s.max_alteration.value, s.ai_training,
+        s.script_hash, s.source_media, g.after_death.policy.value, g.after_death.until)
 
 
 _VIEWS: OrderedDict[bytes, GrantView] = OrderedDict()
