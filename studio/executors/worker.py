@@ -4,10 +4,12 @@ A worker holds no database URL, no registry key and no passphrase (the head stri
 the settings it sends); the only registry material it has is the registry's *public* key,
 pinned in its environment (:data:`TRUSTED_KEY_ENV`, base64 of the raw Ed25519 key). It:
 
-1. hashes the input files it is about to read and checks the decision token against the
-   pinned key, the job and chunk ids and those hashes (``consent.decision_token``): a forged,
-   edited, expired or foreign token refuses the task (``DecisionTokenError``), before any
-   pixel is read;
+1. copies the input files (the head's staged copies, on shared storage) into a private
+   folder of its own, hashing them in the same read, and checks the decision token against
+   the pinned key, the job and chunk ids and those hashes (``consent.decision_token``): a
+   forged, edited, expired or foreign token, or inputs changed in staging since the head
+   hashed them, refuse the task (``DecisionTokenError``) before any pixel is read; the
+   render reads only its private copies (the checked bytes);
 2. builds what it may edit *from the token only*: the tracks, the edit guard's segments and
    verified runs, the watermark payload; and reads the shot's face meshes from staging
    once into memory, rendering them only if they give the token's digest of what the head
@@ -33,6 +35,7 @@ import pickle
 import secrets
 import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,6 +47,7 @@ from consent.documents import RenderDecisionToken
 from consent.errors import DecisionScopeError, DecisionTokenError, DocumentError
 from consent.keys import PublicKey
 from pipelines.edits import EditPermits, EditSegment
+from pipelines.faces.analysis import ShotAnalysis
 from pipelines.reenact import StillSource
 from studio.errors import RenderWorkerError
 from studio.identity import sha256_file
@@ -56,11 +60,11 @@ from studio.render.pipeline_step import (
     run_pipeline,
 )
 from studio.render.request import RenderRequest
+from studio.render.staging import stage_inputs
 from studio.settings import Settings
 
 #: The worker's trust anchor: the registry's public key (base64, raw 32 bytes).
 TRUSTED_KEY_ENV = "STUDIO_REGISTRY_PUBLIC_KEY"
-_INPUT_NAMES = ("source", "dub", "m_and_e", "script", "driver", "motion")
 #: How often the worker looks for the head's cancel file and writes its progress (seconds).
 _POLL_S = 0.25
 _SEAL_MIN_BYTES = 16
@@ -104,9 +108,29 @@ def chunk_dir(staging_folder: Path, chunk_id: str) -> Path:
 
 
 def input_hashes(request: RenderRequest) -> dict[str, str]:
-    """SHA-256 of every input file of ``request``, by the decision's input names."""
-    return {n: sha256_file(Path(getattr(request, n))) for n in _INPUT_NAMES
-            if getattr(request, n) is not None}
+    """SHA-256 of every input file of ``request``, by the decision's input names (what a
+    token is drafted with; a worker hashes its inputs as it copies them, :func:`private_inputs`)."""
+    return {n: sha256_file(p) for n, p in request.input_files().items()}
+
+
+def private_inputs(work: PipelineWork, folder: Path) -> tuple[PipelineWork, dict[str, str]]:
+    """``work`` reading its inputs from copies in ``folder`` (the worker's own), and the
+    SHA-256 of the bytes copied: the token is checked against these, and the render reads
+    nothing else, so a file changed in the shared staging folder after the check is never
+    rendered. The analyses' videos (the shot, the driving performance) are those copies."""
+    staged = stage_inputs(work.request.input_files(), folder)
+    paths = {n: s.path for n, s in staged.items()}
+    source = work.source
+    if isinstance(source, ShotAnalysis):
+        source = replace(source, source=paths["source"])
+    elif isinstance(source, StillSource):
+        source = replace(source, image=paths["source"])
+    driver = work.driver_analysis
+    if driver is not None and "driver" in paths:
+        driver = replace(driver, source=paths["driver"])
+    request = replace(work.request, **paths)  # type: ignore[arg-type]
+    return (replace(work, request=request, source=source, driver_analysis=driver),
+            {n: s.sha256 for n, s in staged.items()})
 
 
 def trusted_registry_key() -> PublicKey:
@@ -138,8 +162,17 @@ def scope_from_token(token: RenderDecisionToken, work: PipelineWork) -> Pipeline
 def render_chunk(task: ChunkTask) -> ChunkResult:
     """The Ray task body (module docstring)."""
     key = trusted_registry_key()
-    token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
-                         inputs=input_hashes(task.work.request), frames=task.frames)
+    with tempfile.TemporaryDirectory(prefix="studio-inputs-") as private:
+        # Inputs changed in staging since the head hashed them differ from the token's:
+        # refused here (DecisionScopeError), as a token for other inputs is.
+        work, inputs = private_inputs(task.work, Path(private))
+        token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
+                             inputs=inputs, frames=task.frames)
+        return _render_checked(replace(task, work=work), token)
+
+
+def _render_checked(task: ChunkTask, token: RenderDecisionToken) -> ChunkResult:
+    """Steps 2-4 of the module docstring, on inputs already checked and copied."""
     scope = scope_from_token(token, task.work)
     if len(task.seal) < _SEAL_MIN_BYTES:
         raise DecisionScopeError(f"the task of {task.job_id}/{task.chunk_id} carries no result "

@@ -2,7 +2,10 @@
 
 ::
 
-  1 ingest     hash every input, probe the shot
+  1 ingest     copy every input into the job's staging folder, hashed in the same read
+               (``staging.stage_inputs``); every later step reads those copies only, so an
+               input changed at the operator's path afterwards is never identified, edited or
+               recorded; probe the shot
   2 identify   track the faces once (meshes recorded for step 4), match them to performers
   3 authorize  the consent gate decides (ledgered, allow or deny)
   4 run        the pipeline edits the allowed faces only; the watermark goes in as frames encode;
@@ -48,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -77,7 +80,6 @@ from studio.identity import (
     identify_scan,
     identify_still,
     is_still,
-    sha256_file,
 )
 from studio.motion_seals import driving_request, open_sealed_motion
 from studio.provenance.identity import signing_identity
@@ -193,9 +195,9 @@ class RenderJob:
     max_gap_s: float | None = None
     #: Sees each frame as the edit guard leaves it, before the watermark (audits and tests).
     frame_tap: Callable[[int, NDArray[np.uint8]], None] | None = None
-    #: Called with a point's name (each stage as it starts, "signed", "stored", "linked"
-    #: inside the publication's transaction, "published"): tests put a revocation or a
-    #: crash exactly there.
+    #: Called with a point's name (each stage as it starts, "ingested" once the inputs are
+    #: copied, "signed", "stored", "linked" inside the publication's transaction,
+    #: "published"): tests put a revocation, a crash or a swapped input exactly there.
     between: Callable[[str], None] | None = None
     #: Runs step 4 elsewhere (a render worker, ``studio.executors``): given the job, the work
     #: and the allowed decision, returns what ``run_pipeline`` would. None: in this process.
@@ -210,6 +212,8 @@ class RenderJob:
         self._driver_performer: str | None = None
         self._driver_analysis: ShotAnalysis | None = None
         self._early_speech: PreparedSpeech | None = None
+        #: The inputs' SHA-256 (name → hash) as ingested: the bytes the render runs on.
+        self.inputs: dict[str, str] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -288,10 +292,18 @@ class RenderJob:
         name = req.output_name or req.default_output_name(self.job_id)
         self.staging.reserve(name, self.registry)  # before any work; refused here if taken
 
-        self._enter(Stage.INGEST, "hashing inputs")
-        inputs = {name: sha256_file(Path(p)) for name, p in _inputs(req).items()}
+        self._enter(Stage.INGEST, "copying and hashing inputs")
+        asked = req.input_files()
+        staged = staging.stage_inputs(asked, self.staging.folder / "inputs")
+        inputs = {n: s.sha256 for n, s in staged.items()}
+        self.inputs = inputs
         self._save("inputs.json", {n: {"path": str(p), "sha256": inputs[n]}
-                                   for n, p in _inputs(req).items()})
+                                   for n, p in asked.items()})
+        # From here on the render reads the hashed copies only, never the operator's paths
+        # (a shared ingest folder could change under it); they stay in the record above,
+        # the output's default name and the manifest's title.
+        req = replace(req, **{n: s.path for n, s in staged.items()})  # type: ignore[arg-type]
+        self._at("ingested")
 
         embedder = embedder_for(self.settings)
         analysis_total = 0
@@ -616,7 +628,7 @@ class RenderJob:
         duration_ms = int(result.frame_count / rate * 1000)
         what = "lip-sync" if req.operation == "lipsync" else "reenactment"
         return ManifestInputs(
-            title=req.output_name or f"{req.source.stem} ({req.language} {what})",
+            title=req.output_name or f"{self.request.source.stem} ({req.language} {what})",
             mime="video/mp4", operation=req.operation,
             agent=SoftwareAgent("consent-dubbing-studio", __version__, result.backend,
                                 self._choice.model, self._choice.licence),
@@ -632,11 +644,6 @@ class RenderJob:
             segments=manifest_segments(decision, result.changes, still=is_still(req.source)),
             thumbnail=self.settings.c2pa_thumbnail,
             qc=None if qc is None else qc.manifest_data())
-
-
-def _inputs(req: RenderRequest) -> dict[str, Path]:
-    names = ("source", "dub", "m_and_e", "script", "driver", "motion")
-    return {n: Path(getattr(req, n)) for n in names if getattr(req, n) is not None}
 
 
 def _request_json(req: RenderRequest) -> dict[str, Any]:

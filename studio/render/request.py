@@ -15,14 +15,17 @@ Operation = Literal["lipsync", "reenact"]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _LABEL = re.compile(r"^t[1-9][0-9]{0,5}$")
 OUTPUT_SUFFIXES = (".mp4", ".mov")
+#: The request's input files, by the names the decision, its token and the job record use.
+INPUT_NAMES = ("source", "dub", "m_and_e", "script", "driver", "motion")
 
 
-__all__ = ["InputNotFoundError", "Operation", "RenderRequest", "RequestError",
+__all__ = ["INPUT_NAMES", "InputNotFoundError", "Operation", "RenderRequest", "RequestError",
            "SelectionError"]
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """One render. Paths are the operator's files; the studio copies nothing it does not hash.
+    """One render. Paths are the operator's files as asked; the job copies each into its own
+    staging folder as it hashes it (step 1) and runs on the copies from then on.
 
     ``tracks``: face tracks to edit by label (``t1``, …); empty means every track that matches
     a performer with consent. ``speakers`` maps a script speaker to the track that speaks the
@@ -64,7 +67,7 @@ class RenderRequest:
     def __post_init__(self) -> None:
         if self.operation not in ("lipsync", "reenact"):
             raise RequestError(f"unknown operation {self.operation!r}: lipsync or reenact")
-        for name in ("source", "dub", "m_and_e", "script", "driver", "motion"):
+        for name in INPUT_NAMES:
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
                 raise InputNotFoundError(f"{name}: {value} is not a readable file")
@@ -110,6 +113,10 @@ class RenderRequest:
             raise RequestError("the operator's name is required (it goes in the ledger)")
         if not 0.0 <= self.dub_tolerance_s <= 5.0:
             raise RequestError("dub tolerance must be within 0..5 s")
+
+    def input_files(self) -> dict[str, Path]:
+        """The input files given (name → path), in :data:`INPUT_NAMES` order."""
+        return {n: Path(getattr(self, n)) for n in INPUT_NAMES if getattr(self, n) is not None}
 
     def default_output_name(self, job_id: str) -> str:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", self.source.stem).strip("._-")[:60] or "shot"

@@ -4,6 +4,7 @@ Layout, under ``<data>/staging/`` (never shown to a user, never in a job's folde
 
   jobs/<job id>/lock          held (``flock``) by the live render: a free lock means it died
   jobs/<job id>/state.json    output name, watermark payload, signed output's hash, as known
+  jobs/<job id>/inputs/<name>/<file>  the request's inputs, copied as they were hashed (step 1)
   jobs/<job id>/work/ …       landmarks, render.mp4, the sidecar, signed.mp4
   names/<output name>         the output name, reserved by one job (holds its id)
 
@@ -15,23 +16,33 @@ render or the studio starts. Cleaning a job that did not publish removes what it
 ``outputs/`` (only a crash between the link and the ledger's commit leaves such a file, see
 ``studio.render.job``), releases its watermark payload in the manifest store, frees its name
 and deletes its media. Whether it published is read from the ledger, never from the job.
+
+:func:`stage_inputs` is step 1 of a render: each input is read once, hashed and written into
+the job's ``inputs`` folder in the same pass, and the render reads only that copy afterwards.
+The operator's paths may be a shared ingest or watch folder: a file changed there after it
+was hashed is never what the render identifies, edits or names in its manifest. A render
+worker does the same into a private folder of its own (``studio.executors.worker``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
-from studio.errors import OutputExistsError
+from pipelines.hashing import CHUNK
+from studio.errors import InputNotFoundError, OutputExistsError
 from studio.provenance.store import ManifestStore
 from studio.settings import Settings
 
@@ -41,6 +52,63 @@ _JOB_MEDIA = ("work", "render.mp4", "signed.mp4", "render.visemes.json", "render
 SIDECAR_SUFFIXES = (".visemes.json", ".reenact.json")
 #: A folder being created (before its lock is taken) is left alone for this long.
 _NEW_GRACE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """One input as a render reads it: its private copy and the SHA-256 of those bytes."""
+
+    path: Path
+    sha256: str
+
+
+def stage_inputs(inputs: Mapping[str, Path], folder: Path) -> dict[str, StagedInput]:
+    """Copy each input (name → path) to ``folder/<name>/<its file name>``, hashing the very
+    bytes written in one streamed read (memory flat: one :data:`CHUNK` at a time). The file
+    name is kept, so names derived from it (a QC report's, the sidecar's) stay as they were.
+    A path that is missing, unreadable or not a regular file (a FIFO would block the render
+    forever) is an ``InputNotFoundError``; the copies are read-only, in a folder no user is
+    given."""
+    staged = {}
+    for name, path in inputs.items():
+        target = folder / name / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=False)
+        staged[name] = StagedInput(target, _copy_hashed(name, Path(path), target))
+    return staged
+
+
+def _copy_hashed(name: str, path: Path, target: Path) -> str:
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (refused below).
+        src = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputNotFoundError(f"{name}: {path} is not a readable file ({exc.strerror})"
+                                 ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            raise InputNotFoundError(f"{name}: {path} is not a regular file")
+        digest = hashlib.sha256()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+        try:
+            while True:
+                try:
+                    n = os.readv(src, [buffer])
+                except OSError as exc:  # EISDIR, EIO: unreadable now
+                    raise InputNotFoundError(f"{name}: {path} could not be read "
+                                             f"({exc.strerror})") from None
+                if n == 0:
+                    break
+                digest.update(view[:n])
+                written = 0
+                while written < n:
+                    written += os.write(dst, view[written:n])
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+    return digest.hexdigest()
 
 
 def staging_root(settings: Settings) -> Path:

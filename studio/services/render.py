@@ -77,13 +77,13 @@ class RenderRun:
                 self.executor.close()
 
     def _refusal(self, exc: NoConsentedFaceError) -> StudioError:
-        from studio.identity import sha256_file
-
         req = self.request
+        # The hash of the bytes the job identified (step 1), not the operator's file read
+        # again: it may have changed since.
         return refuse_unconsented_shot(
             self.ctx, exc, operation=req.operation, project_id=req.project_id,
             language=req.language, territory=req.territory, channel=req.channel,
-            operator=req.operator, source_sha256=sha256_file(req.source),
+            operator=req.operator, source_sha256=self.job.inputs["source"],
             commercial=req.commercial, episode=req.episode, scene=req.scene)
 
 
