@@ -70,8 +70,17 @@ class EditSegment:
 
 
 def _runs_index(runs: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    ordered = sorted(runs)
-    return [a for a, _ in ordered], [b for _, b in ordered]
+    # Overlapping or nested runs are merged first: the lookup below checks only the last run
+    # starting at or before a frame, which would miss (0, 9) behind a nested (1, 1).
+    starts: list[int] = []
+    ends: list[int] = []
+    for a, b in sorted(runs):
+        if starts and a <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], b)
+        else:
+            starts.append(a)
+            ends.append(b)
+    return starts, ends
 
 
 def _inside(index: tuple[list[int], list[int]], frame: int) -> bool:
