@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from typer.testing import CliRunner, Result
 
 from consent.ledger import EventType, Ledger
 from consent.registry import Registry
 from studio.accounts.service import migrate as migrate_accounts
 from studio.bootstrap import open_registry
+from studio.cli import app
 from studio.jobs import JobManager
 from studio.provenance.identity import trust_anchors
 from studio.provenance.store import ManifestStore
@@ -46,7 +49,7 @@ from studio.render import (
 from studio.settings import Settings
 from tests.media.mediagen import strip_by_reencode, write_video
 
-from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
+from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT, warm_analysis
 
 GRANT = "demo-grant-0001"
 
@@ -93,6 +96,12 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
+def _cli_here(settings: Settings, *args: str) -> Result:
+    """The CLI in this process: for what a command reports, where the process and its exit
+    status are not the point (``_cli`` keeps those tests on a real subprocess)."""
+    return CliRunner().invoke(app, ["--data", str(settings.data_dir), *args])
+
+
 # -- a revocation ordered before the publication -----------------------------------------------
 
 
@@ -107,12 +116,13 @@ class Refused:
 
 
 @pytest.fixture(scope="module")
-def revoked_before_publish(seeded_data: Path, tmp_path_factory: pytest.TempPathFactory
+def revoked_before_publish(warm_data: Path, tmp_path_factory: pytest.TempPathFactory
                            ) -> Iterator[Refused]:
     """A render whose grant is revoked after the re-check and the signing, just before the
-    publication (the test-only ``between`` hook): the last check must stop it."""
+    publication (the test-only ``between`` hook): the last check must stop it. The demo
+    shot's analysis is kept (``warm_data``): this is about step 7, not the tracker."""
     tmp = tmp_path_factory.mktemp("revoked")
-    settings, registry = _fresh(seeded_data, tmp)
+    settings, registry = _fresh(warm_data, tmp)
     copy = tmp / "leaked-signed.mp4"
     job = RenderJob(_request(output_name="revoked.mp4"), settings, registry)
 
@@ -178,8 +188,9 @@ def test_a_signed_but_unpublished_file_does_not_verify(revoked_before_publish: R
     done = _cli(r.settings, "verify", str(r.signed_copy), "--no-watermark")
     assert done.returncode == 1, done.stderr
     assert "signed, not published" in done.stdout
-    data = json.loads(_cli(r.settings, "verify", str(r.signed_copy), "--no-watermark",
-                           "--json").stdout)
+    # The JSON report in this process (the exit code above is the subprocess's point).
+    data = json.loads(_cli_here(r.settings, "verify", str(r.signed_copy), "--no-watermark",
+                                "--json").stdout)
     assert data["badges"]["publication"] == "signed, not published"
     assert data["published"] is False and data["ok"] is False
 
@@ -244,10 +255,11 @@ class SameName:
 
 
 @pytest.fixture(scope="module")
-def same_name(seeded_data: Path, tmp_path_factory: pytest.TempPathFactory
+def same_name(warm_data: Path, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[SameName]:
-    """Two renders asking for ``same.mp4``; the second starts while the first runs."""
-    settings, registry = _fresh(seeded_data, tmp_path_factory.mktemp("same-name"))
+    """Two renders asking for ``same.mp4``; the second starts while the first runs (the demo
+    shot's analysis kept, as in ``revoked_before_publish``)."""
+    settings, registry = _fresh(warm_data, tmp_path_factory.mktemp("same-name"))
     second = RenderJob(_request(output_name="same.mp4"), settings, registry)
     seen: dict[str, Any] = {}
 
@@ -295,8 +307,8 @@ def test_the_cli_refuses_an_existing_output_name_and_ledgers_nothing(same_name: 
 
 def test_a_published_output_verifies_as_published(same_name: SameName) -> None:
     r = same_name
-    done = _cli(r.settings, "verify", str(r.first.output), "--no-watermark", "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _cli_here(r.settings, "verify", str(r.first.output), "--no-watermark", "--json")
+    assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["badges"]["publication"] == "published" and data["published"] is True
     assert data["ledger"]["index"] == r.first.output_ledger_index
@@ -332,7 +344,8 @@ POINTS = [*(str(s) for s in Stage), "signed", "stored", "linked", "published"]
 def crash_data(seeded_data: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[tuple[Settings, Registry, Path, Path]]:
     """A data folder, and the first 1.2 s of the demo shot with a 1 s dub (eleven
-    renders: the shorter the clip, the cheaper each)."""
+    renders: the shorter the clip, the cheaper each), the clip's analysis kept as after a
+    scan (the crashes are about step 7, not the tracker: each render reuses it)."""
     tmp = tmp_path_factory.mktemp("crashes")
     settings, registry = _fresh(seeded_data, tmp)
     with av.open(str(DEMO_SHOT)) as c:
@@ -348,20 +361,55 @@ def crash_data(seeded_data: Path, tmp_path_factory: pytest.TempPathFactory
     shot = write_video(tmp / "short.mp4", frames, options={"crf": "18"})
     dub = write_video(tmp / "short-dub.mp4", frames[:2] * 15,
                       audio=(mono[:, :n].astype(np.float32), 44100), options={"crf": "40"})
+    warm_analysis(settings.data_dir, shot)
     yield settings, registry, shot, dub
     registry.store.dispose()
+
+
+@dataclass
+class Crashed:
+    returncode: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def crash_render() -> Iterator[Callable[..., Crashed]]:
+    """Runs tests/render/crash_render.py's render-and-SIGKILL in a child process forked from
+    one server that imported the studio once (``--serve``), not in eleven fresh interpreters."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.render.crash_render", "--serve"],
+                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    assert server.stdin is not None and server.stdout is not None
+    stdin, stdout = server.stdin, server.stdout
+
+    def run(*args: str) -> Crashed:
+        stdin.write(json.dumps(args) + "\n")
+        stdin.flush()
+        # One answer line per request; a generous bound only stops a hang.
+        ready, _, _ = select.select([stdout], [], [], 600)
+        assert ready, "the crash server gave no answer"
+        answer = json.loads(stdout.readline())
+        return Crashed(int(answer["returncode"]), str(answer["output"]))
+
+    try:
+        yield run
+    finally:
+        stdin.close()
+        try:
+            server.wait(timeout=60)
+        finally:
+            server.kill()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_a_crash_at_any_point_leaves_nothing_that_verifies_as_published(
-        point: str, crash_data: tuple[Settings, Registry, Path, Path]) -> None:
+        point: str, crash_data: tuple[Settings, Registry, Path, Path],
+        crash_render: Callable[..., Crashed]) -> None:
     settings, registry, shot, dub = crash_data
     name = f"crash-{point}.mp4"
-    proc = subprocess.run([sys.executable, "-m", "tests.render.crash_render",
-                           str(settings.data_dir), point, name, str(shot), str(dub)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = crash_render(str(settings.data_dir), point, name, str(shot), str(dub))
+    assert proc.returncode == -signal.SIGKILL, proc.output
     (job,) = [p for p in (staging.staging_root(settings) / "jobs").iterdir()]
     state = json.loads((job / "state.json").read_text())
     store = ManifestStore(settings.manifests_dir)

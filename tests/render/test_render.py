@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
 from consent.ledger import Ledger
 from consent.registry import Registry
 from pipelines.media import probe
+from studio.bootstrap import open_registry
 from studio.provenance.identity import trust_anchors
 from studio.provenance.signing import read_manifest
 from studio.provenance.store import ManifestStore
@@ -26,12 +29,13 @@ from studio.render import (
     RenderCancelled,
     RenderDenied,
     RenderJob,
+    RenderOutcome,
     RenderRequest,
     RequestError,
     Stage,
 )
 from studio.settings import Settings
-from tests.media.mediagen import strip_by_reencode, write_video
+from tests.media.mediagen import strip_by_reencode
 from tests.provenance.test_independent_readers import encypher_verify
 
 from .conftest import DEMO_SHOT, OTHER_VOICE, ROOT
@@ -58,12 +62,54 @@ def _ledger_ok(registry: Registry) -> bool:
 # -- the allowed path --------------------------------------------------------------------------
 
 
-def test_an_allowed_render_is_published_stamped_and_ledgered(settings: Settings,
-                                                             registry: Registry) -> None:
+@dataclass(frozen=True)
+class Rendered:
+    """The data folder after one allowed render (its registry closed), what the render
+    returned and the progress it reported."""
+
+    data: Path
+    outcome: RenderOutcome
+    events: tuple[tuple[str, int, int], ...]
+
+
+@pytest.fixture(scope="module")
+def rendered(warm_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """One allowed render of the demo shot, shared by the tests that only examine what it
+    published (each on its own copy of the data folder: :func:`published`)."""
+    data = tmp_path_factory.mktemp("rendered") / "studio-data"
+    shutil.copytree(warm_data, data)
+    settings = Settings.from_env(data)
+    registry = open_registry(settings)
     events: list[tuple[str, int, int]] = []
-    job = RenderJob(_request(output_name="scene1.fr.mp4"), settings, registry,
-                    listener=lambda e: events.append((str(e.stage), e.done, e.total)))
-    outcome = job.run()
+    try:
+        outcome = RenderJob(_request(output_name="scene1.fr.mp4"), settings, registry,
+                            listener=lambda e: events.append((str(e.stage), e.done,
+                                                              e.total))).run()
+    finally:
+        registry.store.dispose()
+    return Rendered(data, outcome, tuple(events))
+
+
+@pytest.fixture
+def published(rendered: Rendered, tmp_path: Path
+              ) -> Iterator[tuple[Settings, Registry, RenderOutcome]]:
+    """A test's own copy of the ``rendered`` data folder (a revocation or a tampered file
+    stays in it), its registry, and the outcome with its paths in the copy."""
+    data = tmp_path / "studio-data"
+    shutil.copytree(rendered.data, data)
+    settings = Settings.from_env(data)
+    registry = open_registry(settings)
+    outcome = replace(rendered.outcome,
+                      output=settings.outputs_dir / rendered.outcome.output.name,
+                      job_dir=settings.jobs_dir / rendered.outcome.job_dir.name)
+    yield settings, registry, outcome
+    registry.store.dispose()
+
+
+def test_an_allowed_render_is_published_stamped_and_ledgered(
+        rendered: Rendered, published: tuple[Settings, Registry, RenderOutcome]) -> None:
+    settings, registry, outcome = published
+    events = list(rendered.events)
 
     assert outcome.output == settings.outputs_dir / "scene1.fr.mp4"
     assert {p.name for p in _outputs(settings)} == {"scene1.fr.mp4",
@@ -111,9 +157,9 @@ def test_an_allowed_render_is_published_stamped_and_ledgered(settings: Settings,
             independent["validation_state"]) == ("valid", "valid", "match", "Trusted")
 
 
-def test_verify_reports_consent_now_and_follows_a_revocation(settings: Settings,
-                                                             registry: Registry) -> None:
-    outcome = RenderJob(_request(), settings, registry).run()
+def test_verify_reports_consent_now_and_follows_a_revocation(
+        published: tuple[Settings, Registry, RenderOutcome]) -> None:
+    settings, registry, outcome = published
     store = ManifestStore(settings.manifests_dir)
     anchors = trust_anchors(settings)
     before = verify_file(outcome.output, registry, store, trust_anchors_pem=anchors)
@@ -134,8 +180,8 @@ def test_verify_reports_consent_now_and_follows_a_revocation(settings: Settings,
 
 
 def test_a_tampered_output_is_invalid_and_a_stripped_copy_is_recovered(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
-    outcome = RenderJob(_request(), settings, registry).run()
+        published: tuple[Settings, Registry, RenderOutcome], tmp_path: Path) -> None:
+    settings, registry, outcome = published
     store = ManifestStore(settings.manifests_dir)
     anchors = trust_anchors(settings)
     data = bytearray(outcome.output.read_bytes())
@@ -215,31 +261,10 @@ def test_cancel_publishes_nothing(settings: Settings, registry: Registry) -> Non
 
 
 # -- crash and revocation while another process renders ----------------------------------------
-
-
-LONG_LOOPS = 3
-
-
-@pytest.fixture
-def long_shot(tmp_path: Path) -> tuple[Path, Path]:
-    """The demo performer's shot looped three times (9 s, 225 frames: seconds of rendering,
-    so a revocation or a kill lands mid-run) and a dub of the same length."""
-    frames, audio = [], []
-    for _ in range(LONG_LOOPS):
-        with av.open(str(DEMO_SHOT)) as c:
-            frames += [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        with av.open(str(OTHER_VOICE)) as c:
-            audio += [f.to_ndarray().astype(np.float32) for f in c.decode(audio=0)]
-    samples = np.concatenate([a if a.ndim == 2 else a[None] for a in audio], axis=1)
-    mono = samples.mean(axis=0, keepdims=True)
-    if np.abs(mono).max() > 1.5:  # integer PCM
-        mono = mono / 32768.0
-    n = LONG_LOOPS * 3 * 44100
-    mono = np.pad(mono, ((0, 0), (0, max(0, n - mono.shape[1]))))[:, :n].astype(np.float32)
-    shot = write_video(tmp_path / "long.mp4", frames, options={"crf": "18"})
-    dub = write_video(tmp_path / "dub.mp4", frames[:2] * (len(frames) // 2), audio=(mono, 44100),
-                      options={"crf": "40"})
-    return shot, dub
+# The demo shot (75 frames, its analysis kept as after a scan: ``settings``) gives seconds of
+# rendering once the run stage starts, enough for a kill or a revocation to land mid-run;
+# each test checks from the job's log that it did. (A 9 s shot, tracked afresh by every
+# render, cost ~10 s a test for the same race.)
 
 
 def _spawn_render(settings: Settings, shot: Path, dub: Path) -> subprocess.Popen[str]:
@@ -262,17 +287,27 @@ def _wait_for_stage(settings: Settings, stage: Stage, timeout: float = 120.0) ->
     raise AssertionError(f"the render never reached {stage}")
 
 
+def _stages(job_dir: Path) -> list[tuple[str, datetime]]:
+    """The stages the job's log recorded, each with the time of its first entry."""
+    seen: dict[str, datetime] = {}
+    for line in (job_dir / "log.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        seen.setdefault(entry["stage"], datetime.fromisoformat(entry["at"]))
+    return list(seen.items())
+
+
 def test_killing_the_render_mid_run_leaves_no_output_and_a_sound_ledger(
-        settings: Settings, registry: Registry, long_shot: tuple[Path, Path]) -> None:
-    proc = _spawn_render(settings, *long_shot)
+        settings: Settings, registry: Registry) -> None:
+    proc = _spawn_render(settings, DEMO_SHOT, OTHER_VOICE)
     try:
-        _wait_for_stage(settings, Stage.RUN)
+        job_dir = _wait_for_stage(settings, Stage.RUN)
         time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    assert _stages(job_dir)[-1][0] == str(Stage.RUN)  # killed mid-run, not after
     assert _outputs(settings) == []
     assert _ledger_ok(registry)
     # The studio still works after the crash.
@@ -280,16 +315,20 @@ def test_killing_the_render_mid_run_leaves_no_output_and_a_sound_ledger(
 
 
 def test_a_revocation_during_the_render_stops_publication(
-        settings: Settings, registry: Registry, long_shot: tuple[Path, Path]) -> None:
-    proc = _spawn_render(settings, *long_shot)
+        settings: Settings, registry: Registry) -> None:
+    proc = _spawn_render(settings, DEMO_SHOT, OTHER_VOICE)
     try:
         job_dir = _wait_for_stage(settings, Stage.RUN)
         registry.revoke_grant("demo-grant-0001", reason="withdrawn during the render",
                               officer="Officer", performer_request_reference="REQ-2")
+        revoked_at = datetime.now(UTC)
         stdout, stderr = proc.communicate(timeout=300)
     finally:
         proc.kill()
     assert (job_dir / "log.jsonl").read_text().count('"stage": "re-check"') >= 1, stderr
+    # The revocation was recorded while step 4 still ran: the re-check began after it.
+    stages = dict(_stages(job_dir))
+    assert stages[str(Stage.RUN)] < revoked_at < stages[str(Stage.RECHECK)], stages
     assert proc.returncode == 1, stderr
     result = json.loads(stdout)
     assert result["error"] == "denied" and result["stage"] == "re-check"
