@@ -16,37 +16,28 @@ from typer.testing import CliRunner
 from consent.registry import Registry
 from pipelines.media.audio import load_audio
 from studio.errors import ReelHeldError
-from studio.reels.job import ReelRelease
 from studio.reels.reviews import Verdict
 from studio.reels.store import ShotState
-from studio.services import reel_review, reels
+from studio.services import reel_review
 from studio.services.context import AppContext
-from studio.settings import Settings
-from tests.media import mediagen as gen
 
-from .small_reel import FRAMES, RATE, import_small_reel
-
-
-def _m_and_e(path: Path) -> Path:
-    """A quiet 220 Hz tone the length of the reel (mono, 16 kHz): music and effects."""
-    t = np.arange(int(FRAMES / 25 * RATE)) / RATE
-    return gen.write_audio(path, (0.05 * np.sin(2 * np.pi * 220 * t))[None].astype(
-        np.float32), RATE)
+from .small_reel import SmallReel
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("small-reel-with-m-and-e")
 def test_stems_and_m_and_e_are_signed_ledgered_listed_and_held_by_the_release(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+        small_reel: tuple[SmallReel, Registry], tmp_path: Path) -> None:
     from studio.provenance.identity import trust_anchors
     from studio.provenance.signing import read_manifest
     from studio.provenance.store import ManifestStore
     from studio.provenance.verify import verify_file
 
+    # Rendered with the M&E (small_reel.m_and_e: a quiet 220 Hz tone the reel's length).
+    rendered, registry = small_reel
+    settings, reel, done = rendered.settings, rendered.reel, rendered.done
+    assert rendered.m_and_e is not None
     ctx = AppContext(settings, registry)
-    reel, stem = import_small_reel(ctx, tmp_path)
-    me = _m_and_e(tmp_path / "me.wav")
-    release = ReelRelease("fr", "FR", "Test Operator", source_language="en", m_and_e=me)
-    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release, {"ANA": stem}))
     assert [s.state for s in done.shots] == [ShotState.RENDERED, ShotState.COPIED]
     items = {reel_review.deliverable_label(i): i for i in done.deliverables["items"]}
     assert set(items) == {"review", "master", "mix", "stem (ANA)", "m-and-e"}

@@ -28,10 +28,9 @@ from studio.reels.store import ReelStore, ShotRecord, ShotState
 from studio.services import desk, reel_review
 from studio.services.context import AppContext
 from studio.services.errors import translate
-from studio.settings import Settings
 from tests.reel import reelgen
 
-from .small_reel import import_small_reel, render_small_reel
+from .small_reel import SmallReel, render_small_reel
 
 
 def test_a_decision_applies_to_the_render_it_was_made_on(store: Store,
@@ -62,14 +61,17 @@ def test_a_decision_applies_to_the_render_it_was_made_on(store: Store,
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("small-reel-held")
 def test_review_rejection_holds_the_reel_and_release_needs_review_and_approval(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
-    from tests.render.test_approval_render import GRANT, _held_grant
+        held_small_reel: tuple[SmallReel, Registry]) -> None:
+    from tests.render.test_approval_render import GRANT
 
-    key = _held_grant(registry)  # every deliverable waits for the performer's approval
+    # Rendered under a grant that holds every deliverable for the performer's approval.
+    rendered, registry = held_small_reel
+    settings, reel, stem, done, key = (rendered.settings, rendered.reel, rendered.stem,
+                                       rendered.done, rendered.key)
+    assert key is not None
     ctx = AppContext(settings, registry)
-    reel, stem = import_small_reel(ctx, tmp_path)
-    done = render_small_reel(ctx, reel, stem)
     assert [s.state for s in done.shots] == [ShotState.RENDERED, ShotState.COPIED]
     items = done.deliverables["items"]
     assert {i["kind"] for i in items} == {"review", "master", "mix", "stem"}
