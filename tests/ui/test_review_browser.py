@@ -18,14 +18,30 @@ from consent.documents import OutputApproval, sign_draft
 from consent.fields import ApprovalDecision
 from studio.reels.reviews import Verdict
 from studio.services import reel_review
+from studio.settings import Settings
 from studio.ui.handlers import Studio
-from tests.reels.small_reel import import_small_reel, render_small_reel
-from tests.render.test_approval_render import GRANT, _held_grant
+from tests.reels.small_reel import SmallReel, restored_small_reel
+from tests.render.test_approval_render import GRANT
 
 from .test_browser import _click, _shot, _sign_in, _tab, _upload, _wait_until
-from .test_browser import browser as browser  # the fixture
+from .test_browser import browser as browser  # the fixtures
+from .test_browser import chromium as chromium
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# The held small reel is rendered once per worker: with tests/reels/test_review.py's.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("small-reel-held")]
+
+
+@pytest.fixture
+def held_reel(seeded_ui_data: Path, tmp_path_factory: pytest.TempPathFactory) -> SmallReel:
+    """The small reel rendered under a grant that holds every deliverable for the
+    performer's approval (``_held_grant``), as rendered."""
+    return restored_small_reel("held", seeded_ui_data, tmp_path_factory)
+
+
+@pytest.fixture
+def settings(held_reel: SmallReel) -> Settings:
+    """The studio the ``served`` fixture serves: the held reel's data folder."""
+    return held_reel.settings
 
 #: Where both players stand, and whether they have their media (metadata) loaded.
 PLAYERS_JS = """() => ['#review-a', '#review-b'].map(s => {
@@ -41,13 +57,12 @@ def _frame(page: Page) -> str:
     return page.locator("#review-frame input").input_value()
 
 
-def test_review_page_ab_player_and_rejection(served: tuple[str, Studio], browser: Browser,
-                                            tmp_path: Path) -> None:
+def test_review_page_ab_player_and_rejection(held_reel: SmallReel, served: tuple[str, Studio],
+                                            browser: Browser, tmp_path: Path) -> None:
     url, studio = served
     ctx = studio.ctx
-    key = _held_grant(studio.registry)  # the deliverables wait for the performer's approval
-    reel, stem = import_small_reel(ctx, tmp_path)
-    render_small_reel(ctx, reel, stem)
+    key, reel = held_reel.key, held_reel.reel  # the deliverables wait for the approval
+    assert key is not None
 
     _, page = _sign_in(browser, url, "otto")
     _tab(page, "Review")
