@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -30,6 +31,10 @@ UNMARKED = MEDIA / "grid" / "bbaf2n.mpg"
 PAYLOAD_A = payload_code.encode(0x00C0)
 PAYLOAD_B = payload_code.encode(0x1234)  # 12 bits from PAYLOAD_A
 ISSUED = [PAYLOAD_A, PAYLOAD_B, payload_code.encode(1), payload_code.encode(0x0BAD)]
+# The tests that share a module-scoped fixture run on one xdist worker, which builds it once
+# (under --dist loadgroup ungrouped tests are spread, and each worker would build its own).
+GRID_MARKED = pytest.mark.xdist_group("watermark-grid-marked")  # ``files``
+OUTPUT_720P = pytest.mark.xdist_group("watermark-720p")  # ``marked_720p``, ``unmarked_read``
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,12 +99,14 @@ def test_payload_bits_round_trip() -> None:
         payload_bits(True)
 
 
+@GRID_MARKED
 def test_psnr_of_marked_frames(files: dict[str, object]) -> None:
     # The bound is structural (|change| ≤ 3 levels ⇒ ≥ 38.6 dB); check the real figure.
     assert float(files["psnr_a"]) >= 38.0  # type: ignore[arg-type]
     assert float(files["psnr_b"]) >= 38.0  # type: ignore[arg-type]
 
 
+@GRID_MARKED
 @pytest.mark.xfail(strict=False, reason=(
     "known limit: at GRID's native 360x288 halved to 180x144, RivaGAN on a 216x172 working "
     "copy leaves 1-6 of 32 bits wrong depending on clip and payload (content-driven errors "
@@ -114,6 +121,7 @@ def test_detects_after_crf23_and_half_size(files: dict[str, object]) -> None:
     assert found.bit_agreement >= 0.9
 
 
+@GRID_MARKED
 def test_two_payloads_told_apart(files: dict[str, object]) -> None:
     tmp = Path(files["dir"])  # type: ignore[arg-type]
     found = WatermarkDetector().detect_file(tmp / "b_half.mp4", max_frames=10)
@@ -124,8 +132,17 @@ def test_two_payloads_told_apart(files: dict[str, object]) -> None:
     assert errors(found, PAYLOAD_A) >= 8
 
 
-def test_unmarked_clip_is_not_found() -> None:
-    found = WatermarkDetector().detect_file(UNMARKED, max_frames=10)
+@pytest.fixture(scope="module")
+def unmarked_read() -> Detection:
+    """The blind read of the unmarked GRID clip as verify reads a file (``detect_file``'s
+    default frame cap; the sequential test gives up after 4 frames whatever the cap), read
+    once for the tests that need it."""
+    return WatermarkDetector().detect_file(UNMARKED)
+
+
+@OUTPUT_720P
+def test_unmarked_clip_is_not_found(unmarked_read: Detection) -> None:
+    found = unmarked_read
     assert found.payload is None and not found.found
     assert found.closest(ISSUED) is None
     assert found.frames_used <= wm.GIVE_UP_AFTER  # the sequential test gave up early
@@ -266,21 +283,27 @@ def _bars(frame: np.ndarray, fraction: float, *, vertical: bool) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def marked_720p(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+def master_720p(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 720p studio-like output (GRID bbaf2n upscaled, as in bench/watermark.py), marked
-    with PAYLOAD_A and encoded at CRF 18, decoded back: what a platform receives. (On brbk7n
-    the letterboxed copy keeps 4 wrong bits with this payload: 5 of the 6 clip × bars cases
-    measured are found, see the module docstring of studio.provenance.watermark.)"""
+    with PAYLOAD_A and encoded at CRF 18. (On brbk7n the letterboxed copy keeps 4 wrong bits
+    with this payload: 5 of the 6 clip × bars cases measured are found, see the module
+    docstring of studio.provenance.watermark.)"""
     tmp = tmp_path_factory.mktemp("wm720")
     with av.open(str(UNMARKED)) as c:  # bbaf2n, the demo performer
         frames = [_to_720p(f.to_ndarray(format="rgb24"))
                   for _, f in zip(range(40), c.decode(video=0), strict=False)]
     embedder = WatermarkEmbedder(PAYLOAD_A)
-    master = _h264([embedder.mark(f, i) for i, f in enumerate(frames)], tmp / "m.mp4", 18)
-    with av.open(str(master)) as c:
+    return _h264([embedder.mark(f, i) for i, f in enumerate(frames)], tmp / "m.mp4", 18)
+
+
+@pytest.fixture(scope="module")
+def marked_720p(master_720p: Path) -> list[np.ndarray]:
+    """The 720p output decoded back: what a platform receives."""
+    with av.open(str(master_720p)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+@OUTPUT_720P
 @pytest.mark.slow
 @pytest.mark.parametrize("vertical", [True, False], ids=["letterbox", "pillarbox"])
 def test_found_through_ten_percent_bars(marked_720p: list[np.ndarray], tmp_path: Path,
@@ -312,9 +335,20 @@ def _centre_crop(frame: np.ndarray, fraction: float) -> np.ndarray:
     return frame[y:y + ch, x:x + cw]
 
 
+@pytest.fixture(scope="module")
+def centre_crop(marked_720p: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[Path, Detection]:
+    """An 80 % centre crop of the 720p output re-encoded at CRF 23, and its blind read."""
+    cropped = _h264([_centre_crop(f, 0.8) for f in marked_720p],
+                    tmp_path_factory.mktemp("wm-crop") / "crop.mp4", 23)
+    return cropped, WatermarkDetector().detect_file(cropped)
+
+
+@OUTPUT_720P
 @pytest.mark.slow
 def test_eighty_percent_centre_crop_leads_verify_to_the_stored_output(
-        marked_720p: list[np.ndarray], tmp_path: Path) -> None:
+        master_720p: Path, centre_crop: tuple[Path, Detection], unmarked_read: Detection,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14: an 80 % centre crop, re-encoded, leads ``verify`` back to the output it was
     cut from. The blind read keeps 4-7 wrong bits (the xfail below); verify reads again under
     crop hypotheses and names, among the stored outputs whose frames look like the copy, the
@@ -324,9 +358,9 @@ def test_eighty_percent_centre_crop_leads_verify_to_the_stored_output(
     from studio.provenance import verify
     from studio.provenance.store import STORED_CROPS, ManifestStore, frame_hashes_of
 
-    cropped = _h264([_centre_crop(f, 0.8) for f in marked_720p], tmp_path / "crop.mp4", 23)
-    master = _h264(marked_720p, tmp_path / "master.mp4", 18)
-    stored = frame_hashes_of(master, crops=STORED_CROPS)
+    cropped, detection = centre_crop
+    # The frames the crop was cut from, hashed as the store keeps an output's.
+    stored = frame_hashes_of(master_720p, crops=STORED_CROPS)
     store = ManifestStore(tmp_path / "store")
     store.put("a" * 64, b"manifest", payload=PAYLOAD_A, frame_hashes=stored)
     store.put("b" * 64, b"manifest", payload=PAYLOAD_B, frame_hashes=stored)
@@ -336,20 +370,31 @@ def test_eighty_percent_centre_crop_leads_verify_to_the_stored_output(
         if payload not in ISSUED:
             store.put(f"{k:064x}", b"manifest", payload=payload,
                       frame_hashes=[int(h) for h in rng.integers(0, 2**63, 10)])
-    detection = WatermarkDetector().detect_file(cropped)
     assert detection.payload in (None, PAYLOAD_A)  # the blind read never names a wrong one
+    # verify's own crop reads are kept for the check of the correlation below (reading
+    # them again would decode the same 8 frames a second time).
+    reads_of: list[tuple[Path, dict[str, Any], dict[float, np.ndarray]]] = []
+
+    def crop_reads(path: Path, **kwargs: Any) -> dict[float, np.ndarray]:
+        reads = wm.crop_reads(path, **kwargs)
+        reads_of.append((path, kwargs, reads))
+        return reads
+
+    monkeypatch.setattr(verify, "crop_reads", crop_reads)
     recovery = verify._recover(cropped, detection, store, None)
     assert recovery is not None and recovery.original_sha256 == "a" * 64, recovery
     # Confirmed by the stored centre hashes (measured 0-0.6 of 64 bits; the whole-frame
     # hashes are 8-17 bits away on GRID-based outputs, against a limit of 12).
     assert recovery.distance <= 2.0
-    # The correlation behind it, as verify computes it, and the crop it points to.
-    reads = wm.crop_reads(cropped, known={1.0: detection.mean_logits})
+    # The correlation behind it, as verify computed it (crop_reads(cropped, known={1.0:
+    # the blind read's mean logits})), and the crop it points to.
+    ((read_path, asked, reads),) = reads_of
+    assert read_path == cropped and set(asked) == {"known"} and set(asked["known"]) == {1.0}
+    assert np.array_equal(asked["known"][1.0], detection.mean_logits)
     named = wm.best_issued(reads, [PAYLOAD_A, PAYLOAD_B])
     assert named is not None and named.payload == PAYLOAD_A and named.crop == 0.8, named
     # An uncropped copy of a different clip leads nowhere.
-    assert verify._recover(UNMARKED, WatermarkDetector().detect_file(UNMARKED), store,
-                           None) is None
+    assert verify._recover(UNMARKED, unmarked_read, store, None) is None
 
 
 def test_unmarked_clip_names_no_issued_payload() -> None:
@@ -360,6 +405,7 @@ def test_unmarked_clip_names_no_issued_payload() -> None:
     assert wm.match_issued(UNMARKED, []) is None
 
 
+@OUTPUT_720P
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason=(
     "known limit: read blind (no list of issued payloads), an 80 % centre crop of a "
@@ -367,10 +413,9 @@ def test_unmarked_clip_names_no_issued_payload() -> None:
     "scale (0.8): the decoder's attention read some bits in the lost border; beyond the "
     "code's 3 weak-bit corrections. verify names the payload by correlation among look-alike "
     "stored outputs instead (the test above)"))
-def test_found_blind_after_an_eighty_percent_centre_crop(marked_720p: list[np.ndarray],
-                                                         tmp_path: Path) -> None:
-    cropped = _h264([_centre_crop(f, 0.8) for f in marked_720p], tmp_path / "crop.mp4", 23)
-    found = WatermarkDetector().detect_file(cropped)
+def test_found_blind_after_an_eighty_percent_centre_crop(
+        centre_crop: tuple[Path, Detection]) -> None:
+    _, found = centre_crop  # WatermarkDetector().detect_file of the crop
     assert found.payload == PAYLOAD_A, found
 
 
@@ -384,6 +429,7 @@ class _Declares:
         return self.payload
 
 
+@GRID_MARKED
 def test_verify_confirms_the_declared_payload_with_a_longer_vote(
         files: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     """The quick sequential read can stop short on a small re-encoded picture; when the
