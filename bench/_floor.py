@@ -159,6 +159,9 @@ def media_floor(source: Path, *, frames: int, crf: int, preset: str,
                             stream.pix_fmt = "yuv420p"
                             stream.codec_context.options = {"crf": str(crf), "preset": preset}
                             stream.codec_context.thread_count = threads
+                            # As the studio's writer encodes (frame threads, faster than
+                            # libavcodec's default slices): the floor is never the slower one.
+                            stream.codec_context.thread_type = "FRAME"
                         if size is not None and (rgb.shape[1], rgb.shape[0]) != size:
                             vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                                 width=size[0], height=size[1])
