@@ -499,13 +499,20 @@ class SignedDocument(Generic[P]):
         return cls(payload, body, sigs, canonical_bytes(envelope))
 
     @classmethod
-    def from_bytes(cls, raw: bytes, payload_type: type[P]) -> SignedDocument[P]:
+    def from_bytes(cls, raw: bytes, payload_type: type[P], *,
+                   memo: bool = True) -> SignedDocument[P]:
         """Parse a received envelope; the signatures are *not* checked here (see verify).
 
         Parsing is a pure function of the bytes, so results are memoised by content: the
         gate re-reads the same stored documents at every decision. The signature check is
-        memoised separately, by the signed bytes' hash (see :meth:`verify`).
+        memoised separately, by the signed bytes' hash (see :meth:`verify`). ``memo=False``
+        parses without the memo, for callers that keep their own compact result (the
+        gate's grant views): a grant's ~40 parsed objects held in the memo only to be
+        evicted ~25 decisions later were what the collector's young-generation passes
+        walked (13 000 objects a pass instead of 4 000; decision p99 7.2 -> 4.1 ms).
         """
+        if not memo:
+            return cls._parse(bytes(raw), payload_type)
         return _parse_cached(bytes(raw), payload_type)
 
     @classmethod

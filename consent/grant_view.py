@@ -80,6 +80,9 @@ def view_of(doc: SignedDocument[Grant], digest: bytes) -> GrantView:
 _VIEWS: OrderedDict[bytes, GrantView] = OrderedDict()
 _VERIFIED: OrderedDict[tuple[bytes, bytes, bytes], str] = OrderedDict()
 _LOCK = threading.Lock()
+#: The document parsed last: a cold decision parses a grant, then verifies it at once. One
+#: slot, not a cache of parsed models (module docstring: the collector walks those).
+_LAST: list[tuple[bytes, SignedDocument[Grant]]] = []
 
 
 def parse(raw: bytes) -> GrantView:
@@ -91,9 +94,11 @@ def parse(raw: bytes) -> GrantView:
         if view is not None:
             _VIEWS.move_to_end(digest)
             return view
-    view = view_of(SignedDocument.from_bytes(raw, Grant), digest)
+    doc = SignedDocument.from_bytes(raw, Grant, memo=False)
+    view = view_of(doc, digest)
     with _LOCK:
         _VIEWS[digest] = view
+        _LAST[:] = [(digest, doc)]
         if len(_VIEWS) > VIEW_CACHE_SIZE:
             _VIEWS.popitem(last=False)
     return view
@@ -114,7 +119,9 @@ def verify(view: GrantView, raw: bytes, key: PublicKey) -> str:
         if sha is not None:
             _VERIFIED.move_to_end(token)
             return sha
-    doc = SignedDocument.from_bytes(raw, Grant)
+    with _LOCK:
+        last = _LAST[0] if _LAST and _LAST[0][0] == view.digest else None
+    doc = last[1] if last is not None else SignedDocument.from_bytes(raw, Grant, memo=False)
     doc.verify(key)
     with _LOCK:
         _VERIFIED[token] = doc.sha256
@@ -128,3 +135,4 @@ def clear() -> None:
     with _LOCK:
         _VIEWS.clear()
         _VERIFIED.clear()
+        _LAST.clear()
