@@ -159,10 +159,36 @@ def scope_from_token(token: RenderDecisionToken, work: PipelineWork) -> Pipeline
     return PipelineScope(allowed, EditPermits(segments, verified), token.watermark_payload)
 
 
+#: A worker's private input copies: ``<prefix><pid>-<random>`` in the node's temporary folder.
+PRIVATE_PREFIX = "studio-inputs-"
+
+
+def sweep_private_inputs(root: Path | None = None) -> list[Path]:
+    """Remove the private input copies of worker processes that no longer run, and return
+    them. A worker killed mid-task (SIGKILL, OOM) never runs its clean-up, and its copies
+    of the shot and the dub would stay on the node for good; the next task on the node
+    sweeps them. A folder whose process still runs (or whose pid was reused) is kept."""
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = []
+    for folder in base.glob(f"{PRIVATE_PREFIX}*-*"):
+        pid_text = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # another user's live process
+            continue
+    return removed
+
+
 def render_chunk(task: ChunkTask) -> ChunkResult:
     """The Ray task body (module docstring)."""
     key = trusted_registry_key()
-    with tempfile.TemporaryDirectory(prefix="studio-inputs-") as private:
+    sweep_private_inputs()
+    with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-") as private:
         # Inputs changed in staging since the head hashed them differ from the token's:
         # refused here (DecisionScopeError), as a token for other inputs is.
         work, inputs = private_inputs(task.work, Path(private))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from consent.registry import Registry
 from studio.cli import app
 from studio.executors import LocalExecutor
 from studio.executors.ray_executor import SHOT_CHUNK, RayExecutor
-from studio.executors.worker import ChunkTask, chunk_dir, input_hashes
+from studio.executors.worker import PRIVATE_PREFIX, ChunkTask, chunk_dir, input_hashes
 from studio.jobs import JobManager, JobStatus
 from studio.render import RenderRequest
 from studio.render.pipeline_step import PipelineWork
@@ -163,6 +164,9 @@ def test_a_worker_killed_mid_task_is_retried_and_the_output_published_once(
     assert len(view["nodes"]) == 3 and view["totals"]["cpus"] == 2
     assert [(t["job_id"], t["pid"]) for t in view["render_tasks"]] \
         == [(job.job_id, attempt["pid"])]
+    # The worker's private copies of the inputs (studio.executors.worker.render_chunk).
+    private = sorted(Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}{attempt['pid']}-*"))
+    assert len(private) == 1 and any(private[0].rglob("*.mpg"))
     os.kill(int(attempt["pid"]), signal.SIGKILL)
     record = manager.wait(job.job_id)
     assert record.status is JobStatus.DONE, record.error
@@ -178,8 +182,10 @@ def test_a_worker_killed_mid_task_is_retried_and_the_output_published_once(
     assert sorted(p.name for p in pg_settings.outputs_dir.iterdir()
                   if p.name.startswith("killed.")) == ["killed.fr.mp4",
                                                        "killed.fr.mp4.visemes.json"]
-    # Staging is gone, the killed attempt's files with it.
+    # Staging is gone, the killed attempt's files with it; so are its private input copies
+    # (swept by the task that ran it again, on the same node).
     assert not (staging_root(pg_settings) / "jobs" / job.job_id).exists()
+    assert not private[0].exists()
     _ledger_ok(pg_registry)
 
 
