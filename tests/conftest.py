@@ -40,6 +40,20 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if
     else ["sqlite"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.backend("sqlite")``: a test about one database is not collected for
+    the other (deselected, never reported as a skip: a skip proves nothing)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("db_url") if callspec is not None else None
+        (drop if marker and param is not None and param != marker.args[0] else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

@@ -69,8 +69,7 @@ def revoke(reg: Registry) -> int:
 
 
 def sqlite_path(store: Store) -> Path:
-    if store.dialect != "sqlite":
-        pytest.skip("copies the database file")
+    assert store.dialect == "sqlite", "copies the database file: mark the test backend('sqlite')"
     database = store.engine.url.database
     assert database
     return Path(database)
@@ -173,6 +172,7 @@ def test_truncation_without_the_log_is_what_the_log_prevents(
 # --------------------------------------------------------------------------- rollback
 
 
+@pytest.mark.backend("sqlite")  # copies the database file
 def test_rollback_to_an_earlier_copy_is_refused(
         reg: Registry, perf: PrivateKey, store: Store, registry_key: PrivateKey, clock: Clock,
         data_dir: Path, tmp_path: Path) -> None:
@@ -195,6 +195,7 @@ def test_rollback_to_an_earlier_copy_is_refused(
     assert not d.allowed and "checkpoint log" in reasons(d), d.reasons
 
 
+@pytest.mark.backend("sqlite")  # copies the database file
 def test_the_witness_catches_a_rollback_of_database_and_log(
         reg: Registry, perf: PrivateKey, store: Store, registry_key: PrivateKey, clock: Clock,
         data_dir: Path, tmp_path: Path) -> None:

@@ -38,12 +38,11 @@ def _kill_pooled_backends(store: Store) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.backend("postgresql")
 @pytest.mark.skipif(not PG_ENABLED, reason="no PostgreSQL")
 def test_a_dropped_idle_connection_is_replaced(db_url: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Idle past PING_AFTER_IDLE_S: pinged at checkout, and a dead one is replaced unseen."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     s = Store.open(db_url)
     try:
         _kill_pooled_backends(s)
@@ -55,13 +54,12 @@ def test_a_dropped_idle_connection_is_replaced(db_url: str,
 
 
 @pytest.mark.postgres
+@pytest.mark.backend("postgresql")
 @pytest.mark.skipif(not PG_ENABLED, reason="no PostgreSQL")
 def test_a_connection_dropped_while_recently_used_fails_once_then_is_replaced(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not pinged (used a moment ago): the transaction fails and rolls back (nothing is
     decided), and the next session gets a new connection."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     s = Store.open(db_url)
     try:
         _kill_pooled_backends(s)

@@ -36,11 +36,10 @@ def _world(registry: Registry, performer: PrivateKey) -> None:
                                 officer=OFFICER)
 
 
+@pytest.mark.backend("sqlite")  # PostgreSQL is guarded by the role (below)
 @pytest.mark.parametrize("table", sorted(ROWS))
 def test_sqlite_refuses_update_and_delete(registry: Registry, performer: PrivateKey,
                                           store: Store, table: str) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("PostgreSQL is guarded by the role (below)")
     _world(registry, performer)
     column = ROWS[table]
     for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
@@ -90,8 +89,7 @@ def test_templates_are_purged_through_the_registry_only(templated: Registry,
 
 @pytest.fixture
 def app_role(db_url: str) -> Iterator[tuple[str, str]]:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("roles are a PostgreSQL matter")
+    assert db_url.startswith("postgresql"), "roles are a PostgreSQL matter"
     role = f"consent_app_{uuid.uuid4().hex[:10]}"
     admin = create_engine(db_url)
     with admin.begin() as conn:
@@ -118,6 +116,7 @@ def _as_role(url: str, role: str) -> Store:
     return Store(engine)
 
 
+@pytest.mark.backend("postgresql")
 def test_postgres_app_role_inserts_and_reads_only(
         store: Store, app_role: tuple[str, str], registry_key: PrivateKey, clock: Clock,
         performer_key: PrivateKey) -> None:
