@@ -43,7 +43,8 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)] if
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.backend("sqlite")``: a test about one database is not collected for
     the other (deselected, never reported as a skip: a skip proves nothing)."""
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("backend")
         callspec = getattr(item, "callspec", None)
