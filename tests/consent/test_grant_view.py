@@ -91,6 +91,24 @@ def test_a_view_is_never_checked_against_other_bytes() -> None:
         grant_view.verify(view, other.raw, key.public_key)
 
 
+def test_the_last_parsed_slot_serves_only_its_own_bytes() -> None:
+    """The one-slot keep of the last parsed grant (for the check that follows a cold parse)
+    never lends its document to another view: an edited copy parsed after the good grant
+    does not make the good one's check use it, nor the good one's parse vouch for it."""
+    key = PrivateKey.generate()
+    good = signed_grant(key)
+    envelope = json.loads(good.raw)
+    envelope["signed"]["scope"]["territories"] = ["worldwide"]
+    edited = json.dumps(envelope).encode()
+    good_view = grant_view.parse(good.raw)
+    edited_view = grant_view.parse(edited)  # the slot now holds the edited document
+    assert grant_view.verify(good_view, good.raw, key.public_key) == good.sha256
+    grant_view.parse(good.raw)  # cached view: the slot still holds the edited document
+    for raw in (edited, good.raw):
+        with pytest.raises(SignatureError):
+            grant_view.verify(edited_view, raw, key.public_key)
+
+
 def test_spliced_and_forged_signatures_are_refused() -> None:
     real, forger = PrivateKey.generate(), PrivateKey.generate()
     doc = signed_grant(real)
