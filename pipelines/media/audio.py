@@ -139,6 +139,50 @@ def load_audio(path: str | os.PathLike[str], stream: int = 0) -> Audio:
     return Audio(samples, cc.sample_rate)
 
 
+MAX_DISCRETE_CHANNELS = 8
+"""Most channels ``load_channels`` takes apart (a dub with a speaker per channel)."""
+
+
+def load_channels(path: str | os.PathLike[str], stream: int = 0) -> list[Audio]:
+    """Each channel of audio stream ``stream`` of ``path`` as its own mono ``Audio``, for files
+    whose channels are discrete signals rather than a loudspeaker layout (a dub with one
+    speaker per channel): any count up to ``MAX_DISCRETE_CHANNELS``, nothing downmixed."""
+    with open_input(path) as container:
+        streams = container.streams.audio
+        if stream >= len(streams):
+            raise NoAudioStreamError(
+                path, f"audio stream {stream} requested, the file has {len(streams)}")
+        astream = streams[stream]
+        require_decoder(path, astream)
+        cc = astream.codec_context
+        if not 1 <= cc.channels <= MAX_DISCRETE_CHANNELS:
+            raise UnsupportedMediaError(
+                path, f"{cc.channels} channels: 1 to {MAX_DISCRETE_CHANNELS} are taken apart")
+        if not MIN_RATE <= cc.sample_rate <= MAX_RATE:
+            raise UnsupportedMediaError(
+                path, f"sample rate {cc.sample_rate} Hz outside {MIN_RATE}-{MAX_RATE} Hz")
+        chunks: list[NDArray[np.float32]] = []
+        resampler: av.AudioResampler | None = None
+        try:
+            for frame in container.decode(astream):
+                if resampler is None:  # planar float in the file's own channel order
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout,
+                                                  rate=cc.sample_rate)
+                for out in resampler.resample(frame):
+                    chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+            for out in resampler.resample(None) if resampler is not None else ():
+                chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+        except av.FFmpegError as exc:
+            got = sum(c.shape[1] for c in chunks)
+            raise CorruptMediaError(
+                path, f"audio stops decoding after {got} samples: {exc}") from exc
+    if not chunks:
+        raise EmptyMediaError(path, "the audio stream decodes to no samples")
+    samples = np.concatenate(chunks, axis=1)
+    return [Audio(np.ascontiguousarray(samples[i:i + 1], dtype=np.float32), cc.sample_rate)
+            for i in range(samples.shape[0])]
+
+
 def resample(audio: Audio, rate: int) -> Audio:
     """Polyphase resampling to ``rate`` (Kaiser-windowed FIR, scipy ``resample_poly``).
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import wave
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pipelines.media import probe
 from pipelines.media.audio import Audio
@@ -84,14 +85,31 @@ def shot_audio(audio: Audio, start: int, end: int, rate: Fraction) -> Audio:
 
 def write_wav(audio: Audio, path: Path) -> Path:
     """16-bit PCM WAV (what every reader takes), written beside and renamed into place."""
+    return _write_pcm(audio.samples, audio.rate, path)
+
+
+def write_channels(channels: Sequence[Audio], path: Path) -> Path:
+    """Mono signals of one rate as the channels of one WAV, in order (a dub with a speaker
+    per channel: discrete channels, read back with ``load_channels``)."""
+    rates = {c.rate for c in channels}
+    if len(rates) != 1 or any(c.channels != 1 for c in channels):
+        raise ValueError("write_channels takes mono signals of one rate")
+    length = max(c.frames for c in channels)
+    samples = np.zeros((len(channels), length), np.float32)
+    for i, c in enumerate(channels):
+        samples[i, :c.frames] = c.samples[0]
+    return _write_pcm(samples, rates.pop(), path)
+
+
+def _write_pcm(samples: NDArray[np.float32], rate: int, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    pcm = np.clip(np.round(audio.samples.T * 32767.0), -32768, 32767).astype("<i2")
+    pcm = np.clip(np.round(samples.T * 32767.0), -32768, 32767).astype("<i2")
     try:
         with wave.open(str(tmp), "wb") as fh:
-            fh.setnchannels(audio.samples.shape[0])
+            fh.setnchannels(samples.shape[0])
             fh.setsampwidth(2)
-            fh.setframerate(audio.rate)
+            fh.setframerate(rate)
             fh.writeframes(pcm.tobytes())
         os.replace(tmp, path)
     finally:

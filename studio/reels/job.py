@@ -6,10 +6,12 @@ For every shot of the reel's shot list, in order:
   by voice activity, or a timed script's lines);
 * a shot in which no cast character speaks is **copied** (left to the conform untouched);
 * otherwise the shot is cut to a file and its faces are identified (the render's own
-  analysis, kept sealed so the render reuses it); the speaking character's performer's face
-  track is chosen and a :class:`~studio.render.job.RenderJob` lip-syncs it to that
-  character's dub, cut to the shot (the consent gate decides per shot and character inside
-  the render; the output is signed, watermarked and ledgered as any render's);
+  analysis, kept sealed so the render reuses it); the face track of each speaking
+  character's performer is chosen and one :class:`~studio.render.job.RenderJob` lip-syncs
+  every chosen face to its character's dialogue cut to the shot (stems: a dub with a
+  channel per speaker; a script: one script whose cues name them), up to
+  ``MAX_SPEAKERS`` faces; the consent gate decides per shot and face inside the render; the
+  output is signed, watermarked and ledgered as any render's;
 * a shot whose speaking character's face is not on screen (no face at all, or only other
   performers') is copied and said so; one whose faces all match no performer with consent is
   a **refused** shot, ledgered (``refuse_unconsented_shot``), and a gate deny is a refused
@@ -42,7 +44,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -80,7 +82,7 @@ from studio.errors import (
 from studio.identity import IdentifyResult, sha256_file
 from studio.services.context import AppContext
 
-from .cutting import cut_shots, shot_audio, write_wav
+from .cutting import cut_shots, shot_audio, write_channels, write_wav
 from .reviews import rejected_error
 from .store import DialogueSource, Reel, ReelStore, ShotRecord, ShotState
 
@@ -124,6 +126,9 @@ class ShotPlan:
     key: str
     dubs: dict[str, Path] = field(default_factory=dict)  # stems: the dub cut to the shot
     scripts: dict[str, Path] = field(default_factory=dict)  # scripts: the shot's lines
+    #: scripts: each character's lines in the shot (what ``scripts`` holds, as lines), so
+    #: that the lines of several speakers on screen together can go into one script.
+    lines: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # lines of characters who are not cast
 
 
@@ -281,6 +286,7 @@ class ReelJob:
             parts: list[dict[str, Any]] = []
             dubs: dict[str, Path] = {}
             scripts: dict[str, Path] = {}
+            said: dict[str, tuple[Any, ...]] = {}
             for c in cast:
                 part: dict[str, Any] = {"character": c, "performer": reel.cast[c]}
                 if c in stems:
@@ -292,18 +298,13 @@ class ReelJob:
                     dubs[c] = path
                     part["dub"] = digest
                 else:
-                    lines = assignment.lines(shot.index, c)
-                    srt = _shot_script(c, lines, shot, rate)
-                    digest = hashlib.sha256(srt.encode()).hexdigest()
-                    path = self.lang_folder / "scripts" / f"s{shot.index:03d}-{digest[:16]}.srt"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    if not path.is_file():
-                        path.write_text(srt, encoding="utf-8")
-                    scripts[c] = path
-                    part["script"] = digest
+                    said[c] = tuple(assignment.lines(shot.index, c))
+                    srt = _shot_script({c: said[c]}, shot, rate)
+                    scripts[c] = self._script_file(shot, srt)
+                    part["script"] = hashlib.sha256(srt.encode()).hexdigest()
                 parts.append(part)
             plans.append(ShotPlan(shot, cast, shot_key(reel, shot, release, parts), dubs,
-                                  scripts, notes))
+                                  scripts, said, notes))
         return plans
 
     # -- shots ------------------------------------------------------------------------------
@@ -364,7 +365,7 @@ class ReelJob:
 
     def _render(self, plan: ShotPlan, cut: Path) -> ShotRecord:
         """Identify the shot's faces, choose the speaking character's, render it."""
-        from studio.render.request import RenderRequest
+        from studio.render.request import MAX_SPEAKERS, RenderRequest
         from studio.services.refusals import refuse_unconsented_shot
         from studio.services.render import start_render
 
@@ -395,12 +396,20 @@ class ReelJob:
             return ShotRecord(index, ShotState.COPIED, plan.key, plan.characters,
                               f"{speaking} not on screen in shot {index}: left untouched")
         character = next(c for c in plan.characters if c in found)  # the first to speak
-        # Two speakers on screen with their own stems: one render edits both faces, each
-        # to its own voice (a dub with a channel per speaker) under its own performer's
-        # grant: one gate decision names both subjects, the edit guard runs once.
-        voiced = [c for c in plan.characters if c in found and c in plan.dubs][:2]
-        together = len(voiced) == 2 and found[voiced[0]] != found[voiced[1]]
-        chosen = voiced if together else [character]
+        # Speakers on screen together, each with dialogue of their own (a stem, or lines of
+        # the script): one render edits every one of their faces, each to its own voice (a
+        # dub with a channel per speaker, or one script whose cues name them) under its own
+        # performer's grant: one gate decision names every subject, the edit guard runs
+        # once. A face speaks for one character (the first to speak, if a performer is cast
+        # in two roles), and at most MAX_SPEAKERS faces are edited in one shot.
+        chosen: list[str] = []
+        for c in plan.characters:
+            if (c in found and (c in plan.dubs or c in plan.scripts)
+                    and found[c] not in {found[o] for o in chosen}
+                    and len(chosen) < MAX_SPEAKERS):
+                chosen.append(c)
+        chosen = chosen or [character]
+        together = len(chosen) > 1
         others = [c for c in found if c not in chosen]
         if others:
             self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; "
@@ -408,16 +417,22 @@ class ReelJob:
         label = found[character]
         name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
                 f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
-        dub = self._speaker_dub(plan, chosen) if together else plan.dubs.get(character)
+        dub = script = None
+        if character in plan.scripts:
+            script = self._script_file(plan.shot, _shot_script(
+                {c: plan.lines[c] for c in chosen}, plan.shot, self.reel.shots.frame_rate))
+        elif together:
+            dub = self._speaker_dub(plan, chosen)
+        else:
+            dub = plan.dubs.get(character)
         request = RenderRequest(
             operation="lipsync", source=cut, project_id=self.reel.project_id,
             language=release.language, territory=release.territory, operator=release.operator,
             channel=release.channel, source_language=release.source_language,
             tracks=tuple(found[c] for c in chosen), commercial=release.commercial,
-            output_name=name, dub=dub, script=plan.scripts.get(character),
-            speakers={c: found[c] for c in chosen}
-            if together or character in plan.scripts else {},
-            dub_channels=tuple(chosen) if together else ())
+            output_name=name, dub=dub, script=script,
+            speakers={c: found[c] for c in chosen} if together or script else {},
+            dub_channels=tuple(chosen) if together and dub is not None else ())
         try:
             outcome = start_render(ctx, request).run()
         except (RenderDenied, ConsentRefused) as exc:
@@ -440,6 +455,15 @@ class ReelJob:
                         "licence": outcome.licence},
             "decision": outcome.decision.to_json()})
 
+    def _script_file(self, shot: Shot, srt: str) -> Path:
+        """``srt`` kept under the language's scripts, named by its hash."""
+        digest = hashlib.sha256(srt.encode()).hexdigest()
+        path = self.lang_folder / "scripts" / f"s{shot.index:03d}-{digest[:16]}.srt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file():
+            path.write_text(srt, encoding="utf-8")
+        return path
+
     def _speaker_dub(self, plan: ShotPlan, characters: list[str]) -> Path:
         """The characters' dubs for the shot in one WAV, a channel each (in order)."""
         import numpy as np
@@ -448,9 +472,9 @@ class ReelJob:
         length = max(a.shape[1] for a in cuts)
         samples = np.concatenate([_fit(a, length) for a in cuts])
         digest = hashlib.sha256(samples.tobytes()).hexdigest()
-        path = self.lang_folder / "dubs" / f"s{plan.shot.index:03d}-{digest[:16]}.pair.wav"
+        path = self.lang_folder / "dubs" / f"s{plan.shot.index:03d}-{digest[:16]}.speakers.wav"
         if not path.is_file():
-            write_wav(Audio(samples, MIX_RATE), path)
+            write_channels([Audio(row[None, :], MIX_RATE) for row in samples], path)
         return path
 
     def _identify(self, cut: Path) -> IdentifyResult:
@@ -514,15 +538,17 @@ def _exclusive(path: Path, what: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _shot_script(character: str, lines: tuple[Any, ...], shot: Shot, rate: Fraction) -> str:
-    """The character's lines in the shot as SRT, timed from the shot's first frame."""
-    cues = []
-    for n, sl in enumerate(lines, start=1):
-        a = max(Fraction(0), sl.line.start - Fraction(shot.start) / rate)
-        b = min(Fraction(shot.frames) / rate, sl.line.end - Fraction(shot.start) / rate)
-        cues.append(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{character}: "
-                    f"{sl.line.text or '...'}\n")
-    return "\n".join(cues)
+def _shot_script(lines: Mapping[str, tuple[Any, ...]], shot: Shot, rate: Fraction) -> str:
+    """The characters' lines in the shot as one SRT, timed from the shot's first frame, each
+    cue under its character's name (the render maps each name to its face), in time order."""
+    timed = sorted(((max(Fraction(0), sl.line.start - Fraction(shot.start) / rate),
+                     min(Fraction(shot.frames) / rate,
+                         sl.line.end - Fraction(shot.start) / rate), character,
+                     sl.line.text or "...")
+                    for character, said in lines.items() for sl in said),
+                   key=lambda cue: (cue[0], cue[1], cue[2]))
+    return "\n".join(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{character}: {text}\n"
+                     for n, (a, b, character, text) in enumerate(timed, start=1))
 
 
 def _srt_time(t: Fraction) -> str:

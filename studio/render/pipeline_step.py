@@ -27,7 +27,7 @@ from pipelines.lipsync import (
     drive_from_script,
     run_lipsync,
 )
-from pipelines.media import SourceAudio, load_audio, probe
+from pipelines.media import SourceAudio, load_audio, load_channels, probe
 from pipelines.media.audio import Audio
 from pipelines.reenact import (
     Motion,
@@ -113,18 +113,17 @@ def _speaker_dubs(req: RenderRequest, frames: int, rate: Fraction) -> PreparedSp
     audio is the channels summed (over the M&E)."""
     assert req.dub is not None
     duration = Fraction(frames) / rate
-    audio = load_audio(req.dub)
-    if audio.channels != len(req.dub_channels):
-        raise RequestError(f"{req.dub.name} has {audio.channels} channels, the dub channels "
+    channels = load_channels(req.dub)  # discrete speakers, not a loudspeaker layout
+    if len(channels) != len(req.dub_channels):
+        raise RequestError(f"{req.dub.name} has {len(channels)} channels, the dub channels "
                            f"name {len(req.dub_channels)} speakers")
     drives: dict[str | None, SpeechDrive] = {}
     notes: list[str] = []
-    for i, speaker in enumerate(req.dub_channels):
-        one = prepare_dub(Audio(np.ascontiguousarray(audio.samples[i:i + 1]), audio.rate),
-                          duration, tolerance_s=req.dub_tolerance_s)
+    for speaker, one_channel in zip(req.dub_channels, channels, strict=True):
+        one = prepare_dub(one_channel, duration, tolerance_s=req.dub_tolerance_s)
         drives[speaker] = drive_from_recording(one, rate, frames)
         notes.extend(f"{speaker}: {n}" for n in one.notes)
-    summed = Audio(np.ascontiguousarray(audio.samples.sum(axis=0, keepdims=True)), audio.rate)
+    summed = Audio(np.ascontiguousarray(sum(c.samples for c in channels)), channels[0].rate)
     both = prepare_dub(summed, duration,
                        m_and_e=load_audio(req.m_and_e) if req.m_and_e else None,
                        tolerance_s=req.dub_tolerance_s)

@@ -17,10 +17,13 @@ _LABEL = re.compile(r"^t[1-9][0-9]{0,5}$")
 OUTPUT_SUFFIXES = (".mp4", ".mov")
 #: The request's input files, by the names the decision, its token and the job record use.
 INPUT_NAMES = ("source", "dub", "m_and_e", "script", "driver", "motion")
+#: Faces one lip-sync may give voices to (a dub's channels, a script's speakers): each is a
+#: drive, a mouth model and a QC track of its own.
+MAX_SPEAKERS = 4
 
 
-__all__ = ["INPUT_NAMES", "InputNotFoundError", "Operation", "RenderRequest", "RequestError",
-           "SelectionError"]
+__all__ = ["INPUT_NAMES", "MAX_SPEAKERS", "InputNotFoundError", "Operation", "RenderRequest",
+           "RequestError", "SelectionError"]
 
 @dataclass(frozen=True)
 class RenderRequest:
@@ -99,9 +102,10 @@ class RenderRequest:
                                    "give the dub (--dub)")
             unmapped = [c for c in self.dub_channels if c not in self.speakers]
             if unmapped or len(set(self.dub_channels)) != len(self.dub_channels) or len(
-                    self.dub_channels) > 2:
-                raise RequestError("dub channels: one or two distinct speakers, each given a "
-                                   f"face with --speaker (unmapped: {', '.join(unmapped)})")
+                    self.dub_channels) > MAX_SPEAKERS:
+                raise RequestError(f"dub channels: one to {MAX_SPEAKERS} distinct speakers, "
+                                   "each given a face with --speaker (unmapped: "
+                                   f"{', '.join(unmapped)})")
         if self.unmatched_faces not in ("leave_untouched", "deny"):
             raise RequestError("unmatched faces: leave_untouched or deny")
         out = self.output_name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pipelines.media import (
     Audio,
     downmix,
     load_audio,
+    load_channels,
     measure_loudness,
     mix,
     normalise,
@@ -52,6 +54,43 @@ def test_load_surround_keeps_channel_order(audio_51: Path) -> None:
     assert (audio.layout, audio.rate, audio.frames) == ("5.1", 48000, 96000)
     for channel, hz in enumerate((300, 500, 700, 60, 900, 1100)):
         assert abs(_peak_hz(audio.samples[channel], 48000) - hz) < 2
+
+
+def test_load_channels_takes_discrete_channels_apart(tmp_path: Path) -> None:
+    """A dub with a speaker per channel (three here: no loudspeaker layout has that count):
+    each channel comes back alone, in the file's order, nothing downmixed; a layout
+    ``load_audio`` refuses."""
+    rate, n = 48000, 24000
+    t = np.arange(n) / rate
+    tones = [Audio((0.3 * np.sin(2 * np.pi * hz * t))[None, :].astype(np.float32), rate)
+             for hz in (300, 700, 1300)]
+    path = _wav(tmp_path / "three.wav", np.concatenate([a.samples for a in tones]), rate)
+    with pytest.raises(Exception, match="3 channels"):
+        load_audio(path)
+    channels = load_channels(path)
+    assert [(c.channels, c.rate, c.frames) for c in channels] == [(1, rate, n)] * 3
+    for channel, hz in zip(channels, (300, 700, 1300), strict=True):
+        assert abs(_peak_hz(channel.samples[0], rate) - hz) < 2
+        assert 0.29 < np.abs(channel.samples).max() < 0.31
+    # A stereo file is two.
+    assert len(load_channels(gen.GRID[0])) == 2
+
+
+def test_load_channels_refuses_more_than_it_takes_apart(tmp_path: Path) -> None:
+    from pipelines.media import UnsupportedMediaError
+
+    with pytest.raises(UnsupportedMediaError, match="9 channels: 1 to 8"):
+        load_channels(_wav(tmp_path / "nine.wav", np.zeros((9, 4800), np.float32), 48000))
+
+
+def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit PCM WAV of any channel count (the stdlib writer: no layout named)."""
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(samples.shape[0])
+        fh.setsampwidth(2)
+        fh.setframerate(rate)
+        fh.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").T.tobytes())
+    return path
 
 
 @pytest.mark.parametrize(("src", "dst", "n", "expected"), [

@@ -12,7 +12,8 @@ Sources (the ``source`` string of a segment):
 - ``grid:NAME``: a GRID clip (``bbaf2n`` ...), scaled to the reel size;
 - ``cu:NAME``: a close-up of the same clip (the face region, enlarged);
 - ``flip:NAME``: the clip mirrored;
-- ``two:NAME+NAME``: a two-person shot, the centre halves of two clips side by side;
+- ``two:NAME+NAME[+NAME…]``: a two-person (or n-person) shot, the centre strips of the
+  clips side by side;
 - ``lavfi:GRAPH``: an FFmpeg test source (``testsrc2``, ``mandelbrot``, ``cellauto``...):
   no face.
 """
@@ -91,14 +92,19 @@ def source_frames(source: str, size: tuple[int, int], start: int) -> Iterator[RG
     if kind in ("grid", "cu", "flip"):
         yield from _grid_frames(arg, size, start, kind)
     elif kind == "two":
-        left, right = arg.split("+")
-        w = size[0] // 2
-        wide = (size[0], size[1])
-        for a, b in zip(_grid_frames(left, wide, start, "grid"),
-                        _grid_frames(right, wide, start, "grid"), strict=False):
+        # n people side by side: each clip at its native aspect, 2/n of the reel's width
+        # wide, and its centre strip (1/n of the reel) kept: two make GRID's centre halves.
+        names = arg.split("+")
+        n = len(names)
+        wide = (2 * size[0] // n, size[1])
+        edges = [size[0] * k // n for k in range(n + 1)]
+        for frames in zip(*(_grid_frames(name, wide, start, "grid") for name in names),
+                          strict=False):
             out = np.empty((size[1], size[0], 3), np.uint8)
-            out[:, :w] = a[:, w // 2: w // 2 + w]
-            out[:, w:] = b[:, w // 2: w // 2 + size[0] - w]
+            for k, frame in enumerate(frames):
+                w = edges[k + 1] - edges[k]
+                left = (wide[0] - w) // 2
+                out[:, edges[k]:edges[k + 1]] = frame[:, left:left + w]
             yield out
     elif kind == "lavfi":
         yield from _lavfi_frames(arg, size, start)

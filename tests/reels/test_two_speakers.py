@@ -55,26 +55,33 @@ def _stem(path: Path, clip: str, at: float, seconds: float = 1.2) -> Path:
     return gen.write_audio(path, track, RATE)
 
 
-def _consented_ben(registry: Registry) -> None:
-    """lbbc2a as BEN's performer: registered, his own key and signed grant, face enrolled."""
+def _consented(registry: Registry, performer_id: str, name: str, clip: str,
+               grant_id: str) -> None:
+    """GRID speaker ``clip`` as a performer: registered, their own key and signed grant,
+    face enrolled."""
     key = PrivateKey.generate()
-    registry.register_performer("ben-performer", "Ben Example (GRID speaker lbbc2a)",
-                                professional_name="Ben", officer="Test Officer")
-    registry.add_key("ben-performer", key.public_key, officer="Test Officer")
+    legal = f"{name} Example (GRID speaker {clip})"
+    registry.register_performer(performer_id, legal, professional_name=name,
+                                officer="Test Officer")
+    registry.add_key(performer_id, key.public_key, officer="Test Officer")
     draft: dict[str, Any] = yaml.safe_load((DEMO / "demo-grant.draft.yaml").read_text())
-    draft |= {"grant_id": BEN_GRANT, "signed_at": "2026-11-30T00:00:00Z",
-              "performer": {"performer_id": "ben-performer",
-                            "legal_name": "Ben Example (GRID speaker lbbc2a)",
-                            "professional_name": "Ben"},
-              "signatory": {"role": "self", "name": "Ben Example (GRID speaker lbbc2a)"},
-              # The grant names the reference his face is enrolled from (else no template
-              # of his is used for matching).
+    draft |= {"grant_id": grant_id, "signed_at": "2026-11-30T00:00:00Z",
+              "performer": {"performer_id": performer_id, "legal_name": legal,
+                            "professional_name": name},
+              "signatory": {"role": "self", "name": legal},
+              # The grant names the reference the face is enrolled from (else no template
+              # of theirs is used for matching).
               "evidence": {**draft["evidence"],
-                           "identity_template_sha256": [sha256_file(GRID / "lbbc2a.mpg")]}}
+                           "identity_template_sha256": [sha256_file(GRID / f"{clip}.mpg")]}}
     doc = sign_draft(Grant, json.loads(json.dumps(draft, default=str)), [key])
     assert registry.import_grant(doc.raw, officer="Test Officer").status == "active"
-    enrol(registry, "ben-performer", [GRID / "lbbc2a.mpg"], DlibEmbedder(),
+    enrol(registry, performer_id, [GRID / f"{clip}.mpg"], DlibEmbedder(),
           officer="Test Officer")
+
+
+def _consented_ben(registry: Registry) -> None:
+    """lbbc2a as BEN's performer."""
+    _consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT)
 
 
 def _frames(path: Path) -> list[NDArray[np.uint8]]:
@@ -183,3 +190,105 @@ def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
             dub_channels=("ANA", "X"), speakers={"ANA": "t1", "X": "t2"},
             tracks=("t1", "t2")), settings, registry).run()
     assert sorted(settings.outputs_dir.iterdir()) == outputs
+
+
+SCRIPT = """1
+00:00:00,080 --> 00:00:00,840
+ANA: Bonjour, Ben.
+
+2
+00:00:00,900 --> 00:00:01,700
+BEN: Merci bien.
+
+3
+00:00:01,950 --> 00:00:02,500
+CARL: Il n'est pas là.
+"""
+
+
+def test_a_script_naming_two_speakers_on_screen_renders_both_faces_each_to_its_lines(
+        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    """Issue 17: a timed script whose lines name two characters on screen together renders
+    both faces in one pass (one script, its cues under the characters' names, each name given
+    its performer's face), each face moving to its own lines; a character not cast is
+    reported, not rendered."""
+    _consented_ben(registry)
+    ctx = AppContext(settings, registry)
+    source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
+    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
+    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
+    reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
+    script = tmp_path / "reel.fr.srt"
+    script.write_text(SCRIPT, encoding="utf-8")
+    release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
+    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release, script=script))
+    shot = done.shots[0]
+    assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
+    assert shot.outcome["characters"] == ["ANA", "BEN"], (shot.outcome, done.notes)
+    assert shot.outcome["performers"] == {"ANA": "demo-performer", "BEN": "ben-performer"}
+    assert any("CARL" in n and "not cast" in n for n in done.notes), done.notes
+    assert done.shots[1].state is ShotState.COPIED
+
+    decision = shot.outcome["decision"]
+    used = {(g["performer_id"], g["grant_id"]) for g in decision["grants_used"]}
+    assert used == {("demo-performer", "demo-grant-0001"), ("ben-performer", BEN_GRANT)}
+
+    # Each face is driven by its own character's lines: it is voiced inside them and never
+    # inside the other's (the render's viseme sidecar, per face).
+    output = Path(shot.outcome["output"])
+    doc = json.loads(output.with_name(output.name + ".visemes.json").read_text())
+    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
+    tracks = shot.outcome["tracks"]
+    assert set(faces) == set(tracks.values())
+    lines = {"ANA": (0.08, 0.84), "BEN": (0.90, 1.70)}
+    for character, track in tracks.items():
+        face = faces[track]
+        assert face["origin"] == "script" and face["edited_frames"] > 0, face
+        voiced = face["voiced"]
+        assert voiced, face
+        a, b = lines[character]
+        assert all(a - 0.05 <= start and end <= b + 0.05 for start, end in voiced), (
+            character, voiced)
+
+
+def test_three_speakers_on_screen_render_in_one_pass(
+        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    """Issue 17, more than two speakers: a three-person shot (bbaf2n, lbbc2a, lrwp9a side by
+    side) where ANA, BEN and CLEO each have a stem: one render edits the three faces, each to
+    its own channel of one dub, under one decision naming the three grants."""
+    _consented_ben(registry)
+    _consented(registry, "cleo-performer", "Cleo", "lrwp9a", "cleo-grant-0001")
+    ctx = AppContext(settings, registry)
+    segments = (reelgen.Segment("two:bbaf2n+lbbc2a+lrwp9a", 0, 45),
+                reelgen.Segment("lavfi:testsrc2", 0, 20))
+    source = reelgen.build_reel(tmp_path / "reel.mp4", segments, size=(540, 288),
+                                timecode="01:00:00:00")
+    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
+    assert [(s.start, s.end) for s in reel.shots] == [(0, 45), (45, 65)]
+    for character, performer in (("ANA", "demo-performer"), ("BEN", "ben-performer"),
+                                 ("CLEO", "cleo-performer")):
+        reels.cast(ctx, reel.reel_id, character, performer)
+    stems = {"ANA": _stem(tmp_path / "ana.fr.wav", "brbk7n", 0.1, 0.5),
+             "BEN": _stem(tmp_path / "ben.fr.wav", "lbax4n", 0.7, 0.5),
+             "CLEO": _stem(tmp_path / "cleo.fr.wav", "id2_vcd_swwp2s", 1.3, 0.45)}
+    release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
+    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release, stems))
+    shot = done.shots[0]
+    assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
+    assert shot.outcome["characters"] == ["ANA", "BEN", "CLEO"], (shot.outcome, done.notes)
+    tracks = shot.outcome["tracks"]
+    assert len(set(tracks.values())) == 3
+    decision = shot.outcome["decision"]
+    used = {g["grant_id"] for g in decision["grants_used"]}
+    assert used == {"demo-grant-0001", BEN_GRANT, "cleo-grant-0001"}
+    output = Path(shot.outcome["output"])
+    doc = json.loads(output.with_name(output.name + ".visemes.json").read_text())
+    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
+    assert set(faces) == set(tracks.values())
+    # Each face voiced only where its own stem speaks.
+    spoken = {"ANA": (0.1, 0.6), "BEN": (0.7, 1.2), "CLEO": (1.3, 1.75)}
+    for character, track in tracks.items():
+        voiced = faces[track]["voiced"]
+        a, b = spoken[character]
+        assert voiced and all(a - 0.1 <= start and end <= b + 0.1 for start, end in voiced), (
+            character, voiced)

@@ -234,6 +234,11 @@ def test_a_face_without_consent_is_refused(settings: Settings, registry: Registr
     ({"source": Path("/nonexistent/shot.mp4")}, "not a readable file"),
     ({"tracks": ("face1",)}, "track labels"),
     ({"operator": "  "}, "operator"),
+    ({"dub_channels": ("A", "B")}, "each given a face"),
+    ({"dub_channels": tuple("ABCDE"), "speakers": {c: f"t{i}" for i, c in
+                                                   enumerate("ABCDE", start=1)}},
+     "one to 4 distinct speakers"),
+    ({"dub_channels": ("A", "A"), "speakers": {"A": "t1"}}, "distinct"),
 ])
 def test_bad_requests_are_refused_before_anything_runs(changes: dict[str, object],
                                                        message: str) -> None:
