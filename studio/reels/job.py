@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
+import html
 import json
 import logging
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -410,6 +412,12 @@ class ReelJob:
                 chosen.append(c)
         chosen = chosen or [character]
         together = len(chosen) > 1
+        # A cast speaker whose performer's face is not recognised (off screen, never
+        # enrolled, or revoked: templates deleted) is not rendered, and said so.
+        unseen = [c for c in plan.characters if c not in found]
+        if unseen:
+            self.notes.append(f"shot {index}: {', '.join(unseen)} not on screen (no face "
+                              "matches their performer): not rendered")
         others = [c for c in found if c not in chosen]
         if others:
             self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; "
@@ -418,9 +426,13 @@ class ReelJob:
         name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
                 f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
         dub = script = None
+        speakers = {c: found[c] for c in chosen} if together else {}
         if character in plan.scripts:
             script = self._script_file(plan.shot, _shot_script(
                 {c: plan.lines[c] for c in chosen}, plan.shot, self.reel.shots.frame_rate))
+            # The script's cues are under each character's speaker label, not always the name.
+            labels = _speaker_labels(chosen)
+            speakers = {labels[c]: found[c] for c in chosen}
         elif together:
             dub = self._speaker_dub(plan, chosen)
         else:
@@ -431,7 +443,7 @@ class ReelJob:
             channel=release.channel, source_language=release.source_language,
             tracks=tuple(found[c] for c in chosen), commercial=release.commercial,
             output_name=name, dub=dub, script=script,
-            speakers={c: found[c] for c in chosen} if together or script else {},
+            speakers=speakers,
             dub_channels=tuple(chosen) if together and dub is not None else ())
         try:
             outcome = start_render(ctx, request).run()
@@ -540,15 +552,51 @@ def _exclusive(path: Path, what: str) -> Iterator[None]:
 
 def _shot_script(lines: Mapping[str, tuple[Any, ...]], shot: Shot, rate: Fraction) -> str:
     """The characters' lines in the shot as one SRT, timed from the shot's first frame, each
-    cue under its character's name (the render maps each name to its face), in time order."""
+    cue under its character's speaker label (:func:`_speaker_labels`: the render maps each
+    label to its face), in time order. The text is escaped (``&``, ``<``, ``>``): the script
+    reader strips tags and takes a voice span (``<v BEN>``) for the cue's speaker, so a line
+    of ANA's whose text carries one would drive BEN's face; escaped, it reads back as
+    written."""
+    labels = _speaker_labels(lines)
     timed = sorted(((max(Fraction(0), sl.line.start - Fraction(shot.start) / rate),
                      min(Fraction(shot.frames) / rate,
-                         sl.line.end - Fraction(shot.start) / rate), character,
-                     sl.line.text or "...")
+                         sl.line.end - Fraction(shot.start) / rate), labels[character],
+                     html.escape(sl.line.text or "...", quote=False))
                     for character, said in lines.items() for sl in said),
                    key=lambda cue: (cue[0], cue[1], cue[2]))
-    return "\n".join(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{character}: {text}\n"
-                     for n, (a, b, character, text) in enumerate(timed, start=1))
+    return "\n".join(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{label}: {text}\n"
+                     for n, (a, b, label, text) in enumerate(timed, start=1))
+
+
+def _speaker_labels(characters: Iterable[str]) -> dict[str, str]:
+    """The name each character's lines go under in a shot's script: the character's own
+    where the script reader reads ``NAME: text`` back as exactly that speaker, else
+    ``SPEAKER n`` (unused by the others). A name such as ``Dr Kim``, ``t1`` or a lower-case
+    one reads as no speaker (the name spoken as part of the line, and two such speakers on
+    screen one voice), and ``ANA: BEN`` as ANA."""
+    names = list(characters)
+    labels = {c: c for c in names if _reads_back(c)}
+    n = 0
+    for c in names:
+        if c not in labels:
+            n += 1
+            while f"SPEAKER {n}" in names or f"SPEAKER {n}" in labels.values():
+                n += 1
+            labels[c] = f"SPEAKER {n}"
+    return {c: labels[c] for c in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _reads_back(name: str) -> bool:
+    """Whether a cue ``NAME: x`` reads back (``load_script``) as speaker ``name`` saying x."""
+    from pipelines.speech.script import ScriptError, load_script
+
+    probe = f"1\n00:00:00,000 --> 00:00:01,000\n{name}: x\n"
+    try:
+        cues = load_script(probe.encode(), fmt="srt").cues
+    except ScriptError:
+        return False
+    return len(cues) == 1 and cues[0].speaker == name and cues[0].text == "x"
 
 
 def _srt_time(t: Fraction) -> str:

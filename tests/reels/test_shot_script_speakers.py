@@ -1,0 +1,206 @@
+"""Hostile speaker names and line texts in a scripted shot (issue 17), at the seam between the
+reel job and the render, without rendering: the reel job writes the shot's lines of every
+speaker on screen into one script and maps each speaker to a face; the render reads that
+script back and drives each face with the cues whose speaker its map names. Every cue must
+come back under the face of the character who says it, with the text the character says:
+
+* a line whose text carries a WebVTT voice span (``&lt;v BEN&gt;`` in an SRT script, or
+  ``<v BEN>`` in a CSV table's text) was read back as BEN's line, moving BEN's face during
+  ANA's line;
+* a character whose name the script reader does not read back as a speaker (``Dr Kim`` from
+  a ``<v Dr Kim>`` voice span or a CSV table, ``t1``, a lower-case or over-long name,
+  ``ANA: BEN``) failed the shot when two speakers were on screen, and alone had its name
+  spoken as part of the line.
+
+The render itself is replaced by a stub that keeps the request (``start_render``), and the
+shot's faces are given (``_identify``): each case runs in milliseconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from pipelines.reel import Shot
+from pipelines.reel.dialogue import DialogueLine, ShotLine
+from pipelines.speech.script import load_script
+from studio.reels.job import ReelJob, ReelRelease, ShotPlan
+from studio.render.request import RenderRequest
+
+RATE = Fraction(25)
+SHOT = Shot(0, 0, 50, None, "01:00:00:00", "01:00:02:00")
+
+
+@dataclass(frozen=True)
+class _Match:
+    performer_id: str | None
+
+
+@dataclass(frozen=True)
+class _Track:
+    track_id: str
+    match: _Match
+
+
+class _Stop(Exception):
+    """Raised by the stub render once it has the request."""
+
+
+def _job(tmp_path: Path, cast: dict[str, str]) -> ReelJob:
+    ctx: Any = SimpleNamespace(settings=SimpleNamespace(data_dir=tmp_path / "data"))
+    reel: Any = SimpleNamespace(reel_id="r1", project_id="demo-dub", cast=cast,
+                                shots=SimpleNamespace(frame_rate=RATE))
+    job = ReelJob(ctx, None, reel, ReelRelease("fr", "FR", "Op"), [])  # type: ignore[arg-type]
+    job.lang_folder.mkdir(parents=True)
+    return job
+
+
+def _line(character: str, start: float, end: float, text: str) -> ShotLine:
+    line = DialogueLine(1, character, Fraction(str(start)), Fraction(str(end)), text, "test")
+    return ShotLine(line, 0, round(line.start * RATE), round(line.end * RATE))
+
+
+def _requested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cast: dict[str, str],
+               faces: dict[str, str], said: dict[str, tuple[ShotLine, ...]]
+               ) -> RenderRequest:
+    """The render request the reel job makes for a scripted shot where ``said`` are the
+    cast characters' lines and ``faces`` the shot's tracks (label → performer)."""
+    from studio.services import render as render_service
+
+    job = _job(tmp_path, cast)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(b"not read")
+    seen: list[RenderRequest] = []
+
+    def start_render(ctx: Any, request: RenderRequest) -> Any:
+        seen.append(request)
+        raise _Stop
+
+    monkeypatch.setattr(render_service, "start_render", start_render)
+    identity = SimpleNamespace(tracks=[_Track(t, _Match(p)) for t, p in faces.items()],
+                               matches=())
+    monkeypatch.setattr(job, "_identify", lambda cut: identity)
+    plan = ShotPlan(SHOT, tuple(said), "k" * 64, {}, dict.fromkeys(said, cut), said)
+    with pytest.raises(_Stop):
+        job._render(plan, cut)
+    (request,) = seen
+    return request
+
+
+def _read_back(request: RenderRequest) -> list[tuple[str | None, str]]:
+    """Each cue of the render's script as the render takes it: (face it drives, text)."""
+    assert request.script is not None
+    script = load_script(request.script, duration=Fraction(SHOT.frames) / RATE)
+    speakers = request.speakers
+    return [(speakers.get(c.speaker) if c.speaker is not None
+             else (request.tracks[0] if len(request.tracks) == 1 else None), c.text)
+            for c in script.cues]
+
+
+CAST = {"ANA": "ana-p", "BEN": "ben-p"}
+FACES = {"t1": "ana-p", "t2": "ben-p"}
+
+
+@pytest.mark.parametrize("text", [
+    "<v BEN>Bonjour",  # an SRT cue "ANA: &lt;v BEN&gt;Bonjour", or a CSV cell as is
+    "<v.loud BEN>Bonjour",
+    "Bonjour <v BEN>toi",
+])
+def test_a_voice_span_in_a_line_never_moves_another_speakers_face(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    said = {"ANA": (_line("ANA", 0.1, 0.7, text),),
+            "BEN": (_line("BEN", 1.0, 1.6, "Merci"),)}
+    request = _requested(tmp_path, monkeypatch, CAST, FACES, said)
+    assert request.tracks == ("t1", "t2")
+    # ANA's line drives ANA's face (t1), with its text as written, and never BEN's (t2).
+    assert _read_back(request) == [("t1", text), ("t2", "Merci")]
+
+
+@pytest.mark.parametrize("text", ["1 < 2 & 3 > 2", "A --> B", "&amp; &lt;i&gt;"])
+def test_a_lines_text_comes_back_as_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    said = {"ANA": (_line("ANA", 0.1, 0.7, text),),
+            "BEN": (_line("BEN", 1.0, 1.6, "Merci"),)}
+    request = _requested(tmp_path, monkeypatch, CAST, FACES, said)
+    assert _read_back(request) == [("t1", text), ("t2", "Merci")]
+
+
+@pytest.mark.parametrize("name", [
+    "Dr Kim", "t1", "T2", "ana", "ANA: BEN", "2ND GUARD", "O'BRIEN & CO", "A" * 64,
+    "<v BEN>", "SPEAKER 1", "Zoë", "JEAN-LUC",
+])
+def test_any_cast_name_comes_back_as_its_own_speaker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Two speakers on screen, one of them with a name the script reader would not read back
+    as itself (or would read as someone else): both faces are driven, each by its own lines,
+    overlapping lines included, and no name is spoken as part of a line."""
+    cast = {name: "ana-p", "BEN": "ben-p"}
+    said = {name: (_line(name, 0.1, 0.9, "Bonjour"),),
+            "BEN": (_line("BEN", 0.5, 1.6, "Merci"),)}
+    request = _requested(tmp_path, monkeypatch, cast, FACES, said)
+    assert request.tracks == ("t1", "t2")
+    assert _read_back(request) == [("t1", "Bonjour"), ("t2", "Merci")]
+
+
+def test_a_lone_speaker_whose_name_is_not_read_as_one_does_not_say_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    said = {"Dr Kim": (_line("Dr Kim", 0.1, 0.9, "Bonjour"),)}
+    request = _requested(tmp_path, monkeypatch, {"Dr Kim": "ana-p"}, {"t1": "ana-p"}, said)
+    assert request.tracks == ("t1",)
+    assert _read_back(request) == [("t1", "Bonjour")]
+
+
+def test_five_speakers_on_screen_four_rendered_the_fifth_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["ANA", "BEN", "CLEO", "DAN", "EVE"]
+    cast = {n: f"{n.lower()}-p" for n in names}
+    faces = {f"t{i}": f"{n.lower()}-p" for i, n in enumerate(names, start=1)}
+    said = {n: (_line(n, 0.1 + 0.3 * i, 0.35 + 0.3 * i, f"Ligne {i}"),)
+            for i, n in enumerate(names)}
+    job_notes: list[str] = []
+    monkeypatch.setattr(ReelJob, "__post_init__", _keep_notes(job_notes))
+    request = _requested(tmp_path, monkeypatch, cast, faces, said)
+    assert request.tracks == ("t1", "t2", "t3", "t4")
+    assert _read_back(request) == [(f"t{i + 1}", f"Ligne {i}") for i in range(4)]
+    assert any("EVE" in n and "only ANA, BEN, CLEO, DAN rendered" in n for n in job_notes), \
+        job_notes
+
+
+def test_a_speaker_not_recognised_on_screen_is_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEN speaks and is cast, but his face is not recognised (never enrolled, or his grant
+    revoked and his templates deleted): only ANA's face is rendered, ANA's lines only, and the
+    notes say BEN was not."""
+    said = {"ANA": (_line("ANA", 0.1, 0.7, "Bonjour"),),
+            "BEN": (_line("BEN", 1.0, 1.6, "Merci"),)}
+    job_notes: list[str] = []
+    monkeypatch.setattr(ReelJob, "__post_init__", _keep_notes(job_notes))
+    request = _requested(tmp_path, monkeypatch, CAST, {"t1": "ana-p", "t2": None}, said)
+    assert request.tracks == ("t1",)
+    assert _read_back(request) == [("t1", "Bonjour")]
+    assert any("BEN" in n and "shot 0" in n for n in job_notes), job_notes
+
+
+def _keep_notes(notes: list[str]) -> Any:
+    original = ReelJob.__post_init__
+
+    def post_init(self: ReelJob) -> None:
+        original(self)
+        self.notes = notes
+    return post_init
+
+
+
+def test_a_name_taken_by_another_speaker_is_never_an_alias(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Dr Kim`` goes under an alias, and the alias is never a name on screen."""
+    cast = {"Dr Kim": "ana-p", "SPEAKER 1": "ben-p"}
+    said = {"Dr Kim": (_line("Dr Kim", 0.1, 0.9, "Bonjour"),),
+            "SPEAKER 1": (_line("SPEAKER 1", 0.5, 1.6, "Merci"),)}
+    request = _requested(tmp_path, monkeypatch, cast, FACES, said)
+    assert _read_back(request) == [("t1", "Bonjour"), ("t2", "Merci")]
+    assert len(set(request.speakers)) == 2
