@@ -163,15 +163,23 @@ def load_channels(path: str | os.PathLike[str], stream: int = 0) -> list[Audio]:
                 path, f"sample rate {cc.sample_rate} Hz outside {MIN_RATE}-{MAX_RATE} Hz")
         chunks: list[NDArray[np.float32]] = []
         resampler: av.AudioResampler | None = None
+
+        def planes(out: av.AudioFrame) -> NDArray[np.float32]:
+            # Interleaved float, taken apart here: PyAV's to_ndarray of a planar frame of
+            # eight channels crashes the process (a segmentation fault).
+            packed = np.asarray(out.to_ndarray(), dtype=np.float32).reshape(
+                -1, out.layout.nb_channels)
+            return np.ascontiguousarray(packed.T)
+
         try:
             for frame in container.decode(astream):
-                if resampler is None:  # planar float in the file's own channel order
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout,
+                if resampler is None:  # interleaved float in the file's own channel order
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout,
                                                   rate=cc.sample_rate)
                 for out in resampler.resample(frame):
-                    chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+                    chunks.append(planes(out))
             for out in resampler.resample(None) if resampler is not None else ():
-                chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+                chunks.append(planes(out))
         except av.FFmpegError as exc:
             got = sum(c.shape[1] for c in chunks)
             raise CorruptMediaError(

@@ -76,6 +76,23 @@ def test_load_channels_takes_discrete_channels_apart(tmp_path: Path) -> None:
     assert len(load_channels(gen.GRID[0])) == 2
 
 
+@pytest.mark.parametrize("count", [7, 8])
+def test_load_channels_takes_apart_up_to_its_maximum(tmp_path: Path, count: int) -> None:
+    """Every count up to MAX_DISCRETE_CHANNELS (8) comes back, each channel alone and in
+    order: eight channels decoded as planar float crashed the process (PyAV's to_ndarray,
+    a segmentation fault) rather than returning or raising."""
+    from pipelines.media.audio import MAX_DISCRETE_CHANNELS
+
+    assert count <= MAX_DISCRETE_CHANNELS
+    rate, n = 48000, 9000
+    levels = np.arange(1, count + 1, dtype=np.float32) / 10
+    path = _wav(tmp_path / f"c{count}.wav", np.repeat(levels[:, None], n, axis=1), rate)
+    channels = load_channels(path)
+    assert [(c.channels, c.rate, c.frames) for c in channels] == [(1, rate, n)] * count
+    for channel, level in zip(channels, levels, strict=True):
+        assert np.allclose(channel.samples, level, atol=1e-3)
+
+
 def test_load_channels_refuses_more_than_it_takes_apart(tmp_path: Path) -> None:
     from pipelines.media import UnsupportedMediaError
 
