@@ -17,6 +17,7 @@ shot's faces are given (``_identify``): each case runs in milliseconds."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -65,7 +66,7 @@ def _line(character: str, start: float, end: float, text: str) -> ShotLine:
 
 
 def _requested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cast: dict[str, str],
-               faces: dict[str, str], said: dict[str, tuple[ShotLine, ...]]
+               faces: Mapping[str, str | None], said: Mapping[str, tuple[ShotLine, ...]]
                ) -> RenderRequest:
     """The render request the reel job makes for a scripted shot where ``said`` are the
     cast characters' lines and ``faces`` the shot's tracks (label → performer)."""
@@ -84,7 +85,7 @@ def _requested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cast: dict[str, 
     identity = SimpleNamespace(tracks=[_Track(t, _Match(p)) for t, p in faces.items()],
                                matches=())
     monkeypatch.setattr(job, "_identify", lambda cut: identity)
-    plan = ShotPlan(SHOT, tuple(said), "k" * 64, {}, dict.fromkeys(said, cut), said)
+    plan = ShotPlan(SHOT, tuple(said), "k" * 64, {}, dict.fromkeys(said, cut), dict(said))
     with pytest.raises(_Stop):
         job._render(plan, cut)
     (request,) = seen
