@@ -448,13 +448,19 @@ class ReelJob:
         try:
             outcome = start_render(ctx, request).run()
         except (RenderDenied, ConsentRefused) as exc:
+            # One decision for every chosen face: a deny (any one performer's grant) is the
+            # whole shot's, and the record names every face that was asked about.
             return ShotRecord(index, ShotState.REFUSED, plan.key, plan.characters, str(exc),
                               {"decision_id": exc.decision.decision_id,
-                               "character": character, "track": label})
+                               "character": character, "track": label,
+                               "characters": chosen,
+                               "tracks": {c: found[c] for c in chosen}})
         except (StudioError, ConsentError, PipelineError, ValueError) as exc:
             return ShotRecord(index, ShotState.FAILED, plan.key, plan.characters,
                               f"{type(exc).__name__}: {exc}",
-                              {"character": character, "track": label})
+                              {"character": character, "track": label,
+                               "characters": chosen,
+                               "tracks": {c: found[c] for c in chosen}})
         return ShotRecord(index, ShotState.RENDERED, plan.key, plan.characters, None, {
             "character": character, "track": label, "performer": self.reel.cast[character],
             "characters": chosen, "tracks": {c: found[c] for c in chosen},
