@@ -1,0 +1,127 @@
+"""The streaming loop's write-behind stage (pipelines.edits.stream): the hook and the writer run
+on a thread of their own, one frame behind the edit; order, errors, cancellation and memory
+must be what the one-thread loop gave."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from pipelines.edits import stream
+from pipelines.edits.guard import EditGuard
+from pipelines.edits.stream import StreamControls, edit_stream
+
+
+class _Guard:
+    """Stands for the edit guard: marks each frame with its index, in the calling thread."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def apply(self, index: int, rgb: NDArray[np.uint8]) -> None:
+        self.threads.add(threading.current_thread().name)
+        rgb[0, 0, 0] = index % 256
+
+
+class _Writer:
+    def __init__(self, fail_at: int | None = None, delay: float = 0.0) -> None:
+        self.written: list[int] = []
+        self.threads: set[str] = set()
+        self.fail_at = fail_at
+        self.delay = delay
+
+    def write(self, frame: Any) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        value = int(frame[1, 0, 0])
+        if value == self.fail_at:
+            raise OSError(f"disk full at frame {value}")
+        self.written.append(value)
+
+
+def _frames(n: int) -> list[tuple[int, NDArray[np.uint8]]]:
+    out = []
+    for i in range(n):
+        rgb = np.zeros((4, 4, 3), np.uint8)
+        rgb[1, 0, 0] = i
+        out.append((i, rgb))
+    return out
+
+
+def _guard(g: _Guard) -> EditGuard:
+    return cast(EditGuard, g)
+
+
+def test_every_frame_is_hooked_then_written_in_order_on_one_writer_thread() -> None:
+    guard, writer = _Guard(), _Writer()
+    hooked: list[tuple[int, int]] = []
+    progress: list[int] = []
+
+    def hook(index: int, rgb: NDArray[np.uint8]) -> None:
+        # The hook sees the edited frame (the guard's mark) before its encode.
+        hooked.append((index, int(rgb[0, 0, 0])))
+        assert len(writer.written) == index
+
+    done = edit_stream(_frames(50), _guard(guard), writer, total=50, what="test",
+                       controls=StreamControls(progress=lambda n, _: progress.append(n),
+                                               frame_hook=hook))
+    assert done == 50
+    assert writer.written == list(range(50))
+    assert hooked == [(i, i) for i in range(50)]
+    assert progress == list(range(1, 51))
+    assert guard.threads == {threading.current_thread().name}
+    assert writer.threads == {"edit-stream-writer"}
+    assert not [t for t in threading.enumerate() if t.name == "edit-stream-writer"]
+
+
+def test_a_writer_error_is_raised_in_the_editing_thread_and_stops_the_loop() -> None:
+    guard, writer = _Guard(), _Writer(fail_at=7)
+    with pytest.raises(OSError, match="disk full at frame 7"):
+        edit_stream(_frames(200), _guard(guard), writer, total=200, what="test",
+                    controls=StreamControls())
+    assert writer.written == list(range(7))
+    assert not [t for t in threading.enumerate() if t.name == "edit-stream-writer"]
+
+
+def test_cancel_stops_the_writer_without_writing_the_queued_frames() -> None:
+    guard, writer = _Guard(), _Writer(delay=0.01)
+    edited = 0
+
+    def cancelled() -> bool:
+        return edited >= 20
+
+    def frames() -> Any:
+        nonlocal edited
+        for item in _frames(200):
+            edited += 1
+            yield item
+
+    with pytest.raises(InterruptedError, match="test cancelled"):
+        edit_stream(frames(), _guard(guard), writer, total=200, what="test",
+                    controls=StreamControls(cancelled=cancelled))
+    # At most the frames queued behind the one in hand were dropped; none after the cancel.
+    assert writer.written == list(range(len(writer.written)))
+    assert len(writer.written) <= 20
+    assert not [t for t in threading.enumerate() if t.name == "edit-stream-writer"]
+
+
+def test_memory_is_bounded_by_the_write_behind_depth() -> None:
+    """A slow writer holds the editing thread back: never more than WRITE_BEHIND frames
+    wait (plus the one being written and the one being handed over)."""
+    guard, writer = _Guard(), _Writer(delay=0.005)
+    ahead: list[int] = []
+
+    def frames() -> Any:
+        for i, item in enumerate(_frames(60)):
+            ahead.append(i - len(writer.written))
+            yield item
+
+    edit_stream(frames(), _guard(guard), writer, total=60, what="test",
+                controls=StreamControls())
+    assert max(ahead) <= stream.WRITE_BEHIND + 2
