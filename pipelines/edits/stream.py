@@ -38,6 +38,9 @@ Progress = Callable[[int, int], None]
 """``progress(frames_done, total)`` after each frame is edited and handed to the writer."""
 WRITE_BEHIND = 2
 """Edited frames that may wait for the writer thread (720p RGB: 2.8 MB each)."""
+READ_AHEAD = 2
+"""Decoded frames the pipelines' readers keep ready (``VideoReader(read_ahead=...)``): the
+decode of the next frames runs beside the edit of this one, as the encode of the last does."""
 
 
 class FrameWriter(Protocol):

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
 from pipelines.edits.stream import (
+    READ_AHEAD,
     FrameHook,
     FrameWriter,
     Progress,
@@ -107,7 +108,7 @@ def run_lipsync(job: LipSyncJob, backend: LipSyncBackend, *,
     output = Path(job.output)
     sidecar = job.sidecar or output.with_name(output.name + ".visemes.json")
     try:
-        with VideoReader(analysis.source, on_vfr="conform") as reader, \
+        with VideoReader(analysis.source, on_vfr="conform", read_ahead=READ_AHEAD) as reader, \
                 VideoWriter(output, reader.output, codec=job.codec, crf=job.crf,
                             preset=job.preset, audio=job.audio) as writer:
             written = edit_stream(reader, guard, writer, total=total, what="lip-sync",
@@ -187,7 +188,7 @@ def run_lipsync_range(job: LipSyncJob, backend: LipSyncBackend, frames: tuple[in
                 _start_at(guard, first)
             yield frame
 
-    with VideoReader(job.analysis.source, on_vfr="conform") as reader:
+    with VideoReader(job.analysis.source, on_vfr="conform", read_ahead=READ_AHEAD) as reader:
         written = edit_stream(ranged(reader), guard, writer, total=last - first + 1,
                               what="lip-sync", controls=controls)
     if written != last - first + 1:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from types import TracebackType
@@ -73,11 +75,14 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike[str], *, on_vfr: VfrPolicy = "refuse",
                  conform_rate: Fraction | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 threads: int = 0) -> None:
+                 threads: int = 0, read_ahead: int = 0) -> None:
         self.info: MediaInfo = probe(path, max_pixels=max_pixels, require_video=True)
         self.video: VideoStreamInfo = self.info.require_video()
         self.path = self.info.path
         self._threads = threads
+        if read_ahead < 0:
+            raise ValueError("read_ahead is a number of frames, >= 0")
+        self._read_ahead = read_ahead
         self._container: av.container.InputContainer | None = None
         self._started = False
         self._reformatter = VideoReformatter()
@@ -124,15 +129,17 @@ class VideoReader:
         if self._started:
             raise RuntimeError("a VideoReader iterates once; open a new one to read again")
         self._started = True
+        frames = self._conformed() if self.conforming else self._constant()
         try:
-            if self.conforming:
-                yield from self._conformed()
+            if self._read_ahead:
+                yield from _read_ahead(frames, self._read_ahead)
             else:
-                yield from self._constant()
+                yield from frames
         finally:
+            frames.close()
             self.close()
 
-    def _constant(self) -> Iterator[Frame]:
+    def _constant(self) -> Generator[Frame]:
         count = 0
         for frame in self._decoded():
             yield Frame(count, self._seconds(frame, count), self._rgb(frame))
@@ -142,7 +149,7 @@ class VideoReader:
                 self.path, f"decoded {count} frames but the stream holds "
                            f"{self.video.frame_count}: frames are missing or undecodable")
 
-    def _conformed(self) -> Iterator[Frame]:
+    def _conformed(self) -> Generator[Frame]:
         start = self.video.start_time
         rate = self.frame_rate
         pending: av.VideoFrame | None = None
@@ -201,6 +208,63 @@ class VideoReader:
             frame, format="rgb24", src_colorspace=self._matrix, src_color_range=self._range
         ).to_ndarray()
         return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def _read_ahead(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
+    """``frames`` decoded on a thread of their own, at most ``depth`` ahead of the consumer.
+
+    The decode and the YUV → RGB conversion release the GIL, so a render's edit of one frame
+    runs beside the decode of the next. Errors are raised in the consumer, in order (after
+    the frames decoded before them); a consumer that stops early stops the thread, which
+    finishes the frame in hand and is joined before the generator is closed, so the file is
+    never closed under a running decode.
+    """
+    handed: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        handed.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handed.put(_END)
+        except BaseException as exc:  # raised again in the consumer, after what came before
+            handed.put(_Failed(exc))
+
+    thread = threading.Thread(target=produce, name="video-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handed.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            assert isinstance(item, Frame)
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                while True:
+                    handed.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.1)
 
 
 def upright(rgb: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:

@@ -41,7 +41,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
-from pipelines.edits.stream import FrameHook, Progress, StreamControls, edit_stream
+from pipelines.edits.stream import (
+    READ_AHEAD,
+    FrameHook,
+    Progress,
+    StreamControls,
+    edit_stream,
+)
 from pipelines.errors import PipelineInputError
 from pipelines.faces.analysis import ShotAnalysis
 from pipelines.faces.geometry import mouth_opening
@@ -195,7 +201,7 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
     others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
     guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
     streams_out.append(guard)
-    with VideoReader(analysis.source, on_vfr="conform") as reader, \
+    with VideoReader(analysis.source, on_vfr="conform", read_ahead=READ_AHEAD) as reader, \
             VideoWriter(job.output, reader.output, codec=job.codec, crf=job.crf,
                         preset=job.preset, audio=job.audio) as writer:
         written = edit_stream(reader, guard, writer, total=total, what="reenactment",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -182,3 +183,33 @@ def test_grid_copy_is_fine(tmp_path: Path) -> None:
     copy = tmp_path / "copy.mpg"
     shutil.copy(gen.GRID[0], copy)
     assert probe(copy).require_video().frame_count == 75
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.55, 0.8, 0.95])
+def test_read_ahead_fails_as_the_plain_reader_does(small_mp4: Path, tmp_path: Path,
+                                                  fraction: float,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that stops decoding part way, read with ``read_ahead``: the same frames, then
+    the same error, raised in the consumer (not lost on the decode thread)."""
+    decoded = VideoReader._decoded
+    stop_after = int(20 * fraction)
+
+    def failing(self: VideoReader) -> Any:
+        for n, frame in enumerate(decoded(self)):
+            if n == stop_after:
+                raise TruncatedMediaError(self.path, f"reading stopped after {n} frames")
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "_decoded", failing)
+    outcomes = []
+    for depth in (0, 2):
+        got: list[int] = []
+        error: str | None = None
+        try:
+            with VideoReader(small_mp4, read_ahead=depth) as reader:
+                got.extend(f.index for f in reader)
+        except TruncatedMediaError as exc:
+            error = str(exc)
+        outcomes.append((got, error))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == (list(range(stop_after)), outcomes[0][1]) and outcomes[0][1]

@@ -131,3 +131,34 @@ def test_memory_does_not_grow_with_length(long_clip: Path, tmp_path: Path) -> No
     assert peak - baseline < 50 * 2**20, f"RSS grew {(peak - baseline) / 2**20:.1f} MB"
     # Python-level allocations (numpy frames included): a handful of 311 kB frames.
     assert traced_peak < 10 * 2**20, f"traced peak {traced_peak / 2**20:.1f} MB"
+
+
+def _read(path: Path, **kwargs: object) -> list[tuple[int, Fraction, bytes]]:
+    with VideoReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+        return [(f.index, f.pts, f.rgb.tobytes()) for f in reader]
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_read_ahead_gives_the_same_frames(clip_vfr: Path, depth: int) -> None:
+    """Decoding on a thread of its own (``read_ahead``) changes nothing a consumer sees:
+    indices, timestamps and pixels, for a constant-rate file and a conformed VFR one."""
+    assert _read(gen.GRID[0], read_ahead=depth) == _read(gen.GRID[0])
+    with pytest.warns(VariableFrameRateWarning):
+        plain = _read(clip_vfr, on_vfr="conform")
+    with pytest.warns(VariableFrameRateWarning):
+        ahead = _read(clip_vfr, on_vfr="conform", read_ahead=depth)
+    assert ahead == plain
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
+    import threading
+
+    reader = VideoReader(gen.GRID[0], read_ahead=2)
+    with reader:
+        for frame in reader:
+            if frame.index == 3:
+                break
+    assert reader._container is None  # the file is closed, after the decode thread
+    assert not [t for t in threading.enumerate() if t.name == "video-reader"]
+    with pytest.raises(ValueError, match="read_ahead"):
+        VideoReader(gen.GRID[0], read_ahead=-1)
