@@ -115,7 +115,11 @@ def frame_hashes_of(path: Path, samples: int = 5, *,
     wanted = sorted({min(count - 1, int((k + 0.5) * count / samples)) for k in range(samples)})
     groups: list[list[int]] = [[] for _ in crops]
     with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
+        stream = container.streams.video[0]
+        # Every frame up to the last sample is decoded (references); the decoder's own
+        # threads cut that on two cores (300 frames of 720p: 1.18 -> 0.83 s at load 3).
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
             if index in wanted:
                 rgb = frame.to_ndarray(format="rgb24")
                 for group, fraction in zip(groups, crops, strict=True):
