@@ -330,9 +330,10 @@ class ReelJob:
             else:
                 self.reels.set_shot(job_id, ShotRecord(index, ShotState.RENDERING, plan.key,
                                                        plan.characters))
-                record = self._render(plan, cuts[index])
+                previous = before[index]
+                record = self._render(plan, cuts[index], previous)
                 self.reels.set_shot(job_id, record)
-                if record.state is ShotState.RENDERED:
+                if record.state is ShotState.RENDERED and record is not previous:
                     rendered.append(index)
             if self.between is not None:
                 self.between(index)
@@ -341,11 +342,16 @@ class ReelJob:
     def _kept(self, record: ShotRecord, plan: ShotPlan) -> bool:
         """A finished shot whose inputs are unchanged (and whose render is still there). A
         shot copied because its speaker was not on screen is looked at again, like a
-        refused one: an enrolment or a grant may have changed that since."""
+        refused one: an enrolment or a grant may have changed that since; so is a shot
+        rendered for some of its speakers only (``_render`` keeps it when the faces it would
+        now edit are the same)."""
         if not record.state.finished or record.input_key != plan.key:
             return False
         if record.state is ShotState.COPIED:
             return not record.characters
+        return self._render_still_good(record) and not _partial(record)
+
+    def _render_still_good(self, record: ShotRecord) -> bool:
         output = record.outcome.get("output")
         return output is not None and Path(output).is_file() and self._grants_active(record)
 
@@ -365,8 +371,11 @@ class ReelJob:
     def _cut_path(self, shot: Shot) -> Path:
         return self.folder / "shots" / f"s{shot.index:03d}-{shot.start}-{shot.end}.mp4"
 
-    def _render(self, plan: ShotPlan, cut: Path) -> ShotRecord:
-        """Identify the shot's faces, choose the speaking character's, render it."""
+    def _render(self, plan: ShotPlan, cut: Path, previous: ShotRecord | None = None
+                ) -> ShotRecord:
+        """Identify the shot's faces, choose the speaking characters', render them; or keep
+        ``previous``, a render of this shot's inputs for some of its speakers, when the
+        faces chosen now are the ones it edited."""
         from studio.render.request import MAX_SPEAKERS, RenderRequest
         from studio.services.refusals import refuse_unconsented_shot
         from studio.services.render import start_render
@@ -422,6 +431,11 @@ class ReelJob:
         if others:
             self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; "
                               f"only {', '.join(chosen)} rendered")
+        if (previous is not None and previous.state is ShotState.RENDERED
+                and previous.input_key == plan.key
+                and previous.outcome.get("tracks") == {c: found[c] for c in chosen}
+                and self._render_still_good(previous)):
+            return previous  # the speakers it left out are still not on screen
         label = found[character]
         name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
                 f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
@@ -554,6 +568,11 @@ def _exclusive(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _partial(record: ShotRecord) -> bool:
+    """A render that left out some of the shot's speakers (not on screen with consent then)."""
+    return not set(record.characters) <= set(record.outcome.get("characters", ()))
 
 
 def _shot_script(lines: Mapping[str, tuple[Any, ...]], shot: Shot, rate: Fraction) -> str:

@@ -56,13 +56,14 @@ def _stem(path: Path, clip: str, at: float, seconds: float = 1.2) -> Path:
 
 
 def _consented(registry: Registry, performer_id: str, name: str, clip: str,
-               grant_id: str) -> None:
-    """GRID speaker ``clip`` as a performer: registered, their own key and signed grant,
-    face enrolled."""
+               grant_id: str, *, register: bool = True) -> None:
+    """GRID speaker ``clip`` as a performer: registered (unless ``register`` is false: done
+    already), their own key and signed grant, face enrolled."""
     key = PrivateKey.generate()
     legal = f"{name} Example (GRID speaker {clip})"
-    registry.register_performer(performer_id, legal, professional_name=name,
-                                officer="Test Officer")
+    if register:
+        registry.register_performer(performer_id, legal, professional_name=name,
+                                    officer="Test Officer")
     registry.add_key(performer_id, key.public_key, officer="Test Officer")
     draft: dict[str, Any] = yaml.safe_load((DEMO / "demo-grant.draft.yaml").read_text())
     draft |= {"grant_id": grant_id, "signed_at": "2026-11-30T00:00:00Z",
@@ -292,3 +293,41 @@ def test_three_speakers_on_screen_render_in_one_pass(
         a, b = spoken[character]
         assert voiced and all(a - 0.1 <= start and end <= b + 0.1 for start, end in voiced), (
             character, voiced)
+
+
+def test_a_shot_rendered_for_one_of_two_speakers_is_rendered_again_once_the_other_consents(
+        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    """BEN speaks in the two-person shot but is not enrolled yet: the shot is rendered for
+    ANA alone (BEN's face untouched, said so). Once BEN consents and is enrolled, the next
+    run renders the shot again for both; a run after that keeps it (nothing rendered)."""
+    ctx = AppContext(settings, registry)
+    source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
+    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
+    registry.register_performer("ben-performer", "Ben Example (GRID speaker lbbc2a)",
+                                professional_name="Ben", officer="Test Officer")
+    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
+    reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
+    stems = {"ANA": _stem(tmp_path / "ana.fr.wav", "brbk7n", 0.2),
+             "BEN": _stem(tmp_path / "ben.fr.wav", "lbax4n", 0.3)}
+    release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
+    job = reels.ReelRender(reel.reel_id, release, stems)
+
+    first = reels.render_reel(ctx, job)
+    shot = first.shots[0]
+    assert shot.state is ShotState.RENDERED and shot.outcome["characters"] == ["ANA"], (
+        shot, first.notes)
+    assert any("BEN not on screen" in n for n in first.notes), first.notes
+    assert first.rendered_now == (0,)
+
+    # BEN consents (his key, grant and face), nothing else changes: asked again, the shot
+    # renders both faces.
+    _consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT, register=False)
+    second = reels.render_reel(ctx, job)
+    shot = second.shots[0]
+    assert shot.state is ShotState.RENDERED, (shot.reason, second.notes)
+    assert sorted(shot.outcome["characters"]) == ["ANA", "BEN"], (shot.outcome, second.notes)
+    assert second.rendered_now == (0,)
+
+    third = reels.render_reel(ctx, job)
+    assert third.rendered_now == ()
+    assert third.shots[0].outcome["output"] == shot.outcome["output"]
