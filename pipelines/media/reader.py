@@ -83,6 +83,7 @@ class VideoReader:
         if read_ahead < 0:
             raise ValueError("read_ahead is a number of frames, >= 0")
         self._read_ahead = read_ahead
+        self._ahead: _ReadAhead | None = None
         self._container: av.container.InputContainer | None = None
         self._started = False
         self._reformatter = VideoReformatter()
@@ -120,7 +121,11 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        """Release the decoder and the file (also done at the end of iteration)."""
+        """Release the decoder and the file (also done at the end of iteration). A read-ahead
+        thread is stopped and joined first: the file is never closed under its decode (a
+        consumer that raised may leave the iteration unfinished until its traceback goes)."""
+        if self._ahead is not None:
+            self._ahead.stop()
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -132,7 +137,8 @@ class VideoReader:
         frames = self._conformed() if self.conforming else self._constant()
         try:
             if self._read_ahead:
-                yield from _read_ahead(frames, self._read_ahead)
+                self._ahead = _ReadAhead(frames, self._read_ahead)
+                yield from self._ahead
             else:
                 yield from frames
         finally:
@@ -218,53 +224,58 @@ class _Failed:
     error: BaseException
 
 
-def _read_ahead(frames: Iterator[Frame], depth: int) -> Iterator[Frame]:
+class _ReadAhead:
     """``frames`` decoded on a thread of their own, at most ``depth`` ahead of the consumer.
 
     The decode and the YUV → RGB conversion release the GIL, so a render's edit of one frame
     runs beside the decode of the next. Errors are raised in the consumer, in order (after
-    the frames decoded before them); a consumer that stops early stops the thread, which
-    finishes the frame in hand and is joined before the generator is closed, so the file is
-    never closed under a running decode.
+    the frames decoded before them). ``stop`` (a consumer that stops early, or the reader's
+    ``close``) lets the thread finish the frame in hand and joins it, so the file is never
+    closed under a running decode.
     """
-    handed: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
+    def __init__(self, frames: Iterator[Frame], depth: int) -> None:
+        self._frames = frames
+        self._handed: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="video-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
         try:
-            for frame in frames:
-                while not stop.is_set():
-                    try:
-                        handed.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for frame in self._frames:
+                if not self._hand(frame):
                     return
-            handed.put(_END)
+            self._hand(_END)
         except BaseException as exc:  # raised again in the consumer, after what came before
-            handed.put(_Failed(exc))
+            self._hand(_Failed(exc))
 
-    thread = threading.Thread(target=produce, name="video-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handed.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            assert isinstance(item, Frame)
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
+    def _hand(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                while True:
-                    handed.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(timeout=0.1)
+                self._handed.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            while True:
+                item = self._handed.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                assert isinstance(item, Frame)
+                yield item
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def upright(rgb: NDArray[np.uint8], rotation: int) -> NDArray[np.uint8]:

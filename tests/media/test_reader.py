@@ -162,3 +162,21 @@ def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
     assert not [t for t in threading.enumerate() if t.name == "video-reader"]
     with pytest.raises(ValueError, match="read_ahead"):
         VideoReader(gen.GRID[0], read_ahead=-1)
+
+
+def test_read_ahead_is_stopped_before_the_file_closes_when_the_consumer_raises() -> None:
+    """A consumer that raises leaves its iteration unfinished while the traceback holds it;
+    leaving the ``with`` block must still stop the decode thread before closing the file."""
+    import threading
+
+    kept: list[BaseException] = []
+    try:
+        with VideoReader(gen.GRID[0], read_ahead=2) as reader:
+            for frame in reader:
+                if frame.index == 5:
+                    raise RuntimeError("an edit failed")
+    except RuntimeError as exc:
+        kept.append(exc)  # the traceback (and with it the suspended iteration) lives on
+    assert reader._container is None
+    assert not [t for t in threading.enumerate() if t.name == "video-reader"]
+    assert kept
