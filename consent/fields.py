@@ -10,13 +10,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import langcodes
-import pycountry
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
+
+# The enums live in a module of their own that needs none of the above (CLI start-up).
+from consent.enums import AfterDeathPolicy as AfterDeathPolicy
+from consent.enums import Alteration as Alteration
+from consent.enums import ApprovalDecision as ApprovalDecision
+from consent.enums import ApprovalRequirement as ApprovalRequirement
+from consent.enums import Channel as Channel
+from consent.enums import SignatoryRole as SignatoryRole
+from consent.enums import Technique as Technique
 
 WORLDWIDE = "worldwide"
 
@@ -86,8 +92,12 @@ def _long_text(value: str) -> str:
         value, True)
 
 
+# langcodes and pycountry (~0.15 s to import, with their tables) are imported on the first
+# tag or territory checked: reading a grant's status or a file's provenance often checks none.
 @lru_cache(maxsize=4096)
 def _valid_language(tag: str) -> bool:
+    import langcodes
+
     return bool(langcodes.tag_is_valid(tag))
 
 
@@ -105,6 +115,8 @@ def _language(value: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _known_territory(code: str) -> bool:
+    import pycountry
+
     if len(code) == 2:
         return pycountry.countries.get(alpha_2=code) is not None
     return pycountry.subdivisions.get(code=code) is not None  # type: ignore[no-untyped-call]
@@ -207,59 +219,11 @@ Day = Annotated[
 ]
 
 
-class Technique(StrEnum):
-    LIP_SYNC = "lip_sync"
-    FACE_REENACTMENT = "face_reenactment"
-    VOICE_SYNTHESIS = "voice_synthesis"
-    PERFORMANCE_DRIVING = "performance_driving"
-
-
-class SignatoryRole(StrEnum):
-    SELF = "self"
-    GUARDIAN = "guardian"
-    ESTATE = "estate"
-    UNION_DESIGNEE = "union_designee"
-
-
-class Channel(StrEnum):
-    THEATRICAL = "theatrical"
-    BROADCAST = "broadcast"
-    STREAMING = "streaming"
-    HOME_VIDEO = "home_video"
-    FESTIVAL = "festival"
-    PROMOTIONAL = "promotional"
-    INTERNAL_REVIEW = "internal_review"
-
-
-class Alteration(StrEnum):
-    """How much of the face a render may change; full_face includes the mouth region."""
-
-    MOUTH_REGION = "mouth_region"
-    FULL_FACE = "full_face"
-
-
-class ApprovalRequirement(StrEnum):
-    """Whether each output made under a grant waits for the performer's signed approval
-    (grant schema version 2; version 1 grants are ``not_required``)."""
-
-    REQUIRED = "required"
-    NOT_REQUIRED = "not_required"
-
-
-class ApprovalDecision(StrEnum):
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-class AfterDeathPolicy(StrEnum):
-    NONE = "none"
-    UNTIL_DATE = "until_date"
-    ESTATE_CONSENT_REQUIRED = "estate_consent_required"
-
-
 @lru_cache(maxsize=4096)  # a pure function of two tags; the gate asks it per grant per decision
 def language_covers(granted: str, requested: str) -> bool:
     """RFC 4647 basic filtering: ``fr`` covers ``fr-CA``; ``fr-FR`` does not cover ``fr-CA``."""
+    import langcodes
+
     g = langcodes.standardize_tag(granted).lower().split("-")
     r = langcodes.standardize_tag(requested).lower().split("-")
     return r[: len(g)] == g

@@ -7,17 +7,17 @@ anything: it re-parses and re-verifies the stored bytes at every decision.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -34,11 +34,18 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy import exc as exc_mod
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 from sqlalchemy.types import TypeDecorator
+
+# alembic takes ~0.2 s to import: it is imported only when a migration runs (Store.open
+# checks the version table first), which a database already at the newest revision never
+# needs.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -296,6 +303,8 @@ def _ping_if_idle(dialect: Dialect) -> Callable[[Any, ConnectionPoolEntry, Any],
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -304,7 +313,58 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
+
+
+@functools.cache
+def newest_revisions() -> frozenset[str] | None:
+    """The head revision(s) of ``migrations/versions``: those no script names as its
+    ``down_revision``, read from the scripts' own assignments. ``None`` when a script does
+    not state them as plain literals: then only alembic can tell."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in sorted((MIGRATIONS / "versions").glob("*.py")):
+        stated: dict[str, Any] = {}
+        for node in ast.parse(script.read_bytes(), str(script)).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    stated[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, down = stated.get("revision"), stated.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        downs = (down,) if down is None or isinstance(down, str) else down
+        if not isinstance(downs, tuple | list) or not all(
+                d is None or isinstance(d, str) for d in downs):
+            return None
+        parents.update(d for d in downs if d is not None)
+    heads = frozenset(revisions - parents)
+    return heads or None
+
+
+def at_newest_revision(engine: Engine) -> bool:
+    """Whether the database's ``alembic_version`` holds exactly the newest revision(s), so
+    that ``migrate`` would do nothing. ``False`` when in doubt (no version table yet, a
+    script alembic alone can read, an error): then ``migrate`` runs and decides."""
+    heads = newest_revisions()
+    if heads is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return frozenset(current) == heads
+    except exc_mod.DBAPIError:
+        return False
 
 
 class Store:
@@ -326,7 +386,7 @@ class Store:
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
         store = cls(open_engine(url))
-        if migrate_schema:
+        if migrate_schema and not at_newest_revision(store.engine):
             migrate(store.engine)
         return store
 

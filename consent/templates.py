@@ -15,17 +15,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from numpy.typing import NDArray
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentError, NotFoundError
 from consent.store import IdentityTemplateRow
+
+# numpy is imported by the functions that handle vectors: the registry imports this module,
+# and the consent and ledger commands never touch a template (start-up time).
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 KEY_BYTES = 32
 
@@ -63,6 +67,8 @@ class Template:
 
 def template_hash(vector: NDArray[np.float32]) -> str:
     """SHA-256 of the little-endian float32 bytes: what a grant's evidence can name."""
+    import numpy as np
+
     return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
 
 
@@ -80,6 +86,8 @@ class TemplateStore:
 
     def add(self, s: Session, performer_id: str, embedder: str, vector: NDArray[np.float32],
             source_sha256: str, quality: dict[str, Any], now: datetime) -> Template:
+        import numpy as np
+
         vec = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
         if not np.all(np.isfinite(vec)):
             raise ConsentError("a template vector has non-finite values")
@@ -98,6 +106,8 @@ class TemplateStore:
 
     def load(self, s: Session, *, performer_ids: list[str] | None = None,
              embedder: str | None = None) -> list[Template]:
+        import numpy as np
+
         query = select(IdentityTemplateRow).order_by(IdentityTemplateRow.created_at)
         if performer_ids is not None:
             query = query.where(IdentityTemplateRow.performer_id.in_(performer_ids))

@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # the gate's types; imported lazily (CLI start-up)
     from consent.gate import Decision, IdentityMatch
     from studio.render.events import Stage
 
+#: Exit codes of the ``studio`` command, by what the error means (which error gets which:
+#: the table in :mod:`studio.services.errors`). Here, not there, because the CLI needs them
+#: at start-up and that table imports every error family (SQLAlchemy, pydantic).
+EXIT_OK, EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4, 5
+
 
 class StudioError(Exception):
     """Base class: anything the studio refuses or cannot do."""

@@ -13,7 +13,6 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from consent.errors import ConsentError, DuplicateError, NotFoundError
 from consent.store import Store
 from studio.accounts.models import LoginThrottleRow, UserRow
+from studio.roles import Role as Role
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -39,17 +39,6 @@ MIN_PASSWORD_LENGTH = 10
 MIN_CHOSEN_PASSWORD_LENGTH = 12
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-class Role(StrEnum):
-    CONSENT_OFFICER = "consent_officer"
-    OPERATOR = "operator"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 class AccountError(ConsentError):

@@ -12,8 +12,8 @@ layer (:mod:`studio.services`).
 :mod:`.common`    settings, output, and errors as exit codes (the one table)
 ================  ===============================================================
 
-Commands import the media stack only when they run, so ``studio --help`` stays fast
-(``tests/cli/test_cli_startup.py``).
+Commands import the media stack and the consent registry only when they run, so ``studio
+--help`` and every command's ``--help`` stay fast (``tests/cli/test_cli_startup.py``).
 """
 
 from studio.cli.main import app, main

@@ -6,23 +6,19 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from consent.registry import Registry
-from studio.bootstrap import open_registry
-from studio.services.context import AppContext
-from studio.services.errors import (
-    EXIT_CONFLICT,
-    EXIT_DENY,
-    EXIT_NOT_FOUND,
-    EXIT_REJECTED,
-    EXIT_USAGE,
-    translate,
-)
+from studio.errors import EXIT_CONFLICT, EXIT_DENY, EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_USAGE
 from studio.settings import Settings, SettingsError
+
+# The registry (SQLAlchemy, pydantic) and the error table are imported where they are used:
+# `studio --help` and every command's --help load neither (tests/cli/test_cli_startup.py).
+if TYPE_CHECKING:
+    from consent.registry import Registry
+    from studio.services.context import AppContext
 
 __all__ = ["EXIT_CONFLICT", "EXIT_DENY", "EXIT_NOT_FOUND", "EXIT_REJECTED", "EXIT_USAGE",
            "JsonOpt", "State", "err", "out"]
@@ -50,11 +46,15 @@ def _settings() -> Settings:
 
 
 def _registry() -> Registry:
+    from studio.bootstrap import open_registry
+
     return open_registry(_settings())
 
 
 def _context() -> AppContext:
     """The data folder's settings and registry, for a use case (studio.services)."""
+    from studio.services.context import AppContext
+
     return AppContext.open(_settings())
 
 
@@ -75,6 +75,8 @@ def _errors(as_json: bool) -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:
+        from studio.services.errors import translate
+
         said = translate(exc)
         if said is None:
             raise

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from consent.fields import Channel
+from consent.enums import Channel
 from studio.cli.common import JsonOpt, _context, _emit, _errors, out
 from studio.errors import UsageError
 

@@ -11,12 +11,12 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from consent.fields import Channel
+from consent.enums import Channel
 from studio.cli.common import (
     EXIT_DENY,
     EXIT_REJECTED,
@@ -32,6 +32,9 @@ from studio.cli.common import (
 from studio.errors import ConsentRefused, RenderCancelled, RenderDenied, UsageError
 from studio.render.events import ProgressEvent
 from studio.render.request import RenderRequest
+
+if TYPE_CHECKING:
+    from studio.provenance.verify import VerifyReport
 
 render_app = typer.Typer(help="Render under consent: gate, pipeline, watermark, C2PA, ledger.",
                          no_args_is_help=True)
@@ -287,11 +290,14 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Provenance, signer, consent status now, ledger proof and watermark of a file."""
-    from studio.provenance.verify import VerifyReport
+    from studio.services.verify import start_watermark_read
     from studio.services.verify import verify as verify_file
 
     with _errors(as_json):
-        report = verify_file(_context(), file, watermark=not no_watermark)
+        # The watermark read, most of the time, runs while the registry opens.
+        read = None if no_watermark else start_watermark_read(file)
+        report = verify_file(_context(), file, watermark=not no_watermark,
+                             watermark_read=read)
 
     def human(r: VerifyReport = report) -> None:
         colour = {"Trusted": "green", "Valid": "yellow", "Recovered": "yellow"}

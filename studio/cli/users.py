@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from studio.accounts import Accounts, Role
 from studio.cli.common import JsonOpt, _emit, _errors, _registry, out
+from studio.roles import Role
+
+# The accounts service (SQLAlchemy, alembic, argon2) is imported when a command runs, so that
+# `studio --help` stays fast (tests/cli/test_cli_startup.py).
+if TYPE_CHECKING:
+    from studio.accounts import Accounts
 
 users_app = typer.Typer(help="Studio UI accounts: add, passwd, disable, enable, list.",
                         no_args_is_help=True)
@@ -26,6 +31,8 @@ PasswordFileOpt = Annotated[Path | None, typer.Option(
 
 
 def _accounts() -> Accounts:
+    from studio.accounts import Accounts
+
     return Accounts.open(_registry().store)
 
 

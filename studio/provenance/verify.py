@@ -34,6 +34,7 @@ frames read under crop hypotheses correlate with best is taken (``_recover``).
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,8 +288,10 @@ def _report_json(report: ManifestReport) -> dict[str, Any]:
 
 
 def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
-                trust_anchors_pem: bytes | None, watermark: bool = True) -> VerifyReport:
-    """Run the four checks of the module docstring on ``path``."""
+                trust_anchors_pem: bytes | None, watermark: bool = True,
+                watermark_read: Future[Detection] | None = None) -> VerifyReport:
+    """Run the four checks of the module docstring on ``path``. ``watermark_read``: the
+    quick watermark read of ``path`` (``detect_file``), when a caller started it already."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -301,7 +304,7 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
         report.manifest_error = f"{type(exc).__name__}: {exc}"
     if watermark:
         try:
-            report.watermark = _detect(path, report)
+            report.watermark = _detect(path, report, watermark_read)
         except (OSError, ValueError) as exc:
             report.watermark_error = str(exc)
     if report.manifest is None and report.watermark is not None:
@@ -329,13 +332,14 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
     return report
 
 
-def _detect(path: Path, report: VerifyReport) -> Detection:
-    """The quick sequential read; when the file's own manifest declares a payload that read
-    does not confirm, a vote over more frames before the badge says "not found". Testing that
-    one hypothesis keeps the chance match of a random read at about 1e-5 (``closest``), so
-    the longer read cannot make an unmarked file look marked."""
+def _detect(path: Path, report: VerifyReport,
+            started: Future[Detection] | None = None) -> Detection:
+    """The quick sequential read (``started`` already, or now); when the file's own manifest
+    declares a payload that read does not confirm, a vote over more frames before the badge
+    says "not found". Testing that one hypothesis keeps the chance match of a random read at
+    about 1e-5 (``closest``), so the longer read cannot make an unmarked file look marked."""
     detector = WatermarkDetector()
-    quick = detector.detect_file(path)
+    quick = started.result() if started is not None else detector.detect_file(path)
     expected = report._expected_payload()
     if expected is None or quick.closest([expected]) == expected:
         return quick

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from consent.fields import Channel
+from consent.enums import Channel
 from studio.errors import InputNotFoundError, RequestError, SelectionError
 
 Operation = Literal["lipsync", "reenact"]

@@ -28,6 +28,11 @@ from consent.note import NoteError
 from pipelines.errors import ModelMissingError, PipelineError, PipelineNotFoundError
 from studio.accounts.service import AccessDenied
 from studio.errors import (
+    EXIT_CONFLICT,
+    EXIT_DENY,
+    EXIT_NOT_FOUND,
+    EXIT_REJECTED,
+    EXIT_USAGE,
     ConsentRefused,
     InputNotFoundError,
     JobStateError,
@@ -41,8 +46,6 @@ from studio.errors import (
     StudioError,
     UsageError,
 )
-
-EXIT_OK, EXIT_DENY, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,45 @@ its watermark (``studio verify``, the studio's Verify tab)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import InputNotFoundError
-from studio.services.context import AppContext
 
 if TYPE_CHECKING:
     from studio.provenance.verify import VerifyReport
+    from studio.provenance.watermark import Detection
+    from studio.services.context import AppContext
 
 #: The reel deliverables that carry the shots' pictures (and so their watermarks).
 VIDEO_KINDS = ("master", "review")
 
 
-def verify(ctx: AppContext, file: Path, *, watermark: bool = True) -> VerifyReport:
-    """The file's provenance report (the media stack for the watermark loads here)."""
+def start_watermark_read(file: Path) -> Future[Detection] | None:
+    """The watermark's quick read of ``file`` (``WatermarkDetector.detect_file``), started
+    on a thread of its own; ``None`` when there is no such file.
+
+    The read is most of a verify's time (the decoder over 3-4 frames) and needs neither the
+    registry nor the manifest, so a front end that has yet to open the registry starts it
+    first and hands it to :func:`verify` (``studio verify``: the registry loads meanwhile).
+    Its errors come out where ``verify`` takes the result, as they would have there.
+    """
+    if not file.is_file():
+        return None
+    from studio.provenance.watermark import WatermarkDetector
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="watermark-read")
+    try:
+        return pool.submit(WatermarkDetector().detect_file, file)
+    finally:
+        pool.shutdown(wait=False)  # the read runs on; the thread ends with it
+
+
+def verify(ctx: AppContext, file: Path, *, watermark: bool = True,
+           watermark_read: Future[Detection] | None = None) -> VerifyReport:
+    """The file's provenance report (the media stack for the watermark loads here).
+    ``watermark_read``: the quick read already started (:func:`start_watermark_read`)."""
     from studio.provenance.identity import trust_anchors
     from studio.provenance.store import ManifestStore
     from studio.provenance.verify import verify_file
@@ -27,7 +51,7 @@ def verify(ctx: AppContext, file: Path, *, watermark: bool = True) -> VerifyRepo
     settings = ctx.settings
     report = verify_file(file, ctx.registry, ManifestStore(settings.manifests_dir),
                          trust_anchors_pem=trust_anchors(settings) or None,
-                         watermark=watermark)
+                         watermark=watermark, watermark_read=watermark_read)
     # Only a file whose manifest says it is made from a reel is looked for among the reels'
     # deliverables (the reel tables are not touched for any other file).
     manifest = report.manifest
