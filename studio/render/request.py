@@ -96,6 +96,16 @@ class RenderRequest:
             raise SelectionError(f"--speaker names {', '.join(stray)}, which is not among "
                                  f"the chosen faces ({', '.join(self.tracks)}); a speaker can "
                                  "only be given a face the render may edit")
+        faces: dict[str, list[str]] = {}
+        for speaker, label in self.speakers.items():
+            faces.setdefault(label, []).append(speaker)
+        shared = {label: names for label, names in faces.items() if len(names) > 1}
+        if shared:
+            # One face follows one drive: the second speaker's would replace the first's, and
+            # the first's lines would play over a mouth saying the other's.
+            label, names = next(iter(shared.items()))
+            raise SelectionError(f"--speaker gives {label} to {', '.join(names)}: a face "
+                                 "speaks for one speaker")
         if self.dub_channels:
             if self.dub is None:
                 raise RequestError("dub channels name the speakers of a dub's channels: "

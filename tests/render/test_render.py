@@ -239,6 +239,8 @@ def test_a_face_without_consent_is_refused(settings: Settings, registry: Registr
                                                    enumerate("ABCDE", start=1)}},
      "one to 4 distinct speakers"),
     ({"dub_channels": ("A", "A"), "speakers": {"A": "t1"}}, "distinct"),
+    ({"dub_channels": ("A", "B"), "speakers": {"A": "t1", "B": "t1"}},
+     "gives t1 to A, B: a face speaks for one speaker"),
 ])
 def test_bad_requests_are_refused_before_anything_runs(changes: dict[str, object],
                                                        message: str) -> None:
