@@ -36,8 +36,11 @@ FrameHook = Callable[[int, NDArray[np.uint8]], None]
 """``hook(frame_index, rgb)`` after the faces are edited, before encoding (e.g. a watermark)."""
 Progress = Callable[[int, int], None]
 """``progress(frames_done, total)`` after each frame is edited and handed to the writer."""
-WRITE_BEHIND = 2
-"""Edited frames that may wait for the writer thread (720p RGB: 2.8 MB each)."""
+WRITE_BEHIND = 8
+"""Edited frames that may wait for the writer thread (RGB: 2.8 MB each at 720p, 25 MB at
+4K). Deep enough to hide part of a watermark key frame (the embedder's model, ~0.2-0.35 s
+every 25 frames, while an edit takes ~20 ms): 300 frames of 720p, run stage 13.6-14.3 s with
+2, 13.0-13.7 s with 8 (interleaved, QC off)."""
 READ_AHEAD = 2
 """Decoded frames the pipelines' readers keep ready (``VideoReader(read_ahead=...)``): the
 decode of the next frames runs beside the edit of this one, as the encode of the last does."""
