@@ -159,25 +159,26 @@ class VideoReader:
         start = self.video.start_time
         rate = self.frame_rate
         pending: av.VideoFrame | None = None
-        pending_rgb: NDArray[np.uint8] | None = None
         next_slot = 0
         for count, frame in enumerate(self._decoded()):
             slot = round((self._seconds(frame, count) - start) * rate)
             if pending is not None:
-                while next_slot < slot and next_slot < self.frame_count:
-                    pending_rgb = self._emit_rgb(pending, pending_rgb)
-                    yield Frame(next_slot, start + next_slot / rate, pending_rgb)
-                    next_slot += 1
-            pending, pending_rgb = frame, None
-        while pending is not None and next_slot < self.frame_count:
-            pending_rgb = self._emit_rgb(pending, pending_rgb)
-            yield Frame(next_slot, start + next_slot / rate, pending_rgb)
-            next_slot += 1
+                yield from self._slots(pending, next_slot, min(slot, self.frame_count))
+                next_slot = max(next_slot, min(slot, self.frame_count))
+            pending = frame
+        if pending is not None:
+            yield from self._slots(pending, next_slot, self.frame_count)
 
-    def _emit_rgb(self, frame: av.VideoFrame, previous: NDArray[np.uint8] | None
-                  ) -> NDArray[np.uint8]:
-        """Pixels for a (possibly repeated) frame: a fresh copy each time, never shared."""
-        return self._rgb(frame) if previous is None else previous.copy()
+    def _slots(self, frame: av.VideoFrame, first: int, end: int) -> Iterator[Frame]:
+        """``frame`` at slots ``first..end - 1``: the decoded pixels, a fresh copy each time
+        but the last. Copies are taken from the untouched decode, never from a frame already
+        handed out (a consumer edits its frames in place, maybe while this runs ahead)."""
+        if first >= end:
+            return
+        start, rate = self.video.start_time, self.frame_rate
+        rgb = self._rgb(frame)
+        for slot in range(first, end):
+            yield Frame(slot, start + slot / rate, rgb if slot == end - 1 else rgb.copy())
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         container = self._container = open_input(self.path)

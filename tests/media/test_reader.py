@@ -180,3 +180,21 @@ def test_read_ahead_is_stopped_before_the_file_closes_when_the_consumer_raises()
     assert reader._container is None
     assert not [t for t in threading.enumerate() if t.name == "video-reader"]
     assert kept
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_conformed_repeats_are_the_source_not_the_consumers_edit(clip_vfr: Path,
+                                                                  depth: int) -> None:
+    """A consumer edits each frame in place (the guard, the watermark); a repeated slot must
+    still show the decoded source, not a copy of the frame the consumer already edited (with
+    ``read_ahead`` that copy would even race the edit)."""
+    with pytest.warns(VariableFrameRateWarning):
+        plain = _read(clip_vfr, on_vfr="conform")
+    seen: list[tuple[int, Fraction, bytes]] = []
+    with pytest.warns(VariableFrameRateWarning):
+        reader = VideoReader(clip_vfr, on_vfr="conform", read_ahead=depth)
+    with reader:
+        for frame in reader:
+            seen.append((frame.index, frame.pts, frame.rgb.tobytes()))
+            frame.rgb[...] = 255 - frame.rgb  # an edit, in place, after reading
+    assert seen == plain
