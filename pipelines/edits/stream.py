@@ -19,6 +19,7 @@ clip's length.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -153,16 +154,31 @@ class _WriteBehind:
                  tb: TracebackType | None) -> None:
         if kind is not None:
             self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.put(_DONE, timeout=0.1)
-                break
-            except queue.Full:  # the writer is busy, or stopped with frames left queued
-                if self._stop.is_set():
-                    _drain(self._queue)
-        self._thread.join()
+        try:
+            while self._thread.is_alive():
+                try:
+                    self._queue.put(_DONE, timeout=0.1)
+                    break
+                except queue.Full:  # the writer is busy, or stopped with frames left queued
+                    if self._stop.is_set():
+                        _drain(self._queue)
+            self._thread.join()
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C at the end of a render): the writer stops
+            # after the frame in hand and is joined before the caller closes or deletes
+            # the file it writes into; further interrupts meanwhile are held back.
+            self._stop.set()
+            self._join_stopped()
+            raise
         if kind is None:
             self._raise_if_failed()
+
+    def _join_stopped(self) -> None:
+        while self._thread.is_alive():
+            with contextlib.suppress(BaseException):  # a second interrupt: still join first
+                _drain(self._queue)
+                self._queue.put_nowait(_DONE)  # wakes a writer waiting for work
+                self._thread.join(0.1)
 
 
 def _drain(q: queue.Queue[object]) -> None:

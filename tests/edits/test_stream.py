@@ -125,3 +125,43 @@ def test_memory_is_bounded_by_the_write_behind_depth() -> None:
     edit_stream(frames(), _guard(guard), writer, total=60, what="test",
                 controls=StreamControls())
     assert max(ahead) <= stream.WRITE_BEHIND + 2
+
+
+def test_an_interrupt_while_waiting_for_the_writer_leaves_no_writer_running() -> None:
+    """Ctrl-C (or any exception) that reaches the editing thread while it waits at the end
+    for the queued frames must still stop and join the writer before ``edit_stream`` gives
+    up: the caller then closes or deletes the writer's file, which a live writer thread
+    would still be encoding into."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    writer = _Writer(delay=0.005)
+    after: list[int] = []
+    finished = threading.Event()
+
+    def hook(index: int, rgb: NDArray[np.uint8]) -> None:
+        if index == 22:  # every frame is handed over (8 queue): the editing thread waits
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+            time.sleep(0.2)
+        if finished.is_set():
+            after.append(index)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            edit_stream(_frames(30), _guard(_Guard()), writer, total=30, what="test",
+                        controls=StreamControls(frame_hook=hook))
+        finished.set()
+        alive = [t for t in threading.enumerate() if t.name == "edit-stream-writer"]
+        written = list(writer.written)
+        time.sleep(0.3)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert not alive
+    assert not after
+    assert writer.written == written  # nothing written once edit_stream gave up
+    assert written == list(range(len(written)))
