@@ -170,7 +170,10 @@ class _WriteBehind:
             self._stop.set()
             self._join_stopped()
             raise
-        if kind is None:
+        if kind is None or (exc is not self._error
+                            and not isinstance(exc, (KeyboardInterrupt, SystemExit))):
+            # The writer's error came from an earlier frame than the editing thread's own
+            # (a truncated source, a cancel): the one-thread loop raised it first.
             self._raise_if_failed()
 
     def _join_stopped(self) -> None:

@@ -165,3 +165,33 @@ def test_an_interrupt_while_waiting_for_the_writer_leaves_no_writer_running() ->
     assert not after
     assert writer.written == written  # nothing written once edit_stream gave up
     assert written == list(range(len(written)))
+
+
+def test_a_writer_error_on_an_earlier_frame_wins_over_a_later_error_of_the_edit() -> None:
+    """The one-thread loop raised frame 3's write error before it read frame 4; behind the
+    writer thread the editing thread may meet its own error (a truncated source, a cancel)
+    on a later frame first: the earlier frame's error (its type sets the CLI's exit code)
+    is still the one raised."""
+    failed = threading.Event()
+
+    class _Failing(_Writer):
+        def write(self, frame: Any) -> None:
+            try:
+                super().write(frame)
+            except OSError:
+                failed.set()
+                raise
+
+    def frames() -> Any:
+        for index, rgb in _frames(10):
+            if index == 4:
+                assert failed.wait(5)
+                time.sleep(0.05)
+                raise RuntimeError("truncated source at frame 4")
+            yield index, rgb
+
+    with pytest.raises(OSError, match="disk full at frame 3") as caught:
+        edit_stream(frames(), _guard(_Guard()), _Failing(fail_at=3), total=10, what="test",
+                    controls=StreamControls())
+    assert "truncated source" in repr(caught.value.__context__)
+    assert not [t for t in threading.enumerate() if t.name == "edit-stream-writer"]
