@@ -101,15 +101,22 @@ class Audio:
         return Fraction(self.frames, self.rate)
 
 
+def _audio_stream(container: av.container.InputContainer, path: str | os.PathLike[str],
+                  stream: int) -> av.audio.stream.AudioStream:
+    """Audio stream number ``stream`` (counting audio streams only), with a decoder."""
+    streams = container.streams.audio
+    if stream >= len(streams):
+        raise NoAudioStreamError(
+            path, f"audio stream {stream} requested, the file has {len(streams)}")
+    astream = streams[stream]
+    require_decoder(path, astream)
+    return astream
+
+
 def load_audio(path: str | os.PathLike[str], stream: int = 0) -> Audio:
     """Decode audio stream number ``stream`` (counting audio streams only) of ``path``."""
     with open_input(path) as container:
-        streams = container.streams.audio
-        if stream >= len(streams):
-            raise NoAudioStreamError(
-                path, f"audio stream {stream} requested, the file has {len(streams)}")
-        astream = streams[stream]
-        require_decoder(path, astream)
+        astream = _audio_stream(container, path, stream)
         cc = astream.codec_context
         layout = _LAYOUT_NAMES.get(cc.layout.name)
         if layout is None and cc.layout.name == f"{cc.channels} channels":
@@ -148,12 +155,7 @@ def load_channels(path: str | os.PathLike[str], stream: int = 0) -> list[Audio]:
     whose channels are discrete signals rather than a loudspeaker layout (a dub with one
     speaker per channel): any count up to ``MAX_DISCRETE_CHANNELS``, nothing downmixed."""
     with open_input(path) as container:
-        streams = container.streams.audio
-        if stream >= len(streams):
-            raise NoAudioStreamError(
-                path, f"audio stream {stream} requested, the file has {len(streams)}")
-        astream = streams[stream]
-        require_decoder(path, astream)
+        astream = _audio_stream(container, path, stream)
         cc = astream.codec_context
         if not 1 <= cc.channels <= MAX_DISCRETE_CHANNELS:
             raise UnsupportedMediaError(

@@ -10,21 +10,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-import av
 import numpy as np
 import pytest
-import yaml
-from numpy.typing import NDArray
 
-from consent.documents import Grant, sign_draft
-from consent.keys import PrivateKey
 from consent.registry import Registry
-from pipelines.faces.embedding import DlibEmbedder
 from pipelines.media.audio import load_audio, resample
 from studio.errors import SelectionError
-from studio.identity import enrol, sha256_file
 from studio.reels.job import ReelRelease
 from studio.reels.store import ShotState
 from studio.render import RenderJob, RenderRequest
@@ -34,6 +26,7 @@ from studio.settings import Settings
 from tests.consent_guard import shots
 from tests.media import mediagen as gen
 from tests.reel import reelgen
+from tests.reels.speakers import consented, frames, tap_renders
 
 pytestmark = pytest.mark.slow
 
@@ -55,40 +48,9 @@ def _stem(path: Path, clip: str, at: float, seconds: float = 1.2) -> Path:
     return gen.write_audio(path, track, RATE)
 
 
-def _consented(registry: Registry, performer_id: str, name: str, clip: str,
-               grant_id: str, *, register: bool = True) -> None:
-    """GRID speaker ``clip`` as a performer: registered (unless ``register`` is false: done
-    already), their own key and signed grant, face enrolled."""
-    key = PrivateKey.generate()
-    legal = f"{name} Example (GRID speaker {clip})"
-    if register:
-        registry.register_performer(performer_id, legal, professional_name=name,
-                                    officer="Test Officer")
-    registry.add_key(performer_id, key.public_key, officer="Test Officer")
-    draft: dict[str, Any] = yaml.safe_load((DEMO / "demo-grant.draft.yaml").read_text())
-    draft |= {"grant_id": grant_id, "signed_at": "2026-11-30T00:00:00Z",
-              "performer": {"performer_id": performer_id, "legal_name": legal,
-                            "professional_name": name},
-              "signatory": {"role": "self", "name": legal},
-              # The grant names the reference the face is enrolled from (else no template
-              # of theirs is used for matching).
-              "evidence": {**draft["evidence"],
-                           "identity_template_sha256": [sha256_file(GRID / f"{clip}.mpg")]}}
-    doc = sign_draft(Grant, json.loads(json.dumps(draft, default=str)), [key])
-    assert registry.import_grant(doc.raw, officer="Test Officer").status == "active"
-    enrol(registry, performer_id, [GRID / f"{clip}.mpg"], DlibEmbedder(),
-          officer="Test Officer")
-
-
 def _consented_ben(registry: Registry) -> None:
     """lbbc2a as BEN's performer."""
-    _consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT)
-
-
-def _frames(path: Path) -> list[NDArray[np.uint8]]:
-    with av.open(str(path)) as c:
-        return [np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
-                for f in c.decode(video=0)]
+    consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT)
 
 
 def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
@@ -96,7 +58,6 @@ def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from studio.provenance.identity import trust_anchors
     from studio.provenance.signing import read_manifest
-    from studio.services import render as render_service
 
     _consented_ben(registry)
     ctx = AppContext(settings, registry)
@@ -110,22 +71,7 @@ def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
 
     # The frames as the edit guard leaves them (before the watermark, which marks every
     # pixel and is no edit), and the render's outcome.
-    tapped: dict[int, NDArray[np.uint8]] = {}
-    outcomes: list[Any] = []
-    original = render_service.start_render
-
-    def start_render(*args: Any, **kwargs: Any) -> Any:
-        run = original(*args, **kwargs)
-        run.job.frame_tap = lambda i, rgb: tapped.__setitem__(i, rgb.copy())
-        inner = run.run
-
-        def wrapped() -> Any:
-            outcomes.append(inner())
-            return outcomes[-1]
-        run.run = wrapped  # type: ignore[method-assign]
-        return run
-
-    monkeypatch.setattr(render_service, "start_render", start_render)
+    tap = tap_renders(monkeypatch)
     release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
     started = time.perf_counter()
     done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release,
@@ -136,7 +82,7 @@ def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
     assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
     assert sorted(shot.outcome["characters"]) == ["ANA", "BEN"], (shot.characters, done.notes)
     assert shot.outcome["performers"] == {"ANA": "demo-performer", "BEN": "ben-performer"}
-    (outcome,) = outcomes
+    (outcome,) = tap.outcomes
 
     # One decision, each face under its own performer's grant.
     decision = shot.outcome["decision"]
@@ -152,15 +98,15 @@ def test_two_consented_speakers_render_in_one_pass_each_under_their_own_grant(
     assert set(faces) == set(shot.outcome["tracks"].values())
     assert all(f["edited_frames"] > 0 for f in faces.values())
     cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
-    src = _frames(cut)
-    assert sorted(tapped) == list(range(len(src)))
+    src = frames(cut)
+    assert sorted(tap.frames) == list(range(len(src)))
     outside = np.ones(src[0].shape[:2], bool)
     for f in faces.values():
         x0, y0, x1, y1 = (int(v) for v in f["region"])
         outside[max(0, y0):y1, max(0, x0):x1] = False
     changed_inside = 0
     for i, frame in enumerate(src):
-        diff = np.any(tapped[i] != frame, axis=2)
+        diff = np.any(tap.frames[i] != frame, axis=2)
         assert not np.any(diff & outside), f"frame {i}: a pixel outside both faces changed"
         changed_inside += int(diff.sum())
     assert changed_inside > 0
@@ -258,7 +204,7 @@ def test_three_speakers_on_screen_render_in_one_pass(
     side) where ANA, BEN and CLEO each have a stem: one render edits the three faces, each to
     its own channel of one dub, under one decision naming the three grants."""
     _consented_ben(registry)
-    _consented(registry, "cleo-performer", "Cleo", "lrwp9a", "cleo-grant-0001")
+    consented(registry, "cleo-performer", "Cleo", "lrwp9a", "cleo-grant-0001")
     ctx = AppContext(settings, registry)
     segments = (reelgen.Segment("two:bbaf2n+lbbc2a+lrwp9a", 0, 45),
                 reelgen.Segment("lavfi:testsrc2", 0, 20))
@@ -321,7 +267,7 @@ def test_a_shot_rendered_for_one_of_two_speakers_is_rendered_again_once_the_othe
 
     # BEN consents (his key, grant and face), nothing else changes: asked again, the shot
     # renders both faces.
-    _consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT, register=False)
+    consented(registry, "ben-performer", "Ben", "lbbc2a", BEN_GRANT, register=False)
     second = reels.render_reel(ctx, job)
     shot = second.shots[0]
     assert shot.state is ShotState.RENDERED, (shot.reason, second.notes)

@@ -7,17 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
-import yaml
-from numpy.typing import NDArray
 
-from consent.documents import Grant, sign_draft
-from consent.keys import PrivateKey
 from consent.registry import Registry
-from pipelines.faces.embedding import DlibEmbedder
-from studio.identity import enrol, sha256_file
 from studio.reels.job import ReelRelease
 from studio.reels.store import ShotState
 from studio.services import reels
@@ -25,6 +18,7 @@ from studio.services.context import AppContext
 from studio.settings import Settings
 from tests.media import mediagen as gen
 from tests.reel import reelgen
+from tests.reels.speakers import consented, frames, tap_renders
 
 pytestmark = pytest.mark.slow
 
@@ -41,27 +35,6 @@ BEN: Merci bien.
 """
 
 
-def _consented(registry: Registry, performer_id: str, clip: str, grant_id: str,
-               scope: dict[str, Any]) -> None:
-    key = PrivateKey.generate()
-    legal = f"{performer_id} (GRID speaker {clip})"
-    registry.register_performer(performer_id, legal, professional_name=performer_id,
-                                officer="Test Officer")
-    registry.add_key(performer_id, key.public_key, officer="Test Officer")
-    draft: dict[str, Any] = yaml.safe_load((DEMO / "demo-grant.draft.yaml").read_text())
-    draft |= {"grant_id": grant_id, "signed_at": "2026-11-30T00:00:00Z",
-              "performer": {"performer_id": performer_id, "legal_name": legal,
-                            "professional_name": performer_id},
-              "signatory": {"role": "self", "name": legal},
-              "scope": {**draft["scope"], **scope},
-              "evidence": {**draft["evidence"],
-                           "identity_template_sha256": [sha256_file(GRID / f"{clip}.mpg")]}}
-    doc = sign_draft(Grant, json.loads(json.dumps(draft, default=str)), [key])
-    assert registry.import_grant(doc.raw, officer="Test Officer").status == "active"
-    enrol(registry, performer_id, [GRID / f"{clip}.mpg"], DlibEmbedder(),
-          officer="Test Officer")
-
-
 def _reel(ctx: AppContext, tmp_path: Path, source: str) -> Any:
     path = reelgen.build_reel(tmp_path / "reel.mp4", (reelgen.Segment(source, 0, 45),
                                                       reelgen.Segment("lavfi:testsrc2", 0, 20)),
@@ -71,12 +44,6 @@ def _reel(ctx: AppContext, tmp_path: Path, source: str) -> Any:
     return reel
 
 
-def _frames(path: Path) -> list[NDArray[np.uint8]]:
-    with av.open(str(path)) as c:
-        return [np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
-                for f in c.decode(video=0)]
-
-
 def test_a_second_speaker_outside_their_grant_refuses_the_shot_of_record(
         settings: Settings, registry: Registry, tmp_path: Path) -> None:
     """ANA (covered) and BEN (his grant covers German only) speak together in a French
@@ -84,7 +51,8 @@ def test_a_second_speaker_outside_their_grant_refuses_the_shot_of_record(
     render of ANA alone is not what the shot's one decision was asked about); the shot is
     refused of record (the deny in the ledger names both subjects and BEN's grant), and the
     shot's record names both faces."""
-    _consented(registry, "ben-performer", "lbbc2a", "ben-grant-de", {"languages": ["de"]})
+    consented(registry, "ben-performer", "Ben", "lbbc2a", "ben-grant-de",
+              scope={"languages": ["de"]})
     ctx = AppContext(settings, registry)
     reel = _reel(ctx, tmp_path, "two:bbaf2n+lbbc2a")
     reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
@@ -115,50 +83,33 @@ def test_a_stranger_speaking_beside_a_performer_is_untouched(
     edited, every pixel outside it (the stranger's half included) leaves the edit guard
     bit-identical, the stranger is an untouched track, and the notes say BEN was not
     rendered."""
-    from studio.services import render as render_service
-
-    _consented(registry, "ben-performer", "lbbc2a", "ben-grant-0001", {})
+    consented(registry, "ben-performer", "Ben", "lbbc2a", "ben-grant-0001")
     ctx = AppContext(settings, registry)
     reel = _reel(ctx, tmp_path, "two:bbaf2n+lbax4n")  # lbax4n: never enrolled
     reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
     reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")  # BEN's performer is not on screen
     script = tmp_path / "reel.fr.srt"
     script.write_text(SCRIPT, encoding="utf-8")
-    tapped: dict[int, NDArray[np.uint8]] = {}
-    outcomes: list[Any] = []
-    original = render_service.start_render
-
-    def start_render(*args: Any, **kwargs: Any) -> Any:
-        run = original(*args, **kwargs)
-        run.job.frame_tap = lambda i, rgb: tapped.__setitem__(i, rgb.copy())
-        inner = run.run
-
-        def wrapped() -> Any:
-            outcomes.append(inner())
-            return outcomes[-1]
-        run.run = wrapped  # type: ignore[method-assign]
-        return run
-
-    monkeypatch.setattr(render_service, "start_render", start_render)
+    tap = tap_renders(monkeypatch)
     done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, RELEASE, script=script))
     monkeypatch.undo()
     shot = done.shots[0]
     assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
     assert shot.outcome["characters"] == ["ANA"]
-    (outcome,) = outcomes
+    (outcome,) = tap.outcomes
     doc = json.loads(outcome.sidecar.read_text())
     faces = {f"t{f['track_id']}": f for f in doc["faces"]}
     assert set(faces) == {shot.outcome["tracks"]["ANA"]}
     assert list(outcome.untouched) and shot.outcome["tracks"]["ANA"] not in outcome.untouched
     cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
-    src = _frames(cut)
+    src = frames(cut)
     x0, y0, x1, y1 = (int(v) for v in faces[shot.outcome["tracks"]["ANA"]]["region"])
     outside = np.ones(src[0].shape[:2], bool)
     outside[max(0, y0):y1, max(0, x0):x1] = False
     right = np.zeros_like(outside)
     right[:, src[0].shape[1] // 2:] = True
     for i, frame in enumerate(src):
-        diff = np.any(tapped[i] != frame, axis=2)
+        diff = np.any(tap.frames[i] != frame, axis=2)
         assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
         assert not np.any(diff & right), f"frame {i}: the stranger's half changed"
     assert any("BEN" in n and "not on screen" in n for n in done.notes), done.notes
