@@ -66,7 +66,7 @@ MAX_SIGNATURES = 4
 class Model(BaseModel):
     """Strict base: unknown fields are errors and models are immutable once parsed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
     #: The schema versions a document of this type may carry (read and verified as received).
     schema_versions: ClassVar[tuple[int, ...]] = (SCHEMA_VERSION,)

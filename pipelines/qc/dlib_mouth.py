@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.qc.errors import QCInputError, QCModelMissingError
+from pipelines.user_cache import cache_dir, keep, read_pinned
 
 FloatArray = NDArray[np.float64]
 
@@ -83,14 +84,12 @@ _DETECTOR_MAX_BYTES: Final = 1 << 20
 
 
 def _detector_copy(pinned: str) -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "consent-dubbing-studio" / f"frontal-face-detector-{pinned[:16]}.svm"
+    return cache_dir() / f"frontal-face-detector-{pinned[:16]}.svm"
 
 
 def _frontal_detector() -> Any:
     """dlib's frontal face detector: from a kept copy whose bytes hash to the pinned value
     (loaded from a private copy of the very bytes hashed), else dlib's own, then kept."""
-    import hashlib
     import tempfile
 
     import dlib
@@ -99,29 +98,23 @@ def _frontal_detector() -> Any:
     if pinned is None:
         return dlib.get_frontal_face_detector()
     copy = _detector_copy(pinned)
-    try:
-        with copy.open("rb") as fh:
-            data = fh.read(_DETECTOR_MAX_BYTES + 1)
-        if hashlib.sha256(data).hexdigest() == pinned:
+    data = read_pinned(copy, pinned, max_bytes=_DETECTOR_MAX_BYTES)
+    if data is not None:
+        try:
             with tempfile.TemporaryDirectory(prefix="qc-detector-") as private:
                 mine = Path(private) / "detector.svm"
                 mine.write_bytes(data)
                 return dlib.fhog_object_detector(str(mine))
-    except (OSError, RuntimeError):
-        pass  # no copy, or not dlib's: the slow path, and keep a sound copy
+        except (OSError, RuntimeError):
+            pass  # the slow path, and keep a sound copy
     detector = dlib.get_frontal_face_detector()
     try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="qc-detector-") as private:
             written = Path(private) / "detector.svm"
             detector.save(str(written))
-            data = written.read_bytes()
-        if hashlib.sha256(data).hexdigest() == pinned:  # else this build writes other bytes
-            tmp = copy.with_name(f".{copy.name}.{os.getpid()}")
-            tmp.write_bytes(data)
-            os.replace(tmp, copy)
+            keep(copy, written.read_bytes(), pinned)  # else this build writes other bytes
     except OSError:
-        pass  # a read-only home: every process takes the slow path
+        pass  # no temporary folder: every process takes the slow path
     return detector
 
 

@@ -84,7 +84,10 @@ survive them or is not embedded in them: smptebars, testsrc2 read at chance when
 
 Threads and sessions
 --------------------
-One onnxruntime session per model per process, created lazily on first use behind a lock.
+One onnxruntime session per model per process, created lazily on first use behind a lock,
+over the graph with its one-frame 3-D convolutions rewritten as 2-D ones (``rivagan_2d``:
+the same outputs to float rounding; decoder 0.24 → 0.15 s, encoder 0.18 → 0.14 s per
+216×172 working copy).
 The encoder gets ``intra_op_num_threads = 1``: a render already keeps both cores busy with
 decoding and x264 (two threads measured ~1.4× faster on an idle machine, not 2×). The
 decoder runs in ``studio verify``, alone in its process, and gets up to 4
@@ -115,7 +118,7 @@ import numpy as np
 import onnxruntime  # type: ignore[import-untyped]
 from numpy.typing import ArrayLike, NDArray
 
-from studio.provenance import payload_code
+from studio.provenance import payload_code, rivagan_2d
 
 Payload = int
 """A watermark payload: an unsigned 32-bit integer (a short id, e.g. a manifest key)."""
@@ -242,8 +245,10 @@ def _session(name: str) -> Any:
         options.intra_op_num_threads = DECODER_THREADS if name == DECODER_FILE else 1
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The graph with its one-frame 3-D convolutions as 2-D ones (1.3-1.6x faster).
         session = onnxruntime.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            rivagan_2d.session_model(path), sess_options=options,
+            providers=["CPUExecutionProvider"])
         _SESSIONS[path] = session
         return session
 
