@@ -40,6 +40,11 @@ class Settings:
     c2pa_thumbnail: bool = False
     #: Extra trust anchors (PEM) a verifier accepts besides the studio's own root.
     c2pa_trust_anchors: Path | None = None
+    #: A CAWG identity assertion naming the studio on every manifest: the chain and key of
+    #: an organisation-validated S/MIME certificate (``STUDIO_CAWG_CHAIN`` +
+    #: ``STUDIO_CAWG_KEY``; off when unset, see ``certificates.IdentityCredential``).
+    cawg_chain: Path | None = None
+    cawg_key: Path | None = None
     #: Renders that may run at the same time (the UI's queue; the CLI runs one).
     concurrent_renders: int = 1
     #: x264 settings of rendered outputs.
@@ -133,6 +138,8 @@ class Settings:
             c2pa_signer=os.environ.get("STUDIO_C2PA_SIGNER") or None,
             c2pa_tsa_url=os.environ.get("STUDIO_C2PA_TSA_URL") or None,
             c2pa_trust_anchors=_path(os.environ.get("STUDIO_C2PA_TRUST_ANCHORS")),
+            cawg_chain=_path(os.environ.get("STUDIO_CAWG_CHAIN")),
+            cawg_key=_path(os.environ.get("STUDIO_CAWG_KEY")),
             c2pa_verify_after_sign=os.environ.get("STUDIO_C2PA_VERIFY_AFTER_SIGN", "1") != "0",
             c2pa_thumbnail=os.environ.get("STUDIO_C2PA_THUMBNAILS", "0") == "1",
             concurrent_renders=_int("STUDIO_CONCURRENT_RENDERS", "1", 1, 64),

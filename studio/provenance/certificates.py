@@ -180,6 +180,51 @@ def organisation_of(name: x509.Name) -> str | None:
 
 
 @dataclass(frozen=True)
+class IdentityCredential:
+    """The X.509 credential of a CAWG identity assertion: who the manifest names as the actor
+    (the studio, as ``cawg.editor``), signed apart from the claim.
+
+    CAWG's interim trust model accepts an organisation-validated S/MIME certificate (the
+    emailProtection EKU and a CA/Browser Forum S/MIME policy) from a CA it recognises; a
+    credential of the studio's own CA is written and validates, but reads as
+    ``cawg.x509.credential.untrusted`` everywhere, and validators then show the whole manifest
+    as ``Valid`` instead of ``Trusted``. So it is opt-in (``STUDIO_CAWG_CHAIN`` +
+    ``STUDIO_CAWG_KEY``), for a studio that holds such a certificate. docs/provenance.md.
+    """
+
+    chain_pem: bytes
+    key_pem: bytes
+    roles: tuple[str, ...] = ("cawg.editor",)
+
+    def __post_init__(self) -> None:
+        cert = load_chain(self.chain_pem)[0]
+        ekus = _ext(cert, x509.ExtendedKeyUsage)
+        if ekus is None or ExtendedKeyUsageOID.EMAIL_PROTECTION not in set(ekus):
+            raise CertificateError("the CAWG identity certificate lacks the emailProtection "
+                                   "ExtendedKeyUsage (1.3.6.1.5.5.7.3.4) CAWG requires")
+        if not all(r.startswith("cawg.") for r in self.roles) or not self.roles:
+            raise CertificateError(f"CAWG roles {self.roles}: expected cawg.* names "
+                                   "(cawg.editor, cawg.producer, ...)")
+        algorithm_of(cert)
+        _check_key_matches(self.key_pem, cert)
+
+    @classmethod
+    def from_files(cls, chain_path: Path, key_path: Path) -> IdentityCredential:
+        return cls(chain_pem=_read(chain_path, "CAWG identity certificate chain"),
+                   key_pem=_read(key_path, "CAWG identity private key"))
+
+    def make_signer(self) -> c2pa.Signer:
+        cert = load_chain(self.chain_pem)[0]
+        info = c2pa.C2paSignerInfo(_SDK_ALGS[algorithm_of(cert)], self.chain_pem,
+                                   self.key_pem, None)
+        try:
+            return c2pa.Signer.from_info(info)
+        except c2pa.C2paError as exc:
+            raise SigningError(f"the C2PA SDK refused the CAWG identity credential: "
+                               f"{exc}") from None
+
+
+@dataclass(frozen=True)
 class SigningIdentity:
     """How outputs are signed: a certificate chain plus a key file *or* a signing callback.
 
@@ -189,6 +234,8 @@ class SigningIdentity:
     ``tsa_url``: an RFC 3161 time-stamp authority, so manifests stay valid after the
     certificate expires (signing then needs the network). ``trust_anchors_pem``: the root(s)
     a verifier should trust for these manifests (the studio root by default).
+    ``identity_credential``: when set, every manifest also carries a CAWG identity assertion
+    naming its subject (:class:`IdentityCredential`).
     """
 
     chain_pem: bytes
@@ -196,6 +243,7 @@ class SigningIdentity:
     sign_callback: SignCallback | None = None
     tsa_url: str | None = None
     trust_anchors_pem: bytes | None = None
+    identity_credential: IdentityCredential | None = None
 
     def __post_init__(self) -> None:
         if (self.key_pem is None) == (self.sign_callback is None):
@@ -229,17 +277,35 @@ class SigningIdentity:
             if trust_anchors_path else None,
         )
 
-    def make_signer(self) -> c2pa.Signer:
-        """A fresh ``c2pa.Signer`` (a ``Context`` consumes the one it is given)."""
+    def make_signer(self, *, referenced: tuple[str, ...] = ()) -> c2pa.Signer:
+        """A fresh ``c2pa.Signer`` (a ``Context`` consumes the one it is given); with an
+        ``identity_credential``, one that also writes the CAWG identity assertion,
+        referencing the assertions labelled ``referenced``."""
         alg = _SDK_ALGS[self.algorithm]
         try:
             if self.sign_callback is not None:
-                return c2pa.Signer.from_callback(self.sign_callback, alg,
-                                                 self.chain_pem.decode("ascii"), self.tsa_url)
-            info = c2pa.C2paSignerInfo(alg, self.chain_pem, self.key_pem, self.tsa_url)
-            return c2pa.Signer.from_info(info)
+                claim = c2pa.Signer.from_callback(self.sign_callback, alg,
+                                                  self.chain_pem.decode("ascii"), self.tsa_url)
+            else:
+                claim = c2pa.Signer.from_info(
+                    c2pa.C2paSignerInfo(alg, self.chain_pem, self.key_pem, self.tsa_url))
         except c2pa.C2paError as exc:
             raise SigningError(f"the C2PA SDK refused the signing identity: {exc}") from None
+        if self.identity_credential is None:
+            return claim
+        from ._cawg import with_identity
+
+        try:
+            identity = self.identity_credential.make_signer()
+        except SigningError:
+            claim.close()
+            raise
+        try:
+            return with_identity(claim, identity, referenced=referenced,
+                                 roles=self.identity_credential.roles)
+        except c2pa.C2paError as exc:
+            raise SigningError(f"the C2PA SDK refused the CAWG identity signer: {exc}"
+                               ) from None
 
 
 def _read(path: Path, what: str) -> bytes:

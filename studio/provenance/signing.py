@@ -341,7 +341,13 @@ def _sign(definition: dict[str, Any], inputs: ManifestInputs, identity: SigningI
     settings = _settings(thumbnail=inputs.thumbnail, user_anchors=identity.trust_anchors_pem)
     settings["verify"]["verify_after_sign"] = verify_after_sign
     context = c2pa.Context.from_dict(settings)
-    signer = identity.make_signer()
+    # A CAWG identity assertion (when the identity has a credential) vouches for what the
+    # studio did and under which consent: the actions and the consent assertion.
+    # (The SDK writes the definition's ``c2pa.actions`` as ``c2pa.actions.v2``.)
+    labels = {str(a.get("label")) for a in definition.get("assertions", [])}
+    referenced = (("c2pa.actions.v2",) if any(x.startswith("c2pa.actions") for x in labels)
+                  else ()) + ((CONSENT_LABEL,) if CONSENT_LABEL in labels else ())
+    signer = identity.make_signer(referenced=referenced)
     try:
         with c2pa.Builder(definition, context) as builder:
             if not embed:
@@ -442,6 +448,27 @@ class SoftBindingInfo:
 
 
 @dataclass(frozen=True)
+class NamedActor:
+    """A CAWG identity assertion: whom the manifest names as having acted, in which roles,
+    and what this verifier made of its credential."""
+
+    label: str
+    common_name: str | None
+    organisation: str | None
+    roles: tuple[str, ...]
+    referenced: tuple[str, ...]
+    #: ``trusted`` (the credential chains to a CAWG anchor this verifier holds),
+    #: ``untrusted`` (well-formed and validly signed, by a credential on no such list),
+    #: ``invalid`` (the assertion or its signature failed).
+    status: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "common_name": self.common_name,
+                "organisation": self.organisation, "roles": list(self.roles),
+                "referenced": list(self.referenced), "status": self.status}
+
+
+@dataclass(frozen=True)
 class ManifestReport:
     """What a file's manifest says, and whether it can be believed."""
 
@@ -464,6 +491,7 @@ class ManifestReport:
     training_mining: Mapping[str, str]
     soft_binding: SoftBindingInfo | None
     raw: Mapping[str, Any]
+    named_actors: tuple[NamedActor, ...] = ()
 
     @property
     def failure_codes(self) -> tuple[str, ...]:
@@ -488,6 +516,8 @@ class ManifestReport:
         if self.soft_binding is not None:
             lines.append(f"  watermark payload {self.soft_binding.payload_hex} "
                          f"({self.soft_binding.alg})")
+        lines += [f"  named actor {a.common_name} (O={a.organisation}) as "
+                  f"{', '.join(a.roles)}: credential {a.status}" for a in self.named_actors]
         return "\n".join(lines)
 
 
@@ -609,7 +639,32 @@ def _report(media: Path, mime: str, store: dict[str, Any], detailed: dict[str, A
                          (training.get("entries") or {}).items()},
         soft_binding=_soft_binding(assertions.get("c2pa.soft-binding")),
         raw=store,
+        named_actors=tuple(_named_actor(a, results) for a in active.get("assertions", [])
+                           if str(a.get("label", "")).startswith("cawg.identity")),
     )
+
+
+def _named_actor(assertion: Mapping[str, Any], results: Mapping[str, Any]) -> NamedActor:
+    label = str(assertion.get("label"))
+    data = assertion.get("data") or {}
+    payload = data.get("signer_payload") or {}
+    info = data.get("signature_info") or {}
+    codes = {(kind, item.get("code")) for kind in ("success", "failure")
+             for item in results.get(kind, [])
+             if str(item.get("url", "")).endswith(f"/c2pa.assertions/{label}")}
+    if any(kind == "failure" and code != "cawg.x509.credential.untrusted"
+           for kind, code in codes) or ("success", "cawg.identity.well-formed") not in codes:
+        status = "invalid"
+    elif ("success", "cawg.x509.credential.trusted") in codes:
+        status = "trusted"
+    else:
+        status = "untrusted"
+    return NamedActor(
+        label=label, common_name=info.get("common_name"), organisation=info.get("issuer"),
+        roles=tuple(str(r) for r in payload.get("role") or ()),
+        referenced=tuple(str(r.get("url", "")).rpartition("/")[2]
+                         for r in payload.get("referenced_assertions") or ()),
+        status=status)
 
 
 def _issue(item: Mapping[str, Any]) -> ValidationIssue:

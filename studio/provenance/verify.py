@@ -284,6 +284,7 @@ def _report_json(report: ManifestReport) -> dict[str, Any]:
         "training_mining": dict(report.training_mining),
         "soft_binding": None if report.soft_binding is None
         else {"alg": report.soft_binding.alg, "payload": report.soft_binding.payload_hex},
+        "named_actors": [a.to_json() for a in report.named_actors],
     }
 
 
