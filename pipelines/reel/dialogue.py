@@ -193,7 +193,34 @@ def _csv_lines(path: Path, shots: ShotList) -> tuple[DialogueLine, ...]:
                                   " ".join(row[col["text"]].split()), where))
     if not lines:
         raise DialogueError(f"{path.name}: the table has no lines")
+    _check_table(lines, Fraction(shots.frame_count) / shots.frame_rate)
     return tuple(lines)
+
+
+def _check_table(lines: Sequence[DialogueLine], duration: Fraction) -> None:
+    """What ``load_script`` refuses in a subtitle file, refused in a table when it is read
+    (not at render time): a line past the reel's end, and two lines of one voice at once
+    (the same character, or a line naming nobody over any other: nothing says it is another
+    voice). Characters that differ may talk over each other; touching is not overlapping."""
+    for line in lines:  # (assign_dialogue's own check, with the same words, before it)
+        if line.end > duration:
+            raise DialogueError(f"{line.origin}: the line ends at {float(line.end):.3f} s, "
+                                f"after the reel's last frame ({float(duration):.3f} s); "
+                                "trim or move the line")
+    ordered = sorted(lines, key=lambda x: (x.start, x.index))
+    for k, line in enumerate(ordered):
+        for earlier in ordered[:k]:
+            if earlier.end <= line.start:
+                continue
+            if None not in (earlier.character, line.character) and \
+                    earlier.character != line.character:
+                continue
+            who = (f"character {line.character}" if line.character == earlier.character
+                   else "a line naming no character")
+            raise DialogueError(
+                f"{earlier.origin} and {line.origin} overlap ({who}): a voice cannot speak "
+                f"two lines at once; start the later one at or after {float(earlier.end):.3f} "
+                "s, or name different characters")
 
 
 def _time(cell: str, rate: Fraction, start_tc: str, where: str, column: str) -> Fraction:

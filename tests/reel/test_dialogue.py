@@ -69,6 +69,12 @@ def test_webvtt_voices(test_reel_truth: ShotList, tmp_path: Path) -> None:
     ("character,tc_in,tc_out,text\nA,01:00:00:00\n", "2 columns"),
     ("character,tc_in,tc_out,text\nA,01:00:20:00,01:00:21:00,x\n", "after the reel's last"),
     ("character,tc_in,tc_out,text\n", "no lines"),
+    # One voice cannot speak two lines at once: refused when the table is read, naming rows
+    # (rows out of time order are compared in time order).
+    ("character,tc_in,tc_out,text\nA,01:00:02:00,01:00:04:00,x\nA,01:00:01:00,01:00:02:05,y\n",
+     r"row 3 and lines\.csv row 2 overlap \(character A\)"),
+    ("character,tc_in,tc_out,text\nA,01:00:01:00,01:00:03:00,x\n,01:00:02:00,01:00:04:00,y\n",
+     "overlap \\(a line naming no character\\)"),
 ])
 def test_bad_tables_are_refused(test_reel_truth: ShotList, tmp_path: Path, table: str,
                                 match: str) -> None:
@@ -76,6 +82,14 @@ def test_bad_tables_are_refused(test_reel_truth: ShotList, tmp_path: Path, table
     path.write_text(table)
     with pytest.raises(DialogueError, match=match):
         assign_dialogue(load_dialogue(path, test_reel_truth), test_reel_truth)
+
+
+def test_characters_may_talk_over_each_other_and_lines_may_touch(
+        test_reel_truth: ShotList, tmp_path: Path) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_text("character,tc_in,tc_out,text\nA,01:00:01:00,01:00:03:00,x\n"
+                    "B,01:00:02:00,01:00:04:00,y\nA,01:00:03:00,01:00:04:00,z\n")
+    assert [line.character for line in load_dialogue(path, test_reel_truth)] == ["A", "B", "A"]
 
 
 def test_bad_scripts_are_refused(test_reel_truth: ShotList, tmp_path: Path) -> None:
