@@ -83,8 +83,9 @@ FRONTAL_DETECTOR_SHA256: Final = {
 _DETECTOR_MAX_BYTES: Final = 1 << 20
 
 
-def _detector_copy(pinned: str) -> Path:
-    return cache_dir() / f"frontal-face-detector-{pinned[:16]}.svm"
+def _detector_copy(pinned: str) -> Path | None:
+    folder = cache_dir()
+    return None if folder is None else folder / f"frontal-face-detector-{pinned[:16]}.svm"
 
 
 def _frontal_detector() -> Any:
@@ -98,7 +99,7 @@ def _frontal_detector() -> Any:
     if pinned is None:
         return dlib.get_frontal_face_detector()
     copy = _detector_copy(pinned)
-    data = read_pinned(copy, pinned, max_bytes=_DETECTOR_MAX_BYTES)
+    data = None if copy is None else read_pinned(copy, pinned, max_bytes=_DETECTOR_MAX_BYTES)
     if data is not None:
         try:
             with tempfile.TemporaryDirectory(prefix="qc-detector-") as private:
@@ -108,6 +109,8 @@ def _frontal_detector() -> Any:
         except (OSError, RuntimeError):
             pass  # the slow path, and keep a sound copy
     detector = dlib.get_frontal_face_detector()
+    if copy is None:  # no home folder: nothing kept
+        return detector
     try:
         with tempfile.TemporaryDirectory(prefix="qc-detector-") as private:
             written = Path(private) / "detector.svm"

@@ -10,8 +10,8 @@ encoder 0.18 → 0.14 s), and the decoder is most of a ``studio verify``.
 The rewrite replaces each such ``Conv`` by ``Squeeze(axis 2) → Conv (the kernel's single
 temporal slice, 4-D) → Unsqueeze(axis 2)`` and changes nothing else, so every other node still
 sees the shapes it was exported for; outputs match the original graph to float rounding
-(max |Δ| 2e-5 on the decoder's logits; ``tests/provenance/test_rivagan_2d.py``). A graph with
-any other kind of convolution is used as shipped.
+(max |Δ| 2e-5 on the decoder's logits; ``tests/provenance/test_rivagan_2d.py``). Only the
+shipped graphs (their bytes pinned below) are rewritten; any other graph is used as given.
 
 Rewriting needs the ``onnx`` package (0.3 s to import), so the result is kept in the user's
 cache (``pipelines.user_cache``) and a later process reads it back only if its bytes hash to
@@ -44,20 +44,27 @@ class NotRewritable(ValueError):
 
 
 def session_model(path: Path) -> bytes:
-    """The model to give onnxruntime for ``path``: its 2-D rewrite (the kept copy, or made
-    now and kept), or ``path``'s own bytes when the rewrite does not apply."""
+    """The model to give onnxruntime for ``path``: the 2-D rewrite (the kept copy, or made
+    now and kept) when ``path`` holds a shipped model whose rewrite is pinned, else
+    ``path``'s own bytes. A model of its own (``STUDIO_RIVAGAN_DIR``) is never rewritten: the
+    rewrite is checked against the shipped graphs only, and ``onnx`` may refuse a graph that
+    onnxruntime runs (a newer IR version). Nor does a failed rewrite stop a read: it only
+    costs the speed-up."""
     data = path.read_bytes()
     pinned = REWRITTEN_SHA256.get(hashlib.sha256(data).hexdigest())
-    copy = None if pinned is None else cache_dir() / f"rivagan-2d-{pinned[:16]}.onnx"
-    if copy is not None and pinned is not None:
+    if pinned is None:
+        return data
+    folder = cache_dir()
+    copy = None if folder is None else folder / f"rivagan-2d-{pinned[:16]}.onnx"
+    if copy is not None:
         kept = read_pinned(copy, pinned, max_bytes=MAX_MODEL_BYTES)
         if kept is not None:
             return kept
     try:
         rewritten = rewrite(data)
-    except NotRewritable:
+    except Exception:  # onnx missing, or a release that refuses what 1.17 wrote: as shipped
         return data
-    if copy is not None and pinned is not None:
+    if copy is not None:
         keep(copy, rewritten, pinned)  # False: another onnx writes other bytes; used unkept
     return rewritten
 

@@ -113,3 +113,85 @@ def test_watermark_sessions_run_the_rewrite(monkeypatch: pytest.MonkeyPatch) -> 
     marked = [embedder.mark(f, i) for i, f in enumerate(frames)]
     assert watermark.WatermarkDetector().detect_sequential(marked).payload == 0x00C08271
     assert sorted(given) == sorted(REWRITTEN_SHA256.values())
+
+
+def test_a_planted_fifo_or_folder_costs_time_never_a_hang(own_cache: Path) -> None:
+    """A FIFO at the kept copy's name (opening it for reading would wait for a writer
+    forever), or a folder there, is passed over: the rewrite is made now and used."""
+    import os
+    import threading
+
+    shipped = watermark.model_dir() / watermark.DECODER_FILE
+    pinned = REWRITTEN_SHA256[hashlib.sha256(shipped.read_bytes()).hexdigest()]
+    copy = own_cache / f"rivagan-2d-{pinned[:16]}.onnx"
+    own_cache.mkdir(parents=True)
+    os.mkfifo(copy)
+    made: list[bytes] = []
+    reader = threading.Thread(target=lambda: made.append(session_model(shipped)), daemon=True)
+    reader.start()
+    reader.join(60)
+    if reader.is_alive():  # unblock the reader, then fail
+        with open(os.open(copy, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+            pass
+        pytest.fail("session_model waited on a FIFO in the cache")
+    assert hashlib.sha256(made[0]).hexdigest() == pinned
+
+    copy.unlink()
+    copy.mkdir()
+    assert hashlib.sha256(session_model(shipped)).hexdigest() == pinned
+
+
+def test_keep_never_writes_through_a_planted_link(tmp_path: Path, own_cache: Path) -> None:
+    """The temporary file is new (O_EXCL, a random name): a link planted at the name a
+    writer used to choose (``.<name>.<pid>``) is not written through."""
+    import os
+
+    from pipelines.user_cache import keep
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    own_cache.mkdir(parents=True)
+    target = own_cache / "kept.bin"
+    (own_cache / f".{target.name}.{os.getpid()}").symlink_to(victim)
+    data = b"derived bytes"
+    assert keep(target, data, hashlib.sha256(data).hexdigest())
+    assert victim.read_text() == "mine"
+    assert target.read_bytes() == data and not target.is_symlink()
+
+
+def test_no_home_folder_keeps_nothing_and_still_rewrites(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process with neither ``$XDG_CACHE_HOME`` nor a home folder (an arbitrary container
+    uid: ``Path.home()`` raises) rewrites and keeps nothing, instead of failing the read."""
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert rivagan_2d.cache_dir() is None
+    shipped = watermark.model_dir() / watermark.ENCODER_FILE
+    assert hashlib.sha256(session_model(shipped)).hexdigest() in REWRITTEN_SHA256.values()
+
+
+def test_a_model_of_its_own_is_used_as_given(tmp_path: Path) -> None:
+    """A ``STUDIO_RIVAGAN_DIR`` model whose bytes are not the shipped ones is given to
+    onnxruntime as it is, not rewritten: here one that onnxruntime runs and onnx 1.17's
+    checker refuses (IR version 11), which used to fail the watermark read."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((2, 3, 1, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 3, 3],
+                          pads=[0, 1, 1, 0, 1, 1])], "one-frame",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 1, 8, 8])],
+        [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 11
+    data = model.SerializeToString()
+    path = tmp_path / "own.onnx"
+    path.write_bytes(data)
+    assert session_model(path) == data
+    _session(session_model(path))  # onnxruntime runs it
+    assert not rivagan_2d.cache_dir().exists()
