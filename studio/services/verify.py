@@ -3,6 +3,7 @@ its watermark (``studio verify``, the studio's Verify tab)."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,30 @@ if TYPE_CHECKING:
 VIDEO_KINDS = ("master", "review")
 
 
+_PRESTARTED: dict[Path, tuple[tuple[int, int, int], Future[Detection]]] = {}
+_PRESTARTED_LOCK = threading.Lock()
+
+
+def _identity(file: Path) -> tuple[Path, tuple[int, int, int]] | None:
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return file.resolve(), (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def prestart_watermark_read(file: Path) -> None:
+    """Start :func:`start_watermark_read` now, for a later call on the same file (the
+    ``studio`` entry point, before the command line loads) to take over. A later call on
+    another file, or on this path after the file changed (inode, size, mtime), starts its
+    own read; an unclaimed read ends with its thread."""
+    key = _identity(file)
+    future = _start(file) if key is not None else None
+    if key is not None and future is not None:
+        with _PRESTARTED_LOCK:
+            _PRESTARTED[key[0]] = (key[1], future)
+
+
 def start_watermark_read(file: Path) -> Future[Detection] | None:
     """The watermark's quick read of ``file`` (``WatermarkDetector.detect_file``), started
     on a thread of its own; ``None`` when there is no such file.
@@ -27,15 +52,31 @@ def start_watermark_read(file: Path) -> Future[Detection] | None:
     first and hands it to :func:`verify` (``studio verify``: the registry loads meanwhile).
     Its errors come out where ``verify`` takes the result, as they would have there.
     """
+    key = _identity(file)
+    if key is not None:
+        with _PRESTARTED_LOCK:
+            early = _PRESTARTED.pop(key[0], None)
+        if early is not None and early[0] == key[1]:
+            return early[1]
+    return _start(file)
+
+
+def _start(file: Path) -> Future[Detection] | None:
     if not file.is_file():
         return None
-    from studio.provenance.watermark import WatermarkDetector
-
     pool = ThreadPoolExecutor(1, thread_name_prefix="watermark-read")
     try:
-        return pool.submit(WatermarkDetector().detect_file, file)
+        return pool.submit(_read, file)
     finally:
         pool.shutdown(wait=False)  # the read runs on; the thread ends with it
+
+
+def _read(file: Path) -> Detection:
+    # The media stack (numpy, PyAV, OpenCV, onnxruntime) loads on this thread too, while the
+    # caller goes on loading its own.
+    from studio.provenance.watermark import WatermarkDetector
+
+    return WatermarkDetector().detect_file(file)
 
 
 def verify(ctx: AppContext, file: Path, *, watermark: bool = True,

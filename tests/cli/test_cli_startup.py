@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,43 @@ def test_verify_loads_no_face_or_render_stack(tmp_path: object) -> None:
     assert not loaded & {"torch", "mediapipe", "gradio", "diffusers", "scipy", "dlib",
                          "pipelines.faces", "pipelines.media", "pipelines.lipsync",
                          "pipelines.reenact", "studio.identity", "studio.render.job"}, loaded
+
+
+def test_verify_starts_its_watermark_read_before_the_command_line_loads(
+        tmp_path: Path) -> None:
+    """``studio verify FILE`` (the entry point, ``studio.cli.main``) starts the watermark read
+    before typer and the command modules load, and the command takes that read over: one
+    read, not two. Any other shape of command line starts nothing."""
+    import os
+
+    import studio.services.verify as service
+    from studio.cli import _prestart_verify
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a video")
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"neither")
+    for argv in (["verify", "--no-watermark", str(clip)], ["verify", "--help"],
+                 ["verify", str(clip), str(other)], ["render", str(clip)],
+                 ["verify", "--bogus", str(clip)], ["verify", str(tmp_path / "missing.mp4")],
+                 []):
+        _prestart_verify(argv)
+        assert service._PRESTARTED == {}, argv
+    try:
+        _prestart_verify(["verify", "--json", str(clip)])
+        (early,) = [f for _, f in service._PRESTARTED.values()]
+        assert service.start_watermark_read(Path(str(clip))) is early  # taken over
+        assert service._PRESTARTED == {}
+        assert service.start_watermark_read(clip) is not early  # a second verify reads again
+        # The read's errors come out where verify takes it, as before.
+        with pytest.raises(ValueError, match="not a readable media file"):
+            early.result(timeout=120)
+
+        _prestart_verify(["verify", str(clip)])
+        (early,) = [f for _, f in service._PRESTARTED.values()]
+        clip.write_bytes(b"changed since")  # another file by now: not the read started
+        stat = clip.stat()
+        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        assert service.start_watermark_read(clip) is not early
+    finally:
+        service._PRESTARTED.clear()
