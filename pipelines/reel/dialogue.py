@@ -207,13 +207,17 @@ def _check_table(lines: Sequence[DialogueLine], duration: Fraction) -> None:
             raise DialogueError(f"{line.origin}: the line ends at {float(line.end):.3f} s, "
                                 f"after the reel's last frame ({float(duration):.3f} s); "
                                 "trim or move the line")
-    ordered = sorted(lines, key=lambda x: (x.start, x.index))
-    for k, line in enumerate(ordered):
-        for earlier in ordered[:k]:
-            if earlier.end <= line.start:
-                continue
-            if None not in (earlier.character, line.character) and \
-                    earlier.character != line.character:
+    # One sweep in time order (a table may hold 10^5 rows: comparing every pair took hours):
+    # an earlier line overlaps this one when it ends after this one starts, so of the lines
+    # this one may not overlap (the same character's and the unnamed ones; every line, for
+    # an unnamed one) only the one that ends last needs a look.
+    last_of: dict[str | None, DialogueLine] = {}  # per character (None: unnamed)
+    last: DialogueLine | None = None
+    for line in sorted(lines, key=lambda x: (x.start, x.index)):
+        voices = [last] if line.character is None else [last_of.get(line.character),
+                                                         last_of.get(None)]
+        for earlier in voices:
+            if earlier is None or earlier.end <= line.start:
                 continue
             who = (f"character {line.character}" if line.character == earlier.character
                    else "a line naming no character")
@@ -221,6 +225,11 @@ def _check_table(lines: Sequence[DialogueLine], duration: Fraction) -> None:
                 f"{earlier.origin} and {line.origin} overlap ({who}): a voice cannot speak "
                 f"two lines at once; start the later one at or after {float(earlier.end):.3f} "
                 "s, or name different characters")
+        same = last_of.get(line.character)
+        if same is None or line.end > same.end:
+            last_of[line.character] = line
+        if last is None or line.end > last.end:
+            last = line
 
 
 def _time(cell: str, rate: Fraction, start_tc: str, where: str, column: str) -> Fraction:

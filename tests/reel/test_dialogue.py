@@ -92,6 +92,54 @@ def test_characters_may_talk_over_each_other_and_lines_may_touch(
     assert [line.character for line in load_dialogue(path, test_reel_truth)] == ["A", "B", "A"]
 
 
+def test_overlap_check_is_the_pairwise_rule() -> None:
+    """The table's overlap check refuses exactly the tables in which some pair of lines
+    overlaps in time with the same character, or with a line naming nobody (random tables
+    of a few lines, against the rule written pair by pair)."""
+    import random
+    from fractions import Fraction
+
+    from pipelines.reel.dialogue import DialogueLine, _check_table
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        lines = []
+        for i in range(rng.randint(1, 6)):
+            start = rng.randint(0, 8)
+            lines.append(DialogueLine(i + 1, rng.choice(["A", "B", None]), Fraction(start),
+                                      Fraction(start + rng.randint(1, 3)), "x", f"row {i}"))
+        clash = any(a.start < b.end and b.start < a.end
+                    and (None in (a.character, b.character) or a.character == b.character)
+                    for k, a in enumerate(lines) for b in lines[k + 1:])
+        if not clash:
+            _check_table(lines, Fraction(100))
+            continue
+        with pytest.raises(DialogueError) as refused:
+            _check_table(lines, Fraction(100))
+        # The two lines it names do overlap.
+        first, second = str(refused.value).split(" overlap ")[0].split(" and ")
+        a, b = (next(x for x in lines if x.origin == o) for o in (first, second))
+        assert a.start < b.end and b.start < a.end
+
+
+def test_a_long_table_is_checked_in_time(tmp_path: Path) -> None:
+    """Every pair of 20,000 lines was compared (minutes; hours for a table under 5 MB);
+    one sweep in time order takes a second or two."""
+    import time
+    from fractions import Fraction
+
+    from pipelines.reel.shots import Shot
+
+    shots = ShotList((Shot(0, 0, 90_000, None, "00:00:00:00", "01:00:00:00"),),
+                     Fraction(25), 90_000)
+    path = tmp_path / "crowd.csv"
+    path.write_text("character,tc_in,tc_out,text\n" + "".join(
+        f"c{i},00:00:01.000,00:00:02.000,x\n" for i in range(20_000)))
+    began = time.monotonic()
+    assert len(load_dialogue(path, shots)) == 20_000
+    assert time.monotonic() - began < 30
+
+
 def test_bad_scripts_are_refused(test_reel_truth: ShotList, tmp_path: Path) -> None:
     with pytest.raises(ReelNotFoundError):
         load_dialogue(tmp_path / "none.srt", test_reel_truth)
