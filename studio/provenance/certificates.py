@@ -115,12 +115,16 @@ def algorithm_of(cert: x509.Certificate) -> Algorithm:
 
 
 def check_signing_certificate(cert: x509.Certificate, *,
-                              now: dt.datetime | None = None) -> None:
+                              now: dt.datetime | None = None,
+                              what: str = "signing certificate",
+                              organisation: bool = True) -> None:
     """Refuse an end-entity certificate that the SDK would refuse or validators distrust.
 
     Checked before signing so that the operator gets one clear sentence instead of the
     SDK's error, and so that the EKU trap (a certificate that signs fine but whose
-    manifests read as ``Invalid``) is caught at configuration time.
+    manifests read as ``Invalid``) is caught at configuration time. ``what`` names the
+    certificate in the message; ``organisation``: whether its subject must have an O=
+    (the claim signer's; a CAWG identity credential may name a person only).
     """
     name = cert.subject.rfc4514_string()
     when = now or dt.datetime.now(dt.UTC)
@@ -152,7 +156,7 @@ def check_signing_certificate(cert: x509.Certificate, *,
                 "its ExtendedKeyUsage lacks emailProtection (1.3.6.1.5.5.7.3.4): default "
                 "validators read manifests signed with only the C2PA or documentSigning EKU "
                 "as Invalid")
-    if not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+    if organisation and not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
         problems.append("its subject has no Organization (O=)")
     for ext in cert.extensions:
         if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
@@ -166,8 +170,7 @@ def check_signing_certificate(cert: x509.Certificate, *,
     except CertificateError as exc:
         problems.append(exc.message)
     if problems:
-        raise CertificateError(f"signing certificate {name} cannot be used: "
-                               + "; ".join(problems))
+        raise CertificateError(f"{what} {name} cannot be used: " + "; ".join(problems))
 
 
 def organisation_of(name: x509.Name) -> str | None:
@@ -205,7 +208,10 @@ class IdentityCredential:
         if not all(r.startswith("cawg.") for r in self.roles) or not self.roles:
             raise CertificateError(f"CAWG roles {self.roles}: expected cawg.* names "
                                    "(cawg.editor, cawg.producer, ...)")
-        algorithm_of(cert)
+        # The C2PA certificate profile applies to the credential too: one without an
+        # Authority Key Identifier, expired or not yet valid signs, and every output then
+        # names its actor as ``invalid`` (cawg.x509.credential.invalid / outside_validity).
+        check_signing_certificate(cert, what="CAWG identity certificate", organisation=False)
         _check_key_matches(self.key_pem, cert)
 
     @classmethod

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -38,9 +39,12 @@ from tests.provenance.test_c2pa import GRID, make_inputs, make_mp4, make_png, ma
 SMIME_ORGANISATION_VALIDATED = x509.ObjectIdentifier("2.23.140.1.5.2.2")
 
 
-def _credential(organisation: str, ekus: list[x509.ObjectIdentifier]
+def _credential(organisation: str, ekus: list[x509.ObjectIdentifier], *,
+                valid_days: tuple[int, int] = (-1, 30), key_id: bool = True
                 ) -> tuple[bytes, bytes, bytes]:
-    """(chain, key, root) of an identity credential issued by a fresh CA."""
+    """(chain, key, root) of an identity credential issued by a fresh CA, valid from
+    ``valid_days[0]`` to ``valid_days[1]`` days from now, with an Authority Key Identifier
+    unless ``key_id`` is false."""
     now = dt.datetime.now(dt.UTC)
     root_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
         ec.SECP256R1())
@@ -56,23 +60,24 @@ def _credential(organisation: str, ekus: list[x509.ObjectIdentifier]
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()),
                            critical=False)
             .sign(root_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder()
+    builder = (x509.CertificateBuilder()
             .subject_name(x509.Name([
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
                 x509.NameAttribute(NameOID.COMMON_NAME, organisation)]))
             .issuer_name(root_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .not_valid_before(now + dt.timedelta(days=valid_days[0]))
+            .not_valid_after(now + dt.timedelta(days=valid_days[1]))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
                                          False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
             .add_extension(x509.CertificatePolicies([
-                x509.PolicyInformation(SMIME_ORGANISATION_VALIDATED, None)]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                root_key.public_key()), critical=False)
-            .sign(root_key, hashes.SHA256()))
+                x509.PolicyInformation(SMIME_ORGANISATION_VALIDATED, None)]), critical=False))
+    if key_id:
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            root_key.public_key()), critical=False)
+    leaf = builder.sign(root_key, hashes.SHA256())
     pem = serialization.Encoding.PEM
     return (leaf.public_bytes(pem),
             key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
@@ -172,6 +177,21 @@ def test_credentials_cawg_would_refuse_are_refused_early() -> None:
         IdentityCredential(chain_pem=chain, key_pem=other_key)
     with pytest.raises(CertificateError, match="cawg"):
         IdentityCredential(chain_pem=chain, key_pem=key, roles=("editor",))
+
+
+@pytest.mark.parametrize(("kind", "match"), [
+    ({"valid_days": (-60, -1)}, "expired"),
+    ({"valid_days": (5, 60)}, "not valid before"),
+    ({"key_id": False}, "Authority Key Identifier"),
+])
+def test_credentials_every_output_would_name_as_invalid_are_refused_early(
+        kind: dict[str, Any], match: str) -> None:
+    """c2pa-rs reads the identity assertion of such a credential as ``invalid``
+    (``cawg.x509.signature.outside_validity``, ``cawg.x509.credential.invalid``): the
+    studio used to take it and put that assertion on every output."""
+    chain, key, _ = _credential("House", [ExtendedKeyUsageOID.EMAIL_PROTECTION], **kind)
+    with pytest.raises(CertificateError, match=f"CAWG identity certificate .*{match}"):
+        IdentityCredential(chain_pem=chain, key_pem=key)
 
 
 def test_settings_turn_it_on_and_need_both_files(tmp_path: Path,
