@@ -459,7 +459,8 @@ class NamedActor:
     referenced: tuple[str, ...]
     #: ``trusted`` (the credential chains to a CAWG anchor this verifier holds),
     #: ``untrusted`` (well-formed and validly signed, by a credential on no such list),
-    #: ``invalid`` (the assertion or its signature failed).
+    #: ``invalid`` (the assertion or its signature failed, or the reader did not say it
+    #: validated the signature).
     status: str
 
     def to_json(self) -> dict[str, Any]:
@@ -517,7 +518,8 @@ class ManifestReport:
             lines.append(f"  watermark payload {self.soft_binding.payload_hex} "
                          f"({self.soft_binding.alg})")
         lines += [f"  named actor {a.common_name} (O={a.organisation}) as "
-                  f"{', '.join(a.roles)}: credential {a.status}" for a in self.named_actors]
+                  f"{', '.join(a.roles)} over {', '.join(a.referenced) or 'nothing'}: "
+                  f"credential {a.status}" for a in self.named_actors]
         return "\n".join(lines)
 
 
@@ -652,8 +654,12 @@ def _named_actor(assertion: Mapping[str, Any], results: Mapping[str, Any]) -> Na
     codes = {(kind, item.get("code")) for kind in ("success", "failure")
              for item in results.get(kind, [])
              if str(item.get("url", "")).endswith(f"/c2pa.assertions/{label}")}
+    # ``untrusted`` says "validly signed": only with the reader's word that the signature
+    # was checked (a well-formed assertion of a kind it does not verify is not vouched for).
     if any(kind == "failure" and code != "cawg.x509.credential.untrusted"
-           for kind, code in codes) or ("success", "cawg.identity.well-formed") not in codes:
+           for kind, code in codes) or not {("success", "cawg.identity.well-formed"),
+                                            ("success", "cawg.x509.signature.validated")
+                                            } <= codes:
         status = "invalid"
     elif ("success", "cawg.x509.credential.trusted") in codes:
         status = "trusted"

@@ -228,3 +228,31 @@ def test_an_independent_reader_validates_the_named_manifest(
     # trust list to the identity credential: Trusted, no failure.
     assert report["validation_state"] == "Trusted"
     assert report["validation_results"]["failure"] == []
+
+
+def test_a_named_actor_is_untrusted_only_when_its_signature_validated() -> None:
+    """``untrusted`` says "well-formed and validly signed": a reader that found the
+    assertion well-formed but did not report its signature validated (an identity of a
+    kind it does not check) names an ``invalid`` actor, not a validly signed one; codes of
+    another identity assertion do not count."""
+    from studio.provenance.signing import _named_actor
+
+    url = "self#jumbf=/c2pa/urn:c2pa:x/c2pa.assertions/cawg.identity"
+    assertion = {"label": "cawg.identity", "data": {
+        "signer_payload": {"role": ["cawg.editor"], "referenced_assertions": [
+            {"url": "self#jumbf=c2pa.assertions/c2pa.hash.bmff.v3"}]},
+        "signature_info": {"common_name": "Anyone", "issuer": "Anything Ltd"}}}
+
+    def status(success: list[str], failure: list[str], at: str = url) -> str:
+        results = {"success": [{"code": c, "url": at} for c in success],
+                   "failure": [{"code": c, "url": at} for c in failure]}
+        return _named_actor(assertion, results).status
+
+    assert status(["cawg.identity.well-formed"], []) == "invalid"
+    assert status(["cawg.identity.well-formed"], ["cawg.x509.credential.untrusted"]) == "invalid"
+    validated = ["cawg.identity.well-formed", "cawg.x509.signature.validated"]
+    assert status(validated, ["cawg.x509.credential.untrusted"]) == "untrusted"
+    assert status([*validated, "cawg.x509.credential.trusted"], []) == "trusted"
+    assert status(validated, [], at=url + "__1") == "invalid"  # another assertion's codes
+    actor = _named_actor(assertion, {})
+    assert actor.referenced == ("c2pa.hash.bmff.v3",)
