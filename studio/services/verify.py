@@ -19,23 +19,24 @@ if TYPE_CHECKING:
 VIDEO_KINDS = ("master", "review")
 
 
-_PRESTARTED: dict[Path, tuple[tuple[int, int, int], Future[Detection]]] = {}
+_PRESTARTED: dict[Path, tuple[tuple[int, ...], Future[Detection]]] = {}
 _PRESTARTED_LOCK = threading.Lock()
 
 
-def _identity(file: Path) -> tuple[Path, tuple[int, int, int]] | None:
+def _identity(file: Path) -> tuple[Path, tuple[int, ...]] | None:
+    # ctime too: anyone who can write the file can set its mtime back (utime), not its ctime.
     try:
         st = file.stat()
     except OSError:
         return None
-    return file.resolve(), (st.st_ino, st.st_size, st.st_mtime_ns)
+    return file.resolve(), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def prestart_watermark_read(file: Path) -> None:
     """Start :func:`start_watermark_read` now, for a later call on the same file (the
     ``studio`` entry point, before the command line loads) to take over. A later call on
-    another file, or on this path after the file changed (inode, size, mtime), starts its
-    own read; an unclaimed read ends with its thread."""
+    another file, or on this path after the file changed (device, inode, size, mtime, ctime),
+    starts its own read; an unclaimed read ends with its thread."""
     key = _identity(file)
     future = _start(file) if key is not None else None
     if key is not None and future is not None:

@@ -109,6 +109,7 @@ def test_verify_starts_its_watermark_read_before_the_command_line_loads(
     before typer and the command modules load, and the command takes that read over: one
     read, not two. Any other shape of command line starts nothing."""
     import os
+    import time
 
     import studio.services.verify as service
     from studio.cli import _prestart_verify
@@ -138,6 +139,15 @@ def test_verify_starts_its_watermark_read_before_the_command_line_loads(
         clip.write_bytes(b"changed since")  # another file by now: not the read started
         stat = clip.stat()
         os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+        assert service.start_watermark_read(clip) is not early
+
+        # Rewritten in place, same size, its mtime set back: still not the read started.
+        _prestart_verify(["verify", str(clip)])
+        (early,) = [f for _, f in service._PRESTARTED.values()]
+        before = clip.stat()
+        time.sleep(0.05)
+        clip.write_bytes(b"CHANGED SINCE")
+        os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
         assert service.start_watermark_read(clip) is not early
     finally:
         service._PRESTARTED.clear()
