@@ -35,6 +35,7 @@ from typing import Literal
 
 from pipelines.media import MediaError
 from pipelines.media.timecode import timecode_to_frame
+from pipelines.speech.overlap import first_overlap
 
 from .errors import DialogueError, ReelNotFoundError
 from .shots import DEFAULT_START_TIMECODE, ShotList
@@ -207,29 +208,16 @@ def _check_table(lines: Sequence[DialogueLine], duration: Fraction) -> None:
             raise DialogueError(f"{line.origin}: the line ends at {float(line.end):.3f} s, "
                                 f"after the reel's last frame ({float(duration):.3f} s); "
                                 "trim or move the line")
-    # One sweep in time order (a table may hold 10^5 rows: comparing every pair took hours):
-    # an earlier line overlaps this one when it ends after this one starts, so of the lines
-    # this one may not overlap (the same character's and the unnamed ones; every line, for
-    # an unnamed one) only the one that ends last needs a look.
-    last_of: dict[str | None, DialogueLine] = {}  # per character (None: unnamed)
-    last: DialogueLine | None = None
-    for line in sorted(lines, key=lambda x: (x.start, x.index)):
-        voices = [last] if line.character is None else [last_of.get(line.character),
-                                                         last_of.get(None)]
-        for earlier in voices:
-            if earlier is None or earlier.end <= line.start:
-                continue
-            who = (f"character {line.character}" if line.character == earlier.character
-                   else "a line naming no character")
-            raise DialogueError(
-                f"{earlier.origin} and {line.origin} overlap ({who}): a voice cannot speak "
-                f"two lines at once; start the later one at or after {float(earlier.end):.3f} "
-                "s, or name different characters")
-        same = last_of.get(line.character)
-        if same is None or line.end > same.end:
-            last_of[line.character] = line
-        if last is None or line.end > last.end:
-            last = line
+    pair = first_overlap(lines, start=lambda x: x.start, end=lambda x: x.end,
+                         voice=lambda x: x.character)
+    if pair is not None:
+        earlier, line = pair
+        who = (f"character {line.character}" if line.character == earlier.character
+               else "a line naming no character")
+        raise DialogueError(
+            f"{earlier.origin} and {line.origin} overlap ({who}): a voice cannot speak "
+            f"two lines at once; start the later one at or after {float(earlier.end):.3f} "
+            "s, or name different characters")
 
 
 def _time(cell: str, rate: Fraction, start_tc: str, where: str, column: str) -> Fraction:

@@ -51,6 +51,7 @@ from pathlib import Path
 import pysubs2
 
 from pipelines.errors import PipelineInputError
+from pipelines.speech.overlap import first_overlap
 
 __all__ = [
     "MAX_SCRIPT_BYTES",
@@ -400,18 +401,16 @@ def _validate(cues: list[Cue], fmt: str, duration: Fraction | None) -> None:
                 f"cues are out of order: {_where(cue, fmt)} starts before "
                 f"{_where(prev, fmt)}; sort the cues by start time"
             )
-    for k, cue in enumerate(cues):
-        for earlier in cues[:k]:
-            if earlier.end <= cue.start:
-                continue
-            if None not in (earlier.speaker, cue.speaker) and earlier.speaker != cue.speaker:
-                continue
-            who = f"speaker {cue.speaker}" if cue.speaker == earlier.speaker else "no speaker"
-            raise OverlappingCuesError(
-                f"{_where(earlier, fmt)} and {_where(cue, fmt)} overlap ({who}): a voice "
-                "cannot speak two lines at once; move the later cue to start at or after "
-                f"{_tc(earlier.end, fmt)}, or name different speakers"
-            )
+    pair = first_overlap(cues, start=lambda c: c.start, end=lambda c: c.end,
+                         voice=lambda c: c.speaker)
+    if pair is not None:
+        earlier, cue = pair
+        who = f"speaker {cue.speaker}" if cue.speaker == earlier.speaker else "no speaker"
+        raise OverlappingCuesError(
+            f"{_where(earlier, fmt)} and {_where(cue, fmt)} overlap ({who}): a voice "
+            "cannot speak two lines at once; move the later cue to start at or after "
+            f"{_tc(earlier.end, fmt)}, or name different speakers"
+        )
     if duration is not None:
         for cue in cues:
             if cue.end > duration:

@@ -311,3 +311,24 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_all_errors_are_value_errors() -> None:
     with pytest.raises(ValueError, match="not a subtitle file"):
         load_script(b"")
+
+
+def test_a_long_script_is_checked_in_one_sweep() -> None:
+    """7,000 cues of two speakers talking over each other: accepted (a comparison of every
+    pair grows with the square of the cues), and one late clash is named."""
+    import time
+
+    def tc(ms: int) -> str:
+        hours, minutes, seconds = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
+        return f"{hours:02d}:{minutes:02d}:{seconds:02d},{ms % 1000:03d}"
+
+    rows = [(tc((k // 2) * 1000 + (k % 2) * 100), tc((k // 2) * 1000 + (k % 2) * 100 + 800),
+             f"{'ANA' if k % 2 == 0 else 'BEN'}: line {k}") for k in range(7000)]
+    t = time.perf_counter()
+    script = load_script(srt(*rows).encode())
+    assert len(script.cues) == 7000 and time.perf_counter() - t < 60
+    rows += [(tc(3_500_000), tc(3_501_500), "BEN: late"),
+             (tc(3_501_000), tc(3_502_000), "BEN: clash")]
+    with pytest.raises(OverlappingCuesError,
+                       match=r"cue 7001 .* and cue 7002 .* \(speaker BEN\)"):
+        load_script(srt(*rows).encode())
