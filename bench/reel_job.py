@@ -192,6 +192,9 @@ def figures(reel: Path, shots: ShotList, work: Path) -> dict[str, Any]:
         "untouched_psnr_mean_db": float(np.mean([p for p in psnr if math.isfinite(p)]))
         if psnr else None,
         "deliverables": sorted(items),
+        # Why each shot ended as it did (a refusal names the faces the gate saw).
+        "per_shot": [{"shot": i, "state": s["state"], "reason": (s.get("reason") or "")[:240]}
+                     for i, s in sorted(final.items())],
     }
 
 
