@@ -49,16 +49,21 @@ def with_identity(claim: c2pa.Signer, identity: c2pa.Signer, *,
                   referenced: Sequence[str], roles: Sequence[str]) -> c2pa.Signer:
     """One signer that signs the claim with ``claim`` and adds a ``cawg.identity`` assertion
     signed with ``identity``, naming ``roles`` and referencing the assertions labelled
-    ``referenced`` (the SDK adds the hard binding). Both inputs are consumed, also when this
-    raises (the native call frees them either way)."""
+    ``referenced`` (the SDK adds the hard binding). Both inputs are consumed once the native
+    call is made, also when it fails (it frees them either way); when the native call cannot
+    be made (an ``AttributeError``: this c2pa-python lacks it) they are left to the caller."""
     if claim is identity:
         raise ValueError("the claim and identity signers must be two objects")
+    # Before anything is consumed: a c2pa-python without the native call (or a changed
+    # wrapper) raises here, and the caller still owns, and closes, both signers.
+    create = _identity_signer_create()
+    handles = (claim._handle, identity._handle)
     # Callback signers (an HSM, a KMS) call back into Python objects that must outlive the
     # native signer; the inputs' teardown below drops their own references to them.
     callbacks = [s._callback_cb for s in (claim, identity) if s._callback_cb is not None]
     refs, role_list = _strings(referenced), _strings(roles)
     try:
-        ptr = _identity_signer_create()(claim._handle, identity._handle, refs, role_list)
+        ptr = create(*handles, refs, role_list)
     finally:
         for consumed in (claim, identity):
             consumed._teardown(free_handle=False)

@@ -312,6 +312,11 @@ class SigningIdentity:
         except c2pa.C2paError as exc:
             raise SigningError(f"the C2PA SDK refused the CAWG identity signer: {exc}"
                                ) from None
+        except AttributeError as exc:  # nothing consumed: both signers are still ours
+            claim.close()
+            identity.close()
+            raise SigningError(f"this c2pa-python cannot add a CAWG identity assertion "
+                               f"({exc}); unset STUDIO_CAWG_CHAIN/STUDIO_CAWG_KEY") from None
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -256,3 +256,32 @@ def test_a_named_actor_is_untrusted_only_when_its_signature_validated() -> None:
     assert status(validated, [], at=url + "__1") == "invalid"  # another assertion's codes
     actor = _named_actor(assertion, {})
     assert actor.referenced == ("c2pa.hash.bmff.v3",)
+
+
+def test_a_c2pa_python_without_the_native_call_is_a_clear_signing_error(
+        identity: LocalIdentity, credential: IdentityCredential,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a c2pa-python release drops or renames the native call, signing fails with a
+    SigningError naming the setting to unset, and both signers are closed (not leaked, not
+    consumed twice)."""
+    from studio.provenance import _cawg
+    from studio.provenance.signing import SigningError
+
+    made: list[object] = []
+    original = IdentityCredential.make_signer
+
+    def tracked(self: IdentityCredential) -> object:
+        signer = original(self)
+        made.append(signer)
+        return signer
+
+    def missing() -> object:
+        raise AttributeError("undefined symbol: c2pa_identity_signer_create")
+
+    monkeypatch.setattr(IdentityCredential, "make_signer", tracked)
+    monkeypatch.setattr(_cawg, "_identity_signer_create", missing)
+    named = dataclasses.replace(identity.signing_identity(), identity_credential=credential)
+    with pytest.raises(SigningError, match="STUDIO_CAWG_CHAIN"):
+        named.make_signer(referenced=("c2pa.actions.v2",))
+    (signer,) = made
+    assert signer._handle is None  # closed by make_signer
