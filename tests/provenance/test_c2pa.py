@@ -130,24 +130,6 @@ def top_level_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
 # Fixtures (module scope: one identity and one set of media for the whole file)
 
 
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> LocalIdentity:
-    return create_local_identity(tmp_path_factory.mktemp("keys") / "c2pa", "Test Dubbing Studio")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("media")
-    clip = make_mp4(GRID / "bbaf2n.mpg", d / "shot.mp4")
-    return {
-        "clip": clip,
-        "other": make_mp4(GRID / "brbk7n.mpg", d / "other.mp4"),
-        "ref": make_png(GRID / "bbaf2n.mpg", d / "reference.png"),
-        "wav": make_wav(d / "dub.wav"),
-        "mkv": remux(clip, d / "shot.mkv"),
-    }
-
-
 def make_inputs(media: dict[str, Path], *, mime: str = "video/mp4",
                 watermark: bool = True) -> ManifestInputs:
     return ManifestInputs(

@@ -27,14 +27,13 @@ from studio.provenance.certificates import (
     IdentityCredential,
     LocalIdentity,
     SigningIdentity,
-    create_local_identity,
     ecdsa_callback,
 )
 from studio.provenance.identity import signing_identity
 from studio.provenance.manifest import CONSENT_LABEL, CertificateError
 from studio.provenance.signing import read_manifest, sign_file
 from studio.settings import Settings
-from tests.provenance.test_c2pa import GRID, make_inputs, make_mp4, make_png, make_wav
+from tests.provenance.test_c2pa import make_inputs
 
 SMIME_ORGANISATION_VALIDATED = x509.ObjectIdentifier("2.23.140.1.5.2.2")
 
@@ -83,19 +82,6 @@ def _credential(organisation: str, ekus: list[x509.ObjectIdentifier], *,
             key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()),
             root.public_bytes(pem))
-
-
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> LocalIdentity:
-    return create_local_identity(tmp_path_factory.mktemp("keys") / "c2pa", "Test Dubbing Studio")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("media")
-    return {"clip": make_mp4(GRID / "bbaf2n.mpg", d / "shot.mp4"),
-            "ref": make_png(GRID / "bbaf2n.mpg", d / "reference.png"),
-            "wav": make_wav(d / "dub.wav")}
 
 
 @pytest.fixture(scope="module")

@@ -26,17 +26,12 @@ from typing import Any
 
 import pytest
 
-from studio.provenance.certificates import LocalIdentity, create_local_identity
+from studio.provenance.certificates import LocalIdentity
 from studio.provenance.signing import sha256_file, sign_file
 from tests.provenance.test_c2pa import GRID, make_inputs, make_mp4, make_png, make_wav
 from tests.provenance.test_manifest_quality import with_script_and_motion
 
 READERS = Path(__file__).resolve().parents[1] / "readers"
-
-
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> LocalIdentity:
-    return create_local_identity(tmp_path_factory.mktemp("keys") / "c2pa", "Test Dubbing Studio")
 
 
 @pytest.fixture(scope="module")

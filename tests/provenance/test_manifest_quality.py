@@ -20,7 +20,7 @@ from typing import Any
 import c2pa  # type: ignore[import-untyped]
 import pytest
 
-from studio.provenance.certificates import LocalIdentity, create_local_identity
+from studio.provenance.certificates import LocalIdentity
 from studio.provenance.manifest import (
     CONSENT_LABEL,
     MAX_EMBEDDED_INGREDIENT,
@@ -33,11 +33,6 @@ from studio.provenance.signing import read_manifest, sha256_file, sign_file
 from tests.provenance.test_c2pa import GRID, make_inputs, make_mp4, make_png, make_wav
 
 SCRIPT = "1\n00:00:00,000 --> 00:00:01,000\nBonjour, tout le monde.\n"
-
-
-@pytest.fixture(scope="module")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> LocalIdentity:
-    return create_local_identity(tmp_path_factory.mktemp("keys") / "c2pa", "Test Dubbing Studio")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime  # type: ignore[import-untyped]
@@ -75,19 +76,25 @@ def test_read_only_cache_still_rewrites(own_cache: Path) -> None:
     assert hashlib.sha256(session_model(shipped)).hexdigest() in REWRITTEN_SHA256.values()
 
 
-def test_graph_that_is_not_one_frame_is_used_as_shipped(tmp_path: Path) -> None:
+def _one_conv(*, depth: int, frames: int, opset: int) -> Any:
+    """A model of one 3-D Conv (3 → 2 channels, ``depth``×3×3 kernel, time padded to keep
+    ``frames``) over ``[1, 3, frames, 8, 8]``."""
     import onnx
     from onnx import helper, numpy_helper
 
-    weight = numpy_helper.from_array(np.ones((2, 3, 3, 3, 3), np.float32), "w")
+    pad = depth // 2
+    weight = numpy_helper.from_array(np.ones((2, 3, depth, 3, 3), np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3],
-                          pads=[1, 1, 1, 1, 1, 1])], "temporal",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 4, 8, 8])],
+        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[depth, 3, 3],
+                          pads=[pad, 1, 1, pad, 1, 1])], f"conv-{depth}",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, frames, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, frames, 8, 8])],
         [weight])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]
-                             ).SerializeToString()
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_graph_that_is_not_one_frame_is_used_as_shipped(tmp_path: Path) -> None:
+    data = _one_conv(depth=3, frames=4, opset=13).SerializeToString()
     with pytest.raises(NotRewritable, match="not a one-frame convolution"):
         rewrite(data)
     path = tmp_path / "temporal.onnx"
@@ -177,17 +184,7 @@ def test_a_model_of_its_own_is_used_as_given(tmp_path: Path) -> None:
     """A ``STUDIO_RIVAGAN_DIR`` model whose bytes are not the shipped ones is given to
     onnxruntime as it is, not rewritten: here one that onnxruntime runs and onnx 1.17's
     checker refuses (IR version 11), which used to fail the watermark read."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    weight = numpy_helper.from_array(np.ones((2, 3, 1, 3, 3), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 3, 3],
-                          pads=[0, 1, 1, 0, 1, 1])], "one-frame",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 1, 8, 8])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 1, 8, 8])],
-        [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model = _one_conv(depth=1, frames=1, opset=21)
     model.ir_version = 11
     data = model.SerializeToString()
     path = tmp_path / "own.onnx"
