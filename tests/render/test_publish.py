@@ -330,10 +330,14 @@ def test_a_watermark_payload_without_matching_frames_earns_no_recovered_badge(
     other = write_video(tmp_path / "other.mp4", frames, options={"crf": "18"})
     report = verify_file(other, r.registry, ManifestStore(r.settings.manifests_dir),
                          trust_anchors_pem=trust_anchors(r.settings))
-    assert report.watermark is not None and report.watermark.payload is not None
+    # The read names the payload either by decoding it or, when this content leaves a few
+    # bits wrong that the code cannot correct (2-4 of 32 for about 1 payload in 13 on this
+    # clip at CRF 18), as the one issued payload within 4 bits of the read (``_recover``).
+    assert report.watermark is not None and report.watermark.frames_used > 0
+    assert report.watermark.payload in (None, r.first.watermark_payload)
     assert report.recovered is not None and not report.recovered.matched
     assert report.provenance == "Missing", report.to_json()
-    assert "payload" in report.recovered.note and "only" in report.recovered.note
+    assert f"payload {r.first.watermark_payload:08x} only" in report.recovered.note
     assert report.ledger is None and report.publication == "not published"
     assert report.to_json()["recovered"]["matched"] is False
     assert not report.ok
