@@ -87,6 +87,7 @@ from studio.services.context import AppContext
 from .cutting import cut_shots, shot_audio, write_channels, write_wav
 from .reviews import rejected_error
 from .store import DialogueSource, Reel, ReelStore, ShotRecord, ShotState
+from .voiceover import speak_lines, unspoken_lines
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class ReelJob:
         self.lang_folder = self.folder / self.release.language
         self.notes: list[str] = []
         self.job_id = ""
+        self.assignment: DialogueAssignment | None = None
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -199,6 +201,7 @@ class ReelJob:
         reel = self.reel
         self._sweep()
         assignment = self._assign()
+        self.assignment = assignment
         plans = self._plan(assignment)
         job_id = self.reels.open_job(reel.reel_id, self.release.language,
                                      self.release.to_json(), len(reel.shots))
@@ -265,7 +268,8 @@ class ReelJob:
             self.notes.append(f"{c.line.origin} ({c.line.character}) crosses the cut between "
                               f"shots {', '.join(map(str, c.shots))}: split between them")
         for line in assignment.unnamed:
-            self.notes.append(f"{line.origin} names no character: not rendered")
+            self.notes.append(f"{line.origin} names no character: neither rendered nor "
+                              "spoken in the mix")
         return assignment
 
     def _plan(self, assignment: DialogueAssignment) -> list[ShotPlan]:
@@ -697,8 +701,10 @@ class Delivery:
 
     def _sound(self) -> Sound:
         """The characters' stems on the reel's timeline (with a script: the speech of each
-        rendered shot in its place, under the shot's characters), summed over the M&E when
-        given into the mix at EBU R128; the stems and the M&E at the mix's gain."""
+        rendered shot in its place, under the shot's characters, and every line no render
+        speaks synthesised in its place, under its character: ``voiceover``), summed over
+        the M&E when given into the mix at EBU R128; the stems and the M&E at the mix's
+        gain."""
         job = self.job
         stems = [d for d in job.dialogue if d.kind == "stem"]
         scripted = any(d.kind == "script" for d in job.dialogue)
@@ -720,8 +726,18 @@ class Delivery:
                 who = "+".join(_shot_characters(record))
                 track = tracks.setdefault(who, _silence(1, length))
                 track[:, first:first + count] += _fit(speech, count)[:, :length - first]
-            job.notes.append("script: the reel's dialogue is the speech of the rendered "
-                             "shots; lines of characters off screen are not spoken")
+            spoken = [(r.shot, c) for r in self.rendered for c in _shot_characters(r)]
+            unspoken = () if job.assignment is None \
+                else unspoken_lines(job.assignment, spoken)
+            voiced = speak_lines(unspoken, language=job.release.language, rate=MIX_RATE,
+                                 length=length)
+            for character, samples in voiced.tracks.items():
+                tracks.setdefault(character, _silence(1, length))[0] += samples
+            job.notes.extend(voiced.notes)
+            if unspoken:
+                job.notes.append(f"script: {len(unspoken)} line(s) no render speaks (off "
+                                 "screen, not cast, refused or left out) are voiced over "
+                                 "the untouched picture in the mix")
         dialogue = Audio(sum(tracks.values(), start=_silence(1, length)), MIX_RATE)
         out = dialogue
         me: Audio | None = None
@@ -796,6 +812,7 @@ class Delivery:
 
     def _manifest(self, kind: str, mime: str, decision: Decision) -> Any:
         from studio.provenance.manifest import (
+            MAX_EMBEDDED_INGREDIENT,
             ConsentReference,
             IngredientInput,
             LanguagePair,
@@ -840,6 +857,12 @@ class Delivery:
                 others.append(IngredientInput(f"dub-stem-{n}", "dub dialogue stem",
                                               "componentOf", _mime(d.path, "audio/wav"),
                                               d.sha256, str(d.path)))
+            elif d.kind == "script" and kind != "m-and-e":
+                # The words of every voiced line (in a render or over untouched picture).
+                others.append(IngredientInput(
+                    f"dub-script-{n}", "translated script", "inputTo", "text/plain",
+                    d.sha256, str(d.path),
+                    embed=d.path.stat().st_size <= MAX_EMBEDDED_INGREDIENT))
         if release.m_and_e is not None and (character is None or kind == "m-and-e"):
             others.append(IngredientInput("m-and-e", "music and effects", "componentOf",
                                           _mime(release.m_and_e, "audio/wav"),
