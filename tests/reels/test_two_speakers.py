@@ -197,6 +197,26 @@ def test_a_script_naming_two_speakers_on_screen_renders_both_faces_each_to_its_l
         assert all(a - 0.05 <= start and end <= b + 0.05 for start, end in voiced), (
             character, voiced)
 
+    # CARL is not cast and nobody renders his line: it is voiced in the mix and his stem
+    # over the untouched picture, at its own time (the rendered shot's speech is ANA+BEN's).
+    items = {(i["kind"], i["character"]): Path(i["path"]) for i in done.deliverables["items"]}
+    assert ("stem", "CARL") in items, sorted(items)
+    assert any("voiced over the untouched picture" in n for n in done.notes), done.notes
+    for key in (("stem", "CARL"), ("mix", None)):
+        sound = load_audio(items[key])
+        mono = sound.samples.mean(axis=0)
+        a, b = (round(t * sound.rate) for t in (1.95, 2.5))
+        carl = float(np.sqrt(np.mean(mono[a:b] ** 2)))
+        assert carl > 0.01, (key, carl)
+    carl_only = load_audio(items[("stem", "CARL")]).samples.mean(axis=0)
+    assert float(np.abs(carl_only[:round(1.9 * 48_000)]).max()) == 0.0
+    # The words voiced come from the script: the mix's manifest carries it as an ingredient.
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.signing import read_manifest
+
+    mix = read_manifest(items[("mix", None)], trust_anchors_pem=trust_anchors(settings))
+    assert "translated script" in {i.title for i in mix.ingredients}, mix.ingredients
+
 
 def test_three_speakers_on_screen_render_in_one_pass(
         settings: Settings, registry: Registry, tmp_path: Path) -> None:
@@ -277,23 +297,3 @@ def test_a_shot_rendered_for_one_of_two_speakers_is_rendered_again_once_the_othe
     third = reels.render_reel(ctx, job)
     assert third.rendered_now == ()
     assert third.shots[0].outcome["output"] == shot.outcome["output"]
-
-    # CARL is not cast and nobody renders his line: it is voiced in the mix and his stem
-    # over the untouched picture, at its own time (the rendered shot's speech is ANA+BEN's).
-    items = {(i["kind"], i["character"]): Path(i["path"]) for i in done.deliverables["items"]}
-    assert ("stem", "CARL") in items, sorted(items)
-    assert any("voiced over the untouched picture" in n for n in done.notes), done.notes
-    for key in (("stem", "CARL"), ("mix", None)):
-        sound = load_audio(items[key])
-        mono = sound.samples.mean(axis=0)
-        a, b = (round(t * sound.rate) for t in (1.95, 2.5))
-        carl = float(np.sqrt(np.mean(mono[a:b] ** 2)))
-        assert carl > 0.01, (key, carl)
-    carl_only = load_audio(items[("stem", "CARL")]).samples.mean(axis=0)
-    assert float(np.abs(carl_only[:round(1.9 * 48_000)]).max()) == 0.0
-    # The words voiced come from the script: the mix's manifest carries it as an ingredient.
-    from studio.provenance.identity import trust_anchors
-    from studio.provenance.signing import read_manifest
-
-    mix = read_manifest(items[("mix", None)], trust_anchors_pem=trust_anchors(settings))
-    assert "translated script" in {i.title for i in mix.ingredients}, mix.ingredients
