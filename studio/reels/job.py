@@ -15,7 +15,9 @@ For every shot of the reel's shot list, in order:
 * a shot whose speaking character's face is not on screen (no face at all, or only other
   performers') is copied and said so; one whose faces all match no performer with consent is
   a **refused** shot, ledgered (``refuse_unconsented_shot``), and a gate deny is a refused
-  shot with the gate's reasons: nothing of either is rendered.
+  shot with the gate's reasons: nothing of either is rendered. When several faces were asked
+  about in one decision and the deny names some performers only, the others are asked about
+  again alone and rendered; the refused faces stay untouched (``left_out``).
 
 Each shot's state is written to the database as it changes (:mod:`studio.reels.store`), with
 the key of the inputs its render used (:func:`shot_key`): running the job again resumes after
@@ -47,7 +49,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -337,7 +339,10 @@ class ReelJob:
                 previous = before[index]
                 record = self._render(plan, cuts[index], previous)
                 self.reels.set_shot(job_id, record)
-                if record.state is ShotState.RENDERED and record is not previous:
+                # A render kept (``_render`` returned it, maybe with fresher notes) is not new.
+                kept = previous.state is ShotState.RENDERED \
+                    and previous.outcome.get("output") == record.outcome.get("output")
+                if record.state is ShotState.RENDERED and not kept:
                     rendered.append(index)
             if self.between is not None:
                 self.between(index)
@@ -380,9 +385,8 @@ class ReelJob:
         """Identify the shot's faces, choose the speaking characters', render them; or keep
         ``previous``, a render of this shot's inputs for some of its speakers, when the
         faces chosen now are the ones it edited."""
-        from studio.render.request import MAX_SPEAKERS, RenderRequest
+        from studio.render.request import MAX_SPEAKERS
         from studio.services.refusals import refuse_unconsented_shot
-        from studio.services.render import start_render
 
         shot, release, ctx = plan.shot, self.release, self.ctx
         index = shot.index
@@ -424,7 +428,6 @@ class ReelJob:
                     and len(chosen) < MAX_SPEAKERS):
                 chosen.append(c)
         chosen = chosen or [character]
-        together = len(chosen) > 1
         # A cast speaker whose performer's face is not recognised (off screen, never
         # enrolled, or revoked: templates deleted) is not rendered, and said so.
         unseen = [c for c in plan.characters if c not in found]
@@ -435,11 +438,46 @@ class ReelJob:
         if others:
             self.notes.append(f"shot {index}: {', '.join(others)} also speak on screen; "
                               f"only {', '.join(chosen)} rendered")
+        record, denied = self._render_chosen(plan, cut, found, chosen, previous)
+        if denied is None or len(chosen) < 2:
+            return record
+        # One decision asks about every chosen face, so one performer's deny refuses it
+        # whole. The gate is then asked about the faces whose performers no failed rule
+        # names, alone (a decision of its own, ledgered): their faces are rendered and the
+        # others' left untouched, their lines voiced over them in the mix (``voiceover``).
+        # A failed rule that names no performer (the project, the channel, ...) is every
+        # face's: the shot stays refused.
+        failed = [r for r in denied.rules if not r.passed]
+        blocked = {r.performer_id for r in failed}
+        remaining = [c for c in chosen if self.reel.cast[c] not in blocked]
+        if None in blocked or not remaining:
+            return record
+        left_out = [c for c in chosen if c not in remaining]
+        self.notes.append(f"shot {index}: {', '.join(left_out)} refused by the gate "
+                          f"({'; '.join(denied.reasons)}): only {', '.join(remaining)} "
+                          "rendered")
+        retry, _ = self._render_chosen(plan, cut, found, remaining, previous)
+        return replace(retry, outcome={**retry.outcome, "left_out": {
+            "characters": left_out, "decision_id": denied.decision_id,
+            "reasons": denied.reasons}})
+
+    def _render_chosen(self, plan: ShotPlan, cut: Path, found: Mapping[str, str],
+                       chosen: list[str], previous: ShotRecord | None
+                       ) -> tuple[ShotRecord, Decision | None]:
+        """One render of ``chosen``'s faces (or ``previous``, when it edited exactly those
+        faces from these inputs and still stands); with the gate's deny when refused."""
+        from studio.render.request import RenderRequest
+        from studio.services.render import start_render
+
+        shot, release, ctx = plan.shot, self.release, self.ctx
+        index = shot.index
+        character = chosen[0]
+        together = len(chosen) > 1
         if (previous is not None and previous.state is ShotState.RENDERED
                 and previous.input_key == plan.key
                 and previous.outcome.get("tracks") == {c: found[c] for c in chosen}
                 and self._render_still_good(previous)):
-            return previous  # the speakers it left out are still not on screen
+            return previous, None  # the speakers it left out still are not rendered
         label = found[character]
         name = (f"{self.reel.reel_id}.{release.language}.s{index:03d}."
                 f"{plan.key[:10]}.{datetime.now(UTC).strftime('%H%M%S%f')}.mp4")
@@ -472,13 +510,13 @@ class ReelJob:
                               {"decision_id": exc.decision.decision_id,
                                "character": character, "track": label,
                                "characters": chosen,
-                               "tracks": {c: found[c] for c in chosen}})
+                               "tracks": {c: found[c] for c in chosen}}), exc.decision
         except (StudioError, ConsentError, PipelineError, ValueError) as exc:
             return ShotRecord(index, ShotState.FAILED, plan.key, plan.characters,
                               f"{type(exc).__name__}: {exc}",
                               {"character": character, "track": label,
                                "characters": chosen,
-                               "tracks": {c: found[c] for c in chosen}})
+                               "tracks": {c: found[c] for c in chosen}}), None
         return ShotRecord(index, ShotState.RENDERED, plan.key, plan.characters, None, {
             "character": character, "track": label, "performer": self.reel.cast[character],
             "characters": chosen, "tracks": {c: found[c] for c in chosen},
@@ -489,7 +527,7 @@ class ReelJob:
             "approval": outcome.approval, "untouched": list(outcome.untouched),
             "backend": {"name": outcome.backend, "model": outcome.model,
                         "licence": outcome.licence},
-            "decision": outcome.decision.to_json()})
+            "decision": outcome.decision.to_json()}), None
 
     def _script_file(self, shot: Shot, srt: str) -> Path:
         """``srt`` kept under the language's scripts, named by its hash."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from consent.registry import Registry
+from pipelines.media.audio import load_audio
 from studio.reels.job import ReelRelease
 from studio.reels.store import ShotState
 from studio.services import reels
@@ -44,13 +45,14 @@ def _reel(ctx: AppContext, tmp_path: Path, source: str) -> Any:
     return reel
 
 
-def test_a_second_speaker_outside_their_grant_refuses_the_shot_of_record(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+def test_a_second_speaker_outside_their_grant_is_left_untouched_and_voiced_over(
+        settings: Settings, registry: Registry, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """ANA (covered) and BEN (his grant covers German only) speak together in a French
-    release: one decision asks about both faces and denies, so neither face is edited (a
-    render of ANA alone is not what the shot's one decision was asked about); the shot is
-    refused of record (the deny in the ledger names both subjects and BEN's grant), and the
-    shot's record names both faces."""
+    release. The decision that asks about both faces denies, of record (it names both
+    subjects and BEN's grant); the gate is then asked about ANA alone, a decision of its
+    own: her face is rendered, BEN's is an untouched track whose every pixel leaves the edit
+    guard as in the shot, and his line is voiced over it in the mix."""
     consented(registry, "ben-performer", "Ben", "lbbc2a", "ben-grant-de",
               scope={"languages": ["de"]})
     ctx = AppContext(settings, registry)
@@ -59,20 +61,59 @@ def test_a_second_speaker_outside_their_grant_refuses_the_shot_of_record(
     reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
     script = tmp_path / "reel.fr.srt"
     script.write_text(SCRIPT, encoding="utf-8")
-    before = sorted(settings.outputs_dir.glob("*"))
+    tap = tap_renders(monkeypatch)
     done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, RELEASE, script=script))
+    monkeypatch.undo()
     shot = done.shots[0]
-    assert shot.state is ShotState.REFUSED, (shot.reason, done.notes)
-    assert shot.reason is not None and "ben-grant-de does not cover language fr" in shot.reason
-    assert shot.outcome["characters"] == ["ANA", "BEN"]
-    assert set(shot.outcome["tracks"]) == {"ANA", "BEN"}
-    assert sorted(settings.outputs_dir.glob("*")) == before
-    assert done.deliverables["items"] == []
-    decision = registry.decision_document(shot.outcome["decision_id"])
-    assert decision["allowed"] is False and decision["ledger_index"] is not None
-    subjects = {s["track_id"]: s["performer_id"] for s in decision["request"]["subjects"]}
-    assert subjects == {shot.outcome["tracks"]["ANA"]: "demo-performer",
-                        shot.outcome["tracks"]["BEN"]: "ben-performer"}
+    assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
+    assert shot.outcome["characters"] == ["ANA"], shot.outcome
+    left_out = shot.outcome["left_out"]
+    assert left_out["characters"] == ["BEN"]
+    assert any("ben-grant-de does not cover language fr" in r for r in left_out["reasons"])
+    assert any("BEN refused by the gate" in n for n in done.notes), done.notes
+
+    # The deny of record asked about both faces; the allow about ANA's alone.
+    denied = registry.decision_document(left_out["decision_id"])
+    assert denied["allowed"] is False and denied["ledger_index"] is not None
+    both = {s["track_id"]: s["performer_id"] for s in denied["request"]["subjects"]}
+    assert set(both.values()) == {"demo-performer", "ben-performer"}
+    ben_track = next(t for t, p in both.items() if p == "ben-performer")
+    allowed = shot.outcome["decision"]
+    assert allowed["allowed"] is True
+    assert {s["performer_id"] for s in allowed["request"]["subjects"]} == {"demo-performer"}
+    assert {g["grant_id"] for g in allowed["grants_used"]} == {"demo-grant-0001"}
+
+    # Only ANA's face changed: BEN's half of the frame is as in the shot, bit for bit.
+    outcome = tap.outcomes[-1]
+    assert ben_track in outcome.untouched
+    doc = json.loads(outcome.sidecar.read_text())
+    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
+    assert set(faces) == {shot.outcome["tracks"]["ANA"]}
+    cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
+    src = frames(cut)
+    x0, y0, x1, y1 = (int(v) for v in faces[shot.outcome["tracks"]["ANA"]]["region"])
+    outside = np.ones(src[0].shape[:2], bool)
+    outside[max(0, y0):y1, max(0, x0):x1] = False
+    right = np.zeros_like(outside)
+    right[:, src[0].shape[1] // 2:] = True
+    for i, frame in enumerate(src):
+        diff = np.any(tap.frames[i] != frame, axis=2)
+        assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
+        assert not np.any(diff & right), f"frame {i}: BEN's half changed"
+
+    # BEN's line is in the mix and his stem, over his untouched face.
+    items = {(i["kind"], i["character"]): i for i in done.deliverables["items"]}
+    assert ("stem", "BEN") in items and ("master", None) in items, sorted(items)
+    ben = load_audio(Path(items[("stem", "BEN")]["path"]))
+    a, b = (round(t * ben.rate) for t in (0.5, 1.7))
+    assert float(np.sqrt(np.mean(ben.samples.mean(axis=0)[a:b] ** 2))) > 0.01
+
+    # Run again: both are asked about again (BEN may have consented since), and the render
+    # of ANA alone, still good, is kept.
+    again = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, RELEASE, script=script))
+    assert again.shots[0].outcome["output"] == shot.outcome["output"]
+    assert again.shots[0].outcome["left_out"]["decision_id"] != left_out["decision_id"]
+    assert again.rendered_now == ()
 
 
 def test_a_stranger_speaking_beside_a_performer_is_untouched(
