@@ -206,3 +206,11 @@ class RenderChangedError(JobStateError):
     shot again and review what it shows now."""
 
     code = "render_changed"
+
+
+class InputChangedError(StudioError):
+    """A file changed while it was being read for a report (``studio verify`` hashed one
+    content and read its manifest or watermark from another): nothing is reported of it
+    (CLI exit 5). Verify it again once nothing writes to it."""
+
+    code = "input_changed"

@@ -44,7 +44,8 @@ from consent.errors import ConsentError, NotFoundError
 from consent.ledger import EventType, Ledger
 from consent.merkle import MerkleError
 from consent.registry import Registry
-from pipelines.hashing import sha256_file
+from pipelines.hashing import file_identity, sha256_file
+from studio.errors import InputChangedError
 from studio.provenance.manifest import (
     ConsentReference,
     FaceSegments,
@@ -296,6 +297,10 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    # The hash, the manifest and the watermark are three reads of the file: a file written
+    # to between them would give a report of two contents (a hash that verifies beside a
+    # watermark of other frames), so it gives none.
+    before = file_identity(path)
     report = VerifyReport(path, sha256_file(path))
     try:
         report.manifest = read_manifest(path, trust_anchors_pem=trust_anchors_pem)
@@ -321,6 +326,9 @@ def verify_file(path: Path, registry: Registry, manifests: ManifestStore, *,
         report.consent = _grants_now(registry, consent)
     elif source is not None:
         report.consent_error = "the manifest carries no consent assertion"
+    if file_identity(path) != before:
+        raise InputChangedError(f"{path} changed while it was being verified: verify it "
+                                "again once nothing writes to it")
     output_sha = report.recovered.original_sha256 if report.recovered else report.sha256
     if report.recovered is not None and not report.recovered.matched:
         output_sha = ""  # a payload alone names no output

@@ -34,6 +34,7 @@ from studio.errors import (
     EXIT_REJECTED,
     EXIT_USAGE,
     ConsentRefused,
+    InputChangedError,
     InputNotFoundError,
     JobStateError,
     OutputExistsError,
@@ -82,6 +83,8 @@ TABLE: Final[tuple[tuple[type[BaseException], int, int], ...]] = (
     (DuplicateError, EXIT_CONFLICT, 409),
     # a review decision on a render the reviewer did not see (rendered again meanwhile)
     (RenderChangedError, EXIT_CONFLICT, 409),
+    # a file written to while verify read it: the report would mix two contents
+    (InputChangedError, EXIT_CONFLICT, 409),
     (JobStateError, EXIT_CONFLICT, 409),
     # rejected input: malformed, forged, expired, unusable, not media
     (ValidationError, EXIT_REJECTED, 422),

@@ -4,11 +4,13 @@ its watermark (``studio verify``, the studio's Verify tab)."""
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.errors import InputNotFoundError
+from pipelines.hashing import file_identity
+from studio.errors import InputChangedError, InputNotFoundError
 
 if TYPE_CHECKING:
     from studio.provenance.verify import VerifyReport
@@ -21,15 +23,14 @@ VIDEO_KINDS = ("master", "review")
 
 _PRESTARTED: dict[Path, tuple[tuple[int, ...], Future[Detection]]] = {}
 _PRESTARTED_LOCK = threading.Lock()
+#: The identity (``file_identity``) of the file each started read began on.
+_READ_OF: weakref.WeakKeyDictionary[Future[Detection], tuple[int, ...]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _identity(file: Path) -> tuple[Path, tuple[int, ...]] | None:
-    # ctime too: anyone who can write the file can set its mtime back (utime), not its ctime.
-    try:
-        st = file.stat()
-    except OSError:
-        return None
-    return file.resolve(), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    found = file_identity(file)
+    return None if found is None else (file.resolve(), found)
 
 
 def prestart_watermark_read(file: Path) -> None:
@@ -65,11 +66,15 @@ def start_watermark_read(file: Path) -> Future[Detection] | None:
 def _start(file: Path) -> Future[Detection] | None:
     if not file.is_file():
         return None
+    identity = file_identity(file)
     pool = ThreadPoolExecutor(1, thread_name_prefix="watermark-read")
     try:
-        return pool.submit(_read, file)
+        future = pool.submit(_read, file)
     finally:
         pool.shutdown(wait=False)  # the read runs on; the thread ends with it
+    if identity is not None:
+        _READ_OF[future] = identity
+    return future
 
 
 def _read(file: Path) -> Detection:
@@ -90,6 +95,11 @@ def verify(ctx: AppContext, file: Path, *, watermark: bool = True,
 
     if not file.is_file():
         raise InputNotFoundError(f"{file}: no such file")
+    # One content for the whole report: a read started on the file as it was before a write
+    # is read again, and a write during the report refuses it (``InputChangedError``).
+    before = file_identity(file)
+    if watermark_read is not None and _READ_OF.get(watermark_read) != before:
+        watermark_read = None
     settings = ctx.settings
     report = verify_file(file, ctx.registry, ManifestStore(settings.manifests_dir),
                          trust_anchors_pem=trust_anchors(settings) or None,
@@ -101,6 +111,9 @@ def verify(ctx: AppContext, file: Path, *, watermark: bool = True,
             "source-reel" in (i.label, i.title) or i.title == "source reel"
             for i in manifest.ingredients):
         report.reel = reel_marks(ctx, file, report.sha256)
+    if file_identity(file) != before:
+        raise InputChangedError(f"{file} changed while it was being verified: verify it "
+                                "again once nothing writes to it")
     return report
 
 

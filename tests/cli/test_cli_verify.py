@@ -77,3 +77,61 @@ def test_an_undecodable_file_is_reported_as_before(data: Path, tmp_path: Path) -
 
 def test_no_read_is_started_for_a_missing_file(tmp_path: Path) -> None:
     assert start_watermark_read(tmp_path / "absent.mp4") is None
+
+
+def test_a_file_written_to_during_verify_gets_no_report(
+        data: Path, marked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hash, the manifest and the watermark are three reads: a write between them would
+    give a report of two contents. It gives none: exit 5 and a message, in the CLI and the
+    service (the check is in ``verify_file``, and again around the service's own reads)."""
+    import shutil
+
+    from studio.provenance import verify as verify_module
+
+    victim = tmp_path / "victim.mp4"
+    shutil.copyfile(marked, victim)
+    real = verify_module._detect
+
+    def write_then_detect(path: Path, *args: Any, **kwargs: Any) -> Any:
+        with open(path, "ab") as fh:  # another process appends while verify reads
+            fh.write(b"\0" * 16)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "_detect", write_then_detect)
+    result = runner.invoke(app, ["--data", str(data), "verify", "--json", str(victim)])
+    assert result.exit_code == 5, result.output
+    body = json.loads(result.output)
+    assert body["ok"] is False and "changed while it was being verified" in body["message"]
+    ctx = AppContext.open(Settings.from_env(data))
+    try:
+        with pytest.raises(Exception, match="changed while it was being verified"):
+            verify(ctx, victim)
+    finally:
+        ctx.close()
+
+
+def test_a_read_started_before_the_file_changed_is_not_taken(
+        data: Path, marked: Path, tmp_path: Path) -> None:
+    """A watermark read started on the file as it was (the entry point's early read) is
+    read again when the file has changed since, whatever its mtime says; a future the
+    service did not start is never taken either."""
+    import os
+    import shutil
+    from concurrent.futures import Future
+
+    victim = tmp_path / "victim.mp4"
+    shutil.copyfile(marked, victim)
+    early = start_watermark_read(victim)
+    assert early is not None and early.result().payload == PAYLOAD
+    stat = victim.stat()
+    victim.write_text("not a video any more")  # rewritten in place, mtime set back
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    foreign: Future[Any] = Future()
+    foreign.set_result(early.result())
+    ctx = AppContext.open(Settings.from_env(data))
+    try:
+        for handed in (early, foreign):
+            report = verify(ctx, victim, watermark_read=handed)
+            assert report.watermark is None and report.watermark_error is not None
+    finally:
+        ctx.close()
