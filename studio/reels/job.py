@@ -714,7 +714,8 @@ class Delivery:
             # re-mixes or re-versions.
             for character, stem in sound.stems.items():
                 made.append((f"stem:{character}", write_wav(
-                    stem, self.staging / f"{base}.stem.{_slug(character)}.wav"), "audio/wav"))
+                    stem, self.staging / f"{base}.stem.{_stem_name(character)}.wav"),
+                    "audio/wav"))
             if sound.m_and_e is not None:
                 made.append(("m-and-e", write_wav(sound.m_and_e,
                                                    self.staging / f"{base}.m-and-e.wav"),
@@ -890,13 +891,16 @@ class Delivery:
         others = [IngredientInput(f"shot-{s.shot:03d}", f"lip-synced shot {s.shot}",
                                   "componentOf", "video/mp4", s.outcome["sha256"],
                                   s.outcome["output"]) for s in shots]
+        scripts: set[str] = set()
         for n, d in enumerate(job.dialogue, start=1):
             if d.kind == "stem" and (character is None or d.character in character.split("+")):
                 others.append(IngredientInput(f"dub-stem-{n}", "dub dialogue stem",
                                               "componentOf", _mime(d.path, "audio/wav"),
                                               d.sha256, str(d.path)))
-            elif d.kind == "script" and kind != "m-and-e":
-                # The words of every voiced line (in a render or over untouched picture).
+            elif d.kind == "script" and kind != "m-and-e" and d.sha256 not in scripts:
+                # The words of every voiced line (in a render or over untouched picture):
+                # one script, given once for every character it names.
+                scripts.add(d.sha256)
                 others.append(IngredientInput(
                     f"dub-script-{n}", "translated script", "inputTo", "text/plain",
                     d.sha256, str(d.path),
@@ -951,6 +955,16 @@ def _slug(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:40] or "x"
+
+
+def _stem_name(character: str) -> str:
+    """``character``'s stem as a file-name part: its slug, followed by a hash of the name
+    when the slug is not the name (``Zoé`` and ``Zoë`` are both ``Zo``, every name in
+    Cyrillic ``x``: one file for two stems would give one the other's words)."""
+    slug = _slug(character)
+    if slug == character:
+        return slug
+    return f"{slug}-{hashlib.sha256(character.encode()).hexdigest()[:8]}"
 
 
 def _publish_stage() -> Any:

@@ -154,3 +154,39 @@ def test_a_stranger_speaking_beside_a_performer_is_untouched(
         assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
         assert not np.any(diff & right), f"frame {i}: the stranger's half changed"
     assert any("BEN" in n and "not on screen" in n for n in done.notes), done.notes
+
+
+def test_characters_whose_names_make_the_same_file_name_get_a_stem_each(
+        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    """Zoé and Zoë (neither cast, off screen) each have a line the mix voices: each gets a
+    stem file of its own holding only its own line (their names are both ``Zo`` as a
+    file-name part; one file for both gave Zoé's stem Zoë's words and refused the second
+    publication, every run). The script is one ingredient of the mix, not one per
+    character it names."""
+    from studio.provenance.identity import trust_anchors
+    from studio.provenance.signing import read_manifest
+
+    ctx = AppContext(settings, registry)
+    reel = _reel(ctx, tmp_path, "grid:bbaf2n")
+    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
+    script = tmp_path / "reel.fr.csv"
+    script.write_text("character,tc_in,tc_out,text\n"
+                      "ANA,00:00:00.200,00:00:01.400,Bonjour tout le monde.\n"
+                      "Zoé,00:00:01.850,00:00:02.150,Oui.\n"
+                      "Zoë,00:00:02.250,00:00:02.550,Non.\n", encoding="utf-8")
+    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, RELEASE, script=script))
+    assert done.shots[0].state is ShotState.RENDERED, (done.shots[0].reason, done.notes)
+    items = {(i["kind"], i["character"]): Path(i["path"]) for i in done.deliverables["items"]}
+    zoe_acute, zoe_umlaut = items[("stem", "Zoé")], items[("stem", "Zoë")]
+    assert zoe_acute != zoe_umlaut
+    windows = {"Zoé": (1.85, 2.15), "Zoë": (2.25, 2.55)}
+    for character, path in (("Zoé", zoe_acute), ("Zoë", zoe_umlaut)):
+        sound = load_audio(path)
+        mono = sound.samples.mean(axis=0)
+        for who, (a, b) in windows.items():
+            rms = float(np.sqrt(np.mean(mono[round(a * sound.rate):round(b * sound.rate)]
+                                        ** 2)))
+            assert (rms > 0.01) == (who == character), (character, who, rms)
+    mix = read_manifest(items[("mix", None)], trust_anchors_pem=trust_anchors(settings))
+    scripts = [i for i in mix.ingredients if i.title == "translated script"]
+    assert len(scripts) == 1, [i.title for i in mix.ingredients]
