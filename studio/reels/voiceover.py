@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,7 +77,8 @@ def speak_lines(lines: Sequence[DialogueLine], *, language: str, rate: int, leng
     tts = synthesizer or Synthesizer()
     for line in lines:
         assert line.character is not None  # unspoken_lines returns named lines only
-        cue = Cue(line.index, Fraction(0), line.end - line.start, line.text, line.character)
+        # At the line's reel time (the fitter's note names it; the samples do not depend on it).
+        cue = Cue(line.index, line.start, line.end, line.text, line.character)
         try:
             fitted = fit_line(tts.speak(line.text, language=language), cue, rate=rate)
         except (PipelineError, ValueError) as exc:

@@ -63,6 +63,9 @@ def test_a_line_past_the_reels_end_is_cut_there_and_noted() -> None:
     assert voiced.tracks["CARL"].shape == (REEL_S * RATE,)
     assert any("cut at the reel's end" in n for n in voiced.notes), voiced.notes
     assert any("spoken off screen" in n for n in voiced.notes), voiced.notes
+    # The note names the cue where it is in the reel (it said 00:00:00,000 for every line).
+    note = next(n for n in voiced.notes if "spoken off screen" in n)
+    assert "00:00:03,700 --> 00:00:03,990" in note, note
 
 
 def test_a_language_the_synthesiser_lacks_is_noted_not_raised() -> None:
