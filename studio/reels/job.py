@@ -440,7 +440,10 @@ class ReelJob:
                               f"only {', '.join(chosen)} rendered")
         record, denied = self._render_chosen(plan, cut, found, chosen, previous)
         if denied is None or len(chosen) < 2:
-            return record
+            # A kept render's ``left_out`` was an earlier run's: nobody was refused beside
+            # the faces chosen now (the one left out then is not on screen with consent).
+            outcome = {k: v for k, v in record.outcome.items() if k != "left_out"}
+            return record if outcome == record.outcome else replace(record, outcome=outcome)
         # One decision asks about every chosen face, so one performer's deny refuses it
         # whole. The gate is then asked about the faces whose performers no failed rule
         # names, alone (a decision of its own, ledgered): their faces are rendered and the

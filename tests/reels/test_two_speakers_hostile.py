@@ -115,6 +115,16 @@ def test_a_second_speaker_outside_their_grant_is_left_untouched_and_voiced_over(
     assert again.shots[0].outcome["left_out"]["decision_id"] != left_out["decision_id"]
     assert again.rendered_now == ()
 
+    # BEN's grant is revoked (his face is no longer recognised): nobody is refused beside
+    # ANA any more, so her kept render no longer names a deny as the reason BEN was left out.
+    registry.revoke_grant("ben-grant-de", reason="withdrawn", officer="Test Officer",
+                          performer_request_reference="REQ-1")
+    third = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, RELEASE, script=script))
+    assert third.shots[0].outcome["output"] == shot.outcome["output"]
+    assert third.rendered_now == ()
+    assert "left_out" not in third.shots[0].outcome, third.shots[0].outcome["left_out"]
+    assert any("BEN not on screen" in n for n in third.notes), third.notes
+
 
 def test_a_stranger_speaking_beside_a_performer_is_untouched(
         settings: Settings, registry: Registry, tmp_path: Path,
