@@ -68,13 +68,37 @@ class DialogueLine:
 @dataclass(frozen=True)
 class ShotLine:
     """A line (or, when ``split``, the part of it) in one shot: reel frames ``start .. end``
-    (exclusive) inside the shot."""
+    (exclusive) inside the shot. ``span``: for a split line, the frames all its parts cover
+    (``first .. end``), which :meth:`words` shares out."""
 
     line: DialogueLine
     shot: int
     start: int
     end: int
     split: bool = False
+    span: tuple[int, int] | None = None
+
+    def words(self) -> str:
+        """The words spoken in this part: the whole text, or for a line split across a cut
+        the share of its words in proportion to the part's frames of ``span``. Adjacent
+        parts share a boundary, so they partition the words: each is said once, near where
+        it falls (a part too short for a word says nothing)."""
+        if not self.split or self.span is None:
+            return self.line.text
+        first, end = self.span
+        words = self.line.text.split()
+        total = max(1, end - first)
+        a = round(Fraction(self.start - first, total) * len(words))
+        b = round(Fraction(self.end - first, total) * len(words))
+        return " ".join(words[a:b])
+
+    def seconds(self, rate: Fraction) -> tuple[Fraction, Fraction]:
+        """The part's time in the reel: the line's own times, cut to the part's frames when
+        it is split."""
+        if not self.split:
+            return self.line.start, self.line.end
+        return (max(self.line.start, Fraction(self.start) / rate),
+                min(self.line.end, Fraction(self.end) / rate))
 
 
 @dataclass(frozen=True)
@@ -296,9 +320,10 @@ def assign_dialogue(lines: Iterable[DialogueLine], shots: ShotList, *,
             continue
         crossings.append(CrossingLine(line, tuple(parts)))
         if crossing == "split":
+            span = (parts[0][1], parts[-1][2])
             for shot, a, b in parts:
                 per_shot[shot].setdefault(line.character, []).append(
-                    ShotLine(line, shot, a, b, split=True))
+                    ShotLine(line, shot, a, b, split=True, span=span))
     return DialogueAssignment(
         shots=tuple(ShotDialogue(i, {c: tuple(sorted(v, key=lambda s: s.start))
                                      for c, v in d.items()})

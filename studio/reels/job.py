@@ -94,6 +94,9 @@ from .voiceover import speak_lines, unspoken_lines
 log = logging.getLogger(__name__)
 
 MIX_RATE = 48_000
+#: Raised whenever what a delivery is made from changes, so that deliverables made by an
+#: earlier version are made again (2: script lines no render speaks are voiced in the mix).
+DELIVERY_VERSION = 2
 #: Changes to what a shot's key covers (a new field) make every key new.
 KEY_VERSION = 1
 
@@ -286,7 +289,10 @@ class ReelJob:
                     raise ReelInputError(f"{d.character}'s stem {d.path.name}: {exc}") from None
         plans: list[ShotPlan] = []
         for shot in reel.shots:
-            speaking = assignment.shots[shot.index].by_character
+            # The part of a script line split across a cut too short for any of its words
+            # says nothing here (``ShotLine.words``): not a speaker of this shot.
+            speaking = {c: v for c, v in assignment.shots[shot.index].by_character.items()
+                        if any(sl.words() or not sl.split or not sl.line.text for sl in v)}
             cast = tuple(c for c in speaking if c in reel.cast)
             notes = tuple(f"shot {shot.index}: {c} speaks but is not cast (`studio reel "
                           f"cast`): not rendered" for c in speaking if c not in reel.cast)
@@ -590,7 +596,8 @@ class ReelJob:
     def _digest(self, shots: tuple[ShotRecord, ...]) -> str:
         """What the deliverables are made from: the reel, the release, the M&E, the
         dialogue and each shot's state and render."""
-        inputs = {"reel": self.reel.source_sha256, "release": self.release.to_json(),
+        inputs = {"version": DELIVERY_VERSION,
+                  "reel": self.reel.source_sha256, "release": self.release.to_json(),
                   "m_and_e": None if self.release.m_and_e is None
                   else sha256_file(self.release.m_and_e),
                   "dialogue": sorted((d.character, d.sha256) for d in self.dialogue),
@@ -628,11 +635,14 @@ def _shot_script(lines: Mapping[str, tuple[Any, ...]], shot: Shot, rate: Fractio
     of ANA's whose text carries one would drive BEN's face; escaped, it reads back as
     written."""
     labels = _speaker_labels(lines)
-    timed = sorted(((max(Fraction(0), sl.line.start - Fraction(shot.start) / rate),
-                     min(Fraction(shot.frames) / rate,
-                         sl.line.end - Fraction(shot.start) / rate), labels[character],
-                     html.escape(sl.line.text or "...", quote=False))
-                    for character, said in lines.items() for sl in said),
+    zero = Fraction(shot.start) / rate
+    # A line split across a cut says each of its words once: this part's share
+    # (``ShotLine.words``), in this part's time; a part with no word of it has no cue.
+    timed = sorted(((max(Fraction(0), a - zero), min(Fraction(shot.frames) / rate, b - zero),
+                     labels[character], html.escape(text, quote=False))
+                    for character, said in lines.items() for sl in said
+                    for a, b in [sl.seconds(rate)]
+                    for text in [sl.words() or ("" if sl.split else "...")] if text),
                    key=lambda cue: (cue[0], cue[1], cue[2]))
     return "\n".join(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{label}: {text}\n"
                      for n, (a, b, label, text) in enumerate(timed, start=1))
@@ -770,11 +780,10 @@ class Delivery:
                 track[:, first:first + count] += _fit(speech, count)[:, :length - first]
             spoken = [(r.shot, c) for r in self.rendered for c in _shot_characters(r)]
             unspoken = () if job.assignment is None \
-                else unspoken_lines(job.assignment, spoken)
+                else unspoken_lines(job.assignment, spoken, shots.frame_rate)
             voiced = speak_lines(unspoken, language=job.release.language, rate=MIX_RATE,
                                  length=length)
-            for character, samples in voiced.tracks.items():
-                tracks.setdefault(character, _silence(1, length))[0] += samples
+            voiced.add_to(tracks, length)
             job.notes.extend(voiced.notes)
             if unspoken:
                 job.notes.append(f"script: {len(unspoken)} line(s) no render speaks (off "

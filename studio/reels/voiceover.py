@@ -7,18 +7,21 @@ left out of a two-person render would be silent in the delivered language versio
 original picture stays (nothing of it may change without consent), but a dubbing house
 still ships the translated words over it, as conventional dubbing does.
 
-:func:`unspoken_lines` finds those lines (a line some render speaks, even in part, is
-left to it: a line split across a cut is one text, and speaking the rest again would say it
-twice); :func:`speak_lines` synthesises each with the renders' own voice (espeak-ng, the
-release's language, the default voice), fitted into its cue by the renders' own rule
-(``pipelines.speech.fitting.fit_line``), and lays it on its character's track at the
-line's reel time.
+:func:`unspoken_lines` finds those lines (a line split across a cut by its parts: each
+part's share of the words, ``ShotLine.words``, is what a render of that shot says, so the
+parts no render says are voiced and every word is said once); :func:`speak_lines`
+synthesises each with the renders' own voice (espeak-ng, the release's language, the
+default voice), fitted into its cue by the renders' own rule
+(``pipelines.speech.fitting.fit_line``), at the line's reel time on its character's
+track.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import html
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,61 +29,105 @@ from numpy.typing import NDArray
 from pipelines.errors import PipelineError
 from pipelines.reel import DialogueAssignment, DialogueLine
 from pipelines.speech.fitting import fit_line
-from pipelines.speech.script import Cue
+from pipelines.speech.script import Cue, ScriptError, load_script
 from pipelines.speech.tts import Synthesizer
 
-__all__ = ["SpokenLines", "speak_lines", "unspoken_lines"]
+__all__ = ["SpokenLine", "SpokenLines", "as_read", "speak_lines", "unspoken_lines"]
 
 
-def unspoken_lines(assignment: DialogueAssignment,
-                   spoken: Iterable[tuple[int, str]]) -> tuple[DialogueLine, ...]:
-    """The named lines of ``assignment`` that no render speaks, in time order.
+def unspoken_lines(assignment: DialogueAssignment, spoken: Iterable[tuple[int, str]],
+                   rate: Fraction) -> tuple[DialogueLine, ...]:
+    """What of the named lines of ``assignment`` no render speaks, in time order.
 
-    ``spoken``: the ``(shot, character)`` pairs a finished render speaks for. A line with
-    any part in such a pair is the render's (module docstring). Lines from stems (no text)
+    ``spoken``: the ``(shot, character)`` pairs a finished render speaks for. A line in one
+    shot is returned whole when its pair is not spoken; a line split across a cut by its
+    parts (``ShotLine.words`` in ``ShotLine.seconds``: the share a render of that shot would
+    say), each part not spoken returned as a line of its own. Lines from stems (no text)
     are never returned: their audio is in the character's stem already.
     """
     said = set(spoken)
-    parts: dict[tuple[str, int], list[tuple[int, str]]] = {}
-    lines: dict[tuple[str, int], DialogueLine] = {}
+    out: list[DialogueLine] = []
     for shot in assignment.shots:
         for character, shot_lines in shot.by_character.items():
+            if (shot.shot, character) in said:
+                continue
             for sl in shot_lines:
-                key = (sl.line.origin, sl.line.index)
-                lines[key] = sl.line
-                parts.setdefault(key, []).append((shot.shot, character))
-    out = [line for key, line in lines.items()
-           if line.character is not None and line.text.strip()
-           and not any(p in said for p in parts[key])]
+                text = sl.words()
+                if sl.line.character is None or not text.strip():
+                    continue
+                start, end = sl.seconds(rate)
+                out.append(replace(sl.line, start=start, end=end, text=text) if sl.split
+                           else sl.line)
     return tuple(sorted(out, key=lambda line: (line.start, line.index)))
 
 
 @dataclass(frozen=True)
-class SpokenLines:
-    """Per character, mono samples at ``rate`` over the whole reel; and what was said of
-    lines that could not be spoken whole (for the job's notes)."""
+class SpokenLine:
+    """One voiced line: mono ``samples`` to add to ``character``'s track from sample
+    ``first`` on (already cut at the reel's end)."""
 
-    tracks: dict[str, NDArray[np.float32]]
+    character: str
+    first: int
+    samples: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class SpokenLines:
+    """The voiced lines (only their own samples: a reel's worth of silence per character
+    would cost 230 MB for 20 minutes at 48 kHz), and what was said of lines that could not
+    be spoken whole (for the job's notes)."""
+
+    lines: tuple[SpokenLine, ...]
     notes: tuple[str, ...]
+
+    def add_to(self, tracks: MutableMapping[str, NDArray[np.float32]], length: int) -> None:
+        """Add each line into ``tracks[character]`` (``channels × length``; made silent
+        when missing): lines of one character never overlap (the script readers refuse
+        that), so placing is adding."""
+        for line in self.lines:
+            track = tracks.get(line.character)
+            if track is None:
+                track = tracks[line.character] = np.zeros((1, length), dtype=np.float32)
+            track[:, line.first:line.first + line.samples.shape[0]] += line.samples
+
+
+def as_read(text: str) -> str:
+    """``text`` as a shot's render reads it from the script the reel job writes for it
+    (``studio.reels.job._shot_script``: escaped, under a speaker label, then read back by
+    ``load_script``, which drops subtitle style overrides such as ``{\\an8}``), so that a
+    line is voiced with the words a render would speak; ``""`` when nothing speakable is
+    left."""
+    probe = (f"1\n00:00:00,000 --> 00:00:01,000\n"
+             f"SPEAKER 1: {html.escape(text, quote=False)}\n")
+    try:
+        cues = load_script(probe.encode(), fmt="srt").cues
+    except ScriptError:
+        return ""
+    # Nothing after the label once the markup is gone: the reader takes the label itself
+    # as the text, under no speaker.
+    return " ".join(c.text for c in cues if c.speaker == "SPEAKER 1").strip()
 
 
 def speak_lines(lines: Sequence[DialogueLine], *, language: str, rate: int, length: int,
                 synthesizer: Synthesizer | None = None) -> SpokenLines:
-    """Each line synthesised, fitted into its cue and placed at ``round(start · rate)`` on
-    its character's track of ``length`` samples; lines of one character never overlap (the
-    script readers refuse that), so placing is adding. A line that runs past the reel's end
-    is cut there, and a line the synthesiser refuses is left silent; both are noted."""
-    tracks: dict[str, NDArray[np.float32]] = {}
+    """Each line synthesised (``as_read``), fitted into its cue and placed at
+    ``round(start · rate)`` on a reel of ``length`` samples. A line that runs past the
+    reel's end is cut there, and a line the synthesiser refuses (or with nothing speakable)
+    is left silent; both are noted."""
+    spoken: list[SpokenLine] = []
     notes: list[str] = []
     if not lines:
-        return SpokenLines(tracks, ())
+        return SpokenLines((), ())
     tts = synthesizer or Synthesizer()
     for line in lines:
         assert line.character is not None  # unspoken_lines returns named lines only
         # At the line's reel time (the fitter's note names it; the samples do not depend on it).
-        cue = Cue(line.index, line.start, line.end, line.text, line.character)
+        text = as_read(line.text)
+        cue = Cue(line.index, line.start, line.end, text or line.text, line.character)
         try:
-            fitted = fit_line(tts.speak(line.text, language=language), cue, rate=rate)
+            if not text:
+                raise ValueError("nothing to speak once the script's markup is read")
+            fitted = fit_line(tts.speak(text, language=language), cue, rate=rate)
         except (PipelineError, ValueError) as exc:
             notes.append(f"{line.origin} ({line.character}): not spoken: {exc}")
             continue
@@ -91,6 +138,5 @@ def speak_lines(lines: Sequence[DialogueLine], *, language: str, rate: int, leng
         samples = fitted.samples[:max(0, length - first)]
         if samples.shape[0] < fitted.samples.shape[0]:
             notes.append(f"{line.origin} ({line.character}): cut at the reel's end")
-        track = tracks.setdefault(line.character, np.zeros(length, dtype=np.float32))
-        track[first:first + samples.shape[0]] += samples
-    return SpokenLines(tracks, tuple(notes))
+        spoken.append(SpokenLine(line.character, first, samples))
+    return SpokenLines(tuple(spoken), tuple(notes))

@@ -205,3 +205,28 @@ def test_a_name_taken_by_another_speaker_is_never_an_alias(
     request = _requested(tmp_path, monkeypatch, cast, FACES, said)
     assert _read_back(request) == [("t1", "Bonjour"), ("t2", "Merci")]
     assert len(set(request.speakers)) == 2
+
+
+def test_a_line_split_across_the_cut_says_its_share_of_the_words_in_each_shot() -> None:
+    """A line crossing the cut used to be written whole into both shots' scripts (each word
+    said twice, squeezed into each part); each script now says its part's words, in its
+    part's time, and a part too short for a word has no cue."""
+    from pipelines.reel import ShotList, Transition, assign_dialogue
+    from studio.reels.job import _shot_script
+
+    shots = ShotList.from_transitions([Transition.cut(50)], 100, RATE)
+    line = DialogueLine(1, "ANA", Fraction("1.2"), Fraction("2.8"),
+                        "un deux trois quatre cinq six sept huit", "test")
+    assignment = assign_dialogue([line], shots, crossing="split")
+    said = []
+    for shot in shots:
+        srt = _shot_script({"ANA": assignment.lines(shot.index, "ANA")}, shot, RATE)
+        cues = load_script(srt.encode(), fmt="srt").cues
+        said.append([(c.start, c.end, c.speaker, c.text) for c in cues])
+    assert said == [[(Fraction("1.2"), Fraction(2), "ANA", "un deux trois quatre")],
+                     [(Fraction(0), Fraction("0.8"), "ANA", "cinq six sept huit")]]
+    sliver = DialogueLine(2, "ANA", Fraction("1.84"), Fraction("2.4"), "Attends.", "test")
+    parts = assign_dialogue([sliver], shots, crossing="split")
+    first = _shot_script({"ANA": parts.lines(0, "ANA")}, shots[0], RATE)
+    second = _shot_script({"ANA": parts.lines(1, "ANA")}, shots[1], RATE)
+    assert first == "" and "ANA: Attends." in second
