@@ -45,6 +45,8 @@ CrossingPolicy = Literal["split", "report"]
 
 _SECONDS = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})\.(\d{1,3})$")
 _COLUMNS = ("character", "tc_in", "tc_out", "text")
+#: A subtitle style override (``{\\an8}``), which the script reader drops.
+_STYLE_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ShotLine:
         if not self.split or self.span is None:
             return self.line.text
         first, end = self.span
-        words = self.line.text.split()
+        words = _words(self.line.text)
         total = max(1, end - first)
         a = round(Fraction(self.start - first, total) * len(words))
         b = round(Fraction(self.end - first, total) * len(words))
@@ -99,6 +101,25 @@ class ShotLine:
             return self.line.start, self.line.end
         return (max(self.line.start, Fraction(self.start) / rate),
                 min(self.line.end, Fraction(self.end) / rate))
+
+
+def _words(text: str) -> list[str]:
+    """``text``'s words for sharing out, each with the tokens after it (before it, at the
+    start) that say nothing: punctuation such as ``—`` or ``...`` and subtitle style
+    overrides such as ``{\\an8}``, so that no part of a split line is one of those alone. A
+    text with no word at all is one."""
+    words: list[str] = []
+    lead: list[str] = []
+    for token in text.split():
+        if not any(ch.isalnum() for ch in _STYLE_OVERRIDE.sub("", token)):
+            if words:
+                words[-1] += " " + token
+            else:
+                lead.append(token)
+        else:
+            words.append(" ".join([*lead, token]))
+            lead = []
+    return words or ([" ".join(lead)] if lead else [])
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ from studio.services.context import AppContext
 from .cutting import cut_shots, shot_audio, write_channels, write_wav
 from .reviews import rejected_error
 from .store import DialogueSource, Reel, ReelStore, ShotRecord, ShotState
-from .voiceover import speak_lines, unspoken_lines
+from .voiceover import as_read, speak_lines, unspoken_lines
 
 log = logging.getLogger(__name__)
 
@@ -642,10 +642,22 @@ def _shot_script(lines: Mapping[str, tuple[Any, ...]], shot: Shot, rate: Fractio
                      labels[character], html.escape(text, quote=False))
                     for character, said in lines.items() for sl in said
                     for a, b in [sl.seconds(rate)]
-                    for text in [sl.words() or ("" if sl.split else "...")] if text),
+                    for text in [_cue_text(sl)] if text),
                    key=lambda cue: (cue[0], cue[1], cue[2]))
     return "\n".join(f"{n}\n{_srt_time(a)} --> {_srt_time(b)}\n{label}: {text}\n"
                      for n, (a, b, label, text) in enumerate(timed, start=1))
+
+
+def _cue_text(sl: Any) -> str:
+    """What a line (``ShotLine``) says in its shot's script: its words (``ShotLine.words``);
+    ``...`` for a line without text, in each of its parts (its character speaks there:
+    ``_plan``), and for a text the script reader reads as nothing (a style override alone
+    would read back as the speaker label said by no speaker); ``""``, no cue, for the part
+    of a split line that got none of its words."""
+    text: str = sl.words()
+    if not text:
+        return "" if sl.split and sl.line.text else "..."
+    return text if as_read(text) else "..."
 
 
 def _speaker_labels(characters: Iterable[str]) -> dict[str, str]:

@@ -230,3 +230,52 @@ def test_a_line_split_across_the_cut_says_its_share_of_the_words_in_each_shot() 
     first = _shot_script({"ANA": parts.lines(0, "ANA")}, shots[0], RATE)
     second = _shot_script({"ANA": parts.lines(1, "ANA")}, shots[1], RATE)
     assert first == "" and "ANA: Attends." in second
+
+
+def test_a_line_with_no_text_across_the_cut_is_still_a_cue_in_each_shot(tmp_path: Path) -> None:
+    """A CSV row may name its character and leave the text empty. Crossing the cut, its
+    character speaks in both shots (``_plan``), but each part's share of no words was
+    dropped from the scripts: the render was given an empty script (EmptyScriptError). Each
+    part says ``...``, as a line without text in one shot does."""
+    from pipelines.reel import ShotList, Transition, assign_dialogue, load_dialogue
+    from studio.reels.job import _shot_script
+
+    shots = ShotList.from_transitions([Transition.cut(50)], 100, RATE)
+    table = tmp_path / "lines.csv"
+    table.write_text("character,tc_in,tc_out,text\nANA,00:00:01.000,00:00:03.000,\n")
+    assignment = assign_dialogue(load_dialogue(table, shots), shots, crossing="split")
+    for shot in shots:
+        srt = _shot_script({"ANA": assignment.lines(shot.index, "ANA")}, shot, RATE)
+        cues = load_script(srt.encode(), fmt="srt").cues
+        assert [(c.speaker, c.text) for c in cues] == [("ANA", "...")]
+
+
+def test_no_part_of_a_split_line_is_only_punctuation_or_markup() -> None:
+    """A part's share of the words was counted in whitespace tokens, so a part could get
+    ``—`` or ``{\\an8}`` alone: its character was a speaker of the shot (a render of a face
+    with nothing to say; a style override alone even read back as the label spoken by no
+    speaker). A token that says nothing now goes with the word beside it."""
+    from pipelines.reel import ShotList, Transition, assign_dialogue
+
+    shots = ShotList.from_transitions([Transition.cut(50)], 100, RATE)
+    for text in ("— Non, attends, je reviens.", "{\\an8} Non , attends ... je reviens !"):
+        for first in range(30, 48):
+            line = DialogueLine(1, "ANA", Fraction(first, 25), Fraction(3), text, "test")
+            assignment = assign_dialogue([line], shots, crossing="split")
+            parts = [sl.words() for sd in assignment.shots
+                     for sl in sd.by_character.get("ANA", ())]
+            assert " ".join(p for p in parts if p).split() == text.split()
+            assert all(p == "" or any(ch.isalpha() for ch in p.replace("\\an8", ""))
+                       for p in parts), (first, parts)
+
+
+def test_a_text_the_reader_reads_as_nothing_is_not_the_label_said_by_no_one() -> None:
+    """A CSV text that is a style override alone (``{\\an8}``) was written as ``ANA:
+    {\\an8}``, which the script reader reads back as the text ``ANA:`` under no speaker:
+    the label spoken by nobody's face. It says ``...``, as a line without text does."""
+    from studio.reels.job import _shot_script
+
+    line = DialogueLine(1, "ANA", Fraction("0.2"), Fraction("1.2"), "{\\an8}", "test")
+    srt = _shot_script({"ANA": (ShotLine(line, 0, 5, 30),)}, SHOT, RATE)
+    cues = load_script(srt.encode(), fmt="srt").cues
+    assert [(c.speaker, c.text) for c in cues] == [("ANA", "...")]
