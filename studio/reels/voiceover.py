@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from pipelines.errors import PipelineError
 from pipelines.reel import DialogueAssignment, DialogueLine
+from pipelines.reel.dialogue import ShotLine
 from pipelines.speech.fitting import fit_line
 from pipelines.speech.script import Cue, ScriptError, load_script
 from pipelines.speech.tts import Synthesizer
@@ -42,23 +43,41 @@ def unspoken_lines(assignment: DialogueAssignment, spoken: Iterable[tuple[int, s
     ``spoken``: the ``(shot, character)`` pairs a finished render speaks for. A line in one
     shot is returned whole when its pair is not spoken; a line split across a cut by its
     parts (``ShotLine.words`` in ``ShotLine.seconds``: the share a render of that shot would
-    say), each part not spoken returned as a line of its own. Lines from stems (no text)
-    are never returned: their audio is in the character's stem already.
+    say), and neighbouring parts no render says are joined into one line, so that a line
+    rendered nowhere is voiced whole rather than in pieces cut at the cuts. Lines from stems
+    (no text) are never returned: their audio is in the character's stem already.
     """
     said = set(spoken)
-    out: list[DialogueLine] = []
+    # Each named line's parts in shot order, with whether a render says them.
+    parts: dict[tuple[str, int], list[tuple[ShotLine, bool]]] = {}
     for shot in assignment.shots:
         for character, shot_lines in shot.by_character.items():
-            if (shot.shot, character) in said:
-                continue
             for sl in shot_lines:
-                text = sl.words()
-                if sl.line.character is None or not text.strip():
-                    continue
-                start, end = sl.seconds(rate)
-                out.append(replace(sl.line, start=start, end=end, text=text) if sl.split
-                           else sl.line)
+                if sl.line.character is not None:
+                    key = (sl.line.origin, sl.line.index)
+                    parts.setdefault(key, []).append((sl, (shot.shot, character) in said))
+    out: list[DialogueLine] = []
+    for line_parts in parts.values():
+        run: list[ShotLine] = []
+        for sl, rendered in [*line_parts, (line_parts[-1][0], True)]:  # a sentinel ends a run
+            if not rendered:
+                run.append(sl)
+                continue
+            if run:
+                out.extend(_joined(run, rate))
+                run = []
     return tuple(sorted(out, key=lambda line: (line.start, line.index)))
+
+
+def _joined(run: list[ShotLine], rate: Fraction) -> list[DialogueLine]:
+    """Consecutive unspoken parts of one line as one line (their words, their time)."""
+    text = " ".join(w for w in (sl.words() for sl in run) if w.strip())
+    if not text.strip():
+        return []
+    if len(run) == 1 and not run[0].split:
+        return [run[0].line]
+    start, end = run[0].seconds(rate)[0], run[-1].seconds(rate)[1]
+    return [replace(run[0].line, start=start, end=end, text=text)]
 
 
 @dataclass(frozen=True)

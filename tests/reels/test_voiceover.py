@@ -42,10 +42,17 @@ def test_only_lines_no_render_speaks_are_returned_in_time_order() -> None:
         (2, "Salut."), (4, "reviens tout de suite."), (3, "Il n'est pas là.")]
     # The part of ANA's line after the cut, in its own time: shot 1 starts at 2.0 s.
     assert (out[1].start, out[1].end) == (Fraction(2), Fraction("2.6"))
-    # Nothing rendered: every named line with words, the crossing one by its two parts.
-    assert [(line.index, line.text) for line in unspoken_lines(assignment, [], rate)] == [
-        (1, "Bonjour, Ben."), (2, "Salut."), (4, "Attends, je"),
-        (4, "reviens tout de suite."), (3, "Il n'est pas là.")]
+    # Nothing rendered: every named line with words, the crossing one whole again (its
+    # parts, both unspoken, joined: not voiced in two pieces cut at the cut).
+    nothing = unspoken_lines(assignment, [], rate)
+    assert [(line.index, line.text) for line in nothing] == [
+        (1, "Bonjour, Ben."), (2, "Salut."), (4, "Attends, je reviens tout de suite."),
+        (3, "Il n'est pas là.")]
+    assert (nothing[2].start, nothing[2].end) == (Fraction("1.8"), Fraction("2.6"))
+    # ANA rendered after the cut only: the part before it is voiced.
+    before = unspoken_lines(assignment, [(1, "ANA")], rate)
+    assert [(line.index, line.text) for line in before if line.index == 4] == [
+        (4, "Attends, je")]
     everyone = [(0, "ANA"), (0, "BEN"), (1, "ANA"), (1, "CARL")]
     assert unspoken_lines(assignment, everyone, rate) == ()
 
@@ -117,3 +124,31 @@ def test_lines_are_voiced_with_the_words_a_render_would_speak() -> None:
     voiced = speak_lines([_line(8, "CARL", "1.0", "2.0", "{\\an8}")], language="fr",
                          rate=RATE, length=REEL_S * RATE)
     assert voiced.lines == () and "nothing to speak" in voiced.notes[0], voiced.notes
+
+
+def test_rendered_parts_and_voiced_pieces_say_every_word_once() -> None:
+    """Whatever shots are rendered, the words the renders say (each rendered part's share)
+    and the words voiced over (the unspoken parts, joined where neighbours) are the line's
+    words, each once, in order."""
+    import random
+
+    rng = random.Random(17)
+    shots = ShotList.from_transitions([Transition.cut(c) for c in (20, 31, 45, 70, 82)],
+                                      100, Fraction(25))
+    words = [f"w{i}" for i in range(11)]
+    for _ in range(300):
+        a = rng.randrange(0, 95)
+        b = rng.randrange(a + 1, 101)
+        line = DialogueLine(1, "ANA", Fraction(a, 25), Fraction(b, 25),
+                            " ".join(words[:rng.randrange(1, 12)]), "t cue 1")
+        assignment = assign_dialogue([line], shots, crossing="split")
+        rendered = {(s.index, "ANA") for s in shots if rng.random() < 0.5}
+        said: list[tuple[Fraction, str]] = []
+        for sd in assignment.shots:
+            for sl in sd.by_character.get("ANA", ()):
+                if (sd.shot, "ANA") in rendered and sl.words():
+                    said.append((sl.seconds(shots.frame_rate)[0], sl.words()))
+        said += [(v.start, v.text) for v in
+                 unspoken_lines(assignment, rendered, shots.frame_rate)]
+        spoken = " ".join(text for _, text in sorted(said)).split()
+        assert spoken == line.text.split(), (a, b, rendered, said)
