@@ -778,6 +778,7 @@ class Delivery:
         length = round(Fraction(shots.frame_count) / shots.frame_rate * MIX_RATE)
         tracks = {d.character: _fit(_mono48(load_audio(d.path)), length) for d in stems}
         if scripted:
+            spoken: list[tuple[int, str]] = []
             for record in self.rendered:
                 shot = shots[record.shot]
                 first = round(Fraction(shot.start) / shots.frame_rate * MIX_RATE)
@@ -785,12 +786,12 @@ class Delivery:
                 try:
                     speech = _mono48(load_audio(Path(record.outcome["output"])))
                 except MediaError:
-                    continue  # a render without sound: silence there
+                    continue  # a render without sound: its lines are voiced over instead
+                spoken += [(record.shot, c) for c in _shot_characters(record)]
                 # A two-person shot's speech is one track (the render's): its stem is theirs.
                 who = "+".join(_shot_characters(record))
                 track = tracks.setdefault(who, _silence(1, length))
                 track[:, first:first + count] += _fit(speech, count)[:, :length - first]
-            spoken = [(r.shot, c) for r in self.rendered for c in _shot_characters(r)]
             unspoken = () if job.assignment is None \
                 else unspoken_lines(job.assignment, spoken, shots.frame_rate)
             voiced = speak_lines(unspoken, language=job.release.language, rate=MIX_RATE,

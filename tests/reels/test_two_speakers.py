@@ -297,3 +297,40 @@ def test_a_shot_rendered_for_one_of_two_speakers_is_rendered_again_once_the_othe
     third = reels.render_reel(ctx, job)
     assert third.rendered_now == ()
     assert third.shots[0].outcome["output"] == shot.outcome["output"]
+
+
+def test_a_render_whose_sound_cannot_be_read_has_its_lines_voiced_over(
+        settings: Settings, registry: Registry, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mix takes each rendered shot's speech from its output; a render whose sound
+    cannot be read is silence there, so its lines are voiced over like any unspoken line
+    (they were counted as spoken and lost)."""
+    from pipelines.media import MediaError
+    from studio.reels import job as job_module
+
+    _consented_ben(registry)
+    ctx = AppContext(settings, registry)
+    source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
+    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
+    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
+    reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
+    script = tmp_path / "reel.fr.srt"
+    script.write_text(SCRIPT, encoding="utf-8")
+    real = job_module.load_audio
+
+    def no_sound_from_renders(path: Path, *args: object, **kwargs: object) -> object:
+        if Path(path).parent == settings.outputs_dir:
+            raise MediaError(path, "no audio stream")
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_module, "load_audio", no_sound_from_renders)
+    release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
+    done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release, script=script))
+    assert done.shots[0].state is ShotState.RENDERED, done.notes
+    assert any("script: 3 line(s) no render speaks" in n for n in done.notes), done.notes
+    items = {(i["kind"], i["character"]): Path(i["path"]) for i in done.deliverables["items"]}
+    for character, (a, b) in {"ANA": (0.08, 0.84), "BEN": (0.9, 1.7)}.items():
+        stem = load_audio(items[("stem", character)])
+        mono = stem.samples.mean(axis=0)
+        level = float(np.sqrt(np.mean(mono[round(a * stem.rate):round(b * stem.rate)] ** 2)))
+        assert level > 0.01, (character, level)
