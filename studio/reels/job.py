@@ -391,7 +391,6 @@ class ReelJob:
         """Identify the shot's faces, choose the speaking characters', render them; or keep
         ``previous``, a render of this shot's inputs for some of its speakers, when the
         faces chosen now are the ones it edited."""
-        from studio.render.request import MAX_SPEAKERS
         from studio.services.refusals import refuse_unconsented_shot
 
         shot, release, ctx = plan.shot, self.release, self.ctx
@@ -427,13 +426,7 @@ class ReelJob:
         # performer's grant: one gate decision names every subject, the edit guard runs
         # once. A face speaks for one character (the first to speak, if a performer is cast
         # in two roles), and at most MAX_SPEAKERS faces are edited in one shot.
-        chosen: list[str] = []
-        for c in plan.characters:
-            if (c in found and (c in plan.dubs or c in plan.scripts)
-                    and found[c] not in {found[o] for o in chosen}
-                    and len(chosen) < MAX_SPEAKERS):
-                chosen.append(c)
-        chosen = chosen or [character]
+        chosen = _choose(plan, found) or [character]
         # A cast speaker whose performer's face is not recognised (off screen, never
         # enrolled, or revoked: templates deleted) is not rendered, and said so.
         unseen = [c for c in plan.characters if c not in found]
@@ -458,8 +451,13 @@ class ReelJob:
         # face's: the shot stays refused.
         failed = [r for r in denied.rules if not r.passed]
         blocked = {r.performer_id for r in failed}
-        remaining = [c for c in chosen if self.reel.cast[c] not in blocked]
-        if None in blocked or not remaining:
+        if None in blocked:
+            return record
+        # Chosen again without them: a speaker past MAX_SPEAKERS may take a refused one's
+        # place (asked about in the new decision like the rest).
+        remaining = _choose(plan, {c: t for c, t in found.items()
+                                   if self.reel.cast[c] not in blocked})
+        if not remaining:
             return record
         left_out = [c for c in chosen if c not in remaining]
         self.notes.append(f"shot {index}: {', '.join(left_out)} refused by the gate "
@@ -620,6 +618,21 @@ def _exclusive(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _choose(plan: ShotPlan, found: Mapping[str, str]) -> list[str]:
+    """The speakers one render edits: in order of speech, those on screen (``found``:
+    character → face) with dialogue of their own, one character per face, at most
+    ``MAX_SPEAKERS``."""
+    from studio.render.request import MAX_SPEAKERS
+
+    chosen: list[str] = []
+    for c in plan.characters:
+        if (c in found and (c in plan.dubs or c in plan.scripts)
+                and found[c] not in {found[o] for o in chosen}
+                and len(chosen) < MAX_SPEAKERS):
+            chosen.append(c)
+    return chosen
 
 
 def _partial(record: ShotRecord) -> bool:

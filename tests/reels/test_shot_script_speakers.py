@@ -279,3 +279,47 @@ def test_a_text_the_reader_reads_as_nothing_is_not_the_label_said_by_no_one() ->
     srt = _shot_script({"ANA": (ShotLine(line, 0, 5, 30),)}, SHOT, RATE)
     cues = load_script(srt.encode(), fmt="srt").cues
     assert [(c.speaker, c.text) for c in cues] == [("ANA", "...")]
+
+
+def test_a_speaker_refused_by_the_gate_makes_room_for_the_fifth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five speakers on screen, four edited at most: when the gate refuses BEN's face, the
+    retry chooses again without him, so EVE (the fifth) takes his place and is asked about
+    in the new decision; BEN's face is not asked about again and his line is not in it."""
+    from studio.errors import RenderDenied
+    from studio.render.events import Stage
+    from studio.services import render as render_service
+
+    names = ["ANA", "BEN", "CLEO", "DAN", "EVE"]
+    cast = {n: f"{n.lower()}-p" for n in names}
+    faces = {f"t{i}": f"{n.lower()}-p" for i, n in enumerate(names, start=1)}
+    said = {n: (_line(n, 0.1 + 0.3 * i, 0.35 + 0.3 * i, f"Ligne {i}"),)
+            for i, n in enumerate(names)}
+    job = _job(tmp_path, cast)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(b"not read")
+    seen: list[RenderRequest] = []
+    deny = SimpleNamespace(
+        decision_id="dec-1", reasons=["ben-grant does not cover language fr"],
+        rules=[SimpleNamespace(passed=True, performer_id="ana-p"),
+               SimpleNamespace(passed=False, performer_id="ben-p")])
+
+    def start_render(ctx: Any, request: RenderRequest) -> Any:
+        seen.append(request)
+        if len(seen) == 1:
+            raise RenderDenied(deny, Stage.AUTHORIZE)  # type: ignore[arg-type]
+        raise _Stop
+
+    monkeypatch.setattr(render_service, "start_render", start_render)
+    identity = SimpleNamespace(tracks=[_Track(t, _Match(p)) for t, p in faces.items()],
+                               matches=())
+    monkeypatch.setattr(job, "_identify", lambda cut: identity)
+    plan = ShotPlan(SHOT, tuple(said), "k" * 64, {}, dict.fromkeys(said, cut), dict(said))
+    with pytest.raises(_Stop):
+        job._render(plan, cut)
+    first, retry = seen
+    assert first.tracks == ("t1", "t2", "t3", "t4")
+    assert retry.tracks == ("t1", "t3", "t4", "t5")
+    assert [text for _, text in _read_back(retry)] == ["Ligne 0", "Ligne 2", "Ligne 3",
+                                                       "Ligne 4"]
+    assert any("BEN refused by the gate" in n for n in job.notes), job.notes
