@@ -9,6 +9,7 @@ server is unreachable the PostgreSQL tests *fail* (CI must run them) unless
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+EXECUTOR_TESTS = Path(__file__).resolve().parent / "executors"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any test outside ``tests/executors``: stop the Ray cluster those tests share
+    (``tests/executors/conftest.py``), whose head and workers would take the cores. Not at
+    the teardown of their last test: under xdist the next test is often not known there
+    (``nextitem`` is ``None`` at the end of a batch), and stopping then restarted the
+    cluster (12-15 s) in the middle of the group."""
+    if item.path.is_relative_to(EXECUTOR_TESTS):
+        return
+    for name, module in list(sys.modules.items()):
+        if name.endswith("executors.conftest") and hasattr(module, "_Clusters"):
+            module._Clusters.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -129,7 +129,10 @@ def cluster(_clusters: type[_Clusters], pg_registry: Registry) -> Cluster:
 
 @pytest.hookimpl(trylast=True)  # after the runner has torn down the finished test's fixtures
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    if nextitem is None or not nextitem.path.is_relative_to(HERE):
+    # The next test known to be elsewhere: the cluster goes now. Unknown (None, as at the
+    # end of an xdist batch): it stays, and tests/conftest.py stops it before any other
+    # test runs (or the session fixture at the end).
+    if nextitem is not None and not nextitem.path.is_relative_to(HERE):
         _Clusters.stop()
 
 
