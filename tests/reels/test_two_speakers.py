@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,12 +154,9 @@ CARL: Il n'est pas là.
 """
 
 
-def test_a_script_naming_two_speakers_on_screen_renders_both_faces_each_to_its_lines(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
-    """Issue 17: a timed script whose lines name two characters on screen together renders
-    both faces in one pass (one script, its cues under the characters' names, each name given
-    its performer's face), each face moving to its own lines; a character not cast is
-    reported, not rendered."""
+def _scripted_reel(settings: Settings, registry: Registry, tmp_path: Path
+                   ) -> tuple[AppContext, Any, Path]:
+    """The two-person reel with ANA and BEN cast (BEN consented) and ``SCRIPT`` to say."""
     _consented_ben(registry)
     ctx = AppContext(settings, registry)
     source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
@@ -167,6 +165,16 @@ def test_a_script_naming_two_speakers_on_screen_renders_both_faces_each_to_its_l
     reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
     script = tmp_path / "reel.fr.srt"
     script.write_text(SCRIPT, encoding="utf-8")
+    return ctx, reel, script
+
+
+def test_a_script_naming_two_speakers_on_screen_renders_both_faces_each_to_its_lines(
+        settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    """Issue 17: a timed script whose lines name two characters on screen together renders
+    both faces in one pass (one script, its cues under the characters' names, each name given
+    its performer's face), each face moving to its own lines; a character not cast is
+    reported, not rendered."""
+    ctx, reel, script = _scripted_reel(settings, registry, tmp_path)
     release = ReelRelease("fr", "FR", "Test Operator", source_language="en")
     done = reels.render_reel(ctx, reels.ReelRender(reel.reel_id, release, script=script))
     shot = done.shots[0]
@@ -308,14 +316,7 @@ def test_a_render_whose_sound_cannot_be_read_has_its_lines_voiced_over(
     from pipelines.media import MediaError
     from studio.reels import job as job_module
 
-    _consented_ben(registry)
-    ctx = AppContext(settings, registry)
-    source = reelgen.build_reel(tmp_path / "reel.mp4", SEGMENTS, timecode="01:00:00:00")
-    reel = reels.import_reel(ctx, reels.ReelImport(source, "demo-dub", detect=True))
-    reels.cast(ctx, reel.reel_id, "ANA", "demo-performer")
-    reels.cast(ctx, reel.reel_id, "BEN", "ben-performer")
-    script = tmp_path / "reel.fr.srt"
-    script.write_text(SCRIPT, encoding="utf-8")
+    ctx, reel, script = _scripted_reel(settings, registry, tmp_path)
     real = job_module.load_audio
 
     def no_sound_from_renders(path: Path, *args: object, **kwargs: object) -> object:

@@ -45,6 +45,25 @@ def _reel(ctx: AppContext, tmp_path: Path, source: str) -> Any:
     return reel
 
 
+def _only_anas_face_changed(settings: Settings, reel_id: str, shot: Any, outcome: Any,
+                            tap: Any, other: str) -> None:
+    """The render edited ANA's face only: every pixel outside its region, and all of the
+    right half (the other person's), leaves the edit guard as in the shot, bit for bit."""
+    doc = json.loads(outcome.sidecar.read_text())
+    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
+    assert set(faces) == {shot.outcome["tracks"]["ANA"]}
+    src = frames(settings.data_dir / "reels" / reel_id / "shots" / "s000-0-45.mp4")
+    x0, y0, x1, y1 = (int(v) for v in faces[shot.outcome["tracks"]["ANA"]]["region"])
+    outside = np.ones(src[0].shape[:2], bool)
+    outside[max(0, y0):y1, max(0, x0):x1] = False
+    right = np.zeros_like(outside)
+    right[:, src[0].shape[1] // 2:] = True
+    for i, frame in enumerate(src):
+        diff = np.any(tap.frames[i] != frame, axis=2)
+        assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
+        assert not np.any(diff & right), f"frame {i}: {other} half changed"
+
+
 def test_a_second_speaker_outside_their_grant_is_left_untouched_and_voiced_over(
         settings: Settings, registry: Registry, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,20 +105,7 @@ def test_a_second_speaker_outside_their_grant_is_left_untouched_and_voiced_over(
     # Only ANA's face changed: BEN's half of the frame is as in the shot, bit for bit.
     outcome = tap.outcomes[-1]
     assert ben_track in outcome.untouched
-    doc = json.loads(outcome.sidecar.read_text())
-    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
-    assert set(faces) == {shot.outcome["tracks"]["ANA"]}
-    cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
-    src = frames(cut)
-    x0, y0, x1, y1 = (int(v) for v in faces[shot.outcome["tracks"]["ANA"]]["region"])
-    outside = np.ones(src[0].shape[:2], bool)
-    outside[max(0, y0):y1, max(0, x0):x1] = False
-    right = np.zeros_like(outside)
-    right[:, src[0].shape[1] // 2:] = True
-    for i, frame in enumerate(src):
-        diff = np.any(tap.frames[i] != frame, axis=2)
-        assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
-        assert not np.any(diff & right), f"frame {i}: BEN's half changed"
+    _only_anas_face_changed(settings, reel.reel_id, shot, outcome, tap, "BEN's")
 
     # BEN's line is in the mix and his stem, over his untouched face.
     items = {(i["kind"], i["character"]): i for i in done.deliverables["items"]}
@@ -148,21 +154,8 @@ def test_a_stranger_speaking_beside_a_performer_is_untouched(
     assert shot.state is ShotState.RENDERED, (shot.reason, done.notes)
     assert shot.outcome["characters"] == ["ANA"]
     (outcome,) = tap.outcomes
-    doc = json.loads(outcome.sidecar.read_text())
-    faces = {f"t{f['track_id']}": f for f in doc["faces"]}
-    assert set(faces) == {shot.outcome["tracks"]["ANA"]}
     assert list(outcome.untouched) and shot.outcome["tracks"]["ANA"] not in outcome.untouched
-    cut = settings.data_dir / "reels" / reel.reel_id / "shots" / "s000-0-45.mp4"
-    src = frames(cut)
-    x0, y0, x1, y1 = (int(v) for v in faces[shot.outcome["tracks"]["ANA"]]["region"])
-    outside = np.ones(src[0].shape[:2], bool)
-    outside[max(0, y0):y1, max(0, x0):x1] = False
-    right = np.zeros_like(outside)
-    right[:, src[0].shape[1] // 2:] = True
-    for i, frame in enumerate(src):
-        diff = np.any(tap.frames[i] != frame, axis=2)
-        assert not np.any(diff & outside), f"frame {i}: a pixel outside ANA's face changed"
-        assert not np.any(diff & right), f"frame {i}: the stranger's half changed"
+    _only_anas_face_changed(settings, reel.reel_id, shot, outcome, tap, "the stranger's")
     assert any("BEN" in n and "not on screen" in n for n in done.notes), done.notes
 
 
