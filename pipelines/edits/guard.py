@@ -265,6 +265,18 @@ class EditGuard:
             self.pending[tid] = edit
         return now
 
+    def would_apply(self, edit: FrameEdit) -> bool:
+        """Whether :meth:`apply` would hand ``edit`` to the backend on its frame (permitted,
+        and its face has a mesh there): a chunk's warm-up asks it of frames it does not
+        decode, to find those whose rendering leaves state behind (``pipelines.edits.ranged``)."""
+        index = edit.frame_index
+        if not self.permits.allows(edit.track_id, index):
+            return False
+        faces = self.meshes.get(edit.track_id)
+        mesh = None if faces is None else faces.mesh(index)
+        return mesh is not None and face_mask(mesh, edit.region, self.frame_size,
+                                              self.permits.margin) is not None
+
     def apply(self, index: int, rgb: NDArray[np.uint8]) -> None:
         """Edit frame ``index`` (``rgb``, in place) with the permitted edits due for it."""
         if index <= self._last:

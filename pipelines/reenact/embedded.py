@@ -34,7 +34,7 @@ Per output frame and performer (see ``model`` for the face model, ``motion`` for
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -246,6 +246,28 @@ class EmbeddedReenact:
         # x ↦ scale·rotation·(x − h) + pose(h) + shift, written as a similarity.
         translation = centre + shift - scale * rotation @ HEAD_CENTRE
         return Similarity(scale, rotation, translation)
+
+    def carried_from(self, edits: Iterable[FrameEdit], applies: Callable[[FrameEdit], bool]
+                     ) -> set[int]:
+        """Of ``edits`` (every face's, for the frames before a range rendered apart), the
+        frames whose rendering leaves state the range uses (``pipelines.edits.ranged``): per
+        face, the first rendered frame that takes the synthetic mouth (a face without an
+        exemplar) and the last one whose eyes were open (the blink donor). ``applies``: whether
+        the guard would render an edit at all. Exact while faces' regions do not overlap (an
+        overlapping face's own state on those frames is not replayed)."""
+        mouth: dict[int, int] = {}
+        eyes: dict[int, int] = {}
+        for edit in edits:
+            if not isinstance(edit, MeshEdit) or edit.region.empty or not applies(edit):
+                continue
+            prepared, tid = edit.prepared, edit.track_id
+            gap = edit.mesh[LIPS_INNER_LOWER] - edit.mesh[LIPS_INNER_UPPER]
+            if (prepared.exemplar is None and tid not in mouth
+                    and float(np.hypot(*gap)) >= MIN_PAINTED_GAP_PX):
+                mouth[tid] = edit.frame_index
+            if prepared.open_eyes > 0 and edit.source_eyes >= DONOR_OPEN:
+                eyes[tid] = max(eyes.get(tid, -1), edit.frame_index)
+        return set(mouth.values()) | set(eyes.values())
 
     # -- pixels -----------------------------------------------------------------------------
 

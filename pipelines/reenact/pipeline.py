@@ -27,6 +27,7 @@ driver's identity reference for that check) and writes where it is told. What it
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -41,9 +42,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.edits import EditGuard, EditPermits, GuardReport, TrackChange
+from pipelines.edits.ranged import at_frames, edit_range
 from pipelines.edits.stream import (
     READ_AHEAD,
     FrameHook,
+    FrameWriter,
     Progress,
     StreamControls,
     edit_stream,
@@ -169,7 +172,7 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
                                        frame_hook, streams_out)
         guard = streams_out[0]
         changes = guard.changes
-        _write_sidecar(sidecar, job, backend.name, rate, written, changes, drives, guard.report)
+        write_sidecar(sidecar, job, backend.name, rate, written, changes, drives, guard.report)
     except BaseException:
         output.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
@@ -180,26 +183,44 @@ def run_reenact(job: ReenactJob, backend: ReenactBackend, *,
                          time.perf_counter() - started, guard.report)
 
 
-def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
-               drives: dict[int, MotionDrive], progress: Progress | None,
-               cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
-               streams_out: list[EditGuard]) -> tuple[int, Fraction]:
+def plan_drives(job: ReenactJob, analysis: ShotAnalysis) -> dict[int, MotionDrive]:
+    """Each reenacted face's drive over a video source's frames (the motion resampled to
+    them): what a whole render, each range of it and their assembly all use."""
     video = analysis.info.video
     if video is None:
         raise ReenactError(f"{analysis.source.name} has no video stream")
     total = analysis.scan.frame_count
+    return {track_id: plan_drive(motion, video.frame_rate, total, job.options,
+                                 offset=job.offset)
+            for track_id, motion in job.motions.items()}
+
+
+def reenact_guard(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
+                  drives: Mapping[int, MotionDrive]) -> EditGuard:
+    """The edit guard over each reenacted face's edit stream of a video source (a whole
+    render's, and a range's: ``run_reenact_range``)."""
+    video = analysis.info.video
+    if video is None:
+        raise ReenactError(f"{analysis.source.name} has no video stream")
     size = (video.width, video.height)
     iterators: dict[int, Iterator[FrameEdit]] = {}
     meshes = {}
-    for track_id, motion in job.motions.items():
+    for track_id in job.motions:
         face = SourceFace(track_id, analysis.landmarks(track_id),
                           analysis.exemplars.get(track_id), size)
         meshes[track_id] = analysis.landmarks(track_id)
-        drives[track_id] = plan_drive(motion, video.frame_rate, total, job.options,
-                                      offset=job.offset)
         iterators[track_id] = iter(backend.edits(backend.prepare(face, drives[track_id])))
     others = {t.track_id: analysis.landmarks(t.track_id) for t in analysis.tracks}
-    guard = EditGuard(job.permits, meshes, iterators, backend.render, size, others)
+    return EditGuard(job.permits, meshes, iterators, backend.render, size, others)
+
+
+def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
+               drives: dict[int, MotionDrive], progress: Progress | None,
+               cancelled: Callable[[], bool] | None, frame_hook: FrameHook | None,
+               streams_out: list[EditGuard]) -> tuple[int, Fraction]:
+    total = analysis.scan.frame_count
+    drives.update(plan_drives(job, analysis))
+    guard = reenact_guard(job, analysis, backend, drives)
     streams_out.append(guard)
     with VideoReader(analysis.source, on_vfr="conform", read_ahead=READ_AHEAD) as reader, \
             VideoWriter(job.output, reader.output, codec=job.codec, crf=job.crf,
@@ -210,6 +231,43 @@ def _run_video(job: ReenactJob, analysis: ShotAnalysis, backend: ReenactBackend,
         raise ReenactError(f"decoded {written} frames, the analysis saw {total}: the source "
                            "changed between the two reads")
     return written, reader.output.frame_rate
+
+
+def run_reenact_range(job: ReenactJob, backend: ReenactBackend, frames: tuple[int, int],
+                      writer: FrameWriter, *, controls: StreamControls
+                      ) -> EditGuard:
+    """Frames ``first..last`` of a video source's ``job`` edited (guarded, hooked) into
+    ``writer`` exactly as ``run_reenact`` edits them, for a range of a long shot rendered
+    apart (``studio.render.chunks``); returns the guard (its changes and report cover the
+    range). A backend that carries state from frame to frame names the frames
+    before the range that leave it (``carried_from``: the embedded backend's synthetic mouth
+    and blink donor); they are edited first, onto throwaway copies
+    (``pipelines.edits.ranged``)."""
+    analysis = job.source
+    if not isinstance(analysis, ShotAnalysis):
+        raise ReenactError("only a video source is rendered in frame ranges")
+    first, last = frames
+    drives = plan_drives(job, analysis)
+    guard = reenact_guard(job, analysis, backend, drives)
+    warm = None
+    carried = getattr(backend, "carried_from", None)
+    if carried is not None and first > 0:
+        # A second, fresh set of edit streams (the real ones must start at frame 0): only
+        # their frame numbers and what the guard would do with them are looked at.
+        preview = reenact_guard(job, analysis, backend, drives)
+        # (The guard took each stream's first edit already: it is pending.)
+        streams = (itertools.chain([] if edit is None else [edit], preview.iterators[tid])
+                   for tid, edit in preview.pending.items())
+        before = itertools.chain.from_iterable(
+            itertools.takewhile(lambda e: e.frame_index < first, it) for it in streams)
+        warm = at_frames(carried(before, preview.would_apply))
+    with VideoReader(analysis.source, on_vfr="conform", read_ahead=READ_AHEAD) as reader:
+        written = edit_range(reader, guard, frames, writer, controls=controls,
+                             what="reenactment", warm=warm)
+    if written != last - first + 1:
+        raise ReenactError(f"decoded {written} frames of {first}-{last}: the source changed "
+                           "between the analysis and this range")
+    return guard
 
 
 def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
@@ -250,7 +308,7 @@ def _run_still(job: ReenactJob, still: StillSource, backend: ReenactBackend,
     return total, rate
 
 
-def _write_sidecar(path: Path, job: ReenactJob, backend: str, rate: Fraction, frames: int,
+def write_sidecar(path: Path, job: ReenactJob, backend: str, rate: Fraction, frames: int,
                    changes: Mapping[int, TrackChange], drives: Mapping[int, MotionDrive],
                    report: GuardReport) -> None:
     source = job.source

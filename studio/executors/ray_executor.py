@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The chunk id of a shot rendered whole by one task (a long lip-sync is split into frame
-#: ranges instead, ``studio.render.chunks``: ``settings.ray_chunk_frames``).
+#: The chunk id of a shot rendered whole by one task (a long shot is split into frame ranges
+#: instead, ``studio.render.chunks``: ``settings.ray_chunk_frames``).
 SHOT_CHUNK = "shot"
 #: How long a cancelled task may take to notice before it is killed (seconds).
 CANCEL_GRACE_S = 10.0
@@ -115,8 +115,8 @@ class RayExecutor:
     def _run_remote(self, job: RenderJob, work: PipelineWork, scope: PipelineScope,
                     decision: Decision, inputs: dict[str, str]) -> tuple[PipelineResult, str]:
         ray = self._ray
-        # A long lip-sync is split into frame ranges, one task each (studio.render.chunks);
-        # everything else is one task for the shot.
+        # A long shot (lip-sync, or the embedded backend's reenactment) is split into frame
+        # ranges, one task each (studio.render.chunks); everything else is one task.
         ranges = chunks.plan(work, job.settings)
         specs: list[tuple[str, FrameRange | None]] = \
             [(SHOT_CHUNK, None)] if ranges is None else [(chunks.chunk_id(r), r) for r in ranges]

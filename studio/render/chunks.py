@@ -1,7 +1,8 @@
 """A long shot rendered as frame-range chunks, and put back together frame-accurately.
 
-Render workers (``studio.executors``) may each take a range of a long shot's frames. The
-output must be the very file a single task renders, so the design is:
+Render workers (``studio.executors``) may each take a range of a long shot's frames, for a
+lip-sync or a reenactment of a video (:func:`chunkable`). The output must be the very file a
+single task renders, so the design is:
 
 - **One analysis, shipped.** The shot is tracked once, on the head (step 2, cached by
   :mod:`studio.render.analysis_cache`); every chunk gets the same :class:`PipelineWork` (its
@@ -10,23 +11,30 @@ output must be the very file a single task renders, so the design is:
   A chunk's backend walks each track from its start and passes over the edits before
   its range, so what it derives along a track (the ramps into and out of a face run, the
   performer's shape model, measured over the whole track) is the whole shot's.
+- **State carried from frame to frame is reached, not guessed.** What a backend keeps from
+  earlier frames (the embedded lip-sync's neutral lip reference, the embedded reenactment's
+  synthetic mouth and the last open-eyed frame it pastes over a blink) is taken by rendering
+  the frames before the range that leave it, onto throwaway copies
+  (:mod:`pipelines.edits.ranged`): a chunk's faces are the whole render's, pixel for pixel.
 - **Workers do the per-frame work, the head encodes once.** A worker decodes up to its range,
   edits its frames through the edit guard, watermarks them (by their index in the shot) and
   stores them *losslessly* (FFV1, BGR: bit-exact) in its attempt folder. The head
   reads the chunks in order and encodes them with the render's one :class:`VideoWriter`
   (``like`` the source's conformed stream: frame count, rate, size, time base, colour tags,
-  start timecode; the dub mix as its audio). H.264 chunks encoded apart and concatenated
-  would each start a GOP and a rate-control state of their own, so their decoded pixels would
-  differ from a single render's; one encode over the same RGB frames gives the same stream.
-  The cost: the head encodes every frame (x264 ``veryfast``: several hundred frames a second
-  at SD, a fraction of a lip-sync's per-frame cost) and the chunks need lossless scratch space
-  (FFV1 about halves raw RGB) until they are assembled.
+  start timecode; the dub mix or the shot's audio). H.264 chunks encoded apart and
+  concatenated would each start a GOP and a rate-control state of their own, so their decoded
+  pixels would differ from a single render's; one encode over the same RGB frames gives the
+  same stream. The cost: the head encodes every frame (x264 ``veryfast``: several hundred
+  frames a second at SD, a fraction of a render's per-frame cost) and the chunks need
+  lossless scratch space (FFV1 about halves raw RGB) until they are assembled.
 - **The sidecar and the result are merged**: the guard's changes and report of each chunk,
-  in frame order, are what the single render's guard would have recorded.
+  in frame order, are what the single render's guard would have recorded; a reenactment's
+  drives (the motion resampled to the shot) are planned again on the head, as each chunk
+  planned them.
 
-What can differ inside the authorised faces only: the embedded backend takes its neutral lip
-reference from the first at-rest frame a task renders, so a later chunk may take a later one.
-Outside the authorised faces every pixel is the source's, watermarked: identical.
+Outside the authorised faces every pixel is the source's, watermarked: identical whatever
+the backend. A neural backend batches frames, and a batch cut at a chunk's edge may round
+differently inside the face; a neural reenactment is not chunked (:func:`chunkable`).
 """
 
 from __future__ import annotations
@@ -46,13 +54,24 @@ from numpy.typing import NDArray
 from pipelines.edits import GuardReport, TrackChange
 from pipelines.edits.stream import StreamControls
 from pipelines.faces.analysis import ShotAnalysis
-from pipelines.lipsync import LipSyncResult
-from pipelines.lipsync.pipeline import run_lipsync_range, write_sidecar
+from pipelines.lipsync import LipSyncJob, LipSyncResult
+from pipelines.lipsync.pipeline import run_lipsync_range
+from pipelines.lipsync.pipeline import write_sidecar as write_lipsync_sidecar
 from pipelines.media import Frame, VideoReader, VideoWriter
+from pipelines.reenact import ReenactJob, ReenactResult
+from pipelines.reenact.pipeline import plan_drives, run_reenact_range
+from pipelines.reenact.pipeline import write_sidecar as write_reenact_sidecar
 from studio import backends
 from studio.errors import RenderWorkerError
 from studio.provenance.watermark import WatermarkEmbedder
-from studio.render.pipeline_step import PipelineScope, PipelineWork, lipsync_job
+from studio.render.pipeline_step import (
+    PipelineResult,
+    PipelineScope,
+    PipelineWork,
+    lipsync_job,
+    reenact_backend,
+    reenact_job,
+)
 from studio.settings import Settings
 
 FrameRange = tuple[int, int]
@@ -78,9 +97,14 @@ def chunk_id(frames: FrameRange) -> str:
 
 
 def chunkable(work: PipelineWork) -> bool:
-    """Whether ``work`` can be split by frames: a lip-sync of a video shot (a reenactment
-    renders as one task for now)."""
-    return work.request.operation == "lipsync" and isinstance(work.source, ShotAnalysis)
+    """Whether ``work`` can be split by frames: a lip-sync or a reenactment of a video shot.
+    A still's reenactment, and one by a neural backend, are one task: the still is one
+    small image, and the neural reenactment extracts the driving performance's motion over
+    its whole length before its first frame, which every range would repeat."""
+    if not isinstance(work.source, ShotAnalysis):
+        return False
+    op = work.request.operation
+    return op == "lipsync" or (op == "reenact" and not work.choice.neural)
 
 
 @dataclass(frozen=True)
@@ -165,31 +189,38 @@ def render_range(work: PipelineWork, scope: PipelineScope, settings: Settings,
     assert isinstance(analysis, ShotAnalysis)
     video = analysis.info.video
     assert video is not None
-    job, note = lipsync_job(work, analysis, scope, settings)
-    backend = backends.lipsync_backend(settings, work.choice)
-    bind = getattr(backend, "bind_source", None)
-    if bind is not None:  # neural backends batch frames read ahead from the source
-        bind(analysis.source)
     marker = WatermarkEmbedder(scope.payload)
 
     def watermark(index: int, rgb: NDArray[np.uint8]) -> None:
         rgb[...] = marker.mark(rgb, index)
 
+    controls = StreamControls(progress, cancelled, watermark)
     store = FrameStore(folder / f"{chunk_id(frames)}.mkv", video.width, video.height)
     try:
-        _, guard = run_lipsync_range(job, backend, frames, store,
-                                     controls=StreamControls(progress, cancelled, watermark))
+        if work.request.operation == "lipsync":
+            job, note = lipsync_job(work, analysis, scope, settings)
+            backend = backends.lipsync_backend(settings, work.choice)
+            bind = getattr(backend, "bind_source", None)
+            if bind is not None:  # neural backends batch frames read ahead from the source
+                bind(analysis.source)
+            name = backend.name
+            _, guard = run_lipsync_range(job, backend, frames, store, controls=controls)
+        else:
+            rjob, note = reenact_job(work, scope, settings)
+            reenactor = reenact_backend(work, rjob, settings)
+            name = reenactor.name
+            guard = run_reenact_range(rjob, reenactor, frames, store, controls=controls)
         store.close()
     except BaseException:
         store.abort()
         raise
-    return ChunkRender(frames, store.path, backend.name, tuple(guard.changes.values()),
+    return ChunkRender(frames, store.path, name, tuple(guard.changes.values()),
                        guard.report, note, time.perf_counter() - started, store.digest)
 
 
 def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
              chunks: Sequence[ChunkRender], *, seconds: float,
-             cancelled: Callable[[], bool] | None = None) -> tuple[LipSyncResult, str]:
+             cancelled: Callable[[], bool] | None = None) -> tuple[PipelineResult, str]:
     """The head's part: the chunks, in frame order, encoded once into the render a single
     task would have written (module docstring), with its sidecar."""
     analysis = work.source
@@ -203,7 +234,11 @@ def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
         expected = chunk.frames[1] + 1
     if expected != total:
         raise ValueError(f"the chunks end at frame {expected - 1}, the shot at {total - 1}")
-    job, note = lipsync_job(work, analysis, scope, settings)
+    job: LipSyncJob | ReenactJob
+    if work.request.operation == "lipsync":
+        job, note = lipsync_job(work, analysis, scope, settings)
+    else:
+        job, note = reenact_job(work, scope, settings)
     started = time.perf_counter()
     with VideoReader(analysis.source, on_vfr="conform") as reader:
         like = reader.output
@@ -214,7 +249,7 @@ def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
             for chunk in ordered:
                 for rgb in _verified_frames(chunk):
                     if cancelled is not None and cancelled():
-                        raise InterruptedError("lip-sync cancelled")
+                        raise InterruptedError(f"{work.request.operation} cancelled")
                     writer.write(rgb)
                     written += 1
     except RenderWorkerError:
@@ -223,13 +258,22 @@ def assemble(work: PipelineWork, scope: PipelineScope, settings: Settings,
     if written != total:
         job.output.unlink(missing_ok=True)
         raise ValueError(f"the chunks hold {written} frames, the shot {total}")
-    changes = merge_changes([c.changes for c in ordered], list(job.drives))
     report = merge_reports([c.report for c in ordered])
-    sidecar = job.sidecar or job.output.with_name(job.output.name + ".visemes.json")
-    write_sidecar(sidecar, job, ordered[0].backend, like.frame_rate, total, changes, report)
+    backend, rate = ordered[0].backend, like.frame_rate
     elapsed = seconds + time.perf_counter() - started
-    return LipSyncResult(job.output, sidecar, ordered[0].backend, written, like.frame_rate,
-                         tuple(changes), elapsed, report), note
+    if isinstance(job, LipSyncJob):
+        changes = merge_changes([c.changes for c in ordered], list(job.drives))
+        sidecar = job.sidecar or job.output.with_name(job.output.name + ".visemes.json")
+        write_lipsync_sidecar(sidecar, job, backend, rate, total, changes, report)
+        return LipSyncResult(job.output, sidecar, backend, written, rate, tuple(changes),
+                             elapsed, report), note
+    changes = merge_changes([c.changes for c in ordered], list(job.motions))
+    drives = plan_drives(job, analysis)  # what each range planned: the same resampling
+    sidecar = job.sidecar or job.output.with_name(job.output.name + ".reenact.json")
+    write_reenact_sidecar(sidecar, job, backend, rate, total,
+                          {c.track_id: c for c in changes}, drives, report)
+    return ReenactResult(job.output, sidecar, backend, written, rate, tuple(changes),
+                         {tid: d.report for tid, d in drives.items()}, elapsed, report), note
 
 
 def _verified_frames(chunk: ChunkRender) -> Iterator[NDArray[np.uint8]]:

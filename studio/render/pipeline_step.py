@@ -31,6 +31,7 @@ from pipelines.media import SourceAudio, load_audio, load_channels, probe
 from pipelines.media.audio import Audio
 from pipelines.reenact import (
     Motion,
+    ReenactBackend,
     ReenactJob,
     ReenactOptions,
     ReenactResult,
@@ -201,6 +202,18 @@ def lipsync_job(work: PipelineWork, analysis: ShotAnalysis, scope: PipelineScope
 def _reenact(work: PipelineWork, scope: PipelineScope, settings: Settings,
              progress: Progress | None, cancelled: Callable[[], bool] | None,
              watermark: FrameTap) -> tuple[ReenactResult, str]:
+    job, note = reenact_job(work, scope, settings)
+    backend = reenact_backend(work, job, settings)
+    result = run_reenact(job, backend, progress=progress, cancelled=cancelled,
+                         frame_hook=watermark)
+    return result, note
+
+
+def reenact_job(work: PipelineWork, scope: PipelineScope, settings: Settings
+                ) -> tuple[ReenactJob, str]:
+    """The reenactment job of ``work`` (the allowed faces, each driven by the motion; the
+    audio; the output and sidecar paths) and the note on its audio: one definition for a whole
+    render and for the ranges of a long shot (``studio.render.chunks``)."""
     req, source, motion = work.request, work.source, work.motion
     assert motion is not None
     faces = [int(str(t)[1:]) for t in scope.allowed]
@@ -216,9 +229,12 @@ def _reenact(work: PipelineWork, scope: PipelineScope, settings: Settings,
                      options=ReenactOptions(head_pose=req.head_pose), audio=audio,
                      crf=settings.render_crf, preset=settings.render_preset,
                      sidecar=work.out_dir / "render.reenact.json", permits=scope.permits)
+    return job, note
+
+
+def reenact_backend(work: PipelineWork, job: ReenactJob, settings: Settings
+                    ) -> ReenactBackend:
+    """The reenactment backend ``work`` chose, loaded for ``job``."""
     drivers = None if work.driver_analysis is None \
-        else dict.fromkeys(faces, work.driver_analysis)
-    backend = backends.reenact_backend(settings, work.choice, job, drivers)
-    result = run_reenact(job, backend, progress=progress, cancelled=cancelled,
-                         frame_hook=watermark)
-    return result, note
+        else dict.fromkeys(job.motions, work.driver_analysis)
+    return backends.reenact_backend(settings, work.choice, job, drivers)

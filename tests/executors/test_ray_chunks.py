@@ -87,15 +87,25 @@ def _ledger_ok(registry: Registry) -> None:
 # -- a long shot in chunks -----------------------------------------------------------------------
 
 
+def _reenact(name: str) -> RenderRequest:
+    """The performer drives her own face (the demo data's one consented driver)."""
+    return RenderRequest(operation="reenact", source=DEMO_SHOT, project_id="demo-dub",
+                         language="en", territory="FR", operator="Test Operator",
+                         driver=DEMO_SHOT, head_pose=True, output_name=name)
+
+
+@pytest.mark.parametrize("operation", ["lipsync", "reenact"])
 def test_a_long_shot_in_chunks_on_the_workers_renders_what_one_local_task_renders(
-        pg_settings: Settings, pg_registry: Registry, cluster: Cluster,
+        operation: str, pg_settings: Settings, pg_registry: Registry, cluster: Cluster,
         tmp_path: Path) -> None:
     # Lossless (CRF 0): x264 with threads does not always give the same bytes for the same
     # frames (pipelines/media/writer.py), so what is compared is the frames it was given.
     settings = replace(pg_settings, ray_chunk_frames=CHUNK_FRAMES, render_crf=0)
     executor = RayExecutor(settings, pg_registry)
     kept: dict[str, PipelineResult] = {}
-    job = RenderJob(_request("fr", "chunked.fr.mp4"), settings, pg_registry)
+    req = _request("fr", "chunked.fr.mp4") if operation == "lipsync" \
+        else _reenact("chunked.reenact.mp4")
+    job = RenderJob(req, settings, pg_registry)
     executor.prepare(job)
     on_ray = job.remote
     assert on_ray is not None

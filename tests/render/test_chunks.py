@@ -78,12 +78,21 @@ def test_merged_changes_and_reports_are_one_guards() -> None:
         == (5, 1, {"no_face": 2, "outside_segments": 1})
 
 
+_LIPSYNC = RenderRequest(operation="lipsync", source=DEMO_SHOT, project_id="demo-dub",
+                         language="fr", source_language="en", territory="FR",
+                         operator="Test Operator", dub=OTHER_VOICE, output_name="chunks.fr.mp4")
+#: The performer drives her own face (the one consented driver of the demo data): a
+#: reenactment still moves the face (deltas from the driver's rest frame, the head pose).
+_REENACT = RenderRequest(operation="reenact", source=DEMO_SHOT, project_id="demo-dub",
+                         language="en", territory="FR", operator="Test Operator",
+                         driver=DEMO_SHOT, head_pose=True, output_name="chunks.reenact.mp4")
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("req", [_LIPSYNC, _REENACT], ids=["lipsync", "reenact"])
 def test_a_shot_in_chunks_assembles_into_the_file_a_single_render_writes(
-        settings: Settings, registry: Registry, tmp_path: Path) -> None:
-    req = RenderRequest(operation="lipsync", source=DEMO_SHOT, project_id="demo-dub",
-                        language="fr", source_language="en", territory="FR",
-                        operator="Test Operator", dub=OTHER_VOICE, output_name="chunks.fr.mp4")
+        req: RenderRequest, settings: Settings, registry: Registry, tmp_path: Path) -> None:
+    sidecar = ".visemes.json" if req.operation == "lipsync" else ".reenact.json"
     kept: dict[str, PipelineResult] = {}
 
     def whole_then_chunks(job: RenderJob, work: PipelineWork, scope: PipelineScope,
@@ -123,8 +132,8 @@ def test_a_shot_in_chunks_assembles_into_the_file_a_single_render_writes(
         pairs = list(zip(ra, rb, strict=True))
     assert len(pairs) == 75
     assert [f.index for f, g in pairs if not np.array_equal(f.rgb, g.rgb)] == []
-    assert (tmp_path / "chunked.visemes.json").read_text() \
-        == (tmp_path / "whole.visemes.json").read_text()
+    assert (tmp_path / f"chunked{sidecar}").read_text() \
+        == (tmp_path / f"whole{sidecar}").read_text()
     assert chunked.changes == whole.changes and chunked.guard == whole.guard
     assert chunked.frame_count == whole.frame_count == 75
     assert any(c.frames for c in chunked.changes)
