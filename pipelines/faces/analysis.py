@@ -49,17 +49,19 @@ class ShotAnalysis:
     #: :meth:`landmarks` serves these and never reads ``landmarks_dir`` again.
     meshes: Mapping[int, TrackLandmarks] | None = field(default=None, repr=False)
 
-    def pinned(self, digest: str | None = None) -> ShotAnalysis:
-        """This analysis with its meshes read once into memory and checked against
-        ``digest`` (default: ``landmarks_sha256``); ``LandmarkDigestError`` when the files
-        are not what was recorded. The folder is shared storage: whoever can write it
-        could otherwise move the faces an edit is applied to."""
+    def pinned(self, digest: str | None = None, *, into: Path | None = None) -> ShotAnalysis:
+        """This analysis with its meshes read once and checked against ``digest`` (default:
+        ``landmarks_sha256``); ``LandmarkDigestError`` when the files are not what was
+        recorded. The folder is shared storage: whoever can write it could otherwise move
+        the faces an edit is applied to. ``into``: a private folder the checked copies are
+        kept in (memory-mapped, flat in the shot's length) rather than memory
+        (``landmark_file.load_checked``)."""
         expected = self.landmarks_sha256 if digest is None else digest
         if not expected:
             raise LandmarkDigestError(f"no digest of the meshes of {self.source.name} to "
                                       "check them against")
         return replace(self, landmarks_sha256=expected,
-                       meshes=load_checked(self.landmarks_dir, expected))
+                       meshes=load_checked(self.landmarks_dir, expected, into=into))
 
     def unpinned(self) -> ShotAnalysis:
         """The same analysis without its meshes in memory (what a render worker is sent:

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipelines.faces.landmarks import NUM_LANDMARKS, FaceObservation, Landmarks
+from pipelines.hashing import CHUNK
 
 MESH_SHAPE: Final = (NUM_LANDMARKS, 3)
 _MESH_BYTES: Final = NUM_LANDMARKS * 3 * 4
@@ -183,29 +184,57 @@ def _increasing(track_id: int, frames: NDArray[np.int32]) -> NDArray[np.int32]:
     return frames
 
 
-def load_checked(folder: str | os.PathLike[str], digest: str) -> dict[int, TrackLandmarks]:
-    """Every track of ``folder``, read once into memory and checked against ``digest``
+def load_checked(folder: str | os.PathLike[str], digest: str, *,
+                 into: str | os.PathLike[str] | None = None) -> dict[int, TrackLandmarks]:
+    """Every track of ``folder``, read once and checked against ``digest``
     (:func:`meshes_digest` of what the tracking wrote): the tracks are served from the
     checked bytes, never re-read, so the files may change afterwards without effect.
-    ``LandmarkDigestError`` when they differ from what was recorded."""
+    ``LandmarkDigestError`` when they differ from what was recorded.
+
+    ``into``: a private folder (the caller's own, empty or absent) the files are copied into
+    as they are hashed, one :data:`~pipelines.hashing.CHUNK` at a time, and then
+    memory-mapped from: memory stays flat in the shot's length (a 10-minute track is ~86 MB
+    of meshes). Without it the bytes are held in memory."""
     path = Path(folder)
+    names = sorted(e.name for e in path.iterdir() if _TRACK_FILE.fullmatch(e.name)) \
+        if path.is_dir() else []
     raw: dict[str, bytes] = {}
-    if path.is_dir():
-        for entry in sorted(path.iterdir()):
-            if _TRACK_FILE.fullmatch(entry.name):
-                raw[entry.name] = entry.read_bytes()
-    found = meshes_digest({n: hashlib.sha256(b).hexdigest() for n, b in raw.items()})
-    if not hmac.compare_digest(found, digest):
+    hashes: dict[str, str] = {}
+    private = None if into is None else Path(into)
+    if private is not None:
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in names:
+        if private is None:
+            raw[name] = (path / name).read_bytes()
+            hashes[name] = hashlib.sha256(raw[name]).hexdigest()
+        else:
+            hashes[name] = _copy_hashed(path / name, private / name)
+    if not hmac.compare_digest(meshes_digest(hashes), digest):
         raise LandmarkDigestError(f"the face meshes in {path} are not those the tracking "
                                   "recorded (moved, swapped or replaced since)")
     tracks: dict[int, TrackLandmarks] = {}
-    for name, mesh_bytes in raw.items():
+    for name in names:
         match = _TRACK_FILE.fullmatch(name)
         if match is None or match.group(2) != "f32":
             continue
         track_id = int(match.group(1))
-        index_bytes = raw.get(f"track-{track_id}.idx")
-        if index_bytes is None:
+        if f"track-{track_id}.idx" not in hashes:
             raise LandmarkDigestError(f"track {track_id}: recorded meshes without frames")
-        tracks[track_id] = TrackLandmarks.from_bytes(track_id, mesh_bytes, index_bytes)
+        if private is not None:
+            tracks[track_id] = TrackLandmarks(private, track_id)
+        else:
+            tracks[track_id] = TrackLandmarks.from_bytes(track_id, raw[name],
+                                                         raw[f"track-{track_id}.idx"])
     return tracks
+
+
+def _copy_hashed(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` (a new file, read-only once written), hashing the very
+    bytes written; their SHA-256."""
+    h = hashlib.sha256()
+    with source.open("rb") as fin, target.open("xb") as fout:  # x: never over another file
+        while chunk := fin.read(CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+    target.chmod(0o400)
+    return h.hexdigest()

@@ -60,7 +60,8 @@ from studio.render.pipeline_step import (
     run_pipeline,
 )
 from studio.render.request import RenderRequest
-from studio.render.staging import stage_inputs
+from studio.render.staging import PRIVATE_PREFIX, stage_inputs
+from studio.render.staging import sweep_private as sweep_private_inputs
 from studio.settings import Settings
 
 #: The worker's trust anchor: the registry's public key (base64, raw 32 bytes).
@@ -159,31 +160,6 @@ def scope_from_token(token: RenderDecisionToken, work: PipelineWork) -> Pipeline
     return PipelineScope(allowed, EditPermits(segments, verified), token.watermark_payload)
 
 
-#: A worker's private input copies: ``<prefix><pid>-<random>`` in the node's temporary folder.
-PRIVATE_PREFIX = "studio-inputs-"
-
-
-def sweep_private_inputs(root: Path | None = None) -> list[Path]:
-    """Remove the private input copies of worker processes that no longer run, and return
-    them. A worker killed mid-task (SIGKILL, OOM) never runs its clean-up, and its copies
-    of the shot and the dub would stay on the node for good; the next task on the node
-    sweeps them. A folder whose process still runs (or whose pid was reused) is kept."""
-    base = Path(root if root is not None else tempfile.gettempdir())
-    removed = []
-    for folder in base.glob(f"{PRIVATE_PREFIX}*-*"):
-        pid_text = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
-        if not pid_text.isdigit() or not folder.is_dir() or folder.is_symlink():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-        except PermissionError:  # another user's live process
-            continue
-    return removed
-
-
 def render_chunk(task: ChunkTask) -> ChunkResult:
     """The Ray task body (module docstring)."""
     key = trusted_registry_key()
@@ -194,10 +170,11 @@ def render_chunk(task: ChunkTask) -> ChunkResult:
         work, inputs = private_inputs(task.work, Path(private))
         token = verify_token(task.token, key, job_id=task.job_id, chunk_id=task.chunk_id,
                              inputs=inputs, frames=task.frames)
-        return _render_checked(replace(task, work=work), token)
+        return _render_checked(replace(task, work=work), token, Path(private))
 
 
-def _render_checked(task: ChunkTask, token: RenderDecisionToken) -> ChunkResult:
+def _render_checked(task: ChunkTask, token: RenderDecisionToken, private: Path
+                    ) -> ChunkResult:
     """Steps 2-4 of the module docstring, on inputs already checked and copied."""
     scope = scope_from_token(token, task.work)
     if len(task.seal) < _SEAL_MIN_BYTES:
@@ -211,9 +188,11 @@ def _render_checked(task: ChunkTask, token: RenderDecisionToken) -> ChunkResult:
     done = folder / "done"
     if done.is_dir():  # an earlier attempt finished; a retry only returns its result
         return _finished(done, task.seal, won=False)
-    # Read once and checked against the signed digest: the render uses these bytes only,
-    # so a mesh file changed in staging, before or after this, is never rendered.
-    checked = pinned(task.work, {m.name: m.sha256 for m in token.meshes or ()})
+    # Copied into the private folder as they are hashed, and checked against the signed
+    # digest: the render maps those copies only, so a mesh file changed in staging, before
+    # or after this, is never rendered (and memory stays flat in the shot's length).
+    checked = pinned(task.work, {m.name: m.sha256 for m in token.meshes or ()},
+                     into=private / "meshes")
     attempt = folder / f"attempt-{secrets.token_hex(4)}"
     attempt.mkdir()
     node, pid = socket.gethostname(), os.getpid()

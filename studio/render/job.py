@@ -242,6 +242,9 @@ class RenderJob:
         # and media (studio.render.staging).
         staging.sweep(self.settings, self.registry)
         self.staging = Staging.open(self.settings, self.job_id)
+        # This process's own copies of what it checked (the face meshes): never on the
+        # shared staging storage, which others may write.
+        self._private = staging.private_folder()
         ended = "failed"
         try:
             self.folder.mkdir(parents=True, exist_ok=False)
@@ -264,6 +267,7 @@ class RenderJob:
         finally:
             self.staging.record(ended=ended)
             self.staging.close(self.registry)
+            shutil.rmtree(self._private, ignore_errors=True)
 
     def _enter(self, stage: Stage, message: str, total: int = 0) -> None:
         self._check_cancel()
@@ -343,9 +347,9 @@ class RenderJob:
                 if reused:
                     self._note(Stage.IDENTIFY, "reused the sealed analysis of this shot",
                                tracks=len(source.tracks))
-                # The meshes in memory, checked against what the tracking recorded: step 4
-                # warps these bytes, never the staging files again (studio.render.meshes).
-                source = pin(source)
+                # The meshes copied privately, checked against what the tracking recorded:
+                # step 4 warps these bytes, never the staging files (studio.render.meshes).
+                source = pin(source, into=self._private / "source")
                 if early is not None:
                     self._early_speech = early.result()
             identity = identify_scan(source.scan, self.registry, embedder, max_faces=8,
@@ -507,7 +511,8 @@ class RenderJob:
         else:
             assert req.driver is not None
             driver = pin(analyse_shot(req.driver, self.staging.folder / "work" / "driver",
-                                      embedder, cancelled=self.cancel.is_set))
+                                      embedder, cancelled=self.cancel.is_set),
+                         into=self._private / "driver")
             motion = extract_motion(driver, neutral_frame="rest", embedder=embedder.name,
                                     video_sha256=inputs["driver"])
             self._driver_analysis = driver

@@ -6,12 +6,13 @@ nodes read, and that whoever can write staging could change under a render (move
 move the edit off the tracked face; swapped tracks move it onto another person). So:
 
 - when tracking ends the head has the files' digest (``ShotAnalysis.landmarks_sha256``: the
-  recorder's hashes of what it wrote, or a sealed cache entry's hashes) and reads the meshes
-  once into memory, checked against it (:func:`pin`); step 4 on the head renders from those
-  bytes, never from the files again;
+  recorder's hashes of what it wrote, or a sealed cache entry's hashes) and copies the meshes
+  once into a private folder of its own (memory-mapped from there: flat in the shot's
+  length), checked against it (:func:`pin`); step 4 on the head renders from those copies,
+  never from the staging files again;
 - a render worker is sent the analysis without the meshes (:func:`unpinned`) and their digest
-  in its registry-signed decision token (:func:`mesh_digests`); it reads and checks the files
-  the same way before rendering (:func:`pinned`).
+  in its registry-signed decision token (:func:`mesh_digests`); it copies and checks the
+  files the same way, into its own private folder, before rendering (:func:`pinned`).
 
 Meshes that differ are a refusal (``RenderWorkerError``): nothing is published.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Final
 
 from consent.errors import DecisionScopeError
@@ -33,11 +35,14 @@ SOURCE: Final = "source"
 DRIVER: Final = "driver"
 
 
-def pin(analysis: ShotAnalysis, digest: str | None = None) -> ShotAnalysis:
-    """``analysis`` with its meshes in memory, checked against ``digest`` (default: the
-    one recorded when it was tracked); ``RenderWorkerError`` when the files differ."""
+def pin(analysis: ShotAnalysis, digest: str | None = None, *, into: Path | None = None
+        ) -> ShotAnalysis:
+    """``analysis`` with its meshes checked against ``digest`` (default: the one recorded
+    when it was tracked), held in memory or, with ``into``, as copies in that private folder
+    (memory-mapped: flat in the shot's length); ``RenderWorkerError`` when the files
+    differ."""
     try:
-        return analysis.pinned(digest)
+        return analysis.pinned(digest, into=into)
     except LandmarkDigestError as exc:
         raise RenderWorkerError(f"{exc}: changed in the job's staging folder? Nothing was "
                                 "published") from None
@@ -70,16 +75,18 @@ def unpinned(work: PipelineWork) -> PipelineWork:
                    driver_analysis=analyses.get(DRIVER, work.driver_analysis))
 
 
-def pinned(work: PipelineWork, digests: Mapping[str, str]) -> PipelineWork:
-    """``work`` with every analysis's meshes read into memory and checked against the
-    signed ``digests`` (a worker's check: the token's, never the task's own)."""
+def pinned(work: PipelineWork, digests: Mapping[str, str], *, into: Path | None = None
+           ) -> PipelineWork:
+    """``work`` with every analysis's meshes read and checked against the signed
+    ``digests`` (a worker's check: the token's, never the task's own); with ``into``, kept
+    as copies in that private folder (``into/source``, ``into/driver``)."""
     checked = {}
     for name, analysis in _analyses(work).items():
         digest = digests.get(name)
         if not digest:
             raise DecisionScopeError(f"the decision token binds no face meshes of the {name}: "
                                      "the meshes in staging cannot be checked")
-        checked[name] = pin(analysis, digest)
+        checked[name] = pin(analysis, digest, into=None if into is None else into / name)
     if not checked:
         return work
     return replace(work, source=checked.get(SOURCE, work.source),

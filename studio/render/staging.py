@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,40 @@ def _copy_hashed(name: str, path: Path, target: Path) -> str:
     finally:
         os.close(src)
     return digest.hexdigest()
+
+
+#: A process's private copies (a worker's inputs, a render's checked face meshes):
+#: ``<prefix><pid>-<random>`` in the node's temporary folder, removed when the process is
+#: done with them, or by :func:`sweep_private` once the process is gone.
+PRIVATE_PREFIX = "studio-inputs-"
+
+
+def private_folder() -> Path:
+    """A new private folder (mode 0700) of this process (:data:`PRIVATE_PREFIX`); the caller
+    removes it."""
+    return Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
+
+
+def sweep_private(root: Path | None = None) -> list[Path]:
+    """Remove the private folders of processes that no longer run, and return them. A
+    process killed mid-task (SIGKILL, OOM) never runs its clean-up, and its copies of the
+    shot, the dub and the meshes would stay on the node for good; the next task or render
+    on the node sweeps them. A folder whose process still runs (or whose pid was reused)
+    is kept."""
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = []
+    for folder in base.glob(f"{PRIVATE_PREFIX}*-*"):
+        pid_text = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # another user's live process
+            continue
+    return removed
 
 
 def staging_root(settings: Settings) -> Path:
@@ -274,6 +309,7 @@ def sweep(settings: Settings, registry: Registry, *, job_folders: bool = False) 
     (renders from before staging existed; the studio does it once at start-up)."""
     root = staging_root(settings)
     cleaned: list[str] = []
+    sweep_private()
     jobs = root / "jobs"
     if jobs.is_dir():
         for folder in sorted(jobs.iterdir()):

@@ -49,23 +49,34 @@ def _move(path: Path, dx: float) -> None:
         fh.write(meshes.tobytes())
 
 
-def test_checked_meshes_are_the_recorded_ones_held_in_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("private", [False, True], ids=["in_memory", "private_copy"])
+def test_checked_meshes_are_the_recorded_ones_held_in_memory_or_a_private_copy(
+        tmp_path: Path, private: bool) -> None:
     digest = _recorded(tmp_path)
-    tracks = load_checked(tmp_path, digest)
+    into = tmp_path / "mine" if private else None
+    tracks = load_checked(tmp_path, digest, into=into)
     assert sorted(tracks) == [1, 2]
     for track_id in (1, 2):
         on_disk = TrackLandmarks(tmp_path, track_id)
         assert np.array_equal(tracks[track_id].frames, on_disk.frames)
         assert np.array_equal(tracks[track_id].meshes, on_disk.meshes)
-    assert not isinstance(tracks[1].meshes, np.memmap)
+    # A private copy is memory-mapped (flat in the shot's length) and read-only.
+    assert isinstance(tracks[1].meshes, np.memmap) == private
     assert not tracks[1].meshes.flags.writeable
+    if into is not None:
+        assert sorted(p.name for p in into.iterdir()) \
+            == ["track-1.f32", "track-1.idx", "track-2.f32", "track-2.idx"]
+        assert {p.stat().st_mode & 0o777 for p in into.iterdir()} == {0o400}
+        assert into.stat().st_mode & 0o077 == 0
     # Changed on disk after the check: what was checked is what is served.
     _move(tmp_path / "track-1.f32", 120.0)
     assert float(tracks[1].mesh(0)[0, 0]) == 100.0  # type: ignore[index]
 
 
+@pytest.mark.parametrize("private", [False, True], ids=["in_memory", "private_copy"])
 @pytest.mark.parametrize("attack", ["move", "swap", "drop_frames", "add_track", "remove"])
-def test_meshes_changed_since_the_tracking_are_refused(tmp_path: Path, attack: str) -> None:
+def test_meshes_changed_since_the_tracking_are_refused(tmp_path: Path, attack: str,
+                                                       private: bool) -> None:
     digest = _recorded(tmp_path)
     if attack == "move":  # every point of track 1 120 px to the right
         _move(tmp_path / "track-1.f32", 120.0)
@@ -85,7 +96,7 @@ def test_meshes_changed_since_the_tracking_are_refused(tmp_path: Path, attack: s
     else:
         (tmp_path / "track-2.f32").unlink()
     with pytest.raises(LandmarkDigestError, match="not those the tracking recorded"):
-        load_checked(tmp_path, digest)
+        load_checked(tmp_path, digest, into=tmp_path / "mine" if private else None)
 
 
 def test_a_pinned_analysis_serves_its_checked_meshes_only(tmp_path: Path) -> None:

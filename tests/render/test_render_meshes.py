@@ -8,6 +8,7 @@ step 4) move nothing, because step 4 never reads them again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from studio.render.analysis_cache import (
     render_analysis_params,
 )
 from studio.render.pipeline_step import run_pipeline
+from studio.render.staging import PRIVATE_PREFIX
 from studio.settings import Settings
 
 from .conftest import DEMO_SHOT, OTHER_VOICE
@@ -89,6 +91,12 @@ def test_meshes_moved_during_the_render_do_not_move_the_edit(
         # Step 4 is about to start: the attacker moves every mesh file 120 px to the right.
         assert isinstance(work.source, ShotAnalysis)
         seen["face_x"] = _move_all(work.source.landmarks_dir, 120.0)
+        # What step 4 warps: read-only copies in this process's private folder (memory-mapped,
+        # flat in the shot's length), not the staging files.
+        track = work.source.landmarks(work.source.tracks[0].track_id)
+        assert isinstance(track.meshes, np.memmap) and track.meshes.filename is not None
+        seen["private"] = Path(track.meshes.filename).parents[1]
+        assert seen["private"].name.startswith(f"{PRIVATE_PREFIX}{os.getpid()}-")
         result, note = run_pipeline(work, *args, **kwargs)
         seen["boxes"] = [c.box for c in result.changes if c.frames]
         return result, note
@@ -96,6 +104,7 @@ def test_meshes_moved_during_the_render_do_not_move_the_edit(
     monkeypatch.setattr("studio.render.job.run_pipeline", move_then_render)
     outcome = RenderJob(_request("moved-in-render.fr.mp4"), settings, registry).run()
     assert outcome.output.is_file()
+    assert not seen["private"].exists()  # the job removed its private copies
     low, high = seen["face_x"]
     assert seen["boxes"]
     for x0, _, x1, _ in seen["boxes"]:
