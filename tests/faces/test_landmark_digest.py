@@ -61,13 +61,14 @@ def test_checked_meshes_are_the_recorded_ones_held_in_memory_or_a_private_copy(
         assert np.array_equal(tracks[track_id].frames, on_disk.frames)
         assert np.array_equal(tracks[track_id].meshes, on_disk.meshes)
     # A private copy is memory-mapped (flat in the shot's length) and read-only.
-    assert isinstance(tracks[1].meshes, np.memmap) == private
+    assert (tracks[1].mapped is not None) == private
     assert not tracks[1].meshes.flags.writeable
     if into is not None:
         assert sorted(p.name for p in into.iterdir()) \
             == ["track-1.f32", "track-1.idx", "track-2.f32", "track-2.idx"]
         assert {p.stat().st_mode & 0o777 for p in into.iterdir()} == {0o400}
         assert into.stat().st_mode & 0o077 == 0
+        assert tracks[1].mapped == into / "track-1.f32"
     # Changed on disk after the check: what was checked is what is served.
     _move(tmp_path / "track-1.f32", 120.0)
     assert float(tracks[1].mesh(0)[0, 0]) == 100.0  # type: ignore[index]

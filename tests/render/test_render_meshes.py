@@ -94,8 +94,8 @@ def test_meshes_moved_during_the_render_do_not_move_the_edit(
         # What step 4 warps: read-only copies in this process's private folder (memory-mapped,
         # flat in the shot's length), not the staging files.
         track = work.source.landmarks(work.source.tracks[0].track_id)
-        assert isinstance(track.meshes, np.memmap) and track.meshes.filename is not None
-        seen["private"] = Path(track.meshes.filename).parents[1]
+        assert track.mapped is not None
+        seen["private"] = track.mapped.parents[1]
         assert seen["private"].name.startswith(f"{PRIVATE_PREFIX}{os.getpid()}-")
         result, note = run_pipeline(work, *args, **kwargs)
         seen["boxes"] = [c.box for c in result.changes if c.frames]
