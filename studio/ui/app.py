@@ -360,9 +360,10 @@ def build(studio: Studio) -> gr.Blocks:
                 k_table = _table(LEDGER_HEADERS, "Ledger entries", "ledger-table")
 
             # -- Jobs -------------------------------------------------------------------------
-            with gr.Tab("Jobs", id="jobs", elem_id="tab-jobs"):
+            with gr.Tab("Jobs", id="jobs", elem_id="tab-jobs") as jobs_tab:
                 _note("Operators see and cancel their own renders; auditors and admins see "
-                      "everyone's.")
+                      "everyone's. Under the table, [the render cluster](#jobs-cluster): its "
+                      "nodes, CPUs and GPUs and the running jobs' tasks (`studio workers`).")
                 with gr.Row():
                     j_scope = gr.Radio(["mine", "all users"], value="mine", label="Show",
                                        elem_id="jobs-scope")
@@ -457,6 +458,7 @@ def build(studio: Studio) -> gr.Blocks:
 
         j_refresh.click(h.list_jobs, [j_scope], j_table, api_name="list_jobs")
         j_refresh.click(h.jobs_cluster, [j_scope], j_cluster, api_name="jobs_cluster")
+        jobs_tab.select(h.jobs_opened, [j_scope], [j_table, j_cluster], api_visibility="private")
         j_cancel.click(h.cancel_job, [j_id], j_out, api_visibility="private")
 
         changed = a_btn.click(h.change_password, [a_current, a_new, a_repeat], a_out,

@@ -253,16 +253,34 @@ def progress_html(record: JobRecord | None) -> str:
 
 
 def cluster_markdown(view: workers.ClusterJobs) -> str:
-    """The Jobs tab's cluster panel: each running job's tasks (chunk, node, process, frames)."""
+    """The Jobs tab's cluster panel: the nodes with their CPUs and GPUs, each running job's
+    tasks (chunk, node, process, frames), the Ray dashboard's link; with the local executor,
+    one sentence saying there is no cluster."""
     if view.executor != "ray":
-        return ""
+        return (f"**Render cluster:** none — renders run in the studio's own process "
+                f"(`STUDIO_EXECUTOR={html.escape(view.executor)}`). With "
+                "`STUDIO_EXECUTOR=ray` this shows the Ray cluster's nodes, their CPUs and GPUs, "
+                "and the running jobs' render tasks.")
     lines = ["**Render cluster** (Ray)" + (f" — [open the Ray dashboard]({view.dashboard_url})"
                                            if view.dashboard_url else
                                            " — no Ray dashboard is running")]
+    n = view.nodes
+    if n.problem:
+        lines.append(f"\n\nNodes unknown: {html.escape(n.problem)}.")
+    else:
+        lines.append(f"\n\n{len(n.nodes)} node(s), {n.alive} alive · CPUs {n.free_cpus:g} free "
+                     f"of {n.cpus:g} · GPUs {n.free_gpus:g} free of {n.gpus:g}")
+        lines.append("\n\n| node | address | alive | CPUs | GPUs | memory (GiB) |"
+                     "\n|---|---|---|---|---|---|")
+        for node in n.nodes:
+            lines.append(f"\n| `{html.escape(node.node_id)}` | {html.escape(node.address)} | "
+                         f"{'yes' if node.alive else 'no'} | {node.cpus:g} | {node.gpus:g} | "
+                         f"{node.memory_gb:g} |")
     if not view.tasks:
         lines.append("\n\nNo render task of these jobs is running on the cluster.")
         return "".join(lines)
-    lines.append("\n\n| job | chunk | node | pid | frames |\n|---|---|---|---|---|")
+    lines.append("\n\nRender tasks running:\n\n| job | chunk | node | pid | frames |"
+                 "\n|---|---|---|---|---|")
     for job_id, tasks in sorted(view.tasks.items()):
         for t in tasks:
             frames = "" if t.done is None else f"{t.done}/{t.total}"
@@ -824,6 +842,15 @@ class Handlers:
         records = jobs.list_jobs(self.studio.jobs, actor(), everyone=scope == "all users")
         running = [r.job_id for r in records if r.status is JobStatus.RUNNING]
         return cluster_markdown(workers.cluster_jobs(self.studio.settings, running))
+
+    @requires(*EVERYONE)
+    def jobs_opened(self, scope: str, request: gr.Request) -> tuple[list[list[str]], str]:
+        """What the Jobs tab shows as it opens: the job table and the cluster panel; a role
+        that sees no jobs (a consent officer) gets a sentence there, not a refusal."""
+        if not actor().can(Role.OPERATOR, Role.AUDITOR):
+            return [], "Render jobs and the render cluster are shown to operators, auditors " \
+                "and admins."
+        return self.list_jobs(scope, request), self.jobs_cluster(scope, request)
 
     # -- verify ----------------------------------------------------------------------------------
 

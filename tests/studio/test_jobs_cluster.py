@@ -1,9 +1,12 @@
-"""The Jobs tab's cluster panel (STUDIO_EXECUTOR=ray), through studio.services.workers: each
-running job's render tasks, read from the attempts its workers record in the shared staging
-folder, and a link to the Ray dashboard only when one answers."""
+"""The Jobs tab's cluster panel (STUDIO_EXECUTOR=ray), through studio.services.workers: the
+cluster's nodes with their CPUs and GPUs, each running job's render tasks, read from the
+attempts its workers record in the shared staging folder, and a link to the Ray dashboard only
+when one answers; with the local executor a sentence saying there is no cluster. In a real
+browser on a real cluster: tests/executors/test_jobs_cluster_browser.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.executors.cluster import NodeView
 from studio.render.staging import staging_root
 from studio.services import workers
 from studio.settings import Settings
@@ -48,7 +52,10 @@ def test_the_local_executor_shows_no_cluster(tmp_path: Path) -> None:
     settings = Settings.from_env(tmp_path / "studio-data")
     view = workers.cluster_jobs(settings, ["job-1"])
     assert view.executor == "local" and view.tasks == {} and view.dashboard_url is None
-    assert cluster_markdown(view) == ""
+    assert view.nodes.nodes == ()
+    assert cluster_markdown(view).startswith(
+        "**Render cluster:** none — renders run in the studio's own process "
+        "(`STUDIO_EXECUTOR=local`).")
 
 
 def test_running_jobs_show_their_chunk_tasks_and_the_dashboard_link(
@@ -77,3 +84,25 @@ def test_no_link_when_no_dashboard_answers(ray_settings: Settings,
     view = workers.cluster_jobs(ray_settings, [])
     assert view.dashboard_url is None
     assert "no Ray dashboard is running" in cluster_markdown(view)
+
+
+def test_the_nodes_and_their_resources_are_shown() -> None:
+    nodes = workers.Nodes((NodeView("aaaa11112222", "10.0.0.1", True, 0.0, 0.0, 1.5),
+                           NodeView("bbbb11112222", "10.0.0.2", True, 8.0, 2.0, 60.0),
+                           NodeView("cccc11112222", "10.0.0.3", False, 8.0, 2.0, 60.0)),
+                          cpus=8.0, gpus=2.0, free_cpus=7.0, free_gpus=1.0)
+    text = cluster_markdown(workers.ClusterJobs("ray", {}, None, nodes))
+    assert "3 node(s), 2 alive · CPUs 7 free of 8 · GPUs 1 free of 2" in text
+    assert "| `bbbb11112222` | 10.0.0.2 | yes | 8 | 2 | 60 |" in text
+    assert "| `cccc11112222` | 10.0.0.3 | no | 8 | 2 | 60 |" in text
+
+
+def test_a_studio_without_a_ray_driver_says_so(ray_settings: Settings) -> None:
+    """No Ray driver in this process (the studio's RayExecutor connects at start): the panel
+    names the problem instead of failing."""
+    problem = ("this studio process is not connected to a Ray cluster"
+               if importlib.util.find_spec("ray") else
+               "Ray is not installed (the studio's [ray] extra)")
+    view = workers.cluster_jobs(ray_settings, [])
+    assert view.nodes.problem == problem
+    assert f"Nodes unknown: {problem}." in cluster_markdown(view)

@@ -40,6 +40,7 @@ MATRIX: dict[str, set[Role]] = {
     "cancel_job": {Role.OPERATOR},
     "list_jobs": {Role.OPERATOR, Role.AUDITOR},
     "jobs_cluster": {Role.OPERATOR, Role.AUDITOR},
+    "jobs_opened": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "verify": {Role.CONSENT_OFFICER, Role.OPERATOR, Role.AUDITOR},
     "ledger_latest": {Role.CONSENT_OFFICER, Role.AUDITOR},
     "ledger_sign_checkpoint": {Role.CONSENT_OFFICER, Role.AUDITOR},
@@ -208,6 +209,11 @@ def test_operator_scans_checks_renders_and_others_are_kept_out(
     with pytest.raises(gr.Error, match="only auditors and admins"):
         h.list_jobs("all users", request=as_user("opal"))
     assert [r[0] for r in h.list_jobs("all users", request=as_user("aude"))] == [job_id]
+    # Opening the Jobs tab: the jobs and the cluster panel; a sentence for an officer.
+    rows, cluster = h.jobs_opened("mine", request=otto)
+    assert [r[0] for r in rows] == [job_id] and "STUDIO_EXECUTOR=local" in cluster
+    assert h.jobs_opened("mine", request=as_user("olga")) == (
+        [], "Render jobs and the render cluster are shown to operators, auditors and admins.")
     # Verify: consent active; after the officer revokes, revoked.
     badges, _text, report = h.verify(uploaded(upload_root, Path(video), "out.mp4"),
                                      request=otto)
