@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from consent.keys import PrivateKey
 from studio.accounts import Role
 from studio.bootstrap import SeedReport, open_registry, seed_demo
 from studio.settings import Settings
-from studio.ui.app import launch
 from studio.ui.handlers import Handlers, Studio
+from tests.browser import serving
 from tests.render.conftest import warm_analysis
 
 #: argon2id with test-sized costs (the studio's default costs ~0.4 s a hash on this CPU).
@@ -90,12 +89,6 @@ def uploaded(root: Path, source: Path | bytes, name: str) -> str:
     return str(target)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[str, Studio]]:
     studio = Studio.open(settings, hasher=FAST_HASHER)
@@ -103,10 +96,8 @@ def served(settings: Settings) -> Iterator[tuple[str, Studio]]:
                         display_name="Olga Officer")
     studio.accounts.add("otto", Role.OPERATOR, password=PASSWORDS["otto"],
                         display_name="Otto Operator")
-    port = _free_port()
-    demo = launch(studio, port=port, block=False, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}", studio
+        with serving(studio) as url:
+            yield url, studio
     finally:
-        demo.close()
         studio.close()
