@@ -10,7 +10,13 @@ import pytest
 from scipy.spatial import Delaunay  # type: ignore[import-untyped]
 from scipy.spatial.transform import Rotation  # type: ignore[import-untyped]
 
-from pipelines.faces.warp import PiecewiseAffineWarp, Roi, feather, fit_similarity
+from pipelines.faces.warp import (
+    PiecewiseAffineWarp,
+    Roi,
+    feather,
+    fit_similarity,
+    triangle_ids,
+)
 
 ASTRONAUT = Path(__file__).resolve().parents[2] / "assets" / "media" / "astronaut.png"
 
@@ -92,6 +98,48 @@ def test_coarse_grid_matches_the_exact_map() -> None:
     inside = (coarse[2] > 0) & (exact[2] > 0)
     err = np.hypot(coarse[0] - exact[0], coarse[1] - exact[1])[inside]
     assert np.median(err) < 0.05 and np.percentile(err, 99) < 1.0
+
+
+def test_triangle_ids_are_exact_point_in_triangle_tests() -> None:
+    rng = np.random.default_rng(5)
+    points = rng.uniform(-3, 43, size=(60, 2))
+    tris = Delaunay(points).simplices
+    corners = points[tris]
+    ok = np.ones(len(tris), dtype=bool)
+    ok[3] = False  # a triangle left out (degenerate in the warp) holds no node
+    ids = triangle_ids(corners, ok, (40, 30))
+    # Brute force: every node against every used triangle, barycentric coordinates ≥ 0.
+    for y in range(30):
+        for x in range(40):
+            holding = [k for k in range(len(tris)) if ok[k]
+                       and min(_barycentric(corners[k], (x, y))) >= 0]
+            assert ids[y, x] == (max(holding) + 1 if holding else 0), (x, y)
+
+
+def test_a_sliver_triangle_never_takes_a_node_beside_it() -> None:
+    # A closing mouth: the opening's triangles collapse to slivers whose affine maps, from
+    # the source's open mouth, are huge. A node just beside one must keep its neighbour's map
+    # (it moved by ~1 px here), not the sliver's extrapolated one.
+    source = np.array([[0, 0], [40, 0], [20, 20], [20, 10], [0, 40], [40, 40]], np.float64)
+    target = source.copy()
+    target[3] = [20, 19.9]  # the open vertex closed onto the top one
+    tris = np.array([[0, 1, 3], [0, 3, 2], [1, 2, 3], [0, 2, 4], [1, 5, 2], [2, 4, 5]],
+                    np.int32)
+    # (On the coarse grid, step 2: 8-connected triangle fills gave a node beside the sliver
+    # its map, 74 px away.)
+    map_x, map_y, covered = PiecewiseAffineWarp(tris, step=2).maps(source, target,
+                                                                   Roi(0, 0, 41, 41))
+    yy, xx = np.mgrid[0:41, 0:41]
+    moved = np.hypot(map_x - xx, map_y - yy)[covered > 0]
+    assert moved.max() < 12.0
+
+
+def _barycentric(tri: np.ndarray, p: tuple[int, int]) -> tuple[float, float, float]:
+    (ax, ay), (bx, by), (cx, cy) = tri
+    det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
+    u = ((by - cy) * (p[0] - cx) + (cx - bx) * (p[1] - cy)) / det
+    v = ((cy - ay) * (p[0] - cx) + (ax - cx) * (p[1] - cy)) / det
+    return u, v, 1.0 - u - v
 
 
 def test_roi_is_clipped_to_the_frame() -> None:
