@@ -73,26 +73,34 @@ def cluster_view(settings: Settings) -> ClusterView:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RenderWorkerError(f"no Ray cluster at {address}: {exc}") from None
     try:
-        free = ray.available_resources()  # type: ignore[no-untyped-call]
-        nodes = []
-        for node in ray.nodes():  # type: ignore[no-untyped-call]
-            res = node.get("Resources", {})
-            nid = str(node.get("NodeID", ""))
-            # What is free is known cluster-wide (ray.available_resources), not per node.
-            nodes.append(NodeView(nid[:12], str(node.get("NodeManagerAddress", "")),
-                                  bool(node.get("Alive")), float(res.get("CPU", 0.0)),
-                                  float(res.get("GPU", 0.0)),
-                                  round(float(res.get("memory", 0.0)) / 2**30, 1)))
-        total = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        totals = {"cpus": float(total.get("CPU", 0.0)), "gpus": float(total.get("GPU", 0.0)),
-                  "free_cpus": float(free.get("CPU", 0.0)),
-                  "free_gpus": float(free.get("GPU", 0.0))}
-        view = ClusterView(address, tuple(nodes), tuple(running_render_tasks(settings)),
+        nodes, totals = read_nodes()
+        view = ClusterView(address, nodes, tuple(running_render_tasks(settings)),
                            _ray_running(), totals)
     finally:
         if owns:
             ray.shutdown()
     return view
+
+
+def read_nodes() -> tuple[tuple[NodeView, ...], dict[str, float]]:
+    """The nodes of the cluster this process's Ray driver is connected to, and its totals
+    (``cpus``, ``gpus``, ``free_cpus``, ``free_gpus``): what ``studio workers`` and the Jobs
+    tab's panel show. What is free is known cluster-wide, not per node."""
+    import ray
+
+    listed = ray.nodes()  # type: ignore[no-untyped-call]
+    total = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    free = ray.available_resources()  # type: ignore[no-untyped-call]
+    nodes = []
+    for node in listed:
+        res = node.get("Resources", {})
+        nodes.append(NodeView(str(node.get("NodeID", ""))[:12],
+                              str(node.get("NodeManagerAddress", "")), bool(node.get("Alive")),
+                              float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)),
+                              round(float(res.get("memory", 0.0)) / 2**30, 1)))
+    totals = {"cpus": float(total.get("CPU", 0.0)), "gpus": float(total.get("GPU", 0.0)),
+              "free_cpus": float(free.get("CPU", 0.0)), "free_gpus": float(free.get("GPU", 0.0))}
+    return tuple(nodes), totals
 
 
 def running_render_tasks(settings: Settings) -> list[TaskView]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from studio.executors.cluster import NodeView, TaskView, running_render_tasks
+from studio.executors.cluster import NodeView, TaskView, read_nodes, running_render_tasks
 from studio.settings import Settings
 
 #: Ray's own variable for a dashboard behind a proxy; the URL the Jobs tab links to then.
@@ -103,20 +103,11 @@ def _read_nodes() -> Nodes:
     if not ray.is_initialized():
         return Nodes(problem="this studio process is not connected to a Ray cluster")
     try:
-        listed = ray.nodes()  # type: ignore[no-untyped-call]
-        total = ray.cluster_resources()  # type: ignore[no-untyped-call]
-        free = ray.available_resources()  # type: ignore[no-untyped-call]
+        nodes, totals = read_nodes()
     except Exception as exc:  # the cluster went away under the driver
         return Nodes(problem=f"the Ray cluster does not answer ({type(exc).__name__}: {exc})")
-    nodes = []
-    for node in listed:
-        res = node.get("Resources", {})
-        nodes.append(NodeView(str(node.get("NodeID", ""))[:12],
-                              str(node.get("NodeManagerAddress", "")), bool(node.get("Alive")),
-                              float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)),
-                              round(float(res.get("memory", 0.0)) / 2**30, 1)))
-    return Nodes(tuple(nodes), float(total.get("CPU", 0.0)), float(total.get("GPU", 0.0)),
-                 float(free.get("CPU", 0.0)), float(free.get("GPU", 0.0)))
+    return Nodes(nodes, totals["cpus"], totals["gpus"], totals["free_cpus"],
+                 totals["free_gpus"])
 
 
 def dashboard_url() -> str | None:
