@@ -196,3 +196,17 @@ def face_sharpness(rgb: ImageArray, bbox: BBox, *, size: int = 128) -> float:
     interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
     grey = cv2.resize(grey, (size, size), interpolation=interp)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def smoothed_points(meshes: NDArray[np.float32], row: int, run: tuple[int, int], sigma: float,
+                    points: list[int] | NDArray[np.int64] | slice) -> NDArray[np.float64]:
+    """``points`` of the mesh at ``row`` of a track's ``meshes``, smoothed without lag: a
+    Gaussian of ``sigma`` rows around it, only rows of its ``run`` (first row, end row) taken
+    (a gap in the track ends a run). One slice and one contraction: a Python sum over per-row
+    copies cost ~2.6 ms a 720p lip-sync frame."""
+    reach = int(np.ceil(2.5 * sigma))
+    first, end = max(run[0], row - reach), min(run[1], row + reach + 1)
+    weights = np.exp(-0.5 * ((np.arange(first, end) - row) / sigma) ** 2)
+    window = np.asarray(meshes[first:end][:, points], dtype=np.float64)
+    out: NDArray[np.float64] = np.einsum("r,rpk->pk", weights / weights.sum(), window)
+    return out

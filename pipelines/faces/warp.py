@@ -225,24 +225,30 @@ def triangle_ids(corners: NDArray[np.float64], ok: NDArray[np.bool_], size: tupl
     index = np.nonzero(ok)[0]
     c = corners[index]
     lo = np.maximum(np.ceil(c.min(axis=1)).astype(np.int64), 0)
-    hi = np.floor(c.max(axis=1)).astype(np.int64)
-    hi = np.minimum(hi, np.array([width - 1, height - 1]))
+    hi = np.minimum(np.floor(c.max(axis=1)).astype(np.int64), np.array([width - 1, height - 1]))
     nx, ny = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
     count = np.where((nx > 0) & (ny > 0), nx * ny, 0)
-    tri = np.repeat(np.arange(len(index)), count)
-    local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    x = lo[tri, 0] + local % nx[tri]
-    y = lo[tri, 1] + local // nx[tri]
-    a, b, d = c[tri, 0], c[tri, 1], c[tri, 2]
-    # Each edge's side test, signed by the triangle's orientation: ≥ 0 on all three inside.
+    a, b, d = c[:, 0], c[:, 1], c[:, 2]
     turn = np.sign((b[:, 0] - a[:, 0]) * (d[:, 1] - a[:, 1])
                    - (b[:, 1] - a[:, 1]) * (d[:, 0] - a[:, 0]))
-    inside = np.ones(len(tri), dtype=bool)
+    # Each edge p → q as A·dx + B·dy + C, over a node's offset (dx, dy) from its triangle's
+    # box corner, signed by the triangle's orientation: ≥ 0 on all three edges inside.
+    edges = []
     for p, q in ((a, b), (b, d), (d, a)):
-        inside &= turn * ((q[:, 0] - p[:, 0]) * (y - p[:, 1])
-                          - (q[:, 1] - p[:, 1]) * (x - p[:, 0])) >= 0
+        ea, eb = -turn * (q[:, 1] - p[:, 1]), turn * (q[:, 0] - p[:, 0])
+        edges.append((ea, eb, -(ea * (p[:, 0] - lo[:, 0]) + eb * (p[:, 1] - lo[:, 1]))))
+    # Every (triangle, node of its box) pair, triangles in ascending order.
+    tri = np.repeat(np.arange(len(index)), count)
+    local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    dx, dy = np.divmod(local, nx[tri])[::-1]
+    inside = np.ones(len(tri), dtype=bool)
+    for ea, eb, ec in edges:
+        inside &= ea[tri] * dx + eb[tri] * dy + ec[tri] >= 0
+    t = tri[inside]
     ids = np.zeros(height * width, dtype=np.int32)
-    np.maximum.at(ids, y[inside] * width + x[inside], (index[tri[inside]] + 1).astype(np.int32))
+    # Pairs in ascending triangle order: where several hold a node, the last written wins.
+    ids[(lo[t, 1] + dy[inside]) * width + lo[t, 0] + dx[inside]] = \
+        (index[t] + 1).astype(np.int32)
     return ids.reshape(height, width)
 
 

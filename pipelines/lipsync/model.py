@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import Delaunay  # type: ignore[import-untyped]
 
-from pipelines.faces.geometry import mouth_opening
+from pipelines.faces.geometry import mouth_opening, smoothed_points
 from pipelines.faces.landmark_file import TrackLandmarks
 from pipelines.faces.landmarks import (
     LIPS_INNER_LOWER,
@@ -196,26 +196,13 @@ class LowerFaceModel:
 
     def pose(self, track: TrackLandmarks, row: int, run: tuple[int, int]) -> Similarity:
         """Zero-phase smoothed head pose at ``row`` (only rows of the same run contribute)."""
-        window = _window(row, run, _POSE_SIGMA)
-        stable = list(STABLE_POINTS)
-        points = sum(w * np.asarray(track.meshes[r][stable], dtype=np.float64)
-                     for r, w in window)
-        return fit_similarity(self.stable_reference, np.asarray(points))
+        return fit_similarity(self.stable_reference,
+                              smoothed_points(track.meshes, row, run, _POSE_SIGMA,
+                                              list(STABLE_POINTS)))
 
     def source(self, track: TrackLandmarks, row: int, run: tuple[int, int]) -> Points:
         """Lightly smoothed image positions of :attr:`vertices` (where the texture is)."""
-        window = _window(row, run, _SOURCE_SIGMA)
-        idx = self.vertices
-        out = sum(w * np.asarray(track.meshes[r][idx], dtype=np.float64) for r, w in window)
-        return np.asarray(out)
-
-
-def _window(row: int, run: tuple[int, int], sigma: float) -> list[tuple[int, float]]:
-    reach = int(np.ceil(2.5 * sigma))
-    rows = range(max(run[0], row - reach), min(run[1], row + reach + 1))
-    weights = np.exp(-0.5 * ((np.array(rows) - row) / sigma) ** 2)
-    weights /= weights.sum()
-    return list(zip(rows, weights.tolist(), strict=True))
+        return smoothed_points(track.meshes, row, run, _SOURCE_SIGMA, self.vertices)
 
 
 def _lip_weight(template: Points, pts: Points) -> NDArray[np.float64]:

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from pipelines.faces.geometry import smoothed_points
 from pipelines.faces.landmarks import (
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
@@ -130,13 +131,6 @@ class MeshEdit:
     target_eyes: float      # the target's lid gap / the source's usual one
 
 
-def _window(row: int, run: tuple[int, int], sigma: float) -> tuple[list[int], Points]:
-    reach = int(np.ceil(2.5 * sigma))
-    rows = list(range(max(run[0], row - reach), min(run[1], row + reach + 1)))
-    weights = np.exp(-0.5 * ((np.array(rows) - row) / sigma) ** 2)
-    return rows, weights / weights.sum()
-
-
 class EmbeddedReenact:
     """See the module docstring. ``grid_step``: the warp's coarse-grid spacing in pixels."""
 
@@ -198,14 +192,9 @@ class EmbeddedReenact:
     def _source(self, prepared: PreparedFace, row: int, run: tuple[int, int]
                 ) -> tuple[Similarity, Points]:
         meshes = prepared.face.landmarks.meshes
-        rows, w = _window(row, run, POSE_SIGMA)
-        stable = np.einsum("r,rpk->pk", w, np.asarray(meshes[rows][:, list(STABLE_POINTS)],
-                                                      dtype=np.float64))
+        stable = smoothed_points(meshes, row, run, POSE_SIGMA, list(STABLE_POINTS))
         pose = fit_similarity(prepared.model.stable_reference, stable)
-        rows, w = _window(row, run, SOURCE_SIGMA)
-        source = np.einsum("r,rpk->pk", w, np.asarray(meshes[rows][:, :SURFACE],
-                                                      dtype=np.float64))
-        return pose, source
+        return pose, smoothed_points(meshes, row, run, SOURCE_SIGMA, slice(0, SURFACE))
 
     def _edit(self, prepared: PreparedFace, frame: int, pose: Similarity, source: Points,
               recorded: Points, ramp: float) -> MeshEdit:
